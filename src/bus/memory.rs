@@ -1,0 +1,430 @@
+//! The in-process bus: Kafka's semantics (partitions, consumer groups, committed offsets,
+//! at-least-once redelivery) in memory, bounded per partition.
+//!
+//! Bound: a partition keeps at most `capacity` records. Records every consumer group has
+//! committed are dropped first; when the oldest record is still needed by some group, `publish`
+//! waits for that group to commit (backpressure) rather than drop it. A topic no group has ever
+//! subscribed to keeps only its newest `capacity` records, as Kafka's retention would.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use super::{
+    partition_for_key, validate_topic_name, Bus, BusError, BusMessage, CommitOffset, Consumer, OutRecord,
+    PartitionLag,
+};
+
+pub struct MemoryBus {
+    topics: Mutex<HashMap<String, Arc<TopicLog>>>,
+    capacity: usize,
+    next_member: AtomicU64,
+}
+
+struct TopicLog {
+    name: Arc<str>,
+    state: Mutex<TopicState>,
+    /// Woken when records are appended or a group's membership changes.
+    data: Notify,
+    /// Woken when a commit may have freed space.
+    space: Notify,
+}
+
+struct TopicState {
+    partitions: Vec<PartitionLog>,
+    groups: HashMap<String, GroupState>,
+    round_robin: u32,
+}
+
+#[derive(Default)]
+struct PartitionLog {
+    /// Offset of `records[0]`.
+    base: u64,
+    records: VecDeque<Stored>,
+}
+
+struct Stored {
+    key: Option<Bytes>,
+    payload: Bytes,
+    timestamp_ms: i64,
+}
+
+struct GroupState {
+    committed: Vec<Option<u64>>,
+    members: BTreeSet<u64>,
+    generation: u64,
+}
+
+impl PartitionLog {
+    fn end(&self) -> u64 {
+        self.base + self.records.len() as u64
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave the log half-written (every mutation is a single
+    // push/pop), so a poisoned lock is still safe to use.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl MemoryBus {
+    /// A bus whose partitions hold at most `capacity` records each.
+    pub fn new(capacity: usize) -> Self {
+        MemoryBus { topics: Mutex::new(HashMap::new()), capacity: capacity.max(1), next_member: AtomicU64::new(1) }
+    }
+
+    fn topic(&self, name: &str) -> Result<Arc<TopicLog>, BusError> {
+        lock(&self.topics).get(name).cloned().ok_or_else(|| BusError::UnknownTopic(name.to_owned()))
+    }
+}
+
+impl TopicState {
+    /// Drops head records every group has committed past; with no groups, drops freely.
+    fn trim(&mut self, partition: usize, capacity: usize) -> bool {
+        let min_committed = self
+            .groups
+            .values()
+            .map(|g| g.committed[partition].unwrap_or(0))
+            .min()
+            .unwrap_or(u64::MAX);
+        let log = &mut self.partitions[partition];
+        let mut freed = false;
+        while log.records.len() >= capacity && log.base < min_committed {
+            log.records.pop_front();
+            log.base += 1;
+            freed = true;
+        }
+        freed || log.records.len() < capacity
+    }
+}
+
+#[async_trait]
+impl Bus for MemoryBus {
+    async fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<(), BusError> {
+        validate_topic_name(topic)?;
+        let partitions = partitions.max(1);
+        let mut topics = lock(&self.topics);
+        if let Some(existing) = topics.get(topic) {
+            let have = lock(&existing.state).partitions.len() as u32;
+            return if have == partitions {
+                Ok(())
+            } else {
+                Err(BusError::PartitionMismatch { topic: topic.to_owned(), existing: have, requested: partitions })
+            };
+        }
+        let log = TopicLog {
+            name: Arc::from(topic),
+            state: Mutex::new(TopicState {
+                partitions: (0..partitions).map(|_| PartitionLog::default()).collect(),
+                groups: HashMap::new(),
+                round_robin: 0,
+            }),
+            data: Notify::new(),
+            space: Notify::new(),
+        };
+        topics.insert(topic.to_owned(), Arc::new(log));
+        Ok(())
+    }
+
+    async fn publish(&self, topic: &str, records: Vec<OutRecord>) -> Result<(), BusError> {
+        let log = self.topic(topic)?;
+        let now = crate::model::now_ms();
+        let mut pending = records.into_iter().peekable();
+        while pending.peek().is_some() {
+            let space = log.space.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            {
+                let mut st = lock(&log.state);
+                let n = st.partitions.len() as u32;
+                while let Some(rec) = pending.peek() {
+                    let p = match &rec.key {
+                        Some(k) => partition_for_key(k, n),
+                        None => {
+                            st.round_robin = st.round_robin.wrapping_add(1);
+                            st.round_robin % n
+                        }
+                    } as usize;
+                    if !st.trim(p, self.capacity) {
+                        break;
+                    }
+                    let rec = pending.next().expect("peeked");
+                    st.partitions[p].records.push_back(Stored { key: rec.key, payload: rec.payload, timestamp_ms: now });
+                }
+            }
+            log.data.notify_waiters();
+            if pending.peek().is_some() {
+                // Full and the oldest record is still needed: wait for a commit.
+                space.await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, group: &str, topic: &str) -> Result<Box<dyn Consumer>, BusError> {
+        let log = self.topic(topic)?;
+        let member = self.next_member.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut st = lock(&log.state);
+            let n = st.partitions.len();
+            let g = st.groups.entry(group.to_owned()).or_insert_with(|| GroupState {
+                committed: vec![None; n],
+                members: BTreeSet::new(),
+                generation: 0,
+            });
+            g.members.insert(member);
+            g.generation += 1;
+        }
+        log.data.notify_waiters();
+        Ok(Box::new(MemoryConsumer {
+            log,
+            group: group.to_owned(),
+            member,
+            generation: 0,
+            positions: HashMap::new(),
+            order: Vec::new(),
+        }))
+    }
+
+    async fn lag(&self, group: &str, topic: &str) -> Result<Vec<PartitionLag>, BusError> {
+        let log = self.topic(topic)?;
+        let st = lock(&log.state);
+        Ok(st
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(p, part)| {
+                let committed = st.groups.get(group).and_then(|g| g.committed[p]).unwrap_or(part.base);
+                PartitionLag { topic: topic.to_owned(), partition: p as u32, committed, end: part.end() }
+            })
+            .collect())
+    }
+}
+
+struct MemoryConsumer {
+    log: Arc<TopicLog>,
+    group: String,
+    member: u64,
+    /// Group generation this member's assignment was computed for.
+    generation: u64,
+    /// Assigned partition → next offset to read.
+    positions: HashMap<u32, u64>,
+    /// Assigned partitions, in the order they are served.
+    order: Vec<u32>,
+}
+
+impl MemoryConsumer {
+    /// Re-reads the assignment after a membership change: partition `p` belongs to the member at
+    /// index `p % members` in id order. Newly assigned partitions resume from the committed offset.
+    fn sync_assignment(&mut self, st: &TopicState) {
+        let Some(g) = st.groups.get(&self.group) else { return };
+        if g.generation == self.generation {
+            return;
+        }
+        self.generation = g.generation;
+        let members: Vec<u64> = g.members.iter().copied().collect();
+        let Some(me) = members.iter().position(|m| *m == self.member) else { return };
+        let n = st.partitions.len();
+        let assigned: Vec<u32> = (0..n).filter(|p| p % members.len() == me).map(|p| p as u32).collect();
+        self.positions.retain(|p, _| assigned.contains(p));
+        for p in &assigned {
+            let part = &st.partitions[*p as usize];
+            self.positions
+                .entry(*p)
+                .or_insert_with(|| g.committed[*p as usize].unwrap_or(part.base).max(part.base));
+        }
+        self.order = assigned;
+    }
+
+    fn read(&mut self, max: usize) -> Vec<BusMessage> {
+        let log = self.log.clone();
+        let st = lock(&log.state);
+        self.sync_assignment(&st);
+        let mut out = Vec::new();
+        for p in self.order.clone() {
+            if out.len() >= max {
+                break;
+            }
+            let part = &st.partitions[p as usize];
+            let pos = self.positions.get_mut(&p).expect("assigned partition has a position");
+            *pos = (*pos).max(part.base);
+            let start = (*pos - part.base) as usize;
+            for (i, rec) in part.records.iter().skip(start).take(max - out.len()).enumerate() {
+                out.push(BusMessage {
+                    topic: self.log.name.clone(),
+                    partition: p,
+                    offset: *pos + i as u64,
+                    key: rec.key.clone(),
+                    payload: rec.payload.clone(),
+                    timestamp_ms: rec.timestamp_ms,
+                });
+            }
+            *pos = out.iter().filter(|m| m.partition == p).map(|m| m.offset + 1).max().unwrap_or(*pos);
+        }
+        // Serve partitions fairly: the next poll starts after the one served first this time.
+        if !self.order.is_empty() {
+            self.order.rotate_left(1);
+        }
+        out
+    }
+}
+
+#[async_trait]
+impl Consumer for MemoryConsumer {
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<BusMessage>, BusError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let log = self.log.clone();
+            let data = log.data.notified();
+            tokio::pin!(data);
+            data.as_mut().enable();
+            let out = self.read(max.max(1));
+            if !out.is_empty() {
+                return Ok(out);
+            }
+            if tokio::time::timeout_at(deadline, data).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn commit(&mut self, offsets: &[CommitOffset]) -> Result<(), BusError> {
+        let log = self.log.clone();
+        {
+            let mut st = lock(&log.state);
+            self.sync_assignment(&st);
+            for c in offsets {
+                if !self.positions.contains_key(&c.partition) {
+                    return Err(BusError::NotAssigned { topic: self.log.name.to_string(), partition: c.partition });
+                }
+            }
+            let g = st.groups.get_mut(&self.group).ok_or(BusError::Closed)?;
+            for c in offsets {
+                let slot = &mut g.committed[c.partition as usize];
+                *slot = Some(slot.unwrap_or(0).max(c.next_offset));
+            }
+        }
+        log.space.notify_waiters();
+        Ok(())
+    }
+
+    async fn pending(&mut self) -> Result<u64, BusError> {
+        let log = self.log.clone();
+        let st = lock(&log.state);
+        self.sync_assignment(&st);
+        Ok(self
+            .positions
+            .iter()
+            .map(|(p, pos)| st.partitions[*p as usize].end().saturating_sub(*pos))
+            .sum())
+    }
+
+    fn topic(&self) -> &str {
+        &self.log.name
+    }
+}
+
+impl Drop for MemoryConsumer {
+    fn drop(&mut self) {
+        let mut st = lock(&self.log.state);
+        if let Some(g) = st.groups.get_mut(&self.group) {
+            g.members.remove(&self.member);
+            g.generation += 1;
+        }
+        drop(st);
+        self.log.data.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(key: &str, v: &str) -> OutRecord {
+        OutRecord::keyed(key, Bytes::copy_from_slice(v.as_bytes()))
+    }
+
+    const T: Duration = Duration::from_millis(50);
+
+    #[tokio::test]
+    async fn uncommitted_records_are_redelivered_after_restart() {
+        let bus = MemoryBus::new(1000);
+        bus.ensure_topic("d", 2).await.unwrap();
+        bus.publish("d", (0..10).map(|i| rec(&format!("k{i}"), &i.to_string())).collect()).await.unwrap();
+        let mut c = bus.subscribe("g", "d").await.unwrap();
+        let first = c.poll(100, T).await.unwrap();
+        assert_eq!(first.len(), 10);
+        // Commit only part of it, then "crash".
+        let half: Vec<_> = first.iter().filter(|m| m.partition == 0).cloned().collect();
+        c.commit(&crate::bus::commit_positions(&half)).await.unwrap();
+        drop(c);
+        let mut c = bus.subscribe("g", "d").await.unwrap();
+        let again = c.poll(100, T).await.unwrap();
+        assert_eq!(again.len(), 10 - half.len(), "exactly the uncommitted records come back");
+        assert!(again.iter().all(|m| m.partition == 1));
+    }
+
+    #[tokio::test]
+    async fn same_key_keeps_order_in_one_partition() {
+        let bus = MemoryBus::new(1000);
+        bus.ensure_topic("d", 4).await.unwrap();
+        bus.publish("d", (0..50).map(|i| rec("BTCUSDT", &i.to_string())).collect()).await.unwrap();
+        let mut c = bus.subscribe("g", "d").await.unwrap();
+        let got = c.poll(100, T).await.unwrap();
+        assert!(got.iter().all(|m| m.partition == partition_for_key(b"BTCUSDT", 4)));
+        let values: Vec<String> = got.iter().map(|m| String::from_utf8(m.payload.to_vec()).unwrap()).collect();
+        assert_eq!(values, (0..50).map(|i| i.to_string()).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn group_members_share_partitions_and_groups_are_independent() {
+        let bus = MemoryBus::new(1000);
+        bus.ensure_topic("d", 4).await.unwrap();
+        let mut a = bus.subscribe("g", "d").await.unwrap();
+        let mut b = bus.subscribe("g", "d").await.unwrap();
+        let mut other = bus.subscribe("h", "d").await.unwrap();
+        bus.publish("d", (0..200).map(|i| rec(&format!("k{i}"), "x")).collect()).await.unwrap();
+        let ga = a.poll(1000, T).await.unwrap();
+        let gb = b.poll(1000, T).await.unwrap();
+        assert_eq!(ga.len() + gb.len(), 200);
+        assert!(!ga.is_empty() && !gb.is_empty());
+        let pa: BTreeSet<u32> = ga.iter().map(|m| m.partition).collect();
+        assert!(gb.iter().all(|m| !pa.contains(&m.partition)), "no partition is read by two members");
+        assert_eq!(other.poll(1000, T).await.unwrap().len(), 200);
+        // When b leaves, a takes its partitions over from the committed offsets (none: earliest).
+        drop(b);
+        let after = a.poll(1000, T).await.unwrap();
+        assert_eq!(after.len(), gb.len());
+    }
+
+    #[tokio::test]
+    async fn full_partition_applies_backpressure_until_commit() {
+        let bus = Arc::new(MemoryBus::new(4));
+        bus.ensure_topic("d", 1).await.unwrap();
+        let mut c = bus.subscribe("g", "d").await.unwrap();
+        bus.publish("d", (0..4).map(|i| rec("k", &i.to_string())).collect()).await.unwrap();
+        let b2 = bus.clone();
+        let blocked = tokio::spawn(async move { b2.publish("d", vec![rec("k", "4")]).await });
+        let got = c.poll(10, T).await.unwrap();
+        assert_eq!(got.len(), 4);
+        assert!(!blocked.is_finished(), "publish waits while the oldest record is uncommitted");
+        c.commit(&crate::bus::commit_positions(&got)).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), blocked).await.unwrap().unwrap().unwrap();
+        let lag = bus.lag("g", "d").await.unwrap();
+        assert_eq!((lag[0].committed, lag[0].end, lag[0].lag()), (4, 5, 1));
+    }
+
+    #[tokio::test]
+    async fn unknown_topics_and_bad_names_are_errors() {
+        let bus = MemoryBus::new(10);
+        assert!(matches!(bus.publish("nope", vec![]).await, Err(BusError::UnknownTopic(_))));
+        assert!(matches!(bus.ensure_topic("bad name", 1).await, Err(BusError::InvalidTopicName(_))));
+        bus.ensure_topic("t", 2).await.unwrap();
+        assert!(matches!(bus.ensure_topic("t", 3).await, Err(BusError::PartitionMismatch { .. })));
+    }
+}

@@ -1,0 +1,147 @@
+//! The message bus: topics split into key-hashed partitions, consumer groups with committed
+//! offsets, at-least-once delivery. Actors see only the [`Bus`] and [`Consumer`] traits; the
+//! in-process [`memory::MemoryBus`] is the embedded default and Kafka slots in beside it.
+
+pub mod memory;
+mod partitioner;
+pub mod topics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub use partitioner::partition_for_key;
+
+/// A record read from a topic.
+#[derive(Debug, Clone)]
+pub struct BusMessage {
+    pub topic: Arc<str>,
+    pub partition: u32,
+    pub offset: u64,
+    pub key: Option<Bytes>,
+    pub payload: Bytes,
+    /// Append time, epoch ms.
+    pub timestamp_ms: i64,
+}
+
+/// A record to append to a topic.
+#[derive(Debug, Clone)]
+pub struct OutRecord {
+    pub key: Option<Bytes>,
+    pub payload: Bytes,
+}
+
+impl OutRecord {
+    pub fn keyed(key: impl AsRef<[u8]>, payload: impl Into<Bytes>) -> Self {
+        OutRecord { key: Some(Bytes::copy_from_slice(key.as_ref())), payload: payload.into() }
+    }
+}
+
+/// The position a group has committed on one partition: the offset of the next record to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitOffset {
+    pub partition: u32,
+    pub next_offset: u64,
+}
+
+/// Consumer lag of a group on one partition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: u32,
+    pub committed: u64,
+    pub end: u64,
+}
+
+impl PartitionLag {
+    pub fn lag(&self) -> u64 {
+        self.end.saturating_sub(self.committed)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("topic `{0}` does not exist; create it first (topics are never auto-created)")]
+    UnknownTopic(String),
+    #[error("topic `{topic}` already exists with {existing} partitions, asked for {requested}")]
+    PartitionMismatch { topic: String, existing: u32, requested: u32 },
+    #[error("invalid topic name {0:?}: use 1-249 characters from [a-zA-Z0-9._-]")]
+    InvalidTopicName(String),
+    #[error("bus url {0:?} is not supported: use memory:// (kafka:// arrives with the Kafka bus)")]
+    UnsupportedUrl(String),
+    #[error("commit for partition {partition} of `{topic}` which this consumer is not assigned")]
+    NotAssigned { topic: String, partition: u32 },
+    #[error("the bus is shut down")]
+    Closed,
+}
+
+/// A message bus with Kafka's model.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Creates `topic` with `partitions` partitions if it does not exist.
+    async fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<(), BusError>;
+
+    /// Appends records in order; returns once the bus has acknowledged all of them. Records with
+    /// the same key land in the same partition, so per-key order holds. May wait while the topic
+    /// is full (backpressure), never drops.
+    async fn publish(&self, topic: &str, records: Vec<OutRecord>) -> Result<(), BusError>;
+
+    /// Joins `group` as a new member consuming `topic`. Partitions are shared among the group's
+    /// members; each resumes from the group's committed offsets (earliest when none).
+    async fn subscribe(&self, group: &str, topic: &str) -> Result<Box<dyn Consumer>, BusError>;
+
+    /// Lag of `group` on every partition of `topic`.
+    async fn lag(&self, group: &str, topic: &str) -> Result<Vec<PartitionLag>, BusError>;
+}
+
+/// One member of a consumer group on one topic. Dropping it leaves the group; uncommitted
+/// records are then delivered again to whichever member takes the partition over.
+#[async_trait]
+pub trait Consumer: Send {
+    /// Up to `max` records from the assigned partitions, waiting at most `timeout` for the first.
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<BusMessage>, BusError>;
+
+    /// Commits positions (the next offset to read) for the group.
+    async fn commit(&mut self, offsets: &[CommitOffset]) -> Result<(), BusError>;
+
+    /// Records on assigned partitions not yet read by this member.
+    async fn pending(&mut self) -> Result<u64, BusError>;
+
+    /// The topic this member consumes.
+    fn topic(&self) -> &str;
+}
+
+/// Opens the bus named by a URL: `memory://` (the embedded default).
+pub fn open(url: &str, memory_capacity: usize) -> Result<Arc<dyn Bus>, BusError> {
+    match url.split_once("://") {
+        Some(("memory", _)) => Ok(Arc::new(memory::MemoryBus::new(memory_capacity))),
+        _ => Err(BusError::UnsupportedUrl(url.to_owned())),
+    }
+}
+
+/// Highest `offset + 1` per partition in a batch: what to commit once the batch is stored.
+pub fn commit_positions(messages: &[BusMessage]) -> Vec<CommitOffset> {
+    let mut out: Vec<CommitOffset> = Vec::new();
+    for m in messages {
+        match out.iter_mut().find(|c| c.partition == m.partition) {
+            Some(c) => c.next_offset = c.next_offset.max(m.offset + 1),
+            None => out.push(CommitOffset { partition: m.partition, next_offset: m.offset + 1 }),
+        }
+    }
+    out
+}
+
+pub(crate) fn validate_topic_name(topic: &str) -> Result<(), BusError> {
+    let ok = !topic.is_empty()
+        && topic.len() <= 249
+        && topic != "."
+        && topic != ".."
+        && topic.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(BusError::InvalidTopicName(topic.to_owned()))
+    }
+}

@@ -1,0 +1,13 @@
+//! Topic names shared by every node (seed 001 §3) and the naming rules for data topics.
+
+/// Commands from queue-manager to workers.
+pub const QUEUE_CONTROL: &str = "queue-control";
+/// Telemetry from every worker.
+pub const QUEUE_EVENTS: &str = "queue-events";
+/// Messages a consumer could not use, with the reason, so nothing is silently lost.
+pub const DEAD_LETTER: &str = "dead-letter";
+
+/// The per-workflow data topic of the seeds: `<queue_id>-data`.
+pub fn data_topic(queue_id: &str) -> String {
+    format!("{queue_id}-data")
+}

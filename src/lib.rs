@@ -1,0 +1,18 @@
+//! StreamForge: Binance market data through a bus into a store, run by supervised actors.
+//!
+//! Module map:
+//! - [`model`]: normalized records (candle, trade, depth, snapshot) and the `queue-control` /
+//!   `queue-events` protocol.
+//! - [`bus`]: the bus trait (topics, partitions, consumer groups) and the in-process bus.
+//! - [`store`]: the store trait (idempotent upserts, high-water marks, workflows) and SQLite.
+//! - [`exchange`]: the Binance REST client used by loaders.
+//! - [`replay`]: a Binance-compatible HTTP/WebSocket server over recorded data (tests, offline demo).
+//! - [`actors`]: loader, connector and dummy actors, and the telemetry they emit.
+//! - [`supervision`]: supervisors that restart failed actors.
+//! - [`admin`]: the admin HTTP server (`/healthz`, `/readyz`, `/metrics`) and metrics.
+//! - [`config`]: configuration as validated data (TOML + environment).
+//! - [`app`]: the commands the binary runs (`run`, `node`, `replay-server`).
+
+pub mod bus;
+pub mod model;
+pub mod store;

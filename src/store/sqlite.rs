@@ -1,0 +1,395 @@
+//! The embedded store: one SQLite file (bundled SQLite, WAL), a table per collection.
+//!
+//! Decimals are stored as Binance's text so their value is exact; read them in SQL with
+//! `CAST(close AS REAL)` or in pandas with `astype(float)` / `Decimal`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::{validate_collection, CollectionInfo, Store, StoreError, Workflow};
+use crate::model::{Candle, DataRecord, Decimal, RecordKind};
+
+pub struct SqliteStore {
+    conn: Arc<Mutex<Inner>>,
+}
+
+struct Inner {
+    conn: Connection,
+    /// Collection → kind, mirrored from `sf_collections`.
+    kinds: HashMap<String, RecordKind>,
+}
+
+const CATALOG: &str = "
+CREATE TABLE IF NOT EXISTS sf_collections (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sf_workflows (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);";
+
+fn table_ddl(name: &str, kind: RecordKind) -> String {
+    match kind {
+        RecordKind::Candle => format!(
+            "CREATE TABLE IF NOT EXISTS {name} (
+                symbol TEXT NOT NULL, interval TEXT NOT NULL, open_time INTEGER NOT NULL,
+                close_time INTEGER NOT NULL, open TEXT NOT NULL, high TEXT NOT NULL, low TEXT NOT NULL,
+                close TEXT NOT NULL, volume TEXT NOT NULL, quote_volume TEXT, trades INTEGER,
+                taker_buy_base TEXT, taker_buy_quote TEXT, closed INTEGER NOT NULL,
+                PRIMARY KEY (symbol, interval, open_time)) WITHOUT ROWID"
+        ),
+        RecordKind::Trade => format!(
+            "CREATE TABLE IF NOT EXISTS {name} (
+                symbol TEXT NOT NULL, kind TEXT NOT NULL, id INTEGER NOT NULL, price TEXT NOT NULL,
+                qty TEXT NOT NULL, time INTEGER NOT NULL, is_buyer_maker INTEGER NOT NULL,
+                first_trade_id INTEGER, last_trade_id INTEGER,
+                PRIMARY KEY (symbol, kind, id)) WITHOUT ROWID"
+        ),
+        RecordKind::DepthUpdate => format!(
+            "CREATE TABLE IF NOT EXISTS {name} (
+                symbol TEXT NOT NULL, final_update_id INTEGER NOT NULL, first_update_id INTEGER NOT NULL,
+                event_time INTEGER NOT NULL, bids TEXT NOT NULL, asks TEXT NOT NULL,
+                PRIMARY KEY (symbol, final_update_id)) WITHOUT ROWID"
+        ),
+        RecordKind::BookSnapshot => format!(
+            "CREATE TABLE IF NOT EXISTS {name} (
+                symbol TEXT NOT NULL, last_update_id INTEGER NOT NULL, bids TEXT NOT NULL, asks TEXT NOT NULL,
+                PRIMARY KEY (symbol, last_update_id)) WITHOUT ROWID"
+        ),
+    }
+}
+
+fn parse_kind(s: &str) -> Result<RecordKind, StoreError> {
+    [RecordKind::Candle, RecordKind::Trade, RecordKind::DepthUpdate, RecordKind::BookSnapshot]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown collection kind {s:?}")))
+}
+
+fn levels_json(levels: &[(Decimal, Decimal)]) -> String {
+    let v: Vec<[String; 2]> = levels.iter().map(|(p, q)| [p.to_string(), q.to_string()]).collect();
+    serde_json::to_string(&v).unwrap_or_default()
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`, in WAL mode.
+    pub fn open(path: &str) -> Result<Self, StoreError> {
+        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
+        }
+        let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database (tests, benchmarks).
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(CATALOG)?;
+        let kinds = {
+            let mut stmt = conn.prepare("SELECT name, kind FROM sf_collections")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            let mut kinds = HashMap::new();
+            for row in rows {
+                let (name, kind) = row?;
+                kinds.insert(name, parse_kind(&kind)?);
+            }
+            kinds
+        };
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(Inner { conn, kinds })) })
+    }
+
+    /// Runs `f` on the connection off the async runtime.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Inner) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+}
+
+impl Inner {
+    fn kind_of(&self, collection: &str) -> Result<Option<RecordKind>, StoreError> {
+        validate_collection(collection)?;
+        Ok(self.kinds.get(collection).copied())
+    }
+}
+
+/// Checks that `collection` holds `kind`, creating its table inside `tx` when new.
+fn ensure_collection(
+    kinds: &HashMap<String, RecordKind>,
+    tx: &Transaction<'_>,
+    collection: &str,
+    kind: RecordKind,
+) -> Result<(), StoreError> {
+    validate_collection(collection)?;
+    match kinds.get(collection) {
+        Some(k) if *k == kind => Ok(()),
+        Some(k) => Err(StoreError::KindMismatch {
+            collection: collection.to_owned(),
+            existing: k.as_str(),
+            requested: kind.as_str(),
+        }),
+        None => {
+            tx.execute_batch(&table_ddl(collection, kind))?;
+            tx.execute(
+                "INSERT OR IGNORE INTO sf_collections (name, kind, created_at) VALUES (?1, ?2, ?3)",
+                params![collection, kind.as_str(), crate::model::now_ms()],
+            )?;
+            Ok(())
+        }
+    }
+}
+
+fn write_batch(tx: &Transaction<'_>, collection: &str, records: &[DataRecord]) -> Result<(), StoreError> {
+    let Some(first) = records.first() else { return Ok(()) };
+    let kind = first.kind();
+    if let Some(other) = records.iter().find(|r| r.kind() != kind) {
+        return Err(StoreError::KindMismatch {
+            collection: collection.to_owned(),
+            existing: kind.as_str(),
+            requested: other.kind().as_str(),
+        });
+    }
+    match kind {
+        RecordKind::Candle => {
+            let mut stmt = tx.prepare_cached(&format!(
+                "INSERT INTO {collection} (symbol, interval, open_time, close_time, open, high, low, close, volume,
+                    quote_volume, trades, taker_buy_base, taker_buy_quote, closed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT (symbol, interval, open_time) DO UPDATE SET close_time = excluded.close_time,
+                    open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+                    volume = excluded.volume, quote_volume = excluded.quote_volume, trades = excluded.trades,
+                    taker_buy_base = excluded.taker_buy_base, taker_buy_quote = excluded.taker_buy_quote,
+                    closed = excluded.closed"
+            ))?;
+            for r in records {
+                let DataRecord::Candle(c) = r else { continue };
+                stmt.execute(params![
+                    c.symbol,
+                    c.interval.as_str(),
+                    c.open_time,
+                    c.close_time,
+                    c.open.to_string(),
+                    c.high.to_string(),
+                    c.low.to_string(),
+                    c.close.to_string(),
+                    c.volume.to_string(),
+                    c.quote_volume.map(|d| d.to_string()),
+                    c.trades.map(|n| n as i64),
+                    c.taker_buy_base.map(|d| d.to_string()),
+                    c.taker_buy_quote.map(|d| d.to_string()),
+                    c.closed,
+                ])?;
+            }
+        }
+        RecordKind::Trade => {
+            let mut stmt = tx.prepare_cached(&format!(
+                "INSERT INTO {collection} (symbol, kind, id, price, qty, time, is_buyer_maker, first_trade_id, last_trade_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (symbol, kind, id) DO UPDATE SET price = excluded.price, qty = excluded.qty,
+                    time = excluded.time, is_buyer_maker = excluded.is_buyer_maker,
+                    first_trade_id = excluded.first_trade_id, last_trade_id = excluded.last_trade_id"
+            ))?;
+            for r in records {
+                let DataRecord::Trade(t) = r else { continue };
+                stmt.execute(params![
+                    t.symbol,
+                    t.kind.as_str(),
+                    t.id,
+                    t.price.to_string(),
+                    t.qty.to_string(),
+                    t.time,
+                    t.is_buyer_maker,
+                    t.first_trade_id,
+                    t.last_trade_id,
+                ])?;
+            }
+        }
+        RecordKind::DepthUpdate => {
+            let mut stmt = tx.prepare_cached(&format!(
+                "INSERT INTO {collection} (symbol, final_update_id, first_update_id, event_time, bids, asks)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (symbol, final_update_id) DO UPDATE SET first_update_id = excluded.first_update_id,
+                    event_time = excluded.event_time, bids = excluded.bids, asks = excluded.asks"
+            ))?;
+            for r in records {
+                let DataRecord::DepthUpdate(d) = r else { continue };
+                stmt.execute(params![
+                    d.symbol,
+                    d.final_update_id,
+                    d.first_update_id,
+                    d.event_time,
+                    levels_json(&d.bids),
+                    levels_json(&d.asks)
+                ])?;
+            }
+        }
+        RecordKind::BookSnapshot => {
+            let mut stmt = tx.prepare_cached(&format!(
+                "INSERT INTO {collection} (symbol, last_update_id, bids, asks) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (symbol, last_update_id) DO UPDATE SET bids = excluded.bids, asks = excluded.asks"
+            ))?;
+            for r in records {
+                let DataRecord::BookSnapshot(s) = r else { continue };
+                stmt.execute(params![s.symbol, s.last_update_id, levels_json(&s.bids), levels_json(&s.asks)])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn dec(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Decimal> {
+    let s: String = row.get(idx)?;
+    s.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn opt_dec(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Option<Decimal>> {
+    let s: Option<String> = row.get(idx)?;
+    s.map(|s| s.parse())
+        .transpose()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn upsert(&self, collection: &str, records: Vec<DataRecord>) -> Result<(), StoreError> {
+        let collection = collection.to_owned();
+        self.with(move |inner| {
+            let Some(first) = records.first() else { return Ok(()) };
+            let kind = first.kind();
+            let Inner { conn, kinds } = inner;
+            let tx = conn.transaction()?;
+            ensure_collection(kinds, &tx, &collection, kind)?;
+            write_batch(&tx, &collection, &records)?;
+            tx.commit()?;
+            kinds.insert(collection, kind);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn high_water_mark(&self, collection: &str, symbol: &str) -> Result<Option<i64>, StoreError> {
+        let (collection, symbol) = (collection.to_owned(), symbol.to_owned());
+        self.with(move |inner| {
+            let Some(kind) = inner.kind_of(&collection)? else { return Ok(None) };
+            let column = match kind {
+                RecordKind::Candle => "open_time",
+                RecordKind::Trade => "id",
+                RecordKind::DepthUpdate => "final_update_id",
+                RecordKind::BookSnapshot => "last_update_id",
+            };
+            let sql = format!("SELECT MAX({column}) FROM {collection} WHERE symbol = ?1");
+            Ok(inner.conn.query_row(&sql, [symbol], |r| r.get::<_, Option<i64>>(0))?)
+        })
+        .await
+    }
+
+    async fn candles(&self, collection: &str, symbol: &str, from: i64, to: i64) -> Result<Vec<Candle>, StoreError> {
+        let (collection, symbol) = (collection.to_owned(), symbol.to_owned());
+        self.with(move |inner| {
+            match inner.kind_of(&collection)? {
+                None => return Ok(Vec::new()),
+                Some(RecordKind::Candle) => {}
+                Some(other) => {
+                    return Err(StoreError::KindMismatch {
+                        collection,
+                        existing: other.as_str(),
+                        requested: RecordKind::Candle.as_str(),
+                    })
+                }
+            }
+            let mut stmt = inner.conn.prepare(&format!(
+                "SELECT symbol, interval, open_time, close_time, open, high, low, close, volume, quote_volume,
+                        trades, taker_buy_base, taker_buy_quote, closed
+                 FROM {collection} WHERE symbol = ?1 AND open_time >= ?2 AND open_time < ?3 ORDER BY open_time"
+            ))?;
+            let rows = stmt.query_map(params![symbol, from, to], |r| {
+                let interval: String = r.get(1)?;
+                Ok(Candle {
+                    symbol: r.get(0)?,
+                    interval: interval.parse().map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+                    })?,
+                    open_time: r.get(2)?,
+                    close_time: r.get(3)?,
+                    open: dec(r, 4)?,
+                    high: dec(r, 5)?,
+                    low: dec(r, 6)?,
+                    close: dec(r, 7)?,
+                    volume: dec(r, 8)?,
+                    quote_volume: opt_dec(r, 9)?,
+                    trades: r.get::<_, Option<i64>>(10)?.map(|n| n as u64),
+                    taker_buy_base: opt_dec(r, 11)?,
+                    taker_buy_quote: opt_dec(r, 12)?,
+                    closed: r.get(13)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn collections(&self) -> Result<Vec<CollectionInfo>, StoreError> {
+        self.with(|inner| {
+            let mut names: Vec<(String, RecordKind)> = inner.kinds.iter().map(|(n, k)| (n.clone(), *k)).collect();
+            names.sort_by(|a, b| a.0.cmp(&b.0));
+            names
+                .into_iter()
+                .map(|(name, kind)| {
+                    let rows: i64 = inner.conn.query_row(&format!("SELECT COUNT(*) FROM {name}"), [], |r| r.get(0))?;
+                    Ok(CollectionInfo { name, kind: kind.as_str(), rows: rows as u64 })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn put_workflow(&self, workflow: &Workflow) -> Result<(), StoreError> {
+        let wf = workflow.clone();
+        self.with(move |inner| {
+            let body = serde_json::to_string(&wf).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            inner.conn.execute(
+                "INSERT INTO sf_workflows (id, status, body, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body,
+                    updated_at = excluded.updated_at",
+                params![wf.id, wf.status, body, wf.created_at, wf.updated_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn workflow(&self, id: &str) -> Result<Option<Workflow>, StoreError> {
+        let id = id.to_owned();
+        self.with(move |inner| {
+            let body: Option<String> = inner
+                .conn
+                .query_row("SELECT body FROM sf_workflows WHERE id = ?1", [id], |r| r.get(0))
+                .optional()?;
+            body.map(|b| serde_json::from_str(&b).map_err(|e| StoreError::Corrupt(e.to_string()))).transpose()
+        })
+        .await
+    }
+}
