@@ -16,3 +16,11 @@
 pub mod bus;
 pub mod model;
 pub mod store;
+pub mod replay;
+pub mod admin;
+pub mod exchange;
+pub mod supervision;
+pub mod actors;
+pub mod config;
+pub mod log;
+pub mod app;

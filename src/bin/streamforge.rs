@@ -1,1 +1,211 @@
-fn main() {}
+//! The `streamforge` binary: parses arguments, sets up logging, calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use streamforge::app::{self, node, run, AppError};
+use streamforge::config::{self, Config};
+use streamforge::model::{parse_date_or_time_ms, parse_time_range, Interval};
+use streamforge::replay::ReplayServer;
+
+#[derive(Parser)]
+#[command(name = "streamforge", version, about = "Binance market data → bus → store, run by supervised actors.")]
+struct Cli {
+    /// Log JSON lines (for a cluster's log shipper) instead of human-readable text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    /// Log filter, e.g. `info` or `streamforge=debug`.
+    #[arg(long, global = true, env = "STREAMFORGE_LOG")]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Common {
+    /// TOML configuration file (see docs/configuration.md).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Store URL, e.g. sqlite://./data/streamforge.db (overrides store.url).
+    #[arg(long)]
+    store: Option<String>,
+    /// Admin HTTP address, e.g. 127.0.0.1:9400 (overrides node.admin_addr).
+    #[arg(long)]
+    admin_addr: Option<String>,
+    /// Serve recorded data on loopback instead of calling Binance.
+    #[arg(long)]
+    offline: bool,
+    /// Recorded data folder for --offline (default: the bundled data/sample).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Backfill klines into the store through the bus, print a summary, exit.
+    Run {
+        #[command(flatten)]
+        common: Common,
+        /// Comma-separated symbols, e.g. BTCUSDT,ETHUSDT (offline default: all recorded).
+        #[arg(long, value_delimiter = ',')]
+        symbols: Vec<String>,
+        /// Kline interval: 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M.
+        #[arg(long, default_value = "1m")]
+        interval: String,
+        /// Start (inclusive): YYYY-MM-DD, YYYY-MM-DDTHH:MMZ or epoch ms.
+        #[arg(long)]
+        start: Option<String>,
+        /// End (exclusive), same forms; default: now (offline: end of the recording).
+        #[arg(long)]
+        end: Option<String>,
+        /// Both at once, as the seeds write it: 2024-08-01:2024-08-02.
+        #[arg(long, conflicts_with_all = ["start", "end"])]
+        time_range: Option<String>,
+        /// Binance REST base URL (overrides binance.rest_url).
+        #[arg(long)]
+        base_url: Option<String>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the long-running actor node until SIGTERM.
+    Node {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run a node with only the dummy actor (ping/pong, simulated loading, failures).
+    Dummy {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value = "dummy")]
+        queue_id: String,
+        /// Emit `loading` events every tick.
+        #[arg(long)]
+        simulate_loading: bool,
+        /// Send an `error` event and fail after N ticks.
+        #[arg(long, value_name = "N")]
+        fail_after: Option<u32>,
+        #[arg(long, default_value_t = 1000)]
+        tick_ms: u64,
+    },
+    /// Serve recorded Binance data over Binance's REST and WebSocket API.
+    ReplayServer {
+        /// Folder laid out like data/sample (klines/, ws/, trades/).
+        #[arg(long, default_value = "data/sample")]
+        data: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:9401")]
+        addr: String,
+        /// WebSocket pace: 1 = as recorded, 10 = ten times faster, 0 = no waiting.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
+}
+
+/// File and environment, then command-line overrides (`tweak`), validated once more.
+fn load_config(common: &Common, cli: &Cli, tweak: impl FnOnce(&mut Config)) -> Result<Config, AppError> {
+    let mut cfg = config::load(common.config.as_deref(), std::env::vars()).map_err(|e| AppError::Usage(e.to_string()))?;
+    if let Some(s) = &common.store {
+        cfg.store.url = s.clone();
+    }
+    if let Some(a) = &common.admin_addr {
+        cfg.node.admin_addr = a.clone();
+    }
+    if let Some(level) = &cli.log_level {
+        cfg.log.level = level.clone();
+    }
+    cfg.log.json |= cli.log_json;
+    tweak(&mut cfg);
+    let problems = cfg.validate();
+    if !problems.is_empty() {
+        return Err(AppError::Usage(config::ConfigErrors(problems).to_string()));
+    }
+    streamforge::log::init(cfg.log.json, &cfg.log.level);
+    Ok(cfg)
+}
+
+fn offline_dir(common: &Common, cfg: &Config) -> Option<PathBuf> {
+    (common.offline || cfg.node.offline).then(|| common.data.clone().unwrap_or_else(|| cfg.node.offline_data.clone().into()))
+}
+
+fn parse_time(flag: &str, v: &Option<String>) -> Result<Option<i64>, AppError> {
+    v.as_deref()
+        .map(parse_date_or_time_ms)
+        .transpose()
+        .map_err(|e| AppError::Usage(format!("--{flag}: {e}")))
+}
+
+async fn execute(cli: Cli) -> Result<(), AppError> {
+    match &cli.command {
+        Command::Run { common, symbols, interval, start, end, time_range, base_url, json } => {
+            let cfg = load_config(common, &cli, |c| {
+                if let Some(url) = base_url {
+                    c.binance.rest_url = url.clone();
+                }
+            })?;
+            let interval: Interval = interval.parse().map_err(|e| AppError::Usage(format!("--interval: {e}")))?;
+            let (start_ms, end_ms) = match time_range {
+                Some(r) => parse_time_range(r)
+                    .map(|(a, b)| (Some(a), Some(b)))
+                    .map_err(|e| AppError::Usage(format!("--time-range: {e}")))?,
+                None => (parse_time("start", start)?, parse_time("end", end)?),
+            };
+            let opts = run::RunOptions {
+                offline_data: offline_dir(common, &cfg),
+                config: cfg,
+                symbols: symbols.clone(),
+                interval,
+                start_ms,
+                end_ms,
+            };
+            let summary = run::run(opts).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+            } else {
+                println!("{summary}");
+            }
+            Ok(())
+        }
+        Command::Node { common } => {
+            let cfg = load_config(common, &cli, |_| {})?;
+            let offline = offline_dir(common, &cfg);
+            node::Node::start(cfg, offline).await?.run_until(node::shutdown_signal()).await
+        }
+        Command::Dummy { common, queue_id, simulate_loading, fail_after, tick_ms } => {
+            let cfg = load_config(common, &cli, |c| {
+                c.dummy = config::DummyConfig {
+                    enabled: true,
+                    queue_id: queue_id.clone(),
+                    simulate_loading: *simulate_loading,
+                    fail_after: fail_after.unwrap_or(0),
+                    tick_ms: *tick_ms,
+                };
+            })?;
+            node::Node::start(cfg, None).await?.run_until(node::shutdown_signal()).await
+        }
+        Command::ReplayServer { data, addr, speed } => {
+            streamforge::log::init(cli.log_json, cli.log_level.as_deref().unwrap_or("info"));
+            if !(*speed >= 0.0 && speed.is_finite()) {
+                return Err(AppError::Usage(format!("--speed: {speed} must be 0 or a positive number")));
+            }
+            let dir = app::resolve_data_dir(data)?;
+            let server = ReplayServer::start_dir(&dir, addr, *speed).await?;
+            println!("Replaying {}: REST {}, WebSocket {}", dir.display(), server.rest_url(), server.ws_url());
+            node::shutdown_signal().await;
+            server.stop().await;
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

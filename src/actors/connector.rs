@@ -1,0 +1,193 @@
+//! The connector: consumes a data topic in batches, upserts each batch into the store, and only
+//! then commits the batch's offsets — at-least-once delivery plus idempotent upserts, so nothing is
+//! lost and nothing is stored twice. A message it cannot decode goes to the dead-letter topic.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::time::Instant;
+
+use super::dead_letter::json_error_reason;
+use super::{DeadLetters, Telemetry};
+use crate::admin::metrics::Metrics;
+use crate::bus::{Bus, BusMessage, CommitOffset, Consumer};
+use crate::model::{DataRecord, EventStatus, QueueEvent};
+use crate::store::Store;
+
+/// Shared between the connector's incarnations and whoever runs it.
+#[derive(Debug, Default)]
+pub struct ConnectorShared {
+    /// Set when no more records will be published: the connector finishes once it has caught up.
+    pub drain: AtomicBool,
+    /// Records written to the store, over every incarnation.
+    pub written: AtomicU64,
+}
+
+pub struct ConnectorArgs {
+    pub queue_id: String,
+    pub topic: String,
+    pub group: String,
+    pub collection: String,
+    /// Flush when this many records are pending…
+    pub batch_size: usize,
+    /// …or when the oldest pending record has waited this long.
+    pub flush_interval: Duration,
+    pub bus: Arc<dyn Bus>,
+    pub store: Arc<dyn Store>,
+    pub telemetry: Telemetry,
+    pub dead_letters: DeadLetters,
+    pub metrics: Arc<Metrics>,
+    pub shared: Arc<ConnectorShared>,
+}
+
+pub enum ConnectorMsg {
+    Poll,
+    /// Fail now, dropping the batch in memory, as a crash would: chaos and recovery tests use it to
+    /// prove that uncommitted records are delivered again.
+    Fail(String),
+}
+
+pub struct Connector;
+
+pub struct ConnectorState {
+    args: ConnectorArgs,
+    consumer: Box<dyn Consumer>,
+    producer: String,
+    pending: Vec<DataRecord>,
+    /// Positions to commit with the next flush, including dead-lettered messages.
+    positions: Vec<CommitOffset>,
+    deadline: Option<Instant>,
+}
+
+const FAMILY: &str = "connector";
+/// Longest a poll may block, so that stop and fail requests are handled promptly.
+const MAX_POLL_WAIT: Duration = Duration::from_millis(100);
+
+impl ConnectorState {
+    fn event(&self, status: EventStatus) -> QueueEvent {
+        QueueEvent::new(&self.args.queue_id, &self.producer, status).kind("connector")
+    }
+
+    fn track(&mut self, m: &BusMessage) {
+        match self.positions.iter_mut().find(|c| c.partition == m.partition) {
+            Some(c) => c.next_offset = c.next_offset.max(m.offset + 1),
+            None => self.positions.push(CommitOffset { partition: m.partition, next_offset: m.offset + 1 }),
+        }
+    }
+
+    async fn take(&mut self, messages: Vec<BusMessage>) -> Result<(), ActorProcessingErr> {
+        self.args.metrics.records_in.with_label_values(&[FAMILY]).inc_by(messages.len() as u64);
+        for m in messages {
+            match DataRecord::from_bytes(&m.payload) {
+                Ok(record) => self.pending.push(record),
+                Err(e) => self.args.dead_letters.send(&self.producer, &m, json_error_reason(&e), &e.to_string()).await?,
+            }
+            self.track(&m);
+        }
+        if self.deadline.is_none() && !self.positions.is_empty() {
+            self.deadline = Some(Instant::now() + self.args.flush_interval);
+        }
+        Ok(())
+    }
+
+    /// Writes the pending batch in one transaction, then commits. Nothing is committed unless the
+    /// store has the records.
+    async fn flush(&mut self) -> Result<(), ActorProcessingErr> {
+        if self.positions.is_empty() {
+            return Ok(());
+        }
+        let n = self.pending.len() as u64;
+        if n > 0 {
+            let started = std::time::Instant::now();
+            let batch = std::mem::take(&mut self.pending);
+            if let Err(error) = self.args.store.upsert(&self.args.collection, batch).await {
+                self.args.metrics.errors.with_label_values(&[FAMILY, "store"]).inc();
+                self.args.telemetry.emit(self.event(EventStatus::Error).message(error.to_string())).await;
+                return Err(error.into());
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            self.args.metrics.batch_latency.with_label_values(&[FAMILY]).observe(elapsed);
+            self.args.metrics.batches.with_label_values(&[FAMILY]).inc();
+            self.args.metrics.records_out.with_label_values(&[FAMILY]).inc_by(n);
+        }
+        let positions = std::mem::take(&mut self.positions);
+        self.consumer.commit(&positions).await?;
+        self.deadline = None;
+        if n > 0 {
+            let total = self.args.shared.written.fetch_add(n, Ordering::AcqRel) + n;
+            let message = format!("Stored {total} records in {}", self.args.collection);
+            self.args.telemetry.emit(self.event(EventStatus::Loading).records_written(total).message(message)).await;
+        }
+        Ok(())
+    }
+}
+
+impl Actor for Connector {
+    type Msg = ConnectorMsg;
+    type State = ConnectorState;
+    type Arguments = ConnectorArgs;
+
+    async fn pre_start(&self, _myself: ActorRef<ConnectorMsg>, args: ConnectorArgs) -> Result<ConnectorState, ActorProcessingErr> {
+        let consumer = args.bus.subscribe(&args.group, &args.topic).await?;
+        let producer = format!("connector__{}", args.collection);
+        let state = ConnectorState {
+            consumer,
+            producer,
+            pending: Vec::with_capacity(args.batch_size),
+            positions: Vec::new(),
+            deadline: None,
+            args,
+        };
+        let message = format!("Consuming {} into {}", state.args.topic, state.args.collection);
+        state.args.telemetry.emit(state.event(EventStatus::Started).message(message)).await;
+        Ok(state)
+    }
+
+    async fn post_start(&self, myself: ActorRef<ConnectorMsg>, _state: &mut ConnectorState) -> Result<(), ActorProcessingErr> {
+        myself.send_message(ConnectorMsg::Poll)?;
+        Ok(())
+    }
+
+    async fn handle(&self, myself: ActorRef<ConnectorMsg>, msg: ConnectorMsg, state: &mut ConnectorState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ConnectorMsg::Fail(reason) => {
+                state.args.metrics.errors.with_label_values(&[FAMILY, "injected"]).inc();
+                return Err(format!("injected failure: {reason}").into());
+            }
+            ConnectorMsg::Poll => {
+                let room = state.args.batch_size.saturating_sub(state.pending.len()).max(1);
+                let wait = state
+                    .deadline
+                    .map(|d| d.saturating_duration_since(Instant::now()))
+                    .unwrap_or(MAX_POLL_WAIT)
+                    .min(MAX_POLL_WAIT);
+                let messages = state.consumer.poll(room, wait).await?;
+                let got = messages.len();
+                state.take(messages).await?;
+                let due = state.deadline.is_some_and(|d| Instant::now() >= d);
+                let draining = state.args.shared.drain.load(Ordering::Acquire);
+                // Flush on size or age; once draining, also when the topic has nothing more to give.
+                if state.pending.len() >= state.args.batch_size || due || (draining && got == 0) {
+                    state.flush().await?;
+                }
+                if draining && got == 0 && state.positions.is_empty() && state.consumer.pending().await? == 0
+                {
+                    let total = state.args.shared.written.load(Ordering::Acquire);
+                    let message = format!("Caught up: {total} records in {}", state.args.collection);
+                    state.args.telemetry.emit(state.event(EventStatus::Finished).records_written(total).message(message)).await;
+                    myself.stop(None);
+                    return Ok(());
+                }
+                myself.send_message(ConnectorMsg::Poll)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A graceful stop (shutdown, not a failure) writes and commits what is pending.
+    async fn post_stop(&self, _myself: ActorRef<ConnectorMsg>, state: &mut ConnectorState) -> Result<(), ActorProcessingErr> {
+        state.flush().await
+    }
+}

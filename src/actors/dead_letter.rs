@@ -1,0 +1,66 @@
+//! The dead-letter path: a message a consumer cannot use is published, with the reason and where it
+//! came from, to the dead-letter topic and counted — never dropped, never fatal.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::admin::metrics::Metrics;
+use crate::bus::{topics::DEAD_LETTER, Bus, BusError, BusMessage, OutRecord};
+
+#[derive(Clone)]
+pub struct DeadLetters {
+    bus: Arc<dyn Bus>,
+    metrics: Arc<Metrics>,
+}
+
+/// What lands on the dead-letter topic.
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct DeadLetter {
+    pub source_topic: String,
+    pub partition: u32,
+    pub offset: u64,
+    pub consumer: String,
+    /// `malformed_json` | `wrong_schema` | `rejected`
+    pub reason: String,
+    pub error: String,
+    /// The original payload (lossy UTF-8).
+    pub payload: String,
+    pub timestamp_ms: i64,
+}
+
+/// A bounded label for why a payload could not be decoded.
+pub fn json_error_reason(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Data => "wrong_schema",
+        _ => "malformed_json",
+    }
+}
+
+impl DeadLetters {
+    pub fn new(bus: Arc<dyn Bus>, metrics: Arc<Metrics>) -> Self {
+        DeadLetters { bus, metrics }
+    }
+
+    /// Publishes `msg` to the dead-letter topic and waits for the bus to take it, so the caller may
+    /// then commit past it.
+    pub async fn send(&self, consumer: &str, msg: &BusMessage, reason: &'static str, error: &str) -> Result<(), BusError> {
+        tracing::warn!(topic = %msg.topic, partition = msg.partition, offset = msg.offset, consumer, reason, error,
+            "Message sent to the dead-letter topic.");
+        let letter = DeadLetter {
+            source_topic: msg.topic.to_string(),
+            partition: msg.partition,
+            offset: msg.offset,
+            consumer: consumer.to_owned(),
+            reason: reason.to_owned(),
+            error: error.to_owned(),
+            payload: String::from_utf8_lossy(&msg.payload).into_owned(),
+            timestamp_ms: crate::model::now_ms(),
+        };
+        let payload = serde_json::to_vec(&letter).unwrap_or_default();
+        let record = OutRecord { key: msg.key.clone(), payload: payload.into() };
+        self.bus.publish(DEAD_LETTER, vec![record]).await?;
+        self.metrics.dead_letters.with_label_values(&[reason]).inc();
+        Ok(())
+    }
+}

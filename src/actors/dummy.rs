@@ -1,0 +1,141 @@
+//! The dummy actor, the seeds' test double (seed 001 §4.5, appendix F): answers `ping` on
+//! `queue-control` with a `pong` event, simulates loading (`--simulate-loading`) and fails on
+//! purpose (`--fail-after N`: after N ticks it sends an `error` event and fails).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::time::Instant;
+
+use super::dead_letter::json_error_reason;
+use super::{DeadLetters, Telemetry};
+use crate::bus::{commit_positions, topics::QUEUE_CONTROL, Bus, Consumer};
+use crate::model::{Command, EventStatus, QueueControl, QueueEvent};
+
+#[derive(Debug, Clone)]
+pub struct DummyOptions {
+    pub queue_id: String,
+    /// Emit a `loading` event with a growing `records_written` every tick.
+    pub simulate_loading: bool,
+    /// Fail after this many ticks (counted from each start).
+    pub fail_after: Option<u32>,
+    pub tick: Duration,
+}
+
+pub struct DummyArgs {
+    pub options: DummyOptions,
+    pub bus: Arc<dyn Bus>,
+    pub telemetry: Telemetry,
+    pub dead_letters: DeadLetters,
+}
+
+pub enum DummyMsg {
+    Tick,
+}
+
+pub struct Dummy;
+
+pub struct DummyState {
+    args: DummyArgs,
+    control: Box<dyn Consumer>,
+    producer: String,
+    ticks: u32,
+    next_tick: Instant,
+    simulated_records: u64,
+}
+
+/// Records a simulated loading step claims to have written.
+const SIMULATED_RECORDS_PER_TICK: u64 = 1000;
+
+impl DummyState {
+    fn event(&self, status: EventStatus) -> QueueEvent {
+        QueueEvent::new(&self.args.options.queue_id, &self.producer, status).kind("dummy")
+    }
+
+    /// Answers the commands addressed to this dummy; returns false when told to stop.
+    async fn handle_commands(&mut self) -> Result<bool, ActorProcessingErr> {
+        let wait = self.next_tick.saturating_duration_since(Instant::now());
+        let messages = self.control.poll(100, wait).await?;
+        let mut keep_running = true;
+        for m in &messages {
+            let cmd: QueueControl = match serde_json::from_slice(&m.payload) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.args.dead_letters.send(&self.producer, m, json_error_reason(&e), &e.to_string()).await?;
+                    continue;
+                }
+            };
+            if !cmd.is_for(&self.args.options.queue_id, "dummy") || !keep_running {
+                continue;
+            }
+            match cmd.command {
+                Command::Ping => {
+                    let reply = self.event(EventStatus::Pong).message(format!("pong to ping at {}", cmd.timestamp));
+                    self.args.telemetry.emit(reply).await;
+                }
+                Command::Stop => {
+                    self.args.telemetry.emit(self.event(EventStatus::Finished).message("Stopped on command")).await;
+                    keep_running = false;
+                }
+                Command::Start | Command::Other(_) => {}
+            }
+        }
+        if !messages.is_empty() {
+            self.control.commit(&commit_positions(&messages)).await?;
+        }
+        Ok(keep_running)
+    }
+}
+
+impl Actor for Dummy {
+    type Msg = DummyMsg;
+    type State = DummyState;
+    type Arguments = DummyArgs;
+
+    async fn pre_start(&self, _myself: ActorRef<DummyMsg>, args: DummyArgs) -> Result<DummyState, ActorProcessingErr> {
+        let producer = format!("dummy__{}", args.options.queue_id);
+        let control = args.bus.subscribe(&producer, QUEUE_CONTROL).await?;
+        let state = DummyState {
+            next_tick: Instant::now() + args.options.tick,
+            args,
+            control,
+            producer,
+            ticks: 0,
+            simulated_records: 0,
+        };
+        state.args.telemetry.emit(state.event(EventStatus::Started).message("Dummy ready for ping")).await;
+        Ok(state)
+    }
+
+    async fn post_start(&self, myself: ActorRef<DummyMsg>, _state: &mut DummyState) -> Result<(), ActorProcessingErr> {
+        myself.send_message(DummyMsg::Tick)?;
+        Ok(())
+    }
+
+    async fn handle(&self, myself: ActorRef<DummyMsg>, _msg: DummyMsg, state: &mut DummyState) -> Result<(), ActorProcessingErr> {
+        if !state.handle_commands().await? {
+            myself.stop(None);
+            return Ok(());
+        }
+        if Instant::now() >= state.next_tick {
+            state.ticks += 1;
+            state.next_tick += state.args.options.tick;
+            if state.args.options.simulate_loading {
+                state.simulated_records += SIMULATED_RECORDS_PER_TICK;
+                let ev = state
+                    .event(EventStatus::Loading)
+                    .records_written(state.simulated_records)
+                    .message(format!("Simulated {} records", state.simulated_records));
+                state.args.telemetry.emit(ev).await;
+            }
+            if state.args.options.fail_after.is_some_and(|n| state.ticks >= n) {
+                let reason = format!("Simulated failure after {} ticks", state.ticks);
+                state.args.telemetry.emit(state.event(EventStatus::Error).message(reason.clone())).await;
+                return Err(reason.into());
+            }
+        }
+        myself.send_message(DummyMsg::Tick)?;
+        Ok(())
+    }
+}

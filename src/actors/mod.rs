@@ -1,0 +1,11 @@
+//! The actors of a node. Each is a `ractor` actor whose state is rebuilt from its arguments when a
+//! supervisor restarts it, and each reports its lifecycle on `queue-events`.
+
+pub mod connector;
+mod dead_letter;
+pub mod dummy;
+pub mod loader;
+mod telemetry;
+
+pub use dead_letter::DeadLetters;
+pub use telemetry::Telemetry;

@@ -1,0 +1,44 @@
+//! The shared handles of a node: configuration, bus, store, metrics, telemetry.
+
+use std::sync::Arc;
+
+use crate::actors::{DeadLetters, Telemetry};
+use crate::admin::metrics::Metrics;
+use crate::bus::{self, topics, Bus};
+use crate::config::Config;
+use crate::store::{self, Store};
+
+use super::AppError;
+
+#[derive(Clone)]
+pub struct NodeContext {
+    pub config: Arc<Config>,
+    pub bus: Arc<dyn Bus>,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    pub telemetry: Telemetry,
+    pub dead_letters: DeadLetters,
+}
+
+impl NodeContext {
+    /// Opens the bus and the store named by the configuration and creates the service topics.
+    pub async fn open(config: Config) -> Result<NodeContext, AppError> {
+        let metrics = Arc::new(Metrics::new());
+        let bus = bus::open(&config.bus.url, config.bus.memory_capacity)?;
+        for topic in [topics::QUEUE_CONTROL, topics::QUEUE_EVENTS, topics::DEAD_LETTER] {
+            bus.ensure_topic(topic, config.bus.partitions).await?;
+        }
+        let url = config.store.url.clone();
+        let store = tokio::task::spawn_blocking(move || store::open(&url))
+            .await
+            .map_err(|e| store::StoreError::Worker(e.to_string()))??;
+        Ok(NodeContext {
+            telemetry: Telemetry::new(bus.clone(), metrics.clone()),
+            dead_letters: DeadLetters::new(bus.clone(), metrics.clone()),
+            config: Arc::new(config),
+            bus,
+            store,
+            metrics,
+        })
+    }
+}

@@ -1,0 +1,48 @@
+//! The commands the binary runs, built from the library's parts: `run` (one backfill to the store,
+//! then exit), `node` (the long-running actor node), `replay-server`.
+
+mod context;
+pub mod node;
+mod offline;
+pub mod run;
+mod workflow;
+
+pub use context::NodeContext;
+pub use offline::{resolve_data_dir, start_replay};
+pub use workflow::{new_queue_id, KlineWorkflow};
+
+use crate::admin::AdminError;
+use crate::bus::BusError;
+use crate::exchange::binance::ExchangeError;
+use crate::replay::ReplayError;
+use crate::store::StoreError;
+use crate::supervision::TreeFailed;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad input from the user: exit code 2.
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error(transparent)]
+    Tree(#[from] TreeFailed),
+}
+
+impl AppError {
+    /// 2 for what the user must fix in the invocation or config, 1 for failures while running.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AppError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! `streamforge node`: the long-running actor node. It serves the admin API, runs its actors under
+//! one supervision tree until SIGTERM/SIGINT (then stops them gracefully, in reverse order), and
+//! exits non-zero when the tree gives up so that Kubernetes restarts the pod.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{start_replay, AppError, KlineWorkflow, NodeContext};
+use crate::actors::dummy::{Dummy, DummyArgs, DummyOptions};
+use crate::admin::{AdminServer, AdminState};
+use crate::config::{candle_interval_of_type, Config};
+use crate::exchange::binance::BinanceRest;
+use crate::model::parse_time_range;
+use crate::supervision::{ChildSpec, Intensity, Restart, SupervisorArgs, Tree};
+
+/// How long a graceful shutdown may take before the process exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// A started node: its admin address and tree, for callers that drive it (tests, `dummy`).
+pub struct Node {
+    pub ctx: NodeContext,
+    pub admin: AdminServer,
+    pub tree: Tree,
+    replay: Option<crate::replay::ReplayServer>,
+}
+
+/// The dummy as configured in `[dummy]`.
+fn dummy_child(ctx: &NodeContext) -> ChildSpec {
+    let ctx = ctx.clone();
+    let d = &ctx.config.dummy;
+    let options = DummyOptions {
+        queue_id: d.queue_id.clone(),
+        simulate_loading: d.simulate_loading,
+        fail_after: (d.fail_after > 0).then_some(d.fail_after),
+        tick: Duration::from_millis(d.tick_ms),
+    };
+    ChildSpec::new(format!("dummy:{}", d.queue_id), "dummy", Restart::Permanent, move || {
+        let args = DummyArgs {
+            options: options.clone(),
+            bus: ctx.bus.clone(),
+            telemetry: ctx.telemetry.clone(),
+            dead_letters: ctx.dead_letters.clone(),
+        };
+        (Dummy, args)
+    })
+}
+
+impl Node {
+    /// Starts everything the configuration asks for; `offline_data` overrides `node.offline_data`.
+    pub async fn start(mut config: Config, offline_data: Option<PathBuf>) -> Result<Node, AppError> {
+        let offline = offline_data.or_else(|| config.node.offline.then(|| PathBuf::from(&config.node.offline_data)));
+        let replay = match offline {
+            Some(dir) => {
+                let (server, _) = start_replay(&dir).await?;
+                config.binance.rest_url = server.rest_url();
+                Some(server)
+            }
+            None => None,
+        };
+        let ctx = NodeContext::open(config).await?;
+        let ready = Arc::new(AtomicBool::new(false));
+        let admin = AdminServer::start(
+            &ctx.config.node.admin_addr,
+            AdminState { metrics: ctx.metrics.clone(), ready: ready.clone() },
+        )
+        .await?;
+        let mut children = Vec::new();
+        if ctx.config.dummy.enabled {
+            children.push(dummy_child(&ctx));
+        }
+        if ctx.config.job.is_set() {
+            children.extend(job_children(&ctx).await?);
+        }
+        let tree = Tree::start(SupervisorArgs {
+            name: ctx.config.node.id.clone(),
+            children,
+            intensity: Intensity {
+                max_restarts: ctx.config.supervision.max_restarts,
+                within: Duration::from_secs(ctx.config.supervision.within_secs),
+            },
+            auto_shutdown: false,
+            metrics: ctx.metrics.clone(),
+        })
+        .await?;
+        ready.store(true, Ordering::Release);
+        tracing::info!(node = %ctx.config.node.id, admin = %admin.addr(), "Node started.");
+        Ok(Node { ctx, admin, tree, replay })
+    }
+
+    /// Runs until `shutdown` resolves (then stops gracefully) or the tree gives up (an error).
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
+        let outcome = tokio::select! {
+            _ = shutdown => {
+                tracing::info!("Shutdown requested; stopping actors in reverse order.");
+                self.tree.shutdown();
+                self.tree.wait_for(SHUTDOWN_GRACE).await
+            }
+            ended = self.tree.wait() => ended,
+        };
+        self.admin.stop().await;
+        if let Some(r) = &self.replay {
+            r.stop().await;
+        }
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, "Supervision tree gave up; exiting non-zero.");
+        }
+        Ok(outcome?)
+    }
+}
+
+/// The one workflow given by `[job]` / the seeds' plain variables: a loader and a connector that
+/// keeps consuming its topic for as long as the node runs.
+async fn job_children(ctx: &NodeContext) -> Result<Vec<ChildSpec>, AppError> {
+    let j = &ctx.config.job;
+    let bad = |what: &str| AppError::Usage(format!("job: {what}"));
+    let interval = j.kind.as_deref().and_then(candle_interval_of_type).ok_or_else(|| bad("type"))?;
+    let range = j.time_range.as_deref().map(parse_time_range).transpose().map_err(|e| bad(&e.to_string()))?;
+    let range = range.ok_or_else(|| bad("time_range"))?;
+    let symbol = j.symbol.clone().ok_or_else(|| bad("symbol"))?;
+    let wf = KlineWorkflow::new(
+        j.queue_id.clone(),
+        &symbol,
+        interval,
+        range,
+        j.kafka_topic.clone(),
+        j.collection_name.clone(),
+        ctx.config.loader.page_limit,
+    );
+    let rest = BinanceRest::new(&ctx.config.binance.rest_url, ctx.metrics.clone())?;
+    wf.children(ctx, &rest, Restart::Permanent).await
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(error) => {
+                tracing::warn!(%error, "Cannot listen for SIGTERM; only Ctrl-C stops the node.");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

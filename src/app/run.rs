@@ -1,0 +1,271 @@
+//! `streamforge run`: backfill klines of some symbols over a time range into the store through the
+//! bus and connectors, then print a summary and exit. `--offline` serves the bundled recording.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::{start_replay, AppError, KlineWorkflow, NodeContext};
+use crate::actors::loader::Gap;
+use crate::config::Config;
+use crate::exchange::binance::BinanceRest;
+use crate::model::{format_ms, now_ms, Interval};
+use crate::replay::ReplayServer;
+use crate::store::Workflow;
+use crate::supervision::{Intensity, Restart, SupervisorArgs, Tree, TreeFailed};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub config: Config,
+    /// Upper-case symbols; empty means every symbol of the recording (offline only).
+    pub symbols: Vec<String>,
+    pub interval: Interval,
+    /// Range of open times `[start, end)`, epoch ms; offline defaults to the recording's span.
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    /// Serve recorded data from this folder on loopback instead of calling Binance.
+    pub offline_data: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SymbolSummary {
+    pub symbol: String,
+    pub queue_id: String,
+    pub collection: String,
+    /// Candles received from the exchange.
+    pub loaded: u64,
+    /// Rows the workflow's collection holds after the run.
+    pub stored: u64,
+    pub first_open_time: Option<i64>,
+    pub last_open_time: Option<i64>,
+    pub gaps: Vec<Gap>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    pub symbols: Vec<SymbolSummary>,
+    pub elapsed_secs: f64,
+    pub records: u64,
+    pub records_per_sec: f64,
+}
+
+/// A run in progress. [`RunHandle::finish`] waits for the loaders, lets the connectors drain, and
+/// stops the tree.
+pub struct RunHandle {
+    ctx: NodeContext,
+    workflows: Vec<KlineWorkflow>,
+    tree: Tree,
+    started: Instant,
+    replay: Option<ReplayServer>,
+}
+
+fn usage(msg: impl Into<String>) -> AppError {
+    AppError::Usage(msg.into())
+}
+
+/// Starts the run: replay server (offline), one loader + connector per symbol under a supervisor.
+pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
+    let mut problems = Vec::new();
+    let (replay, data) = match &opts.offline_data {
+        Some(dir) => {
+            let (server, data) = start_replay(dir).await?;
+            (Some(server), Some(data))
+        }
+        None => (None, None),
+    };
+    let symbols: Vec<String> = match (&data, opts.symbols.is_empty()) {
+        (_, false) => opts.symbols.iter().map(|s| s.to_ascii_uppercase()).collect(),
+        (Some(d), true) => d.kline_symbols(opts.interval),
+        (None, true) => {
+            problems.push("--symbols is required when loading from Binance (e.g. --symbols BTCUSDT,ETHUSDT)".to_owned());
+            Vec::new()
+        }
+    };
+    if data.is_some() && symbols.is_empty() {
+        problems.push(format!("the recording has no {} klines; try another --interval", opts.interval));
+    }
+    let span = data.as_ref().map(|d| {
+        let spans: Vec<(i64, i64)> = symbols.iter().filter_map(|s| d.kline_span(s, opts.interval)).collect();
+        let first = spans.iter().map(|s| s.0).min().unwrap_or(0);
+        let last = spans.iter().map(|s| s.1).max().unwrap_or(0);
+        (first, last + opts.interval.millis())
+    });
+    let start_ms = match (opts.start_ms, span) {
+        (Some(s), _) => Some(s),
+        (None, Some((s, _))) => Some(s),
+        (None, None) => {
+            problems.push("--start (or --time-range) is required when loading from Binance".to_owned());
+            None
+        }
+    };
+    let end_ms = opts.end_ms.or(span.map(|s| s.1)).unwrap_or_else(now_ms);
+    if let Some(s) = start_ms {
+        if s >= end_ms {
+            problems.push(format!("the range is empty: start {} is not before end {}", format_ms(s), format_ms(end_ms)));
+        }
+    }
+    if !problems.is_empty() {
+        if let Some(r) = &replay {
+            r.stop().await;
+        }
+        return Err(usage(problems.join("\n")));
+    }
+    let start_ms = start_ms.unwrap_or_default();
+
+    let mut config = opts.config.clone();
+    if let Some(r) = &replay {
+        config.binance.rest_url = r.rest_url();
+    }
+    let ctx = NodeContext::open(config).await?;
+    let rest = BinanceRest::new(&ctx.config.binance.rest_url, ctx.metrics.clone())?;
+    let mut workflows = Vec::new();
+    let mut children = Vec::new();
+    for symbol in &symbols {
+        let wf = KlineWorkflow::new(None, symbol, opts.interval, (start_ms, end_ms), None, None, ctx.config.loader.page_limit);
+        children.extend(wf.children(&ctx, &rest, Restart::Transient).await?);
+        let now = now_ms();
+        ctx.store
+            .put_workflow(&Workflow {
+                id: wf.job.queue_id.clone(),
+                status: "running".into(),
+                symbol: Some(wf.job.symbol.clone()),
+                kind: Some(wf.job.kind()),
+                time_range: Some(format!("{}:{}", format_ms(start_ms), format_ms(end_ms))),
+                records_written: 0,
+                message: None,
+                created_at: now,
+                updated_at: now,
+                extra: Default::default(),
+            })
+            .await?;
+        workflows.push(wf);
+    }
+    let tree = Tree::start(SupervisorArgs {
+        name: "run".into(),
+        children,
+        intensity: Intensity {
+            max_restarts: ctx.config.supervision.max_restarts,
+            within: Duration::from_secs(ctx.config.supervision.within_secs),
+        },
+        auto_shutdown: true,
+        metrics: ctx.metrics.clone(),
+    })
+    .await?;
+    Ok(RunHandle { ctx, workflows, tree, started: Instant::now(), replay })
+}
+
+/// Runs to completion: [`start`] then [`RunHandle::finish`].
+pub async fn run(opts: RunOptions) -> Result<RunSummary, AppError> {
+    start(opts).await?.finish().await
+}
+
+impl RunHandle {
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    pub fn workflows(&self) -> &[KlineWorkflow] {
+        &self.workflows
+    }
+
+    pub fn context(&self) -> &NodeContext {
+        &self.ctx
+    }
+
+    pub async fn finish(mut self) -> Result<RunSummary, AppError> {
+        let outcome = self.drive().await;
+        if let Some(r) = &self.replay {
+            r.stop().await;
+        }
+        let status = if outcome.is_ok() { "finished" } else { "error" };
+        for wf in &self.workflows {
+            let records = wf.connector.written.load(Ordering::Acquire);
+            if let Ok(Some(mut rec)) = self.ctx.store.workflow(&wf.job.queue_id).await {
+                rec.status = status.into();
+                rec.records_written = records;
+                rec.updated_at = now_ms();
+                rec.message = outcome.as_ref().err().map(|e| e.to_string());
+                self.ctx.store.put_workflow(&rec).await?;
+            }
+        }
+        outcome?;
+        self.summary().await
+    }
+
+    async fn drive(&mut self) -> Result<(), AppError> {
+        let mut progress: Vec<_> = self.workflows.iter().map(|w| w.progress.subscribe()).collect();
+        let loaders_done = async {
+            for rx in progress.iter_mut() {
+                let _ = rx.wait_for(|p| p.done).await;
+            }
+        };
+        tokio::select! {
+            _ = loaders_done => {}
+            ended = self.tree.wait() => {
+                ended?;
+                return Err(TreeFailed("the pipeline stopped before its loaders finished".into()).into());
+            }
+        }
+        for wf in &self.workflows {
+            wf.connector.drain.store(true, Ordering::Release);
+        }
+        self.tree.wait().await?;
+        Ok(())
+    }
+
+    async fn summary(&self) -> Result<RunSummary, AppError> {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let collections = self.ctx.store.collections().await?;
+        let mut symbols = Vec::new();
+        for wf in &self.workflows {
+            let p = wf.progress.borrow().clone();
+            let stored = collections.iter().find(|c| c.name == wf.collection).map_or(0, |c| c.rows);
+            symbols.push(SymbolSummary {
+                symbol: wf.job.symbol.clone(),
+                queue_id: wf.job.queue_id.clone(),
+                collection: wf.collection.clone(),
+                loaded: p.records,
+                stored,
+                first_open_time: p.first_open_time,
+                last_open_time: p.last_open_time,
+                gaps: p.gaps,
+            });
+        }
+        let records: u64 = symbols.iter().map(|s| s.loaded).sum();
+        Ok(RunSummary { records, records_per_sec: records as f64 / elapsed.max(1e-9), elapsed_secs: elapsed, symbols })
+    }
+}
+
+impl fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{:<10} {:>8} {:>8} {:<21} {:<21} {:>5}  collection", "symbol", "loaded", "stored", "first", "last", "gaps")?;
+        for s in &self.symbols {
+            writeln!(
+                f,
+                "{:<10} {:>8} {:>8} {:<21} {:<21} {:>5}  {}",
+                s.symbol,
+                s.loaded,
+                s.stored,
+                s.first_open_time.map(format_ms).unwrap_or_else(|| "-".into()),
+                s.last_open_time.map(format_ms).unwrap_or_else(|| "-".into()),
+                s.gaps.len(),
+                s.collection
+            )?;
+            for g in &s.gaps {
+                writeln!(
+                    f,
+                    "    gap: {} → {} ({} candles missing at the exchange; not filled)",
+                    format_ms(g.first_missing),
+                    format_ms(g.last_missing),
+                    g.missing
+                )?;
+            }
+        }
+        write!(
+            f,
+            "{} records in {:.2} s ({:.0} records/s)",
+            self.records, self.elapsed_secs, self.records_per_sec
+        )
+    }
+}

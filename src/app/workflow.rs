@@ -1,0 +1,119 @@
+//! A kline backfill workflow: one loader publishing to the workflow's data topic and one connector
+//! writing that topic into the workflow's collection, named as the seeds name them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::{AppError, NodeContext};
+use crate::actors::connector::{Connector, ConnectorArgs, ConnectorShared};
+use crate::actors::loader::{KlineJob, KlineLoader, KlineLoaderArgs, LoaderProgress};
+use crate::bus::topics::data_topic;
+use crate::exchange::binance::BinanceRest;
+use crate::model::{format_ms, Interval};
+use crate::store::collection_name;
+use crate::supervision::{ChildSpec, Restart};
+
+/// `wf-btcusdt-api_candles_5m-20240801-a1b2c3`: readable, and unique per submission.
+pub fn new_queue_id(symbol: &str, kind: &str, start_ms: i64) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let date: String = format_ms(start_ms).chars().take(10).filter(|c| *c != '-').collect();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default();
+    let salt = nanos ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    format!("wf-{}-{kind}-{date}-{:06x}", symbol.to_ascii_lowercase(), (salt ^ (salt >> 24)) & 0xff_ffff)
+}
+
+pub struct KlineWorkflow {
+    pub job: KlineJob,
+    pub collection: String,
+    pub progress: Arc<watch::Sender<LoaderProgress>>,
+    pub connector: Arc<ConnectorShared>,
+}
+
+impl KlineWorkflow {
+    /// A workflow with the seeds' names: data topic `<queue_id>-data`, collection
+    /// `<symbol>_api_candles_<interval>_<start date>` (stable across runs of the same backfill).
+    pub fn new(
+        queue_id: Option<String>,
+        symbol: &str,
+        interval: Interval,
+        (start_ms, end_ms): (i64, i64),
+        topic: Option<String>,
+        collection: Option<String>,
+        page_limit: u32,
+    ) -> KlineWorkflow {
+        let symbol = symbol.to_ascii_uppercase();
+        let kind = format!("api_candles_{interval}");
+        let queue_id = queue_id.unwrap_or_else(|| new_queue_id(&symbol, &kind, start_ms));
+        let start_date: String = format_ms(start_ms).chars().take(10).collect();
+        KlineWorkflow {
+            collection: collection.unwrap_or_else(|| collection_name(&symbol, &kind, &start_date)),
+            job: KlineJob {
+                topic: topic.unwrap_or_else(|| data_topic(&queue_id)),
+                queue_id,
+                symbol,
+                interval,
+                start_ms,
+                end_ms,
+                page_limit,
+            },
+            progress: Arc::new(watch::channel(LoaderProgress::default()).0),
+            connector: Arc::new(ConnectorShared::default()),
+        }
+    }
+
+    /// Creates the data topic; returns the connector and the loader, in start order.
+    pub async fn children(
+        &self,
+        ctx: &NodeContext,
+        rest: &BinanceRest,
+        connector_restart: Restart,
+    ) -> Result<Vec<ChildSpec>, AppError> {
+        ctx.bus.ensure_topic(&self.job.topic, ctx.config.bus.partitions).await?;
+        let connector = {
+            let (ctx, topic, collection, queue_id, shared) = (
+                ctx.clone(),
+                self.job.topic.clone(),
+                self.collection.clone(),
+                self.job.queue_id.clone(),
+                self.connector.clone(),
+            );
+            ChildSpec::new(format!("connector:{}", self.collection), "connector", connector_restart, move || {
+                let args = ConnectorArgs {
+                    queue_id: queue_id.clone(),
+                    group: format!("connector-{collection}"),
+                    topic: topic.clone(),
+                    collection: collection.clone(),
+                    batch_size: ctx.config.connector.batch_size,
+                    flush_interval: ctx.config.connector.flush_interval(),
+                    bus: ctx.bus.clone(),
+                    store: ctx.store.clone(),
+                    telemetry: ctx.telemetry.clone(),
+                    dead_letters: ctx.dead_letters.clone(),
+                    metrics: ctx.metrics.clone(),
+                    shared: shared.clone(),
+                };
+                (Connector, args)
+            })
+        };
+        let loader = {
+            let (ctx, job, rest, progress) = (ctx.clone(), self.job.clone(), rest.clone(), self.progress.clone());
+            ChildSpec::new(format!("loader:{}", self.job.queue_id), "loader", Restart::Transient, move || {
+                let args = KlineLoaderArgs {
+                    job: job.clone(),
+                    rest: rest.clone(),
+                    bus: ctx.bus.clone(),
+                    telemetry: ctx.telemetry.clone(),
+                    metrics: ctx.metrics.clone(),
+                    progress: progress.clone(),
+                };
+                (KlineLoader, args)
+            })
+        };
+        Ok(vec![connector, loader])
+    }
+}

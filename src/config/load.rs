@@ -1,0 +1,189 @@
+//! Reading configuration: TOML file, then environment overrides, then validation.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use toml::{Table, Value};
+
+use super::Config;
+
+/// Everything wrong with a configuration, reported at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        write!(f, "Fix the file or the STREAMFORGE__SECTION__KEY variables; see docs/configuration.md.")
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The seeds' plain variables and where they land.
+const PLAIN_VARS: [(&str, &str); 6] = [
+    ("QUEUE_ID", "queue_id"),
+    ("SYMBOL", "symbol"),
+    ("TYPE", "type"),
+    ("KAFKA_TOPIC", "kafka_topic"),
+    ("COLLECTION_NAME", "collection_name"),
+    ("TIME_RANGE", "time_range"),
+];
+
+/// A value from the environment: a TOML scalar when it parses as one, else a string.
+fn env_value(raw: &str) -> Value {
+    let parsed: Result<Table, _> = format!("v = {raw}").parse();
+    match parsed.ok().and_then(|mut t| t.remove("v")) {
+        Some(v @ (Value::Integer(_) | Value::Float(_) | Value::Boolean(_))) => v,
+        _ => Value::String(raw.to_owned()),
+    }
+}
+
+fn set_path(table: &mut Table, path: &[String], value: Value, errs: &mut Vec<String>, var: &str) {
+    let Some((last, parents)) = path.split_last() else { return };
+    let mut cur = table;
+    for p in parents {
+        let entry = cur.entry(p.clone()).or_insert_with(|| Value::Table(Table::new()));
+        match entry {
+            Value::Table(t) => cur = t,
+            _ => {
+                errs.push(format!("{var}: `{p}` is a value, not a section"));
+                return;
+            }
+        }
+    }
+    cur.insert(last.clone(), value);
+}
+
+/// Builds the configuration from an optional TOML file and `env` (pass `std::env::vars()`).
+pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigErrors> {
+    let mut errs = Vec::new();
+    let mut table = match file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => text.parse::<Table>().unwrap_or_else(|e| {
+                errs.push(format!("{}: not valid TOML: {}", path.display(), e.message()));
+                Table::new()
+            }),
+            Err(e) => {
+                errs.push(format!("{}: cannot read the config file: {e}", path.display()));
+                Table::new()
+            }
+        },
+        None => Table::new(),
+    };
+    let env: HashMap<String, String> = env.into_iter().collect();
+    let mut keys: Vec<&String> = env.keys().collect();
+    keys.sort();
+    for key in keys {
+        let Some(rest) = key.strip_prefix("STREAMFORGE__") else { continue };
+        let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+        if path.iter().any(String::is_empty) {
+            errs.push(format!("{key}: expected STREAMFORGE__SECTION__KEY"));
+            continue;
+        }
+        set_path(&mut table, &path, env_value(&env[key]), &mut errs, key);
+    }
+    for (var, field) in PLAIN_VARS {
+        if let Some(v) = env.get(var).filter(|v| !v.is_empty()) {
+            let path = ["job".to_owned(), field.to_owned()];
+            set_path(&mut table, &path, Value::String(v.clone()), &mut errs, var);
+        }
+    }
+    // Deserialize section by section so that one bad section does not hide the others.
+    let mut config = Config::default();
+    let mut sections: Vec<(String, Value)> = table.into_iter().collect();
+    sections.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, value) in sections {
+        let mut one = Table::new();
+        one.insert(name.clone(), value);
+        let parsed: Result<Config, _> = Value::Table(one).try_into();
+        match parsed {
+            Ok(c) => merge_section(&mut config, &name, c),
+            Err(e) => errs.push(format!("[{name}]: {}", e.message().trim())),
+        }
+    }
+    errs.extend(config.validate());
+    if errs.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errs))
+    }
+}
+
+fn merge_section(into: &mut Config, name: &str, from: Config) {
+    match name {
+        "node" => into.node = from.node,
+        "bus" => into.bus = from.bus,
+        "store" => into.store = from.store,
+        "binance" => into.binance = from.binance,
+        "loader" => into.loader = from.loader,
+        "connector" => into.connector = from.connector,
+        "supervision" => into.supervision = from.supervision,
+        "dummy" => into.dummy = from.dummy,
+        "job" => into.job = from.job,
+        "log" => into.log = from.log,
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        use std::io::Write;
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_then_file_then_env_then_plain_vars() {
+        let f = file("[connector]\nbatch_size = 100\n[store]\nurl = \"sqlite://a.db\"\n");
+        let c = load(
+            Some(f.path()),
+            env(&[
+                ("STREAMFORGE__STORE__URL", "sqlite://b.db"),
+                ("STREAMFORGE__CONNECTOR__FLUSH_INTERVAL_MS", "20"),
+                ("SYMBOL", "ETHUSDT"),
+                ("TYPE", "api_candles_1m"),
+                ("TIME_RANGE", "2021-04-24:2021-04-25"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.connector.batch_size, 100);
+        assert_eq!(c.connector.flush_interval_ms, 20);
+        assert_eq!(c.store.url, "sqlite://b.db");
+        assert_eq!(c.job.symbol.as_deref(), Some("ETHUSDT"));
+        assert_eq!(c.loader.page_limit, 1000, "untouched defaults stay");
+    }
+
+    #[test]
+    fn every_problem_is_reported_together() {
+        let f = file("[connector]\nbatch_size = \"lots\"\n[nope]\nx = 1\n[loader]\npage_limit = 5000\n");
+        let err = load(
+            Some(f.path()),
+            env(&[("STREAMFORGE__NODE__ADMIN_ADDR", "localhost"), ("TYPE", "ws_everything")]),
+        )
+        .unwrap_err();
+        let all = err.0.join("\n");
+        for needle in ["[connector]", "[nope]", "page_limit", "admin_addr", "job.type", "job.symbol", "job.time_range"] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+    }
+
+    #[test]
+    fn unreadable_file_is_an_error() {
+        let err = load(Some(Path::new("/nonexistent/streamforge.toml")), env(&[])).unwrap_err();
+        assert!(err.0[0].contains("cannot read"));
+    }
+}

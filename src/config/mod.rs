@@ -1,0 +1,296 @@
+//! Configuration as validated data: defaults < TOML file < `STREAMFORGE__SECTION__KEY` environment
+//! variables < the seeds' plain variables (`QUEUE_ID`, `SYMBOL`, `TYPE`, `KAFKA_TOPIC`,
+//! `COLLECTION_NAME`, `TIME_RANGE`). Every problem is collected and reported together.
+
+mod load;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use load::{load, ConfigErrors};
+
+use crate::exchange::binance::DEFAULT_REST_URL;
+use crate::model::{parse_time_range, Interval};
+use crate::store::validate_collection;
+
+/// A node's whole configuration. Every field has a default, so an empty file is valid.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub bus: BusConfig,
+    pub store: StoreConfig,
+    pub binance: BinanceConfig,
+    pub loader: LoaderConfig,
+    pub connector: ConnectorConfig,
+    pub supervision: SupervisionConfig,
+    pub dummy: DummyConfig,
+    pub job: JobConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Node name; in a StatefulSet the pod name (`streamforge-0`).
+    pub id: String,
+    /// Admin HTTP address (`/healthz`, `/readyz`, `/metrics`).
+    pub admin_addr: String,
+    /// Serve the bundled recorded data on loopback and load from it instead of Binance.
+    pub offline: bool,
+    /// Folder of recorded data for offline mode (laid out like `data/sample`).
+    pub offline_data: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            id: "streamforge-0".into(),
+            admin_addr: "127.0.0.1:9400".into(),
+            offline: false,
+            offline_data: "data/sample".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    /// `memory://` (in-process, the default).
+    pub url: String,
+    /// Partitions of the topics this node creates.
+    pub partitions: u32,
+    /// In-process bus: records kept per partition before producers wait.
+    pub memory_capacity: usize,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig { url: "memory://".into(), partitions: 3, memory_capacity: 65_536 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` or `sqlite::memory:`.
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { url: "sqlite://./data/streamforge.db".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BinanceConfig {
+    /// REST base URL.
+    pub rest_url: String,
+}
+
+impl Default for BinanceConfig {
+    fn default() -> Self {
+        BinanceConfig { rest_url: DEFAULT_REST_URL.into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoaderConfig {
+    /// Rows per REST request, 1-1000.
+    pub page_limit: u32,
+}
+
+impl Default for LoaderConfig {
+    fn default() -> Self {
+        LoaderConfig { page_limit: 1000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectorConfig {
+    /// Records per store transaction.
+    pub batch_size: usize,
+    /// Longest a record waits in a partial batch, ms.
+    pub flush_interval_ms: u64,
+}
+
+impl Default for ConnectorConfig {
+    fn default() -> Self {
+        ConnectorConfig { batch_size: 5000, flush_interval_ms: 500 }
+    }
+}
+
+impl ConnectorConfig {
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_interval_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupervisionConfig {
+    /// More than this many restarts…
+    pub max_restarts: u32,
+    /// …within this many seconds makes a supervisor give up.
+    pub within_secs: u64,
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        SupervisionConfig { max_restarts: 10, within_secs: 60 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DummyConfig {
+    pub enabled: bool,
+    pub queue_id: String,
+    pub simulate_loading: bool,
+    /// Fail after this many ticks; 0 = never.
+    pub fail_after: u32,
+    pub tick_ms: u64,
+}
+
+impl Default for DummyConfig {
+    fn default() -> Self {
+        DummyConfig { enabled: false, queue_id: "dummy".into(), simulate_loading: false, fail_after: 0, tick_ms: 1000 }
+    }
+}
+
+/// One workflow, as the seeds' Kubernetes Jobs receive it in plain environment variables.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobConfig {
+    pub queue_id: Option<String>,
+    pub symbol: Option<String>,
+    /// `api_candles_<interval>`, e.g. `api_candles_5m`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub kafka_topic: Option<String>,
+    pub collection_name: Option<String>,
+    /// `YYYY-MM-DD:YYYY-MM-DD`
+    pub time_range: Option<String>,
+}
+
+impl JobConfig {
+    pub fn is_set(&self) -> bool {
+        *self != JobConfig::default()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// JSON lines instead of human-readable output.
+    pub json: bool,
+    /// A `tracing` filter, e.g. `info` or `streamforge=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { json: false, level: "info,actix_server=warn".into() }
+    }
+}
+
+/// The interval in a seed job type (`api_candles_5m` → 5m).
+pub fn candle_interval_of_type(kind: &str) -> Option<Interval> {
+    kind.strip_prefix("api_candles_")?.parse().ok()
+}
+
+fn valid_url(url: &str, schemes: &[&str]) -> bool {
+    url.split_once("://").is_some_and(|(s, rest)| schemes.contains(&s) && !rest.is_empty())
+}
+
+impl Config {
+    /// Checks every field without touching the network or the disk; returns all problems.
+    pub fn validate(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        if self.node.id.trim().is_empty() {
+            errs.push("node.id: must not be empty (use the pod name, e.g. streamforge-0)".into());
+        }
+        if self.node.admin_addr.parse::<SocketAddr>().is_err() {
+            errs.push(format!("node.admin_addr: {:?} is not HOST:PORT with an IP host (e.g. 127.0.0.1:9400)", self.node.admin_addr));
+        }
+        if !self.bus.url.starts_with("memory://") {
+            errs.push(format!("bus.url: {:?} is not supported yet; use memory:// (Kafka arrives in a later release)", self.bus.url));
+        }
+        if self.bus.partitions == 0 {
+            errs.push("bus.partitions: must be at least 1".into());
+        }
+        if self.bus.memory_capacity == 0 {
+            errs.push("bus.memory_capacity: must be at least 1".into());
+        }
+        if self.store.url != "sqlite::memory:" && !valid_url(&self.store.url, &["sqlite"]) {
+            errs.push(format!("store.url: {:?} is not sqlite://PATH or sqlite::memory:", self.store.url));
+        }
+        if !valid_url(&self.binance.rest_url, &["http", "https"]) {
+            errs.push(format!("binance.rest_url: {:?} is not an http(s) URL", self.binance.rest_url));
+        }
+        if !(1..=1000).contains(&self.loader.page_limit) {
+            errs.push(format!("loader.page_limit: {} is outside 1-1000 (Binance's maximum is 1000)", self.loader.page_limit));
+        }
+        if self.connector.batch_size == 0 {
+            errs.push("connector.batch_size: must be at least 1".into());
+        }
+        if self.connector.flush_interval_ms == 0 {
+            errs.push("connector.flush_interval_ms: must be at least 1".into());
+        }
+        if self.supervision.within_secs == 0 {
+            errs.push("supervision.within_secs: must be at least 1".into());
+        }
+        if self.dummy.tick_ms == 0 {
+            errs.push("dummy.tick_ms: must be at least 1".into());
+        }
+        if let Err(e) = crate::log::filter(&self.log.level) {
+            errs.push(format!("log.level: {e}"));
+        }
+        if self.job.is_set() {
+            self.validate_job(&mut errs);
+        }
+        errs
+    }
+
+    fn validate_job(&self, errs: &mut Vec<String>) {
+        let j = &self.job;
+        match j.symbol.as_deref() {
+            None | Some("") => errs.push("job.symbol (SYMBOL): required when a job is configured, e.g. BTCUSDT".into()),
+            Some(s) if !s.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                errs.push(format!("job.symbol (SYMBOL): {s:?} is not a Binance symbol like BTCUSDT"))
+            }
+            Some(_) => {}
+        }
+        match j.kind.as_deref() {
+            None => errs.push("job.type (TYPE): required when a job is configured, e.g. api_candles_5m".into()),
+            Some(k) if candle_interval_of_type(k).is_none() => errs.push(format!(
+                "job.type (TYPE): {k:?} is not supported; use api_candles_<interval> with a Binance interval, e.g. api_candles_1m"
+            )),
+            Some(_) => {}
+        }
+        match j.time_range.as_deref() {
+            None => errs.push("job.time_range (TIME_RANGE): required when a job is configured, e.g. 2024-08-01:2024-08-02".into()),
+            Some(r) => {
+                if let Err(e) = parse_time_range(r) {
+                    errs.push(format!("job.time_range (TIME_RANGE): {e}"));
+                }
+            }
+        }
+        if let Some(c) = &j.collection_name {
+            if let Err(e) = validate_collection(c) {
+                errs.push(format!("job.collection_name (COLLECTION_NAME): {e}"));
+            }
+        }
+        if let Some(t) = &j.kafka_topic {
+            if let Err(e) = crate::bus::validate_topic_name(t) {
+                errs.push(format!("job.kafka_topic (KAFKA_TOPIC): {e}"));
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Binance spot REST: typed calls with Binance's error bodies turned into errors that know whether
+//! a retry can help.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::admin::metrics::Metrics;
+use crate::model::{now_ms, Candle, Interval, ParseError};
+
+pub const DEFAULT_REST_URL: &str = "https://api.binance.com";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("cannot reach {url}: {source}")]
+    Transport { url: String, source: reqwest::Error },
+    #[error("{url} answered HTTP {status}: {body}")]
+    Status { url: String, status: u16, body: String },
+    #[error("{url} sent a body that is not Binance's format: {source}")]
+    Decode { url: String, source: ParseError },
+    #[error("invalid REST base URL {0:?}: expected http(s)://host[:port]")]
+    BaseUrl(String),
+}
+
+impl ExchangeError {
+    /// True when retrying cannot help (a rejected request, an unreadable body, a ban).
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            ExchangeError::Transport { .. } => false,
+            ExchangeError::Status { status, .. } => *status != 429 && *status < 500 || *status == 418,
+            ExchangeError::Decode { .. } | ExchangeError::BaseUrl(_) => true,
+        }
+    }
+
+    /// A bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ExchangeError::Transport { .. } => "transport",
+            ExchangeError::Status { status: 429, .. } => "rate_limited",
+            ExchangeError::Status { status: 418, .. } => "banned",
+            ExchangeError::Status { status, .. } if *status >= 500 => "server",
+            ExchangeError::Status { .. } => "rejected",
+            ExchangeError::Decode { .. } => "decode",
+            ExchangeError::BaseUrl(_) => "config",
+        }
+    }
+}
+
+/// A Binance REST client bound to one base URL (the real exchange or a replay server).
+#[derive(Clone)]
+pub struct BinanceRest {
+    http: reqwest::Client,
+    base: Arc<str>,
+    metrics: Arc<Metrics>,
+}
+
+impl BinanceRest {
+    pub fn new(base_url: &str, metrics: Arc<Metrics>) -> Result<Self, ExchangeError> {
+        let base = base_url.trim_end_matches('/');
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ExchangeError::BaseUrl(base_url.to_owned()));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|source| ExchangeError::Transport { url: base.to_owned(), source })?;
+        Ok(BinanceRest { http, base: Arc::from(base), metrics })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<(String, bytes::Bytes), ExchangeError> {
+        let url = format!("{}{}", self.base, path);
+        let resp = self
+            .http
+            .get(&url)
+            .query(query)
+            .send()
+            .await
+            .map_err(|source| ExchangeError::Transport { url: url.clone(), source })?;
+        if let Some(w) = resp.headers().get("x-mbx-used-weight-1m").and_then(|v| v.to_str().ok()?.parse::<i64>().ok()) {
+            self.metrics.rest_weight_used.with_label_values(&["binance"]).set(w);
+        }
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|source| ExchangeError::Transport { url: url.clone(), source })?;
+        if status != 200 {
+            let body = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+            return Err(ExchangeError::Status { url, status, body });
+        }
+        Ok((url, body))
+    }
+
+    /// `GET /api/v3/klines` for `[start, end]` (open times, ms), at most `limit` rows.
+    pub async fn klines(
+        &self,
+        symbol: &str,
+        interval: Interval,
+        start: i64,
+        end: i64,
+        limit: u32,
+    ) -> Result<Vec<Candle>, ExchangeError> {
+        let query = [
+            ("symbol", symbol.to_owned()),
+            ("interval", interval.to_string()),
+            ("startTime", start.to_string()),
+            ("endTime", end.to_string()),
+            ("limit", limit.to_string()),
+        ];
+        let (url, body) = self.get("/api/v3/klines", &query).await?;
+        Candle::from_rest_klines(symbol, interval, &body, now_ms()).map_err(|source| ExchangeError::Decode { url, source })
+    }
+}

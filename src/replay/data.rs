@@ -1,0 +1,291 @@
+//! Loads recorded Binance data from a folder laid out like `data/sample/`:
+//! - `klines/**/<BASE>_<QUOTE>-<interval>.json[.gz]` — freqtrade kline JSON;
+//! - `ws/**/<symbol>_<yyyymmdd>.gz` — raw WebSocket captures, lines `<recv_ns> <raw JSON>`, where a
+//!   line is a combined-stream message or a REST depth snapshot;
+//! - `trades/**/<BASE>_<QUOTE>-aggTrades.json[.gz]` — REST aggTrades, raw or as ccxt dicts with the
+//!   raw trade in `info`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::model::{decimal_from_json_number, Decimal, Interval, ParseError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayDataError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {reason}")]
+    Format { path: PathBuf, reason: String },
+    #[error("{0} holds no recorded data: expected klines/**/<BASE>_<QUOTE>-<interval>.json[.gz], ws/**/<symbol>_<yyyymmdd>.gz or trades/**/<BASE>_<QUOTE>-aggTrades.json[.gz]")]
+    Empty(PathBuf),
+}
+
+/// One recorded candle. Freqtrade files carry OHLCV only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KlineRow {
+    pub open_time: i64,
+    pub open: Decimal,
+    pub high: Decimal,
+    pub low: Decimal,
+    pub close: Decimal,
+    pub volume: Decimal,
+}
+
+/// One recorded aggregate trade, kept as Binance's raw JSON plus the fields used for paging.
+#[derive(Debug, Clone)]
+pub struct AggTradeRow {
+    pub id: i64,
+    pub time: i64,
+    pub raw: Arc<RawValue>,
+}
+
+/// One recorded WebSocket message.
+#[derive(Debug, Clone)]
+pub struct WsRow {
+    pub recv_ns: i64,
+    /// Stream name, e.g. `ethusdt@depth@100ms`.
+    pub stream: Arc<str>,
+    /// The whole combined-stream message `{"stream":…,"data":…}` as received.
+    pub combined: Arc<str>,
+    /// Just its `data`, as a `/ws/<stream>` connection receives it.
+    pub data: Arc<str>,
+}
+
+/// Everything recorded for one symbol.
+#[derive(Debug, Default)]
+pub struct SymbolData {
+    pub base: String,
+    pub quote: String,
+    pub klines: BTreeMap<Interval, Vec<KlineRow>>,
+    pub agg_trades: Vec<AggTradeRow>,
+    /// The REST depth snapshot found in the capture, raw.
+    pub depth_snapshot: Option<Arc<RawValue>>,
+    pub ws: Vec<WsRow>,
+}
+
+/// All data of a folder, by upper-case symbol (`ETHUSDT`).
+#[derive(Debug, Default)]
+pub struct ReplayData {
+    pub symbols: BTreeMap<String, SymbolData>,
+}
+
+fn read_maybe_gz(path: &Path) -> Result<Box<dyn Read>, ReplayDataError> {
+    let file = std::fs::File::open(path).map_err(|source| ReplayDataError::Io { path: path.to_owned(), source })?;
+    let reader = BufReader::new(file);
+    Ok(if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(reader))
+    } else {
+        Box::new(reader)
+    })
+}
+
+fn read_all(path: &Path) -> Result<Vec<u8>, ReplayDataError> {
+    let mut buf = Vec::new();
+    read_maybe_gz(path)?
+        .read_to_end(&mut buf)
+        .map_err(|source| ReplayDataError::Io { path: path.to_owned(), source })?;
+    Ok(buf)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReplayDataError> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(dir).map_err(|source| ReplayDataError::Io { path: dir.to_owned(), source })?;
+    for entry in entries {
+        let path = entry.map_err(|source| ReplayDataError::Io { path: dir.to_owned(), source })?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(())
+}
+
+/// `BTC_USDT-1m.json.gz` → ("BTC", "USDT", "1m"); `XRP_ETH-aggTrades.json` → (…, "aggTrades").
+fn split_pair_name(file_name: &str) -> Option<(String, String, String)> {
+    let stem = file_name.strip_suffix(".gz").unwrap_or(file_name).strip_suffix(".json")?;
+    let (pair, suffix) = stem.split_once('-')?;
+    let (base, quote) = pair.split_once('_')?;
+    let upper_alnum = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    (upper_alnum(base) && upper_alnum(quote)).then(|| (base.to_owned(), quote.to_owned(), suffix.to_owned()))
+}
+
+/// `ethusdt_20240808.gz` → "ETHUSDT".
+fn capture_symbol(file_name: &str) -> Option<String> {
+    let stem = file_name.strip_suffix(".gz")?;
+    let (sym, date) = stem.rsplit_once('_')?;
+    let ok = date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()) && !sym.is_empty();
+    ok.then(|| sym.to_ascii_uppercase())
+}
+
+fn format_err(path: &Path, reason: impl ToString) -> ReplayDataError {
+    ReplayDataError::Format { path: path.to_owned(), reason: reason.to_string() }
+}
+
+fn parse_klines(path: &Path) -> Result<Vec<KlineRow>, ReplayDataError> {
+    let rows: Vec<(i64, f64, f64, f64, f64, f64)> =
+        serde_json::from_slice(&read_all(path)?).map_err(|e| format_err(path, e))?;
+    let dec = |field, v| decimal_from_json_number(field, v).map_err(|e: ParseError| format_err(path, e));
+    let mut out = rows
+        .into_iter()
+        .map(|(t, o, h, l, c, v)| {
+            Ok(KlineRow {
+                open_time: t,
+                open: dec("open", o)?,
+                high: dec("high", h)?,
+                low: dec("low", l)?,
+                close: dec("close", c)?,
+                volume: dec("volume", v)?,
+            })
+        })
+        .collect::<Result<Vec<_>, ReplayDataError>>()?;
+    out.sort_by_key(|r| r.open_time);
+    out.dedup_by_key(|r| r.open_time);
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct AggIds {
+    a: i64,
+    #[serde(rename = "T")]
+    time: i64,
+}
+
+fn parse_agg_trades(path: &Path) -> Result<Vec<AggTradeRow>, ReplayDataError> {
+    let items: Vec<Box<RawValue>> = serde_json::from_slice(&read_all(path)?).map_err(|e| format_err(path, e))?;
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        #[derive(Deserialize)]
+        struct Ccxt {
+            info: Box<RawValue>,
+        }
+        let raw = match serde_json::from_str::<Ccxt>(item.get()) {
+            Ok(c) => c.info,
+            Err(_) => item,
+        };
+        let ids: AggIds = serde_json::from_str(raw.get()).map_err(|e| format_err(path, e))?;
+        out.push(AggTradeRow { id: ids.a, time: ids.time, raw: Arc::from(raw) });
+    }
+    out.sort_by_key(|r| r.id);
+    out.dedup_by_key(|r| r.id);
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct Combined<'a> {
+    stream: &'a str,
+    #[serde(borrow)]
+    data: &'a RawValue,
+}
+
+fn parse_capture(path: &Path, sym: &mut SymbolData) -> Result<(), ReplayDataError> {
+    let reader = BufReader::new(read_maybe_gz(path)?);
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.map_err(|source| ReplayDataError::Io { path: path.to_owned(), source })?;
+        let Some((ts, json)) = line.split_once(' ') else { continue };
+        let bad = |e: &dyn std::fmt::Display| format_err(path, format!("line {}: {e}", n + 1));
+        let recv_ns: i64 = ts.parse().map_err(|e| bad(&e))?;
+        if let Ok(m) = serde_json::from_str::<Combined<'_>>(json) {
+            sym.ws.push(WsRow {
+                recv_ns,
+                stream: Arc::from(m.stream),
+                data: Arc::from(m.data.get()),
+                combined: Arc::from(json),
+            });
+        } else if json.contains("\"lastUpdateId\"") {
+            let raw: Box<RawValue> = serde_json::from_str(json).map_err(|e| bad(&e))?;
+            // The first snapshot is the one the capture's book was built from.
+            sym.depth_snapshot.get_or_insert_with(|| Arc::from(raw));
+        }
+    }
+    Ok(())
+}
+
+impl ReplayData {
+    /// Reads every recognised file under `dir`.
+    pub fn load(dir: &Path) -> Result<ReplayData, ReplayDataError> {
+        let mut data = ReplayData::default();
+        let mut files = Vec::new();
+        walk(&dir.join("klines"), &mut files)?;
+        for path in &files {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let Some((base, quote, interval)) = split_pair_name(name) else { continue };
+            let Ok(interval) = interval.parse::<Interval>() else { continue };
+            let sym = data.entry(&base, &quote);
+            let rows = parse_klines(path)?;
+            let series = sym.klines.entry(interval).or_default();
+            series.extend(rows);
+            series.sort_by_key(|r| r.open_time);
+            series.dedup_by_key(|r| r.open_time);
+        }
+        files.clear();
+        walk(&dir.join("trades"), &mut files)?;
+        for path in &files {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let Some((base, quote, suffix)) = split_pair_name(name) else { continue };
+            if suffix != "aggTrades" {
+                continue;
+            }
+            let rows = parse_agg_trades(path)?;
+            let sym = data.entry(&base, &quote);
+            sym.agg_trades.extend(rows);
+            sym.agg_trades.sort_by_key(|r| r.id);
+            sym.agg_trades.dedup_by_key(|r| r.id);
+        }
+        files.clear();
+        walk(&dir.join("ws"), &mut files)?;
+        for path in &files {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let Some(symbol) = capture_symbol(name) else { continue };
+            let sym = data.symbols.entry(symbol).or_default();
+            parse_capture(path, sym)?;
+        }
+        for sym in data.symbols.values_mut() {
+            sym.ws.sort_by_key(|r| r.recv_ns);
+        }
+        if data.symbols.is_empty() {
+            return Err(ReplayDataError::Empty(dir.to_owned()));
+        }
+        Ok(data)
+    }
+
+    fn entry(&mut self, base: &str, quote: &str) -> &mut SymbolData {
+        let sym = self.symbols.entry(format!("{base}{quote}")).or_default();
+        sym.base = base.to_owned();
+        sym.quote = quote.to_owned();
+        sym
+    }
+
+    /// Symbols that have klines at `interval`.
+    pub fn kline_symbols(&self, interval: Interval) -> Vec<String> {
+        self.symbols.iter().filter(|(_, d)| d.klines.contains_key(&interval)).map(|(s, _)| s.clone()).collect()
+    }
+
+    /// First and last open time of `symbol`'s klines at `interval`.
+    pub fn kline_span(&self, symbol: &str, interval: Interval) -> Option<(i64, i64)> {
+        let rows = self.symbols.get(symbol)?.klines.get(&interval)?;
+        Some((rows.first()?.open_time, rows.last()?.open_time))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_recognised() {
+        assert_eq!(split_pair_name("BTC_USDT-1m.json.gz"), Some(("BTC".into(), "USDT".into(), "1m".into())));
+        assert_eq!(split_pair_name("XRP_ETH-aggTrades.json"), Some(("XRP".into(), "ETH".into(), "aggTrades".into())));
+        assert_eq!(split_pair_name("XRP_ETH-1m.feather"), None);
+        assert_eq!(capture_symbol("ethusdt_20240808.gz"), Some("ETHUSDT".into()));
+        assert_eq!(capture_symbol("btcusdt_20230405.dat.gz"), None);
+    }
+}

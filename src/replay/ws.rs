@@ -1,0 +1,120 @@
+//! Binance WebSocket endpoints over recorded captures: `/ws/<stream>` (raw payloads) and
+//! `/stream?streams=a/b` (combined `{"stream","data"}` wrappers), paced like the recording.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{CloseCode, CloseReason, Message};
+
+use super::data::WsRow;
+use super::rest::ApiError;
+use super::ReplayState;
+
+#[derive(Clone, Copy)]
+enum Framing {
+    Raw,
+    Combined,
+}
+
+/// The recorded messages of `streams`, merged in receive order.
+fn select(state: &ReplayState, streams: &[String]) -> Vec<WsRow> {
+    let mut rows: Vec<WsRow> = Vec::new();
+    for stream in streams {
+        let symbol = stream.split('@').next().unwrap_or_default().to_ascii_uppercase();
+        if let Some(d) = state.data.symbols.get(&symbol) {
+            rows.extend(d.ws.iter().filter(|r| &*r.stream == stream).cloned());
+        }
+    }
+    rows.sort_by_key(|r| r.recv_ns);
+    rows
+}
+
+fn recorded_streams(state: &ReplayState) -> Vec<String> {
+    let mut names: Vec<String> =
+        state.data.symbols.values().flat_map(|d| d.ws.iter().map(|r| r.stream.to_string())).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+pub(super) async fn single(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<ReplayState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, actix_web::Error> {
+    serve(req, body, state, vec![path.into_inner()], Framing::Raw)
+}
+
+pub(super) async fn combined(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<ReplayState>,
+    q: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let streams: Vec<String> = q
+        .get("streams")
+        .map(|s| s.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
+    serve(req, body, state, streams, Framing::Combined)
+}
+
+fn serve(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<ReplayState>,
+    streams: Vec<String>,
+    framing: Framing,
+) -> Result<HttpResponse, actix_web::Error> {
+    if streams.is_empty() || streams.len() > 1024 {
+        return Ok(ApiError::bad(-1100, "Give 1 to 1024 streams, e.g. /stream?streams=ethusdt@trade/ethusdt@depth@100ms")
+            .response(0));
+    }
+    let rows = select(&state, &streams);
+    if rows.is_empty() {
+        let msg = format!("The replay has no recording of {streams:?}; recorded streams: {:?}.", recorded_streams(&state));
+        return Ok(ApiError::bad(-1121, msg).response(0));
+    }
+    let (response, session, incoming) = actix_ws::handle(&req, body)?;
+    let speed = state.speed;
+    actix_web::rt::spawn(replay(rows, framing, speed, session, incoming));
+    Ok(response)
+}
+
+/// Sends `rows` at the recorded pace divided by `speed` (0 = as fast as the client reads),
+/// answering pings, until the recording ends or the client leaves.
+async fn replay(
+    rows: Vec<WsRow>,
+    framing: Framing,
+    speed: f64,
+    mut session: actix_ws::Session,
+    mut incoming: actix_ws::MessageStream,
+) {
+    let start = tokio::time::Instant::now();
+    let t0 = rows.first().map_or(0, |r| r.recv_ns);
+    for row in rows {
+        if speed > 0.0 {
+            let due = start + Duration::from_nanos(((row.recv_ns - t0).max(0) as f64 / speed) as u64);
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => break,
+                    msg = incoming.recv() => match msg {
+                        Some(Ok(Message::Ping(p))) => { if session.pong(&p).await.is_err() { return; } }
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                        Some(Ok(_)) => {}
+                    },
+                }
+            }
+        }
+        let text: Arc<str> = match framing {
+            Framing::Raw => row.data.clone(),
+            Framing::Combined => row.combined.clone(),
+        };
+        if session.text(text.to_string()).await.is_err() {
+            return;
+        }
+    }
+    let _ = session.close(Some(CloseReason { code: CloseCode::Normal, description: Some("end of recording".into()) })).await;
+}
