@@ -1,0 +1,126 @@
+//! The `streamforge` binary as a user runs it: exit codes, error messages, the admin endpoints of a
+//! node, and a graceful stop on SIGTERM.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_streamforge"));
+    c.env_remove("STREAMFORGE_LOG");
+    c
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn run_offline_prints_a_summary_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["run", "--offline", "--symbols", "BTCUSDT", "--time-range", "2021-04-25:2021-04-26", "--store"])
+        .arg(format!("sqlite://{}", dir.path().join("x.db").display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("BTCUSDT"), "{stdout}");
+    // 1440 minutes minus the 284-minute outage.
+    assert!(stdout.contains("1156"), "{stdout}");
+    assert!(stdout.contains("gap: 2021-04-25T04:01:00Z → 2021-04-25T08:44:00Z (284 candles missing"), "{stdout}");
+    assert!(stdout.contains("records/s"), "{stdout}");
+}
+
+#[test]
+fn bad_config_lists_every_problem_and_exits_2() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "[connector]\nbatch_size = 0\nflush_interval = 5\n[loader]\npage_limit = 5000").unwrap();
+    let out = bin()
+        .args(["node", "--config"])
+        .arg(file.path())
+        .env("STREAMFORGE__NODE__ADMIN_ADDR", "not-an-address")
+        .env("TYPE", "api_candles_7m")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    for needle in ["flush_interval", "page_limit", "admin_addr", "job.type (TYPE)", "job.symbol (SYMBOL)", "job.time_range (TIME_RANGE)"] {
+        assert!(err.contains(needle), "missing {needle:?} in: {err}");
+    }
+}
+
+#[test]
+fn bad_arguments_say_what_is_wrong_and_exit_2() {
+    for (args, needle) in [
+        (vec!["run", "--offline", "--interval", "2m"], "--interval"),
+        (vec!["run", "--offline", "--start", "yesterday"], "--start"),
+        (vec!["run", "--offline", "--time-range", "2021-04-26:2021-04-25"], "--time-range"),
+        (vec!["run", "--symbols", "BTCUSDT"], "--start"),
+        (vec!["run", "--offline", "--data", "/nonexistent/folder"], "not found"),
+        (vec!["run", "--frobnicate"], "--frobnicate"),
+    ] {
+        let out = bin().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn node_serves_health_readiness_and_metrics_and_stops_on_sigterm() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = bin()
+        .args(["node", "--offline", "--log-json", "--store", "sqlite::memory:", "--admin-addr", &addr])
+        .env("SYMBOL", "ETHUSDT")
+        .env("TYPE", "api_candles_1m")
+        .env("TIME_RANGE", "2021-04-24:2021-04-25")
+        .env("STREAMFORGE__DUMMY__ENABLED", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = format!("http://{addr}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let metrics = rt.block_on(async {
+        loop {
+            assert!(Instant::now() < deadline, "node did not become ready");
+            if let Ok(r) = reqwest::get(format!("{base}/readyz")).await {
+                if r.status().as_u16() == 200 {
+                    let m = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+                    // Ready, and the job's 1440 candles have gone through the connector.
+                    if m.contains("streamforge_records_out_total{actor=\"connector\"} 1440") {
+                        break m;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    assert!(metrics.contains("streamforge_batch_latency_seconds_bucket"), "{metrics}");
+    assert!(metrics.contains("streamforge_actor_up{actor=\"dummy\"} 1"), "{metrics}");
+    rt.block_on(async {
+        let h = reqwest::get(format!("{base}/healthz")).await.unwrap();
+        assert_eq!(h.status().as_u16(), 200);
+        let missing = reqwest::get(format!("{base}/nope")).await.unwrap();
+        assert_eq!(missing.status().as_u16(), 404);
+        assert!(missing.text().await.unwrap().contains("/metrics"));
+    });
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "graceful stop exits 0");
+    let mut logs = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    let first = logs.lines().next().unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert!(parsed["message"].is_string() || parsed["fields"].is_object(), "{first}");
+    assert!(logs.contains("Shutdown requested"), "{logs}");
+}
