@@ -1,1 +1,143 @@
-fn main() {}
+//! Throughput benchmarks for the embedded defaults:
+//! - `kline_decode`: Binance `/api/v3/klines` JSON → `Candle`, records/s on one core;
+//! - `embedded_pipeline`: in-process bus → connector → SQLite (file, WAL), records/s end to end,
+//!   from the first publish to the last commit.
+//!
+//! Inputs are real: the recorded REST body in `tests/fixtures/rest/` and the bundled 1m candles.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use streamforge::actors::connector::{Connector, ConnectorArgs, ConnectorShared};
+use streamforge::app::NodeContext;
+use streamforge::bus::OutRecord;
+use streamforge::config::Config;
+use streamforge::model::{Candle, DataRecord, Interval};
+use streamforge::replay::ReplayData;
+use streamforge::supervision::{ChildSpec, Intensity, Restart, SupervisorArgs, Tree};
+
+/// A 1000-row klines body: the 10 recorded rows repeated with consecutive open times.
+fn klines_body() -> Vec<u8> {
+    let body = include_str!("../tests/fixtures/rest/http_spot_market_klines.json");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(body).unwrap();
+    let mut out = Vec::with_capacity(1000);
+    for i in 0..1000 {
+        let mut r = rows[i % rows.len()].clone();
+        r[0] = (1_634_943_780_000i64 + i as i64 * 60_000).into();
+        out.push(r);
+    }
+    serde_json::to_vec(&out).unwrap()
+}
+
+fn kline_decode(c: &mut Criterion) {
+    let body = klines_body();
+    let interval: Interval = "1m".parse().unwrap();
+    let mut g = c.benchmark_group("kline_decode");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("rest_page_1000_rows", |b| {
+        b.iter(|| Candle::from_rest_klines("BTCUSDT", interval, std::hint::black_box(&body), i64::MAX).unwrap())
+    });
+    g.finish();
+}
+
+/// The bundled candles, copied under `copies` symbol names to make a larger load.
+fn records(copies: usize) -> Vec<(String, Vec<u8>)> {
+    let data = ReplayData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")).unwrap();
+    let interval: Interval = "1m".parse().unwrap();
+    let mut out = Vec::new();
+    for copy in 0..copies {
+        for (symbol, d) in &data.symbols {
+            let Some(rows) = d.klines.get(&interval) else { continue };
+            let name = format!("{symbol}{copy}");
+            for r in rows {
+                let candle = Candle {
+                    symbol: name.clone(),
+                    interval,
+                    open_time: r.open_time,
+                    close_time: r.open_time + 59_999,
+                    open: r.open,
+                    high: r.high,
+                    low: r.low,
+                    close: r.close,
+                    volume: r.volume,
+                    quote_volume: None,
+                    trades: None,
+                    taker_buy_base: None,
+                    taker_buy_quote: None,
+                    closed: true,
+                };
+                out.push((name.clone(), DataRecord::Candle(candle).to_bytes()));
+            }
+        }
+    }
+    out
+}
+
+async fn one_pipeline_run(records: &[(String, Vec<u8>)]) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.store.url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    config.bus.memory_capacity = 1 << 20;
+    let ctx = NodeContext::open(config).await.unwrap();
+    ctx.bus.ensure_topic("bench-data", 3).await.unwrap();
+    let shared = Arc::new(ConnectorShared::default());
+    shared.drain.store(true, Ordering::Release);
+    let (c, s) = (ctx.clone(), shared.clone());
+    let spec = ChildSpec::new("connector:bench", "connector", Restart::Transient, move || {
+        let args = ConnectorArgs {
+            queue_id: "bench".into(),
+            topic: "bench-data".into(),
+            group: "bench".into(),
+            collection: "bench_candles".into(),
+            batch_size: c.config.connector.batch_size,
+            flush_interval: c.config.connector.flush_interval(),
+            bus: c.bus.clone(),
+            store: c.store.clone(),
+            telemetry: c.telemetry.clone(),
+            dead_letters: c.dead_letters.clone(),
+            metrics: c.metrics.clone(),
+            shared: s.clone(),
+        };
+        (Connector, args)
+    });
+    let started = Instant::now();
+    let out: Vec<OutRecord> = records.iter().map(|(k, v)| OutRecord::keyed(k, v.clone())).collect();
+    ctx.bus.publish("bench-data", out).await.unwrap();
+    let mut tree = Tree::start(SupervisorArgs {
+        name: "bench".into(),
+        children: vec![spec],
+        intensity: Intensity::default(),
+        auto_shutdown: true,
+        metrics: ctx.metrics.clone(),
+    })
+    .await
+    .unwrap();
+    tree.wait().await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(shared.written.load(Ordering::Acquire), records.len() as u64);
+    elapsed
+}
+
+fn embedded_pipeline(c: &mut Criterion) {
+    let records = records(4);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut g = c.benchmark_group("embedded_pipeline");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    g.throughput(Throughput::Elements(records.len() as u64));
+    g.bench_function("bus_connector_sqlite", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                total += rt.block_on(one_pipeline_run(&records));
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, kline_decode, embedded_pipeline);
+criterion_main!(benches);
