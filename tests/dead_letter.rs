@@ -24,8 +24,8 @@ async fn bad_messages_are_dead_lettered_and_counted_and_good_ones_stored() {
     let candles = Candle::from_rest_klines("BTCUSDT", "1m".parse().unwrap(), body, i64::MAX).unwrap();
     let mut records: Vec<OutRecord> =
         candles.iter().map(|c| OutRecord::keyed("BTCUSDT", DataRecord::Candle(c.clone()).to_bytes())).collect();
-    records.insert(3, OutRecord::keyed("BTCUSDT", &b"{\"kind\":\"candle\",\"symbol\":"[..]));
-    records.insert(7, OutRecord::keyed("BTCUSDT", &br#"{"kind":"candle","symbol":"BTCUSDT","price":"1"}"#[..]));
+    records.insert(3, OutRecord::keyed("BTCUSDT", &b"{\"record\":\"candle\",\"symbol\":"[..]));
+    records.insert(7, OutRecord::keyed("BTCUSDT", &br#"{"record":"candle","symbol":"BTCUSDT","price":"1"}"#[..]));
     ctx.bus.publish(topic, records).await.unwrap();
 
     let shared = Arc::new(ConnectorShared::default());

@@ -4,9 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{BookSnapshot, Candle, DepthUpdate, Trade};
 
-/// One normalized market record. On the bus it is JSON tagged by `kind`.
+/// One normalized market record. On the bus it is JSON tagged by `record`
+/// (`{"record":"candle","symbol":"BTCUSDT",…}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "record", rename_all = "snake_case")]
 pub enum DataRecord {
     Candle(Candle),
     Trade(Trade),
@@ -82,9 +83,22 @@ impl DataRecord {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Parses a data message taken off the bus.
+    /// Parses a data message taken off the bus. Reads the tag first and then the record itself,
+    /// which avoids serde's buffering of internally tagged enums.
     pub fn from_bytes(bytes: &[u8]) -> Result<DataRecord, serde_json::Error> {
-        serde_json::from_slice(bytes)
+        #[derive(Deserialize)]
+        struct Tag<'a> {
+            #[serde(borrow)]
+            record: &'a str,
+        }
+        let tag: Tag<'_> = serde_json::from_slice(bytes)?;
+        match tag.record {
+            "candle" => serde_json::from_slice(bytes).map(DataRecord::Candle),
+            "trade" => serde_json::from_slice(bytes).map(DataRecord::Trade),
+            "depth_update" => serde_json::from_slice(bytes).map(DataRecord::DepthUpdate),
+            "book_snapshot" => serde_json::from_slice(bytes).map(DataRecord::BookSnapshot),
+            other => Err(serde::de::Error::unknown_variant(other, &["candle", "trade", "depth_update", "book_snapshot"])),
+        }
     }
 }
 
@@ -101,14 +115,30 @@ mod tests {
         assert_eq!(back, rec);
         assert_eq!(back.natural_key(), NaturalKey::Candle("BTCUSDT".into(), "1m".into(), 1_634_943_780_000));
         let v: serde_json::Value = serde_json::from_slice(&rec.to_bytes()).unwrap();
-        assert_eq!(v["kind"], "candle");
+        assert_eq!(v["record"], "candle");
         assert_eq!(v["open"], "60685.22000000", "decimals travel as exact strings");
     }
 
     #[test]
+    fn every_record_kind_round_trips() {
+        let trades = include_bytes!("../../tests/fixtures/rest/http_spot_market_agg_trades.json");
+        let depth = include_bytes!("../../tests/fixtures/rest/http_spot_market_depth.json");
+        let ws_depth = br#"{"e":"depthUpdate","E":1723161255308,"s":"ETHUSDT","U":35346513499,"u":35346513505,"b":[["2683.80000000","3.02920000"]],"a":[]}"#;
+        let records = [
+            DataRecord::Trade(crate::model::Trade::from_rest_agg_trades("BTCUSDT", trades).unwrap().remove(0)),
+            DataRecord::BookSnapshot(crate::model::BookSnapshot::from_rest("BTCUSDT", depth).unwrap()),
+            DataRecord::DepthUpdate(crate::model::DepthUpdate::from_ws(ws_depth).unwrap()),
+        ];
+        for rec in records {
+            assert_eq!(DataRecord::from_bytes(&rec.to_bytes()).unwrap(), rec);
+        }
+    }
+
+    #[test]
     fn wrong_schema_is_rejected() {
-        assert!(DataRecord::from_bytes(br#"{"kind":"candle","symbol":"BTCUSDT"}"#).is_err());
-        assert!(DataRecord::from_bytes(br#"{"kind":"weather","temp":3}"#).is_err());
+        assert!(DataRecord::from_bytes(br#"{"record":"candle","symbol":"BTCUSDT"}"#).is_err());
+        assert!(DataRecord::from_bytes(br#"{"record":"weather","temp":3}"#).is_err());
+        assert!(DataRecord::from_bytes(br#"{"symbol":"BTCUSDT"}"#).is_err());
         assert!(DataRecord::from_bytes(b"{not json").is_err());
     }
 }
