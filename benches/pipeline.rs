@@ -43,6 +43,17 @@ fn kline_decode(c: &mut Criterion) {
     g.finish();
 }
 
+/// What the connector pays per bus message: JSON bytes → `DataRecord`.
+fn record_decode(c: &mut Criterion) {
+    let bytes: Vec<Vec<u8>> = records(1).into_iter().map(|(_, b)| b).collect();
+    let mut g = c.benchmark_group("record_decode");
+    g.throughput(Throughput::Elements(bytes.len() as u64));
+    g.bench_function("bus_candle_json", |b| {
+        b.iter(|| bytes.iter().map(|m| DataRecord::from_bytes(m).unwrap()).count())
+    });
+    g.finish();
+}
+
 /// The bundled candles, copied under `copies` symbol names to make a larger load.
 fn records(copies: usize) -> Vec<(String, Vec<u8>)> {
     let data = ReplayData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")).unwrap();
@@ -139,5 +150,33 @@ fn embedded_pipeline(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, kline_decode, embedded_pipeline);
+/// SQLite upserts alone (file, WAL), for the share of the pipeline the store takes.
+fn sqlite_upsert(c: &mut Criterion) {
+    let records: Vec<DataRecord> =
+        records(1).into_iter().map(|(_, bytes)| DataRecord::from_bytes(&bytes).unwrap()).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut g = c.benchmark_group("sqlite_upsert");
+    g.sample_size(10);
+    for batch in [1_000usize, 10_000] {
+        g.throughput(Throughput::Elements(records.len() as u64));
+        g.bench_function(format!("candles_batch_{batch}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = streamforge::store::open(&format!("sqlite://{}", dir.path().join("u.db").display())).unwrap();
+                    let started = Instant::now();
+                    for chunk in records.chunks(batch) {
+                        rt.block_on(store.upsert("bench_candles", chunk.to_vec())).unwrap();
+                    }
+                    total += started.elapsed();
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, kline_decode, record_decode, sqlite_upsert, embedded_pipeline);
 criterion_main!(benches);

@@ -14,7 +14,7 @@ use super::{DeadLetters, Telemetry};
 use crate::admin::metrics::Metrics;
 use crate::bus::{Bus, BusMessage, CommitOffset, Consumer};
 use crate::model::{DataRecord, EventStatus, QueueEvent};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Shared between the connector's incarnations and whoever runs it.
 #[derive(Debug, Default)]
@@ -59,6 +59,15 @@ pub struct ConnectorState {
     /// Positions to commit with the next flush, including dead-lettered messages.
     positions: Vec<CommitOffset>,
     deadline: Option<Instant>,
+    in_flight: Option<InFlight>,
+}
+
+/// A batch being written by the store, with what to commit once it is.
+struct InFlight {
+    write: tokio::task::JoinHandle<Result<(), StoreError>>,
+    positions: Vec<CommitOffset>,
+    count: u64,
+    started: std::time::Instant,
 }
 
 const FAMILY: &str = "connector";
@@ -92,31 +101,45 @@ impl ConnectorState {
         Ok(())
     }
 
-    /// Writes the pending batch in one transaction, then commits. Nothing is committed unless the
-    /// store has the records.
+    /// Hands the pending batch to the store (one transaction) without waiting for it, so the next
+    /// batch is decoded while this one is written. At most one write is in flight: the previous one
+    /// is awaited and committed first, keeping commits in offset order.
     async fn flush(&mut self) -> Result<(), ActorProcessingErr> {
+        self.complete_write().await?;
         if self.positions.is_empty() {
             return Ok(());
         }
-        let n = self.pending.len() as u64;
-        if n > 0 {
-            let started = std::time::Instant::now();
-            let batch = std::mem::take(&mut self.pending);
-            if let Err(error) = self.args.store.upsert(&self.args.collection, batch).await {
-                self.args.metrics.errors.with_label_values(&[FAMILY, "store"]).inc();
-                self.args.telemetry.emit(self.event(EventStatus::Error).message(error.to_string())).await;
-                return Err(error.into());
-            }
-            let elapsed = started.elapsed().as_secs_f64();
-            self.args.metrics.batch_latency.with_label_values(&[FAMILY]).observe(elapsed);
-            self.args.metrics.batches.with_label_values(&[FAMILY]).inc();
-            self.args.metrics.records_out.with_label_values(&[FAMILY]).inc_by(n);
-        }
+        let batch = std::mem::take(&mut self.pending);
         let positions = std::mem::take(&mut self.positions);
-        self.consumer.commit(&positions).await?;
         self.deadline = None;
-        if n > 0 {
-            let total = self.args.shared.written.fetch_add(n, Ordering::AcqRel) + n;
+        let (store, collection) = (self.args.store.clone(), self.args.collection.clone());
+        let count = batch.len() as u64;
+        let started = std::time::Instant::now();
+        let write = tokio::spawn(async move {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            store.upsert(&collection, batch).await
+        });
+        self.in_flight = Some(InFlight { write, positions, count, started });
+        Ok(())
+    }
+
+    /// Waits for the write in flight; commits its offsets only once the store has the records.
+    async fn complete_write(&mut self) -> Result<(), ActorProcessingErr> {
+        let Some(w) = self.in_flight.take() else { return Ok(()) };
+        let outcome = w.write.await.map_err(|e| StoreError::Worker(e.to_string()))?;
+        if let Err(error) = outcome {
+            self.args.metrics.errors.with_label_values(&[FAMILY, "store"]).inc();
+            self.args.telemetry.emit(self.event(EventStatus::Error).message(error.to_string())).await;
+            return Err(error.into());
+        }
+        self.consumer.commit(&w.positions).await?;
+        if w.count > 0 {
+            self.args.metrics.batch_latency.with_label_values(&[FAMILY]).observe(w.started.elapsed().as_secs_f64());
+            self.args.metrics.batches.with_label_values(&[FAMILY]).inc();
+            self.args.metrics.records_out.with_label_values(&[FAMILY]).inc_by(w.count);
+            let total = self.args.shared.written.fetch_add(w.count, Ordering::AcqRel) + w.count;
             let message = format!("Stored {total} records in {}", self.args.collection);
             self.args.telemetry.emit(self.event(EventStatus::Loading).records_written(total).message(message)).await;
         }
@@ -138,6 +161,7 @@ impl Actor for Connector {
             pending: Vec::with_capacity(args.batch_size),
             positions: Vec::new(),
             deadline: None,
+            in_flight: None,
             args,
         };
         let message = format!("Consuming {} into {}", state.args.topic, state.args.collection);
@@ -158,19 +182,24 @@ impl Actor for Connector {
             }
             ConnectorMsg::Poll => {
                 let room = state.args.batch_size.saturating_sub(state.pending.len()).max(1);
-                let wait = state
-                    .deadline
-                    .map(|d| d.saturating_duration_since(Instant::now()))
-                    .unwrap_or(MAX_POLL_WAIT)
-                    .min(MAX_POLL_WAIT);
+                let draining = state.args.shared.drain.load(Ordering::Acquire);
+                // A draining connector that has read everything need not wait to learn it is done.
+                let wait = if draining && state.consumer.pending().await? == 0 {
+                    Duration::ZERO
+                } else {
+                    state.deadline.map(|d| d.saturating_duration_since(Instant::now())).unwrap_or(MAX_POLL_WAIT).min(MAX_POLL_WAIT)
+                };
                 let messages = state.consumer.poll(room, wait).await?;
                 let got = messages.len();
                 state.take(messages).await?;
                 let due = state.deadline.is_some_and(|d| Instant::now() >= d);
-                let draining = state.args.shared.drain.load(Ordering::Acquire);
                 // Flush on size or age; once draining, also when the topic has nothing more to give.
                 if state.pending.len() >= state.args.batch_size || due || (draining && got == 0) {
                     state.flush().await?;
+                }
+                if got == 0 {
+                    // Idle: nothing to overlap the write with, so commit it now.
+                    state.complete_write().await?;
                 }
                 if draining && got == 0 && state.positions.is_empty() && state.consumer.pending().await? == 0
                 {
@@ -188,6 +217,7 @@ impl Actor for Connector {
 
     /// A graceful stop (shutdown, not a failure) writes and commits what is pending.
     async fn post_stop(&self, _myself: ActorRef<ConnectorMsg>, state: &mut ConnectorState) -> Result<(), ActorProcessingErr> {
-        state.flush().await
+        state.flush().await?;
+        state.complete_write().await
     }
 }
