@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use streamforge::actors::connector::{Connector, ConnectorArgs, ConnectorShared};
+use streamforge::actors::connector::{ConnectorRoute, ConnectorShared};
 use streamforge::app::NodeContext;
 use streamforge::bus::OutRecord;
 use streamforge::config::Config;
 use streamforge::model::{Candle, DataRecord, Interval};
 use streamforge::replay::ReplayData;
-use streamforge::supervision::{ChildSpec, Intensity, Restart, SupervisorArgs, Tree};
+use streamforge::supervision::{Intensity, Restart, SupervisorArgs, Tree};
 
 /// A 1000-row klines body: the 10 recorded rows repeated with consecutive open times.
 fn klines_body() -> Vec<u8> {
@@ -38,7 +38,10 @@ fn kline_decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("kline_decode");
     g.throughput(Throughput::Elements(1000));
     g.bench_function("rest_page_1000_rows", |b| {
-        b.iter(|| Candle::from_rest_klines("BTCUSDT", interval, std::hint::black_box(&body), i64::MAX).unwrap())
+        b.iter(|| {
+            Candle::from_rest_klines("BTCUSDT", interval, std::hint::black_box(&body), i64::MAX)
+                .unwrap()
+        })
     });
     g.finish();
 }
@@ -49,19 +52,27 @@ fn record_decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("record_decode");
     g.throughput(Throughput::Elements(bytes.len() as u64));
     g.bench_function("bus_candle_json", |b| {
-        b.iter(|| bytes.iter().map(|m| DataRecord::from_bytes(m).unwrap()).count())
+        b.iter(|| {
+            bytes
+                .iter()
+                .map(|m| DataRecord::from_bytes(m).unwrap())
+                .collect::<Vec<_>>()
+        })
     });
     g.finish();
 }
 
 /// The bundled candles, copied under `copies` symbol names to make a larger load.
 fn records(copies: usize) -> Vec<(String, Vec<u8>)> {
-    let data = ReplayData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")).unwrap();
+    let data =
+        ReplayData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")).unwrap();
     let interval: Interval = "1m".parse().unwrap();
     let mut out = Vec::new();
     for copy in 0..copies {
         for (symbol, d) in &data.symbols {
-            let Some(rows) = d.klines.get(&interval) else { continue };
+            let Some(rows) = d.klines.get(&interval) else {
+                continue;
+            };
             let name = format!("{symbol}{copy}");
             for r in rows {
                 let candle = Candle {
@@ -96,26 +107,18 @@ async fn one_pipeline_run(records: &[(String, Vec<u8>)]) -> Duration {
     ctx.bus.ensure_topic("bench-data", 3).await.unwrap();
     let shared = Arc::new(ConnectorShared::default());
     shared.drain.store(true, Ordering::Release);
-    let (c, s) = (ctx.clone(), shared.clone());
-    let spec = ChildSpec::new("connector:bench", "connector", Restart::Transient, move || {
-        let args = ConnectorArgs {
-            queue_id: "bench".into(),
-            topic: "bench-data".into(),
-            group: "bench".into(),
-            collection: "bench_candles".into(),
-            batch_size: c.config.connector.batch_size,
-            flush_interval: c.config.connector.flush_interval(),
-            bus: c.bus.clone(),
-            store: c.store.clone(),
-            telemetry: c.telemetry.clone(),
-            dead_letters: c.dead_letters.clone(),
-            metrics: c.metrics.clone(),
-            shared: s.clone(),
-        };
-        (Connector, args)
-    });
+    let route = ConnectorRoute {
+        queue_id: "bench".into(),
+        topic: "bench-data".into(),
+        group: "bench".into(),
+        collection: "bench_candles".into(),
+    };
+    let spec = ctx.connector_child(route, shared.clone(), Restart::Transient);
     let started = Instant::now();
-    let out: Vec<OutRecord> = records.iter().map(|(k, v)| OutRecord::keyed(k, v.clone())).collect();
+    let out: Vec<OutRecord> = records
+        .iter()
+        .map(|(k, v)| OutRecord::keyed(k, v.clone()))
+        .collect();
     ctx.bus.publish("bench-data", out).await.unwrap();
     let mut tree = Tree::start(SupervisorArgs {
         name: "bench".into(),
@@ -134,7 +137,11 @@ async fn one_pipeline_run(records: &[(String, Vec<u8>)]) -> Duration {
 
 fn embedded_pipeline(c: &mut Criterion) {
     let records = records(4);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let mut g = c.benchmark_group("embedded_pipeline");
     g.sample_size(10).measurement_time(Duration::from_secs(20));
     g.throughput(Throughput::Elements(records.len() as u64));
@@ -152,9 +159,15 @@ fn embedded_pipeline(c: &mut Criterion) {
 
 /// SQLite upserts alone (file, WAL), for the share of the pipeline the store takes.
 fn sqlite_upsert(c: &mut Criterion) {
-    let records: Vec<DataRecord> =
-        records(1).into_iter().map(|(_, bytes)| DataRecord::from_bytes(&bytes).unwrap()).collect();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let records: Vec<DataRecord> = records(1)
+        .into_iter()
+        .map(|(_, bytes)| DataRecord::from_bytes(&bytes).unwrap())
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let mut g = c.benchmark_group("sqlite_upsert");
     g.sample_size(10);
     for batch in [1_000usize, 10_000] {
@@ -164,10 +177,15 @@ fn sqlite_upsert(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let dir = tempfile::tempdir().unwrap();
-                    let store = streamforge::store::open(&format!("sqlite://{}", dir.path().join("u.db").display())).unwrap();
+                    let store = streamforge::store::open(&format!(
+                        "sqlite://{}",
+                        dir.path().join("u.db").display()
+                    ))
+                    .unwrap();
                     let started = Instant::now();
                     for chunk in records.chunks(batch) {
-                        rt.block_on(store.upsert("bench_candles", chunk.to_vec())).unwrap();
+                        rt.block_on(store.upsert("bench_candles", chunk.to_vec()))
+                            .unwrap();
                     }
                     total += started.elapsed();
                 }
@@ -178,5 +196,11 @@ fn sqlite_upsert(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, kline_decode, record_decode, sqlite_upsert, embedded_pipeline);
+criterion_group!(
+    benches,
+    kline_decode,
+    record_decode,
+    sqlite_upsert,
+    embedded_pipeline
+);
 criterion_main!(benches);

@@ -10,17 +10,20 @@
 //! - [`actors`]: loader, connector and dummy actors, and the telemetry they emit.
 //! - [`supervision`]: supervisors that restart failed actors.
 //! - [`admin`]: the admin HTTP server (`/healthz`, `/readyz`, `/metrics`) and metrics.
+//! - [`http`]: how the HTTP servers (admin, replay) are run.
+//! - [`log`]: structured logging setup.
 //! - [`config`]: configuration as validated data (TOML + environment).
 //! - [`app`]: the commands the binary runs (`run`, `node`, `replay-server`).
 
-pub mod bus;
-pub mod model;
-pub mod store;
-pub mod replay;
-pub mod admin;
-pub mod exchange;
-pub mod supervision;
 pub mod actors;
-pub mod config;
-pub mod log;
+pub mod admin;
 pub mod app;
+pub mod bus;
+pub mod config;
+pub mod exchange;
+pub mod http;
+pub mod log;
+pub mod model;
+pub mod replay;
+pub mod store;
+pub mod supervision;

@@ -23,12 +23,21 @@ impl Actor for Worker {
     type State = (String, Log);
     type Arguments = (String, Log);
 
-    async fn pre_start(&self, _me: ActorRef<WorkerMsg>, args: (String, Log)) -> Result<(String, Log), ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<WorkerMsg>,
+        args: (String, Log),
+    ) -> Result<(String, Log), ActorProcessingErr> {
         args.1.lock().unwrap().push(format!("start {}", args.0));
         Ok(args)
     }
 
-    async fn handle(&self, me: ActorRef<WorkerMsg>, msg: WorkerMsg, _state: &mut (String, Log)) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<WorkerMsg>,
+        msg: WorkerMsg,
+        _state: &mut (String, Log),
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             WorkerMsg::ExitNormally => me.stop(None),
             WorkerMsg::Fail => return Err("asked to fail".into()),
@@ -37,7 +46,11 @@ impl Actor for Worker {
         Ok(())
     }
 
-    async fn post_stop(&self, _me: ActorRef<WorkerMsg>, state: &mut (String, Log)) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _me: ActorRef<WorkerMsg>,
+        state: &mut (String, Log),
+    ) -> Result<(), ActorProcessingErr> {
         state.1.lock().unwrap().push(format!("stop {}", state.0));
         Ok(())
     }
@@ -45,14 +58,19 @@ impl Actor for Worker {
 
 fn spec(id: &str, restart: Restart, log: &Log) -> ChildSpec {
     let (id2, log) = (id.to_owned(), log.clone());
-    ChildSpec::new(id, "test", restart, move || (Worker, (id2.clone(), log.clone())))
+    ChildSpec::new(id, "test", restart, move || {
+        (Worker, (id2.clone(), log.clone()))
+    })
 }
 
 async fn tree(children: Vec<ChildSpec>, max_restarts: u32) -> Tree {
     Tree::start(SupervisorArgs {
         name: "test".into(),
         children,
-        intensity: Intensity { max_restarts, within: Duration::from_secs(60) },
+        intensity: Intensity {
+            max_restarts,
+            within: Duration::from_secs(60),
+        },
         auto_shutdown: false,
         metrics: Arc::new(Metrics::new()),
     })
@@ -76,7 +94,10 @@ async fn exit(t: &Tree, id: &str, msg: WorkerMsg) -> ChildInfo {
         if replaced {
             return now;
         }
-        assert!(tokio::time::Instant::now() < deadline, "supervisor did not handle the exit of {id}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "supervisor did not handle the exit of {id}"
+        );
         tokio::task::yield_now().await;
     }
 }
@@ -85,25 +106,48 @@ async fn exit(t: &Tree, id: &str, msg: WorkerMsg) -> ChildInfo {
 async fn restart_types_follow_otp() {
     let log: Log = Default::default();
     let t = tree(
-        vec![spec("perm", Restart::Permanent, &log), spec("trans", Restart::Transient, &log), spec("temp", Restart::Temporary, &log)],
+        vec![
+            spec("perm", Restart::Permanent, &log),
+            spec("trans", Restart::Transient, &log),
+            spec("temp", Restart::Temporary, &log),
+        ],
         100,
     )
     .await;
-    assert_eq!(*log.lock().unwrap(), ["start perm", "start trans", "start temp"], "started in spec order");
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["start perm", "start trans", "start temp"],
+        "started in spec order"
+    );
 
     let perm = exit(&t, "perm", WorkerMsg::ExitNormally).await;
-    assert!(perm.cell.is_some() && perm.restarts == 1, "permanent: restarted after a normal exit");
+    assert!(
+        perm.cell.is_some() && perm.restarts == 1,
+        "permanent: restarted after a normal exit"
+    );
     let perm = exit(&t, "perm", WorkerMsg::Fail).await;
-    assert!(perm.cell.is_some() && perm.restarts == 2, "permanent: restarted after a failure");
+    assert!(
+        perm.cell.is_some() && perm.restarts == 2,
+        "permanent: restarted after a failure"
+    );
 
     let trans = exit(&t, "trans", WorkerMsg::Fail).await;
-    assert!(trans.cell.is_some() && trans.restarts == 1, "transient: restarted after a failure");
+    assert!(
+        trans.cell.is_some() && trans.restarts == 1,
+        "transient: restarted after a failure"
+    );
     assert_eq!(trans.last_error.as_deref(), Some("asked to fail"));
     let trans = exit(&t, "trans", WorkerMsg::ExitNormally).await;
-    assert!(trans.cell.is_none() && trans.restarts == 1, "transient: not restarted after a normal exit");
+    assert!(
+        trans.cell.is_none() && trans.restarts == 1,
+        "transient: not restarted after a normal exit"
+    );
 
     let temp = exit(&t, "temp", WorkerMsg::Fail).await;
-    assert!(temp.cell.is_none() && temp.restarts == 0, "temporary: never restarted");
+    assert!(
+        temp.cell.is_none() && temp.restarts == 0,
+        "temporary: never restarted"
+    );
 }
 
 #[tokio::test]
@@ -130,8 +174,18 @@ async fn more_than_max_restarts_makes_the_tree_fail() {
 #[tokio::test]
 async fn shutdown_stops_children_in_reverse_order() {
     let log: Log = Default::default();
-    let mut t = tree(vec![spec("one", Restart::Permanent, &log), spec("two", Restart::Permanent, &log)], 5).await;
+    let mut t = tree(
+        vec![
+            spec("one", Restart::Permanent, &log),
+            spec("two", Restart::Permanent, &log),
+        ],
+        5,
+    )
+    .await;
     t.shutdown();
     t.wait_for(Duration::from_secs(5)).await.unwrap();
-    assert_eq!(*log.lock().unwrap(), ["start one", "start two", "stop two", "stop one"]);
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["start one", "start two", "stop two", "stop one"]
+    );
 }

@@ -25,11 +25,20 @@ pub struct ConnectorShared {
     pub written: AtomicU64,
 }
 
-pub struct ConnectorArgs {
+/// What a connector reads and where it writes.
+#[derive(Debug, Clone)]
+pub struct ConnectorRoute {
+    /// The workflow it reports on in `queue-events`.
     pub queue_id: String,
     pub topic: String,
+    /// Consumer group; connectors of one group share the topic's partitions.
     pub group: String,
+    /// Store collection.
     pub collection: String,
+}
+
+pub struct ConnectorArgs {
+    pub route: ConnectorRoute,
     /// Flush when this many records are pending…
     pub batch_size: usize,
     /// …or when the oldest pending record has waited this long.
@@ -76,22 +85,38 @@ const MAX_POLL_WAIT: Duration = Duration::from_millis(100);
 
 impl ConnectorState {
     fn event(&self, status: EventStatus) -> QueueEvent {
-        QueueEvent::new(&self.args.queue_id, &self.producer, status).kind("connector")
+        QueueEvent::new(&self.args.route.queue_id, &self.producer, status).kind("connector")
     }
 
     fn track(&mut self, m: &BusMessage) {
-        match self.positions.iter_mut().find(|c| c.partition == m.partition) {
+        match self
+            .positions
+            .iter_mut()
+            .find(|c| c.partition == m.partition)
+        {
             Some(c) => c.next_offset = c.next_offset.max(m.offset + 1),
-            None => self.positions.push(CommitOffset { partition: m.partition, next_offset: m.offset + 1 }),
+            None => self.positions.push(CommitOffset {
+                partition: m.partition,
+                next_offset: m.offset + 1,
+            }),
         }
     }
 
     async fn take(&mut self, messages: Vec<BusMessage>) -> Result<(), ActorProcessingErr> {
-        self.args.metrics.records_in.with_label_values(&[FAMILY]).inc_by(messages.len() as u64);
+        self.args
+            .metrics
+            .records_in
+            .with_label_values(&[FAMILY])
+            .inc_by(messages.len() as u64);
         for m in messages {
             match DataRecord::from_bytes(&m.payload) {
                 Ok(record) => self.pending.push(record),
-                Err(e) => self.args.dead_letters.send(&self.producer, &m, json_error_reason(&e), &e.to_string()).await?,
+                Err(e) => {
+                    self.args
+                        .dead_letters
+                        .send(&self.producer, &m, json_error_reason(&e), &e.to_string())
+                        .await?
+                }
             }
             self.track(&m);
         }
@@ -112,7 +137,7 @@ impl ConnectorState {
         let batch = std::mem::take(&mut self.pending);
         let positions = std::mem::take(&mut self.positions);
         self.deadline = None;
-        let (store, collection) = (self.args.store.clone(), self.args.collection.clone());
+        let (store, collection) = (self.args.store.clone(), self.args.route.collection.clone());
         let count = batch.len() as u64;
         let started = std::time::Instant::now();
         let write = tokio::spawn(async move {
@@ -121,27 +146,64 @@ impl ConnectorState {
             }
             store.upsert(&collection, batch).await
         });
-        self.in_flight = Some(InFlight { write, positions, count, started });
+        self.in_flight = Some(InFlight {
+            write,
+            positions,
+            count,
+            started,
+        });
         Ok(())
     }
 
     /// Waits for the write in flight; commits its offsets only once the store has the records.
     async fn complete_write(&mut self) -> Result<(), ActorProcessingErr> {
-        let Some(w) = self.in_flight.take() else { return Ok(()) };
-        let outcome = w.write.await.map_err(|e| StoreError::Worker(e.to_string()))?;
+        let Some(w) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let outcome = w
+            .write
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?;
         if let Err(error) = outcome {
-            self.args.metrics.errors.with_label_values(&[FAMILY, "store"]).inc();
-            self.args.telemetry.emit(self.event(EventStatus::Error).message(error.to_string())).await;
+            self.args
+                .metrics
+                .errors
+                .with_label_values(&[FAMILY, "store"])
+                .inc();
+            self.args
+                .telemetry
+                .emit(self.event(EventStatus::Error).message(error.to_string()))
+                .await;
             return Err(error.into());
         }
         self.consumer.commit(&w.positions).await?;
         if w.count > 0 {
-            self.args.metrics.batch_latency.with_label_values(&[FAMILY]).observe(w.started.elapsed().as_secs_f64());
+            self.args
+                .metrics
+                .batch_latency
+                .with_label_values(&[FAMILY])
+                .observe(w.started.elapsed().as_secs_f64());
             self.args.metrics.batches.with_label_values(&[FAMILY]).inc();
-            self.args.metrics.records_out.with_label_values(&[FAMILY]).inc_by(w.count);
-            let total = self.args.shared.written.fetch_add(w.count, Ordering::AcqRel) + w.count;
-            let message = format!("Stored {total} records in {}", self.args.collection);
-            self.args.telemetry.emit(self.event(EventStatus::Loading).records_written(total).message(message)).await;
+            self.args
+                .metrics
+                .records_out
+                .with_label_values(&[FAMILY])
+                .inc_by(w.count);
+            let total = self
+                .args
+                .shared
+                .written
+                .fetch_add(w.count, Ordering::AcqRel)
+                + w.count;
+            let message = format!("Stored {total} records in {}", self.args.route.collection);
+            self.args
+                .telemetry
+                .emit(
+                    self.event(EventStatus::Loading)
+                        .records_written(total)
+                        .message(message),
+                )
+                .await;
         }
         Ok(())
     }
@@ -152,9 +214,16 @@ impl Actor for Connector {
     type State = ConnectorState;
     type Arguments = ConnectorArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<ConnectorMsg>, args: ConnectorArgs) -> Result<ConnectorState, ActorProcessingErr> {
-        let consumer = args.bus.subscribe(&args.group, &args.topic).await?;
-        let producer = format!("connector__{}", args.collection);
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<ConnectorMsg>,
+        args: ConnectorArgs,
+    ) -> Result<ConnectorState, ActorProcessingErr> {
+        let consumer = args
+            .bus
+            .subscribe(&args.route.group, &args.route.topic)
+            .await?;
+        let producer = format!("connector__{}", args.route.collection);
         let state = ConnectorState {
             consumer,
             producer,
@@ -164,30 +233,59 @@ impl Actor for Connector {
             in_flight: None,
             args,
         };
-        let message = format!("Consuming {} into {}", state.args.topic, state.args.collection);
-        state.args.telemetry.emit(state.event(EventStatus::Started).message(message)).await;
+        let message = format!(
+            "Consuming {} into {}",
+            state.args.route.topic, state.args.route.collection
+        );
+        state
+            .args
+            .telemetry
+            .emit(state.event(EventStatus::Started).message(message))
+            .await;
         Ok(state)
     }
 
-    async fn post_start(&self, myself: ActorRef<ConnectorMsg>, _state: &mut ConnectorState) -> Result<(), ActorProcessingErr> {
+    async fn post_start(
+        &self,
+        myself: ActorRef<ConnectorMsg>,
+        _state: &mut ConnectorState,
+    ) -> Result<(), ActorProcessingErr> {
         myself.send_message(ConnectorMsg::Poll)?;
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<ConnectorMsg>, msg: ConnectorMsg, state: &mut ConnectorState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<ConnectorMsg>,
+        msg: ConnectorMsg,
+        state: &mut ConnectorState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             ConnectorMsg::Fail(reason) => {
-                state.args.metrics.errors.with_label_values(&[FAMILY, "injected"]).inc();
+                state
+                    .args
+                    .metrics
+                    .errors
+                    .with_label_values(&[FAMILY, "injected"])
+                    .inc();
                 return Err(format!("injected failure: {reason}").into());
             }
             ConnectorMsg::Poll => {
-                let room = state.args.batch_size.saturating_sub(state.pending.len()).max(1);
+                let room = state
+                    .args
+                    .batch_size
+                    .saturating_sub(state.pending.len())
+                    .max(1);
                 let draining = state.args.shared.drain.load(Ordering::Acquire);
                 // A draining connector that has read everything need not wait to learn it is done.
                 let wait = if draining && state.consumer.pending().await? == 0 {
                     Duration::ZERO
                 } else {
-                    state.deadline.map(|d| d.saturating_duration_since(Instant::now())).unwrap_or(MAX_POLL_WAIT).min(MAX_POLL_WAIT)
+                    state
+                        .deadline
+                        .map(|d| d.saturating_duration_since(Instant::now()))
+                        .unwrap_or(MAX_POLL_WAIT)
+                        .min(MAX_POLL_WAIT)
                 };
                 let messages = state.consumer.poll(room, wait).await?;
                 let got = messages.len();
@@ -201,11 +299,26 @@ impl Actor for Connector {
                     // Idle: nothing to overlap the write with, so commit it now.
                     state.complete_write().await?;
                 }
-                if draining && got == 0 && state.positions.is_empty() && state.consumer.pending().await? == 0
+                if draining
+                    && got == 0
+                    && state.positions.is_empty()
+                    && state.consumer.pending().await? == 0
                 {
                     let total = state.args.shared.written.load(Ordering::Acquire);
-                    let message = format!("Caught up: {total} records in {}", state.args.collection);
-                    state.args.telemetry.emit(state.event(EventStatus::Finished).records_written(total).message(message)).await;
+                    let message = format!(
+                        "Caught up: {total} records in {}",
+                        state.args.route.collection
+                    );
+                    state
+                        .args
+                        .telemetry
+                        .emit(
+                            state
+                                .event(EventStatus::Finished)
+                                .records_written(total)
+                                .message(message),
+                        )
+                        .await;
                     myself.stop(None);
                     return Ok(());
                 }
@@ -216,7 +329,11 @@ impl Actor for Connector {
     }
 
     /// A graceful stop (shutdown, not a failure) writes and commits what is pending.
-    async fn post_stop(&self, _myself: ActorRef<ConnectorMsg>, state: &mut ConnectorState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<ConnectorMsg>,
+        state: &mut ConnectorState,
+    ) -> Result<(), ActorProcessingErr> {
         state.flush().await?;
         state.complete_write().await
     }

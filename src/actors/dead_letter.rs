@@ -44,7 +44,13 @@ impl DeadLetters {
 
     /// Publishes `msg` to the dead-letter topic and waits for the bus to take it, so the caller may
     /// then commit past it.
-    pub async fn send(&self, consumer: &str, msg: &BusMessage, reason: &'static str, error: &str) -> Result<(), BusError> {
+    pub async fn send(
+        &self,
+        consumer: &str,
+        msg: &BusMessage,
+        reason: &'static str,
+        error: &str,
+    ) -> Result<(), BusError> {
         tracing::warn!(topic = %msg.topic, partition = msg.partition, offset = msg.offset, consumer, reason, error,
             "Message sent to the dead-letter topic.");
         let letter = DeadLetter {
@@ -58,7 +64,10 @@ impl DeadLetters {
             timestamp_ms: crate::model::now_ms(),
         };
         let payload = serde_json::to_vec(&letter).unwrap_or_default();
-        let record = OutRecord { key: msg.key.clone(), payload: payload.into() };
+        let record = OutRecord {
+            key: msg.key.clone(),
+            payload: payload.into(),
+        };
         self.bus.publish(DEAD_LETTER, vec![record]).await?;
         self.metrics.dead_letters.with_label_values(&[reason]).inc();
         Ok(())

@@ -93,17 +93,36 @@ impl LoaderState {
         let mut delay = Duration::from_millis(200);
         let mut attempt = 0;
         loop {
-            match self.args.rest.klines(&job.symbol, job.interval, from, job.end_ms - 1, job.page_limit).await {
+            match self
+                .args
+                .rest
+                .klines(
+                    &job.symbol,
+                    job.interval,
+                    from,
+                    job.end_ms - 1,
+                    job.page_limit,
+                )
+                .await
+            {
                 Ok(c) => return Ok(c),
                 Err(error) if !error.is_terminal() && attempt < RETRIES => {
-                    self.args.metrics.errors.with_label_values(&[FAMILY, error.metric_label()]).inc();
+                    self.args
+                        .metrics
+                        .errors
+                        .with_label_values(&[FAMILY, error.metric_label()])
+                        .inc();
                     tracing::warn!(symbol = %job.symbol, attempt, %error, "Kline page failed; retrying.");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                     attempt += 1;
                 }
                 Err(error) => {
-                    self.args.metrics.errors.with_label_values(&[FAMILY, error.metric_label()]).inc();
+                    self.args
+                        .metrics
+                        .errors
+                        .with_label_values(&[FAMILY, error.metric_label()])
+                        .inc();
                     return Err(error);
                 }
             }
@@ -141,12 +160,23 @@ impl LoaderState {
             p.records,
             self.args.job.symbol,
             self.args.job.interval,
-            p.first_open_time.map(format_ms).unwrap_or_else(|| "-".into()),
-            p.last_open_time.map(format_ms).unwrap_or_else(|| "-".into()),
+            p.first_open_time
+                .map(format_ms)
+                .unwrap_or_else(|| "-".into()),
+            p.last_open_time
+                .map(format_ms)
+                .unwrap_or_else(|| "-".into()),
             p.gaps.len()
         );
         tracing::info!(symbol = %self.args.job.symbol, records = p.records, gaps = p.gaps.len(), "Backfill finished.");
-        self.args.telemetry.emit(self.event(EventStatus::Finished).records_written(p.records).message(message)).await;
+        self.args
+            .telemetry
+            .emit(
+                self.event(EventStatus::Finished)
+                    .records_written(p.records)
+                    .message(message),
+            )
+            .await;
         myself.stop(None);
     }
 }
@@ -156,8 +186,15 @@ impl Actor for KlineLoader {
     type State = LoaderState;
     type Arguments = KlineLoaderArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<LoaderMsg>, args: KlineLoaderArgs) -> Result<LoaderState, ActorProcessingErr> {
-        let producer = format!("loader-api-candles__{}", args.job.symbol.to_ascii_lowercase());
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<LoaderMsg>,
+        args: KlineLoaderArgs,
+    ) -> Result<LoaderState, ActorProcessingErr> {
+        let producer = format!(
+            "loader-api-candles__{}",
+            args.job.symbol.to_ascii_lowercase()
+        );
         let resumed = {
             let mut resumed = false;
             args.progress.send_modify(|p| {
@@ -172,20 +209,42 @@ impl Actor for KlineLoader {
         let state = LoaderState { args, producer };
         let from = state.args.progress.borrow().next_open_time;
         let message = if resumed {
-            format!("Resuming {} from {}", state.args.job.symbol, format_ms(from))
+            format!(
+                "Resuming {} from {}",
+                state.args.job.symbol,
+                format_ms(from)
+            )
         } else {
-            format!("Loading {} {} from {}", state.args.job.symbol, state.args.job.interval, format_ms(from))
+            format!(
+                "Loading {} {} from {}",
+                state.args.job.symbol,
+                state.args.job.interval,
+                format_ms(from)
+            )
         };
-        state.args.telemetry.emit(state.event(EventStatus::Started).message(message)).await;
+        state
+            .args
+            .telemetry
+            .emit(state.event(EventStatus::Started).message(message))
+            .await;
         Ok(state)
     }
 
-    async fn post_start(&self, myself: ActorRef<LoaderMsg>, _state: &mut LoaderState) -> Result<(), ActorProcessingErr> {
+    async fn post_start(
+        &self,
+        myself: ActorRef<LoaderMsg>,
+        _state: &mut LoaderState,
+    ) -> Result<(), ActorProcessingErr> {
         myself.send_message(LoaderMsg::NextPage)?;
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<LoaderMsg>, msg: LoaderMsg, state: &mut LoaderState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<LoaderMsg>,
+        msg: LoaderMsg,
+        state: &mut LoaderState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             LoaderMsg::NextPage => {
                 let (from, last_before) = {
@@ -199,7 +258,11 @@ impl Actor for KlineLoader {
                 let page = match state.fetch(from).await {
                     Ok(page) => page,
                     Err(error) => {
-                        state.args.telemetry.emit(state.event(EventStatus::Error).message(error.to_string())).await;
+                        state
+                            .args
+                            .telemetry
+                            .emit(state.event(EventStatus::Error).message(error.to_string()))
+                            .await;
                         return Err(error.into());
                     }
                 };
@@ -220,10 +283,24 @@ impl Actor for KlineLoader {
                     .into_iter()
                     .map(|c| OutRecord::keyed(symbol.as_bytes(), DataRecord::Candle(c).to_bytes()))
                     .collect();
-                state.args.metrics.records_in.with_label_values(&[FAMILY]).inc_by(n);
+                state
+                    .args
+                    .metrics
+                    .records_in
+                    .with_label_values(&[FAMILY])
+                    .inc_by(n);
                 // Progress moves only once the bus has acknowledged the page.
-                state.args.bus.publish(&state.args.job.topic, records).await?;
-                state.args.metrics.records_out.with_label_values(&[FAMILY]).inc_by(n);
+                state
+                    .args
+                    .bus
+                    .publish(&state.args.job.topic, records)
+                    .await?;
+                state
+                    .args
+                    .metrics
+                    .records_out
+                    .with_label_values(&[FAMILY])
+                    .inc_by(n);
                 state.args.progress.send_modify(|p| {
                     p.next_open_time = next;
                     p.records += n;
@@ -240,10 +317,18 @@ impl Actor for KlineLoader {
                         g.missing
                     );
                     tracing::info!(symbol = %symbol, missing = g.missing, "{message}");
-                    state.args.telemetry.emit(state.event(EventStatus::Gap).message(message)).await;
+                    state
+                        .args
+                        .telemetry
+                        .emit(state.event(EventStatus::Gap).message(message))
+                        .await;
                 }
                 let total = state.args.progress.borrow().records;
-                state.args.telemetry.emit(state.event(EventStatus::Loading).records_written(total)).await;
+                state
+                    .args
+                    .telemetry
+                    .emit(state.event(EventStatus::Loading).records_written(total))
+                    .await;
                 if full_page {
                     myself.send_message(LoaderMsg::NextPage)?;
                 } else {

@@ -45,7 +45,10 @@ impl Telemetry {
         };
         let record = OutRecord::keyed(event.queue_id.as_bytes(), payload);
         if let Err(error) = self.bus.publish(QUEUE_EVENTS, vec![record]).await {
-            self.metrics.errors.with_label_values(&["telemetry", "publish"]).inc();
+            self.metrics
+                .errors
+                .with_label_values(&["telemetry", "publish"])
+                .inc();
             tracing::warn!(%error, queue_id = %event.queue_id, "Event could not be published.");
         }
     }

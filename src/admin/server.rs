@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, HttpResponse};
 
 use super::metrics::Metrics;
+use crate::http::HttpService;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start the admin server on {addr}: {source}")]
@@ -23,8 +24,7 @@ pub struct AdminState {
 }
 
 pub struct AdminServer {
-    addr: SocketAddr,
-    handle: actix_web::dev::ServerHandle,
+    http: HttpService,
 }
 
 async fn healthz() -> HttpResponse {
@@ -40,7 +40,9 @@ async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
 }
 
 async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
@@ -51,38 +53,30 @@ async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
     }))
 }
 
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics))
+        .default_service(web::to(not_found));
+}
+
 impl AdminServer {
     pub async fn start(addr: &str, state: AdminState) -> Result<AdminServer, AdminError> {
-        let state = web::Data::new(state);
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .route("/healthz", web::get().to(healthz))
-                .route("/readyz", web::get().to(readyz))
-                .route("/metrics", web::get().to(metrics))
-                .default_service(web::to(not_found))
-        })
-        .workers(1)
-        .disable_signals()
-        .bind(addr)
-        .map_err(|source| AdminError { addr: addr.to_owned(), source })?;
-        let bound = server
-            .addrs()
-            .first()
-            .copied()
-            .ok_or_else(|| AdminError { addr: addr.to_owned(), source: std::io::Error::other("no address bound") })?;
-        let running = server.run();
-        let handle = running.handle();
-        tokio::spawn(running);
-        tracing::info!(addr = %bound, "Admin server listening.");
-        Ok(AdminServer { addr: bound, handle })
+        let http = HttpService::start(addr, 1, state, routes)
+            .await
+            .map_err(|source| AdminError {
+                addr: addr.to_owned(),
+                source,
+            })?;
+        tracing::info!(addr = %http.addr(), "Admin server listening.");
+        Ok(AdminServer { http })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.http.addr()
     }
 
     pub async fn stop(&self) {
-        self.handle.stop(true).await;
+        self.http.stop().await;
     }
 }

@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use crate::actors::connector::{Connector, ConnectorArgs, ConnectorRoute, ConnectorShared};
 use crate::actors::{DeadLetters, Telemetry};
 use crate::admin::metrics::Metrics;
 use crate::bus::{self, topics, Bus};
 use crate::config::Config;
 use crate::store::{self, Store};
+use crate::supervision::{ChildSpec, Restart};
 
 use super::AppError;
 
@@ -25,7 +27,11 @@ impl NodeContext {
     pub async fn open(config: Config) -> Result<NodeContext, AppError> {
         let metrics = Arc::new(Metrics::new());
         let bus = bus::open(&config.bus.url, config.bus.memory_capacity)?;
-        for topic in [topics::QUEUE_CONTROL, topics::QUEUE_EVENTS, topics::DEAD_LETTER] {
+        for topic in [
+            topics::QUEUE_CONTROL,
+            topics::QUEUE_EVENTS,
+            topics::DEAD_LETTER,
+        ] {
             bus.ensure_topic(topic, config.bus.partitions).await?;
         }
         let url = config.store.url.clone();
@@ -40,5 +46,34 @@ impl NodeContext {
             store,
             metrics,
         })
+    }
+
+    /// A connector for `route` with this node's connector settings, as a supervised child.
+    pub fn connector_child(
+        &self,
+        route: ConnectorRoute,
+        shared: Arc<ConnectorShared>,
+        restart: Restart,
+    ) -> ChildSpec {
+        let ctx = self.clone();
+        ChildSpec::new(
+            format!("connector:{}", route.collection),
+            "connector",
+            restart,
+            move || {
+                let args = ConnectorArgs {
+                    route: route.clone(),
+                    batch_size: ctx.config.connector.batch_size,
+                    flush_interval: ctx.config.connector.flush_interval(),
+                    bus: ctx.bus.clone(),
+                    store: ctx.store.clone(),
+                    telemetry: ctx.telemetry.clone(),
+                    dead_letters: ctx.dead_letters.clone(),
+                    metrics: ctx.metrics.clone(),
+                    shared: shared.clone(),
+                };
+                (Connector, args)
+            },
+        )
     }
 }

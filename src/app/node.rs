@@ -37,21 +37,34 @@ fn dummy_child(ctx: &NodeContext) -> ChildSpec {
         fail_after: (d.fail_after > 0).then_some(d.fail_after),
         tick: Duration::from_millis(d.tick_ms),
     };
-    ChildSpec::new(format!("dummy:{}", d.queue_id), "dummy", Restart::Permanent, move || {
-        let args = DummyArgs {
-            options: options.clone(),
-            bus: ctx.bus.clone(),
-            telemetry: ctx.telemetry.clone(),
-            dead_letters: ctx.dead_letters.clone(),
-        };
-        (Dummy, args)
-    })
+    ChildSpec::new(
+        format!("dummy:{}", d.queue_id),
+        "dummy",
+        Restart::Permanent,
+        move || {
+            let args = DummyArgs {
+                options: options.clone(),
+                bus: ctx.bus.clone(),
+                telemetry: ctx.telemetry.clone(),
+                dead_letters: ctx.dead_letters.clone(),
+            };
+            (Dummy, args)
+        },
+    )
 }
 
 impl Node {
     /// Starts everything the configuration asks for; `offline_data` overrides `node.offline_data`.
-    pub async fn start(mut config: Config, offline_data: Option<PathBuf>) -> Result<Node, AppError> {
-        let offline = offline_data.or_else(|| config.node.offline.then(|| PathBuf::from(&config.node.offline_data)));
+    pub async fn start(
+        mut config: Config,
+        offline_data: Option<PathBuf>,
+    ) -> Result<Node, AppError> {
+        let offline = offline_data.or_else(|| {
+            config
+                .node
+                .offline
+                .then(|| PathBuf::from(&config.node.offline_data))
+        });
         let replay = match offline {
             Some(dir) => {
                 let (server, _) = start_replay(&dir).await?;
@@ -64,7 +77,10 @@ impl Node {
         let ready = Arc::new(AtomicBool::new(false));
         let admin = AdminServer::start(
             &ctx.config.node.admin_addr,
-            AdminState { metrics: ctx.metrics.clone(), ready: ready.clone() },
+            AdminState {
+                metrics: ctx.metrics.clone(),
+                ready: ready.clone(),
+            },
         )
         .await?;
         let mut children = Vec::new();
@@ -87,7 +103,12 @@ impl Node {
         .await?;
         ready.store(true, Ordering::Release);
         tracing::info!(node = %ctx.config.node.id, admin = %admin.addr(), "Node started.");
-        Ok(Node { ctx, admin, tree, replay })
+        Ok(Node {
+            ctx,
+            admin,
+            tree,
+            replay,
+        })
     }
 
     /// Runs until `shutdown` resolves (then stops gracefully) or the tree gives up (an error).
@@ -116,8 +137,17 @@ impl Node {
 async fn job_children(ctx: &NodeContext) -> Result<Vec<ChildSpec>, AppError> {
     let j = &ctx.config.job;
     let bad = |what: &str| AppError::Usage(format!("job: {what}"));
-    let interval = j.kind.as_deref().and_then(candle_interval_of_type).ok_or_else(|| bad("type"))?;
-    let range = j.time_range.as_deref().map(parse_time_range).transpose().map_err(|e| bad(&e.to_string()))?;
+    let interval = j
+        .kind
+        .as_deref()
+        .and_then(candle_interval_of_type)
+        .ok_or_else(|| bad("type"))?;
+    let range = j
+        .time_range
+        .as_deref()
+        .map(parse_time_range)
+        .transpose()
+        .map_err(|e| bad(&e.to_string()))?;
     let range = range.ok_or_else(|| bad("time_range"))?;
     let symbol = j.symbol.clone().ok_or_else(|| bad("symbol"))?;
     let wf = KlineWorkflow::new(
@@ -137,7 +167,9 @@ async fn job_children(ctx: &NodeContext) -> Result<Vec<ChildSpec>, AppError> {
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(s) => s,
             Err(error) => {
                 tracing::warn!(%error, "Cannot listen for SIGTERM; only Ctrl-C stops the node.");

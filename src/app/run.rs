@@ -75,18 +75,31 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
         None => (None, None),
     };
     let symbols: Vec<String> = match (&data, opts.symbols.is_empty()) {
-        (_, false) => opts.symbols.iter().map(|s| s.to_ascii_uppercase()).collect(),
+        (_, false) => opts
+            .symbols
+            .iter()
+            .map(|s| s.to_ascii_uppercase())
+            .collect(),
         (Some(d), true) => d.kline_symbols(opts.interval),
         (None, true) => {
-            problems.push("--symbols is required when loading from Binance (e.g. --symbols BTCUSDT,ETHUSDT)".to_owned());
+            problems.push(
+                "--symbols is required when loading from Binance (e.g. --symbols BTCUSDT,ETHUSDT)"
+                    .to_owned(),
+            );
             Vec::new()
         }
     };
     if data.is_some() && symbols.is_empty() {
-        problems.push(format!("the recording has no {} klines; try another --interval", opts.interval));
+        problems.push(format!(
+            "the recording has no {} klines; try another --interval",
+            opts.interval
+        ));
     }
     let span = data.as_ref().map(|d| {
-        let spans: Vec<(i64, i64)> = symbols.iter().filter_map(|s| d.kline_span(s, opts.interval)).collect();
+        let spans: Vec<(i64, i64)> = symbols
+            .iter()
+            .filter_map(|s| d.kline_span(s, opts.interval))
+            .collect();
         let first = spans.iter().map(|s| s.0).min().unwrap_or(0);
         let last = spans.iter().map(|s| s.1).max().unwrap_or(0);
         (first, last + opts.interval.millis())
@@ -95,14 +108,19 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
         (Some(s), _) => Some(s),
         (None, Some((s, _))) => Some(s),
         (None, None) => {
-            problems.push("--start (or --time-range) is required when loading from Binance".to_owned());
+            problems
+                .push("--start (or --time-range) is required when loading from Binance".to_owned());
             None
         }
     };
     let end_ms = opts.end_ms.or(span.map(|s| s.1)).unwrap_or_else(now_ms);
     if let Some(s) = start_ms {
         if s >= end_ms {
-            problems.push(format!("the range is empty: start {} is not before end {}", format_ms(s), format_ms(end_ms)));
+            problems.push(format!(
+                "the range is empty: start {} is not before end {}",
+                format_ms(s),
+                format_ms(end_ms)
+            ));
         }
     }
     if !problems.is_empty() {
@@ -122,7 +140,15 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
     let mut workflows = Vec::new();
     let mut children = Vec::new();
     for symbol in &symbols {
-        let wf = KlineWorkflow::new(None, symbol, opts.interval, (start_ms, end_ms), None, None, ctx.config.loader.page_limit);
+        let wf = KlineWorkflow::new(
+            None,
+            symbol,
+            opts.interval,
+            (start_ms, end_ms),
+            None,
+            None,
+            ctx.config.loader.page_limit,
+        );
         children.extend(wf.children(&ctx, &rest, Restart::Transient).await?);
         let now = now_ms();
         ctx.store
@@ -152,7 +178,13 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
         metrics: ctx.metrics.clone(),
     })
     .await?;
-    Ok(RunHandle { ctx, workflows, tree, started: Instant::now(), replay })
+    Ok(RunHandle {
+        ctx,
+        workflows,
+        tree,
+        started: Instant::now(),
+        replay,
+    })
 }
 
 /// Runs to completion: [`start`] then [`RunHandle::finish`].
@@ -194,7 +226,11 @@ impl RunHandle {
     }
 
     async fn drive(&mut self) -> Result<(), AppError> {
-        let mut progress: Vec<_> = self.workflows.iter().map(|w| w.progress.subscribe()).collect();
+        let mut progress: Vec<_> = self
+            .workflows
+            .iter()
+            .map(|w| w.progress.subscribe())
+            .collect();
         let loaders_done = async {
             for rx in progress.iter_mut() {
                 let _ = rx.wait_for(|p| p.done).await;
@@ -220,7 +256,10 @@ impl RunHandle {
         let mut symbols = Vec::new();
         for wf in &self.workflows {
             let p = wf.progress.borrow().clone();
-            let stored = collections.iter().find(|c| c.name == wf.collection).map_or(0, |c| c.rows);
+            let stored = collections
+                .iter()
+                .find(|c| c.name == wf.collection)
+                .map_or(0, |c| c.rows);
             symbols.push(SymbolSummary {
                 symbol: wf.job.symbol.clone(),
                 queue_id: wf.job.queue_id.clone(),
@@ -233,13 +272,22 @@ impl RunHandle {
             });
         }
         let records: u64 = symbols.iter().map(|s| s.loaded).sum();
-        Ok(RunSummary { records, records_per_sec: records as f64 / elapsed.max(1e-9), elapsed_secs: elapsed, symbols })
+        Ok(RunSummary {
+            records,
+            records_per_sec: records as f64 / elapsed.max(1e-9),
+            elapsed_secs: elapsed,
+            symbols,
+        })
     }
 }
 
 impl fmt::Display for RunSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:<10} {:>8} {:>8} {:<21} {:<21} {:>5}  collection", "symbol", "loaded", "stored", "first", "last", "gaps")?;
+        writeln!(
+            f,
+            "{:<10} {:>8} {:>8} {:<21} {:<21} {:>5}  collection",
+            "symbol", "loaded", "stored", "first", "last", "gaps"
+        )?;
         for s in &self.symbols {
             writeln!(
                 f,
@@ -247,8 +295,12 @@ impl fmt::Display for RunSummary {
                 s.symbol,
                 s.loaded,
                 s.stored,
-                s.first_open_time.map(format_ms).unwrap_or_else(|| "-".into()),
-                s.last_open_time.map(format_ms).unwrap_or_else(|| "-".into()),
+                s.first_open_time
+                    .map(format_ms)
+                    .unwrap_or_else(|| "-".into()),
+                s.last_open_time
+                    .map(format_ms)
+                    .unwrap_or_else(|| "-".into()),
                 s.gaps.len(),
                 s.collection
             )?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::{AppError, NodeContext};
-use crate::actors::connector::{Connector, ConnectorArgs, ConnectorShared};
+use crate::actors::connector::{ConnectorRoute, ConnectorShared};
 use crate::actors::loader::{KlineJob, KlineLoader, KlineLoaderArgs, LoaderProgress};
 use crate::bus::topics::data_topic;
 use crate::exchange::binance::BinanceRest;
@@ -18,13 +18,24 @@ use crate::supervision::{ChildSpec, Restart};
 /// `wf-btcusdt-api_candles_5m-20240801-a1b2c3`: readable, and unique per submission.
 pub fn new_queue_id(symbol: &str, kind: &str, start_ms: i64) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let date: String = format_ms(start_ms).chars().take(10).filter(|c| *c != '-').collect();
+    let date: String = format_ms(start_ms)
+        .chars()
+        .take(10)
+        .filter(|c| *c != '-')
+        .collect();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or_default();
-    let salt = nanos ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    format!("wf-{}-{kind}-{date}-{:06x}", symbol.to_ascii_lowercase(), (salt ^ (salt >> 24)) & 0xff_ffff)
+    let salt = nanos
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    format!(
+        "wf-{}-{kind}-{date}-{:06x}",
+        symbol.to_ascii_lowercase(),
+        (salt ^ (salt >> 24)) & 0xff_ffff
+    )
 }
 
 pub struct KlineWorkflow {
@@ -73,46 +84,39 @@ impl KlineWorkflow {
         rest: &BinanceRest,
         connector_restart: Restart,
     ) -> Result<Vec<ChildSpec>, AppError> {
-        ctx.bus.ensure_topic(&self.job.topic, ctx.config.bus.partitions).await?;
-        let connector = {
-            let (ctx, topic, collection, queue_id, shared) = (
-                ctx.clone(),
-                self.job.topic.clone(),
-                self.collection.clone(),
-                self.job.queue_id.clone(),
-                self.connector.clone(),
-            );
-            ChildSpec::new(format!("connector:{}", self.collection), "connector", connector_restart, move || {
-                let args = ConnectorArgs {
-                    queue_id: queue_id.clone(),
-                    group: format!("connector-{collection}"),
-                    topic: topic.clone(),
-                    collection: collection.clone(),
-                    batch_size: ctx.config.connector.batch_size,
-                    flush_interval: ctx.config.connector.flush_interval(),
-                    bus: ctx.bus.clone(),
-                    store: ctx.store.clone(),
-                    telemetry: ctx.telemetry.clone(),
-                    dead_letters: ctx.dead_letters.clone(),
-                    metrics: ctx.metrics.clone(),
-                    shared: shared.clone(),
-                };
-                (Connector, args)
-            })
+        ctx.bus
+            .ensure_topic(&self.job.topic, ctx.config.bus.partitions)
+            .await?;
+        let route = ConnectorRoute {
+            queue_id: self.job.queue_id.clone(),
+            topic: self.job.topic.clone(),
+            group: format!("connector-{}", self.collection),
+            collection: self.collection.clone(),
         };
+        let connector = ctx.connector_child(route, self.connector.clone(), connector_restart);
         let loader = {
-            let (ctx, job, rest, progress) = (ctx.clone(), self.job.clone(), rest.clone(), self.progress.clone());
-            ChildSpec::new(format!("loader:{}", self.job.queue_id), "loader", Restart::Transient, move || {
-                let args = KlineLoaderArgs {
-                    job: job.clone(),
-                    rest: rest.clone(),
-                    bus: ctx.bus.clone(),
-                    telemetry: ctx.telemetry.clone(),
-                    metrics: ctx.metrics.clone(),
-                    progress: progress.clone(),
-                };
-                (KlineLoader, args)
-            })
+            let (ctx, job, rest, progress) = (
+                ctx.clone(),
+                self.job.clone(),
+                rest.clone(),
+                self.progress.clone(),
+            );
+            ChildSpec::new(
+                format!("loader:{}", self.job.queue_id),
+                "loader",
+                Restart::Transient,
+                move || {
+                    let args = KlineLoaderArgs {
+                        job: job.clone(),
+                        rest: rest.clone(),
+                        bus: ctx.bus.clone(),
+                        telemetry: ctx.telemetry.clone(),
+                        metrics: ctx.metrics.clone(),
+                        progress: progress.clone(),
+                    };
+                    (KlineLoader, args)
+                },
+            )
         };
         Ok(vec![connector, loader])
     }

@@ -18,7 +18,10 @@ impl fmt::Display for ConfigErrors {
         for e in &self.0 {
             writeln!(f, "  - {e}")?;
         }
-        write!(f, "Fix the file or the STREAMFORGE__SECTION__KEY variables; see docs/configuration.md.")
+        write!(
+            f,
+            "Fix the file or the STREAMFORGE__SECTION__KEY variables; see docs/configuration.md."
+        )
     }
 }
 
@@ -44,10 +47,14 @@ fn env_value(raw: &str) -> Value {
 }
 
 fn set_path(table: &mut Table, path: &[String], value: Value, errs: &mut Vec<String>, var: &str) {
-    let Some((last, parents)) = path.split_last() else { return };
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     let mut cur = table;
     for p in parents {
-        let entry = cur.entry(p.clone()).or_insert_with(|| Value::Table(Table::new()));
+        let entry = cur
+            .entry(p.clone())
+            .or_insert_with(|| Value::Table(Table::new()));
         match entry {
             Value::Table(t) => cur = t,
             _ => {
@@ -60,16 +67,26 @@ fn set_path(table: &mut Table, path: &[String], value: Value, errs: &mut Vec<Str
 }
 
 /// Builds the configuration from an optional TOML file and `env` (pass `std::env::vars()`).
-pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigErrors> {
+pub fn load(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigErrors> {
     let mut errs = Vec::new();
     let mut table = match file {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(text) => text.parse::<Table>().unwrap_or_else(|e| {
-                errs.push(format!("{}: not valid TOML: {}", path.display(), e.message()));
+                errs.push(format!(
+                    "{}: not valid TOML: {}",
+                    path.display(),
+                    e.message()
+                ));
                 Table::new()
             }),
             Err(e) => {
-                errs.push(format!("{}: cannot read the config file: {e}", path.display()));
+                errs.push(format!(
+                    "{}: cannot read the config file: {e}",
+                    path.display()
+                ));
                 Table::new()
             }
         },
@@ -79,7 +96,9 @@ pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>
     let mut keys: Vec<&String> = env.keys().collect();
     keys.sort();
     for key in keys {
-        let Some(rest) = key.strip_prefix("STREAMFORGE__") else { continue };
+        let Some(rest) = key.strip_prefix("STREAMFORGE__") else {
+            continue;
+        };
         let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
         if path.iter().any(String::is_empty) {
             errs.push(format!("{key}: expected STREAMFORGE__SECTION__KEY"));
@@ -135,7 +154,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn file(text: &str) -> tempfile::NamedTempFile {
@@ -169,14 +191,27 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_together() {
-        let f = file("[connector]\nbatch_size = \"lots\"\n[nope]\nx = 1\n[loader]\npage_limit = 5000\n");
+        let f = file(
+            "[connector]\nbatch_size = \"lots\"\n[nope]\nx = 1\n[loader]\npage_limit = 5000\n",
+        );
         let err = load(
             Some(f.path()),
-            env(&[("STREAMFORGE__NODE__ADMIN_ADDR", "localhost"), ("TYPE", "ws_everything")]),
+            env(&[
+                ("STREAMFORGE__NODE__ADMIN_ADDR", "localhost"),
+                ("TYPE", "ws_everything"),
+            ]),
         )
         .unwrap_err();
         let all = err.0.join("\n");
-        for needle in ["[connector]", "[nope]", "page_limit", "admin_addr", "job.type", "job.symbol", "job.time_range"] {
+        for needle in [
+            "[connector]",
+            "[nope]",
+            "page_limit",
+            "admin_addr",
+            "job.type",
+            "job.symbol",
+            "job.time_range",
+        ] {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }
     }

@@ -68,7 +68,11 @@ pub struct BusConfig {
 
 impl Default for BusConfig {
     fn default() -> Self {
-        BusConfig { url: "memory://".into(), partitions: 3, memory_capacity: 65_536 }
+        BusConfig {
+            url: "memory://".into(),
+            partitions: 3,
+            memory_capacity: 65_536,
+        }
     }
 }
 
@@ -81,7 +85,9 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { url: "sqlite://./data/streamforge.db".into() }
+        StoreConfig {
+            url: "sqlite://./data/streamforge.db".into(),
+        }
     }
 }
 
@@ -94,7 +100,9 @@ pub struct BinanceConfig {
 
 impl Default for BinanceConfig {
     fn default() -> Self {
-        BinanceConfig { rest_url: DEFAULT_REST_URL.into() }
+        BinanceConfig {
+            rest_url: DEFAULT_REST_URL.into(),
+        }
     }
 }
 
@@ -122,7 +130,10 @@ pub struct ConnectorConfig {
 
 impl Default for ConnectorConfig {
     fn default() -> Self {
-        ConnectorConfig { batch_size: 5000, flush_interval_ms: 500 }
+        ConnectorConfig {
+            batch_size: 5000,
+            flush_interval_ms: 500,
+        }
     }
 }
 
@@ -143,7 +154,10 @@ pub struct SupervisionConfig {
 
 impl Default for SupervisionConfig {
     fn default() -> Self {
-        SupervisionConfig { max_restarts: 10, within_secs: 60 }
+        SupervisionConfig {
+            max_restarts: 10,
+            within_secs: 60,
+        }
     }
 }
 
@@ -160,7 +174,13 @@ pub struct DummyConfig {
 
 impl Default for DummyConfig {
     fn default() -> Self {
-        DummyConfig { enabled: false, queue_id: "dummy".into(), simulate_loading: false, fail_after: 0, tick_ms: 1000 }
+        DummyConfig {
+            enabled: false,
+            queue_id: "dummy".into(),
+            simulate_loading: false,
+            fail_after: 0,
+            tick_ms: 1000,
+        }
     }
 }
 
@@ -196,7 +216,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { json: false, level: "info,actix_server=warn".into() }
+        LogConfig {
+            json: false,
+            level: "info,actix_server=warn".into(),
+        }
     }
 }
 
@@ -206,7 +229,8 @@ pub fn candle_interval_of_type(kind: &str) -> Option<Interval> {
 }
 
 fn valid_url(url: &str, schemes: &[&str]) -> bool {
-    url.split_once("://").is_some_and(|(s, rest)| schemes.contains(&s) && !rest.is_empty())
+    url.split_once("://")
+        .is_some_and(|(s, rest)| schemes.contains(&s) && !rest.is_empty())
 }
 
 impl Config {
@@ -217,7 +241,10 @@ impl Config {
             errs.push("node.id: must not be empty (use the pod name, e.g. streamforge-0)".into());
         }
         if self.node.admin_addr.parse::<SocketAddr>().is_err() {
-            errs.push(format!("node.admin_addr: {:?} is not HOST:PORT with an IP host (e.g. 127.0.0.1:9400)", self.node.admin_addr));
+            errs.push(format!(
+                "node.admin_addr: {:?} is not HOST:PORT with an IP host (e.g. 127.0.0.1:9400)",
+                self.node.admin_addr
+            ));
         }
         if !self.bus.url.starts_with("memory://") {
             errs.push(format!("bus.url: {:?} is not supported yet; use memory:// (Kafka arrives in a later release)", self.bus.url));
@@ -229,13 +256,22 @@ impl Config {
             errs.push("bus.memory_capacity: must be at least 1".into());
         }
         if self.store.url != "sqlite::memory:" && !valid_url(&self.store.url, &["sqlite"]) {
-            errs.push(format!("store.url: {:?} is not sqlite://PATH or sqlite::memory:", self.store.url));
+            errs.push(format!(
+                "store.url: {:?} is not sqlite://PATH or sqlite::memory:",
+                self.store.url
+            ));
         }
         if !valid_url(&self.binance.rest_url, &["http", "https"]) {
-            errs.push(format!("binance.rest_url: {:?} is not an http(s) URL", self.binance.rest_url));
+            errs.push(format!(
+                "binance.rest_url: {:?} is not an http(s) URL",
+                self.binance.rest_url
+            ));
         }
         if !(1..=1000).contains(&self.loader.page_limit) {
-            errs.push(format!("loader.page_limit: {} is outside 1-1000 (Binance's maximum is 1000)", self.loader.page_limit));
+            errs.push(format!(
+                "loader.page_limit: {} is outside 1-1000 (Binance's maximum is 1000)",
+                self.loader.page_limit
+            ));
         }
         if self.connector.batch_size == 0 {
             errs.push("connector.batch_size: must be at least 1".into());
@@ -261,10 +297,12 @@ impl Config {
     fn validate_job(&self, errs: &mut Vec<String>) {
         let j = &self.job;
         match j.symbol.as_deref() {
-            None | Some("") => errs.push("job.symbol (SYMBOL): required when a job is configured, e.g. BTCUSDT".into()),
-            Some(s) if !s.bytes().all(|b| b.is_ascii_alphanumeric()) => {
-                errs.push(format!("job.symbol (SYMBOL): {s:?} is not a Binance symbol like BTCUSDT"))
-            }
+            None | Some("") => errs.push(
+                "job.symbol (SYMBOL): required when a job is configured, e.g. BTCUSDT".into(),
+            ),
+            Some(s) if !s.bytes().all(|b| b.is_ascii_alphanumeric()) => errs.push(format!(
+                "job.symbol (SYMBOL): {s:?} is not a Binance symbol like BTCUSDT"
+            )),
             Some(_) => {}
         }
         match j.kind.as_deref() {

@@ -11,9 +11,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::Arc;
 
-use actix_web::{web, App, HttpServer};
+use actix_web::web;
 
 pub use data::{ReplayData, ReplayDataError};
+
+use crate::http::HttpService;
 
 /// Binance's request-weight budget per minute and IP.
 pub const WEIGHT_LIMIT_1M: u32 = 6000;
@@ -25,7 +27,10 @@ pub enum ReplayError {
     #[error("loading the recorded data failed: {0}")]
     LoadTask(String),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 pub(crate) struct ReplayState {
@@ -46,16 +51,30 @@ impl ReplayState {
     }
 }
 
-/// A running replay server; stops when [`ReplayServer::stop`] is called or the handle is dropped.
+/// A running replay server; stops when [`ReplayServer::stop`] is called.
 pub struct ReplayServer {
-    addr: SocketAddr,
-    handle: actix_web::dev::ServerHandle,
+    http: HttpService,
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v3/klines", web::get().to(rest::klines))
+        .route("/api/v3/aggTrades", web::get().to(rest::agg_trades))
+        .route("/api/v3/depth", web::get().to(rest::depth))
+        .route("/api/v3/exchangeInfo", web::get().to(rest::exchange_info))
+        .route("/api/v3/ping", web::get().to(rest::ping))
+        .route("/api/v3/time", web::get().to(rest::time))
+        .route("/ws/{stream}", web::get().to(ws::single))
+        .route("/stream", web::get().to(ws::combined));
 }
 
 impl ReplayServer {
     /// Loads `dir` and serves it on `addr` (`127.0.0.1:0` picks a free port). `speed` scales the
     /// WebSocket pace: 1.0 is as recorded, 0 sends without waiting.
-    pub async fn start_dir(dir: &Path, addr: &str, speed: f64) -> Result<ReplayServer, ReplayError> {
+    pub async fn start_dir(
+        dir: &Path,
+        addr: &str,
+        speed: f64,
+    ) -> Result<ReplayServer, ReplayError> {
         let dir = dir.to_owned();
         let data = tokio::task::spawn_blocking(move || ReplayData::load(&dir))
             .await
@@ -63,50 +82,42 @@ impl ReplayServer {
         Self::start(Arc::new(data), addr, speed).await
     }
 
-    pub async fn start(data: Arc<ReplayData>, addr: &str, speed: f64) -> Result<ReplayServer, ReplayError> {
-        let state = web::Data::new(ReplayState { data, speed, minute: AtomicI64::new(0), used: AtomicU32::new(0) });
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .route("/api/v3/klines", web::get().to(rest::klines))
-                .route("/api/v3/aggTrades", web::get().to(rest::agg_trades))
-                .route("/api/v3/depth", web::get().to(rest::depth))
-                .route("/api/v3/exchangeInfo", web::get().to(rest::exchange_info))
-                .route("/api/v3/ping", web::get().to(rest::ping))
-                .route("/api/v3/time", web::get().to(rest::time))
-                .route("/ws/{stream}", web::get().to(ws::single))
-                .route("/stream", web::get().to(ws::combined))
-        })
-        .workers(2)
-        .disable_signals()
-        .bind(addr)
-        .map_err(|source| ReplayError::Bind { addr: addr.to_owned(), source })?;
-        let bound = server.addrs().first().copied().ok_or_else(|| ReplayError::Bind {
-            addr: addr.to_owned(),
-            source: std::io::Error::other("no address bound"),
-        })?;
-        let running = server.run();
-        let handle = running.handle();
-        tokio::spawn(running);
-        tracing::info!(addr = %bound, "Replay server listening.");
-        Ok(ReplayServer { addr: bound, handle })
+    pub async fn start(
+        data: Arc<ReplayData>,
+        addr: &str,
+        speed: f64,
+    ) -> Result<ReplayServer, ReplayError> {
+        let state = ReplayState {
+            data,
+            speed,
+            minute: AtomicI64::new(0),
+            used: AtomicU32::new(0),
+        };
+        let http = HttpService::start(addr, 2, state, routes)
+            .await
+            .map_err(|source| ReplayError::Bind {
+                addr: addr.to_owned(),
+                source,
+            })?;
+        tracing::info!(addr = %http.addr(), "Replay server listening.");
+        Ok(ReplayServer { http })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.http.addr()
     }
 
     /// `http://127.0.0.1:PORT`, to use as a Binance REST base URL.
     pub fn rest_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.addr())
     }
 
     /// `ws://127.0.0.1:PORT`, to use as a Binance WebSocket base URL.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}", self.addr)
+        format!("ws://{}", self.addr())
     }
 
     pub async fn stop(&self) {
-        self.handle.stop(true).await;
+        self.http.stop().await;
     }
 }

@@ -19,7 +19,10 @@ pub struct Intensity {
 impl Default for Intensity {
     /// OTP's default is 1 restart in 5 s; data actors restart on transient faults more often.
     fn default() -> Self {
-        Intensity { max_restarts: 10, within: Duration::from_secs(60) }
+        Intensity {
+            max_restarts: 10,
+            within: Duration::from_secs(60),
+        }
     }
 }
 
@@ -66,13 +69,19 @@ pub struct SupervisorState {
 
 impl SupervisorState {
     fn child_of(&mut self, cell: &ActorCell) -> Option<&mut Child> {
-        self.children.iter_mut().find(|c| c.cell.as_ref().is_some_and(|x| x.get_id() == cell.get_id()))
+        self.children
+            .iter_mut()
+            .find(|c| c.cell.as_ref().is_some_and(|x| x.get_id() == cell.get_id()))
     }
 
     /// Records a restart; false when that exceeds the intensity.
     fn allow_restart(&mut self) -> bool {
         let now = Instant::now();
-        while self.recent_restarts.front().is_some_and(|t| now.duration_since(*t) > self.intensity.within) {
+        while self
+            .recent_restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.intensity.within)
+        {
             self.recent_restarts.pop_front();
         }
         self.recent_restarts.push_back(now);
@@ -85,12 +94,24 @@ impl Actor for Supervisor {
     type State = SupervisorState;
     type Arguments = SupervisorArgs;
 
-    async fn pre_start(&self, myself: ActorRef<Self::Msg>, args: SupervisorArgs) -> Result<SupervisorState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: SupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
         let mut children = Vec::with_capacity(args.children.len());
         for spec in args.children {
             let cell = spec.start(myself.get_cell()).await?;
-            args.metrics.actor_up.with_label_values(&[spec.family]).inc();
-            children.push(Child { spec, cell: Some(cell), restarts: 0, last_error: None });
+            args.metrics
+                .actor_up
+                .with_label_values(&[spec.family])
+                .inc();
+            children.push(Child {
+                spec,
+                cell: Some(cell),
+                restarts: 0,
+                last_error: None,
+            });
         }
         Ok(SupervisorState {
             name: args.name,
@@ -102,7 +123,12 @@ impl Actor for Supervisor {
         })
     }
 
-    async fn handle(&self, _myself: ActorRef<Self::Msg>, msg: SupervisorMsg, state: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::Children(reply) => {
                 let info = state
@@ -138,9 +164,14 @@ impl Actor for Supervisor {
         };
         let supervisor = state.name.clone();
         let metrics = state.metrics.clone();
-        let Some(child) = state.child_of(&cell) else { return Ok(()) };
+        let Some(child) = state.child_of(&cell) else {
+            return Ok(());
+        };
         child.cell = None;
-        metrics.actor_up.with_label_values(&[child.spec.family]).dec();
+        metrics
+            .actor_up
+            .with_label_values(&[child.spec.family])
+            .dec();
         let restart = match child.spec.restart {
             Restart::Permanent => true,
             Restart::Transient => error.is_some(),
@@ -163,12 +194,20 @@ impl Actor for Supervisor {
                 tracing::error!(supervisor, child = %id, "Restart intensity exceeded; supervisor gives up.");
                 return Err(why.into());
             }
-            let Some(child) = state.children.iter_mut().find(|c| c.spec.id == id) else { return Ok(()) };
+            let Some(child) = state.children.iter_mut().find(|c| c.spec.id == id) else {
+                return Ok(());
+            };
             let cell = child.spec.start(myself.get_cell()).await?;
             child.cell = Some(cell);
             child.restarts += 1;
-            metrics.restarts.with_label_values(&[child.spec.family]).inc();
-            metrics.actor_up.with_label_values(&[child.spec.family]).inc();
+            metrics
+                .restarts
+                .with_label_values(&[child.spec.family])
+                .inc();
+            metrics
+                .actor_up
+                .with_label_values(&[child.spec.family])
+                .inc();
             tracing::info!(supervisor, child = %id, restarts = child.restarts, "Child restarted.");
         } else if state.auto_shutdown && state.children.iter().all(|c| c.cell.is_none()) {
             tracing::info!(supervisor, "All children finished; supervisor stops.");
@@ -178,15 +217,25 @@ impl Actor for Supervisor {
     }
 
     /// Stops children in reverse start order, each within its shutdown time (then killed).
-    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
         for child in state.children.iter_mut().rev() {
             if let Some(cell) = child.cell.take() {
-                let status = cell.stop_and_wait(Some("shutdown".into()), Some(child.spec.shutdown)).await;
+                let status = cell
+                    .stop_and_wait(Some("shutdown".into()), Some(child.spec.shutdown))
+                    .await;
                 if status.is_err() {
                     tracing::warn!(supervisor = %state.name, child = %child.spec.id, "Child did not stop in time; killed.");
                     cell.kill();
                 }
-                state.metrics.actor_up.with_label_values(&[child.spec.family]).dec();
+                state
+                    .metrics
+                    .actor_up
+                    .with_label_values(&[child.spec.family])
+                    .dec();
             }
         }
         Ok(())

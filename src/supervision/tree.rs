@@ -30,10 +30,17 @@ impl Actor for Root {
     type State = RootState;
     type Arguments = RootArgs;
 
-    async fn pre_start(&self, myself: ActorRef<()>, args: RootArgs) -> Result<RootState, ActorProcessingErr> {
-        let (sup, _) = Actor::spawn_linked(None, Supervisor, args.supervisor, myself.get_cell()).await?;
+    async fn pre_start(
+        &self,
+        myself: ActorRef<()>,
+        args: RootArgs,
+    ) -> Result<RootState, ActorProcessingErr> {
+        let (sup, _) =
+            Actor::spawn_linked(None, Supervisor, args.supervisor, myself.get_cell()).await?;
         let _ = args.started.send(sup);
-        Ok(RootState { done: Some(args.done) })
+        Ok(RootState {
+            done: Some(args.done),
+        })
     }
 
     async fn handle_supervisor_evt(
@@ -66,9 +73,17 @@ impl Tree {
     pub async fn start(args: SupervisorArgs) -> Result<Tree, TreeFailed> {
         let (done_tx, done) = oneshot::channel();
         let (started_tx, started) = oneshot::channel();
-        let root_args = RootArgs { supervisor: args, done: done_tx, started: started_tx };
-        Actor::spawn(None, Root, root_args).await.map_err(|e| TreeFailed(e.to_string()))?;
-        let supervisor = started.await.map_err(|_| TreeFailed("supervisor did not start".into()))?;
+        let root_args = RootArgs {
+            supervisor: args,
+            done: done_tx,
+            started: started_tx,
+        };
+        Actor::spawn(None, Root, root_args)
+            .await
+            .map_err(|e| TreeFailed(e.to_string()))?;
+        let supervisor = started
+            .await
+            .map_err(|_| TreeFailed("supervisor did not start".into()))?;
         Ok(Tree { supervisor, done })
     }
 
@@ -88,7 +103,9 @@ impl Tree {
 
     /// Waits until the tree has ended: `Ok` after a normal stop, `Err` when the supervisor gave up.
     pub async fn wait(&mut self) -> Result<(), TreeFailed> {
-        (&mut self.done).await.unwrap_or_else(|_| Err(TreeFailed("root stopped without a report".into())))
+        (&mut self.done)
+            .await
+            .unwrap_or_else(|_| Err(TreeFailed("root stopped without a report".into())))
     }
 
     /// Like [`Tree::wait`] but gives up after `timeout`.
