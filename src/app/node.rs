@@ -14,7 +14,7 @@ use crate::admin::{AdminServer, AdminState};
 use crate::config::{candle_interval_of_type, Config};
 use crate::exchange::binance::BinanceRest;
 use crate::model::parse_time_range;
-use crate::supervision::{ChildSpec, Intensity, Restart, SupervisorArgs, Tree};
+use crate::supervision::{ChildSpec, Restart, SupervisorArgs, Tree};
 
 /// How long a graceful shutdown may take before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -93,10 +93,7 @@ impl Node {
         let tree = Tree::start(SupervisorArgs {
             name: ctx.config.node.id.clone(),
             children,
-            intensity: Intensity {
-                max_restarts: ctx.config.supervision.max_restarts,
-                within: Duration::from_secs(ctx.config.supervision.within_secs),
-            },
+            intensity: ctx.config.supervision.intensity(),
             auto_shutdown: false,
             metrics: ctx.metrics.clone(),
         })

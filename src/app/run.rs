@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{start_replay, AppError, KlineWorkflow, NodeContext};
 use crate::actors::loader::Gap;
@@ -13,7 +13,7 @@ use crate::exchange::binance::BinanceRest;
 use crate::model::{format_ms, now_ms, Interval};
 use crate::replay::ReplayServer;
 use crate::store::Workflow;
-use crate::supervision::{Intensity, Restart, SupervisorArgs, Tree, TreeFailed};
+use crate::supervision::{Restart, SupervisorArgs, Tree, TreeFailed};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -170,10 +170,7 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
     let tree = Tree::start(SupervisorArgs {
         name: "run".into(),
         children,
-        intensity: Intensity {
-            max_restarts: ctx.config.supervision.max_restarts,
-            within: Duration::from_secs(ctx.config.supervision.within_secs),
-        },
+        intensity: ctx.config.supervision.intensity(),
         auto_shutdown: true,
         metrics: ctx.metrics.clone(),
     })

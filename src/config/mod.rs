@@ -152,6 +152,15 @@ pub struct SupervisionConfig {
     pub within_secs: u64,
 }
 
+impl SupervisionConfig {
+    pub fn intensity(&self) -> crate::supervision::Intensity {
+        crate::supervision::Intensity {
+            max_restarts: self.max_restarts,
+            within: Duration::from_secs(self.within_secs),
+        }
+    }
+}
+
 impl Default for SupervisionConfig {
     fn default() -> Self {
         SupervisionConfig {
