@@ -17,7 +17,7 @@ use streamforge::bus::OutRecord;
 use streamforge::config::Config;
 use streamforge::model::{Candle, DataRecord, Interval};
 use streamforge::replay::ReplayData;
-use streamforge::supervision::{Intensity, Restart, SupervisorArgs, Tree};
+use streamforge::supervision::{Restart, Strategy, SupervisorArgs, Tree};
 
 /// A 1000-row klines body: the 10 recorded rows repeated with consecutive open times.
 fn klines_body() -> Vec<u8> {
@@ -38,10 +38,7 @@ fn kline_decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("kline_decode");
     g.throughput(Throughput::Elements(1000));
     g.bench_function("rest_page_1000_rows", |b| {
-        b.iter(|| {
-            Candle::from_rest_klines("BTCUSDT", interval, std::hint::black_box(&body), i64::MAX)
-                .unwrap()
-        })
+        b.iter(|| Candle::from_rest_klines("BTCUSDT", interval, std::hint::black_box(&body), i64::MAX).unwrap())
     });
     g.finish();
 }
@@ -52,20 +49,14 @@ fn record_decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("record_decode");
     g.throughput(Throughput::Elements(bytes.len() as u64));
     g.bench_function("bus_candle_json", |b| {
-        b.iter(|| {
-            bytes
-                .iter()
-                .map(|m| DataRecord::from_bytes(m).unwrap())
-                .collect::<Vec<_>>()
-        })
+        b.iter(|| bytes.iter().map(|m| DataRecord::from_bytes(m).unwrap()).collect::<Vec<_>>())
     });
     g.finish();
 }
 
 /// The bundled candles, copied under `copies` symbol names to make a larger load.
 fn records(copies: usize) -> Vec<(String, Vec<u8>)> {
-    let data =
-        ReplayData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")).unwrap();
+    let data = ReplayData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")).unwrap();
     let interval: Interval = "1m".parse().unwrap();
     let mut out = Vec::new();
     for copy in 0..copies {
@@ -115,17 +106,11 @@ async fn one_pipeline_run(records: &[(String, Vec<u8>)]) -> Duration {
     };
     let spec = ctx.connector_child(route, shared.clone(), Restart::Transient);
     let started = Instant::now();
-    let out: Vec<OutRecord> = records
-        .iter()
-        .map(|(k, v)| OutRecord::keyed(k, v.clone()))
-        .collect();
+    let out: Vec<OutRecord> = records.iter().map(|(k, v)| OutRecord::keyed(k, v.clone())).collect();
     ctx.bus.publish("bench-data", out).await.unwrap();
     let mut tree = Tree::start(SupervisorArgs {
-        name: "bench".into(),
-        children: vec![spec],
-        intensity: Intensity::default(),
         auto_shutdown: true,
-        metrics: ctx.metrics.clone(),
+        ..ctx.supervisor_args("bench", Strategy::OneForOne, vec![spec])
     })
     .await
     .unwrap();
@@ -137,11 +122,7 @@ async fn one_pipeline_run(records: &[(String, Vec<u8>)]) -> Duration {
 
 fn embedded_pipeline(c: &mut Criterion) {
     let records = records(4);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut g = c.benchmark_group("embedded_pipeline");
     g.sample_size(10).measurement_time(Duration::from_secs(20));
     g.throughput(Throughput::Elements(records.len() as u64));
@@ -159,15 +140,9 @@ fn embedded_pipeline(c: &mut Criterion) {
 
 /// SQLite upserts alone (file, WAL), for the share of the pipeline the store takes.
 fn sqlite_upsert(c: &mut Criterion) {
-    let records: Vec<DataRecord> = records(1)
-        .into_iter()
-        .map(|(_, bytes)| DataRecord::from_bytes(&bytes).unwrap())
-        .collect();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let records: Vec<DataRecord> =
+        records(1).into_iter().map(|(_, bytes)| DataRecord::from_bytes(&bytes).unwrap()).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut g = c.benchmark_group("sqlite_upsert");
     g.sample_size(10);
     for batch in [1_000usize, 10_000] {
@@ -177,15 +152,11 @@ fn sqlite_upsert(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let dir = tempfile::tempdir().unwrap();
-                    let store = streamforge::store::open(&format!(
-                        "sqlite://{}",
-                        dir.path().join("u.db").display()
-                    ))
-                    .unwrap();
+                    let store =
+                        streamforge::store::open(&format!("sqlite://{}", dir.path().join("u.db").display())).unwrap();
                     let started = Instant::now();
                     for chunk in records.chunks(batch) {
-                        rt.block_on(store.upsert("bench_candles", chunk.to_vec()))
-                            .unwrap();
+                        rt.block_on(store.upsert("bench_candles", chunk.to_vec())).unwrap();
                     }
                     total += started.elapsed();
                 }
@@ -196,11 +167,5 @@ fn sqlite_upsert(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(
-    benches,
-    kline_decode,
-    record_decode,
-    sqlite_upsert,
-    embedded_pipeline
-);
+criterion_group!(benches, kline_decode, record_decode, sqlite_upsert, embedded_pipeline);
 criterion_main!(benches);

@@ -24,18 +24,11 @@ impl HttpService {
             .workers(workers)
             .disable_signals()
             .bind(addr)?;
-        let bound = server
-            .addrs()
-            .first()
-            .copied()
-            .ok_or_else(|| std::io::Error::other("no address bound"))?;
+        let bound = server.addrs().first().copied().ok_or_else(|| std::io::Error::other("no address bound"))?;
         let running = server.run();
         let handle = running.handle();
         tokio::spawn(running);
-        Ok(HttpService {
-            addr: bound,
-            handle,
-        })
+        Ok(HttpService { addr: bound, handle })
     }
 
     pub fn addr(&self) -> SocketAddr {

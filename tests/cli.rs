@@ -22,15 +22,7 @@ fn stderr(o: &Output) -> String {
 fn run_offline_prints_a_summary_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let out = bin()
-        .args([
-            "run",
-            "--offline",
-            "--symbols",
-            "BTCUSDT",
-            "--time-range",
-            "2021-04-25:2021-04-26",
-            "--store",
-        ])
+        .args(["run", "--offline", "--symbols", "BTCUSDT", "--time-range", "2021-04-25:2021-04-26", "--store"])
         .arg(format!("sqlite://{}", dir.path().join("x.db").display()))
         .output()
         .unwrap();
@@ -39,21 +31,14 @@ fn run_offline_prints_a_summary_and_exits_zero() {
     assert!(stdout.contains("BTCUSDT"), "{stdout}");
     // 1440 minutes minus the 284-minute outage.
     assert!(stdout.contains("1156"), "{stdout}");
-    assert!(
-        stdout.contains("gap: 2021-04-25T04:01:00Z → 2021-04-25T08:44:00Z (284 candles missing"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("gap: 2021-04-25T04:01:00Z → 2021-04-25T08:44:00Z (284 candles missing"), "{stdout}");
     assert!(stdout.contains("records/s"), "{stdout}");
 }
 
 #[test]
 fn bad_config_lists_every_problem_and_exits_2() {
     let mut file = tempfile::NamedTempFile::new().unwrap();
-    writeln!(
-        file,
-        "[connector]\nbatch_size = 0\nflush_interval = 5\n[loader]\npage_limit = 5000"
-    )
-    .unwrap();
+    writeln!(file, "[connector]\nbatch_size = 0\nflush_interval = 5\n[loader]\npage_limit = 5000").unwrap();
     let out = bin()
         .args(["node", "--config"])
         .arg(file.path())
@@ -80,15 +65,9 @@ fn bad_arguments_say_what_is_wrong_and_exit_2() {
     for (args, needle) in [
         (vec!["run", "--offline", "--interval", "2m"], "--interval"),
         (vec!["run", "--offline", "--start", "yesterday"], "--start"),
-        (
-            vec!["run", "--offline", "--time-range", "2021-04-26:2021-04-25"],
-            "--time-range",
-        ),
+        (vec!["run", "--offline", "--time-range", "2021-04-26:2021-04-25"], "--time-range"),
         (vec!["run", "--symbols", "BTCUSDT"], "--start"),
-        (
-            vec!["run", "--offline", "--data", "/nonexistent/folder"],
-            "not found",
-        ),
+        (vec!["run", "--offline", "--data", "/nonexistent/folder"], "not found"),
         (vec!["run", "--frobnicate"], "--frobnicate"),
     ] {
         let out = bin().args(&args).output().unwrap();
@@ -98,11 +77,7 @@ fn bad_arguments_say_what_is_wrong_and_exit_2() {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]
@@ -110,15 +85,7 @@ fn node_serves_health_readiness_and_metrics_and_stops_on_sigterm() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut child = bin()
-        .args([
-            "node",
-            "--offline",
-            "--log-json",
-            "--store",
-            "sqlite::memory:",
-            "--admin-addr",
-            &addr,
-        ])
+        .args(["node", "--offline", "--log-json", "--store", "sqlite::memory:", "--admin-addr", &addr])
         .env("SYMBOL", "ETHUSDT")
         .env("TYPE", "api_candles_1m")
         .env("TIME_RANGE", "2021-04-24:2021-04-25")
@@ -135,12 +102,7 @@ fn node_serves_health_readiness_and_metrics_and_stops_on_sigterm() {
             assert!(Instant::now() < deadline, "node did not become ready");
             if let Ok(r) = reqwest::get(format!("{base}/readyz")).await {
                 if r.status().as_u16() == 200 {
-                    let m = reqwest::get(format!("{base}/metrics"))
-                        .await
-                        .unwrap()
-                        .text()
-                        .await
-                        .unwrap();
+                    let m = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
                     // Ready, and the job's 1440 candles have gone through the connector.
                     if m.contains("streamforge_records_out_total{actor=\"connector\"} 1440") {
                         break m;
@@ -150,14 +112,8 @@ fn node_serves_health_readiness_and_metrics_and_stops_on_sigterm() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
-    assert!(
-        metrics.contains("streamforge_batch_latency_seconds_bucket"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("streamforge_actor_up{actor=\"dummy\"} 1"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("streamforge_batch_latency_seconds_bucket"), "{metrics}");
+    assert!(metrics.contains("streamforge_actor_up{actor=\"dummy\"} 1"), "{metrics}");
     rt.block_on(async {
         let h = reqwest::get(format!("{base}/healthz")).await.unwrap();
         assert_eq!(h.status().as_u16(), 200);
@@ -165,20 +121,13 @@ fn node_serves_health_readiness_and_metrics_and_stops_on_sigterm() {
         assert_eq!(missing.status().as_u16(), 404);
         assert!(missing.text().await.unwrap().contains("/metrics"));
     });
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "graceful stop exits 0");
     let mut logs = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut logs).unwrap();
     let first = logs.lines().next().unwrap();
-    let parsed: serde_json::Value =
-        serde_json::from_str(first).unwrap_or_else(|e| panic!("{e}: {first}"));
-    assert!(
-        parsed["message"].is_string() || parsed["fields"].is_object(),
-        "{first}"
-    );
+    let parsed: serde_json::Value = serde_json::from_str(first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert!(parsed["message"].is_string() || parsed["fields"].is_object(), "{first}");
     assert!(logs.contains("Shutdown requested"), "{logs}");
 }

@@ -33,79 +33,32 @@ async fn killed_connector_is_restarted_and_every_row_is_stored_once() {
     let group = format!("connector-{}", wf.collection);
 
     // Wait until 4 batches are committed and the loader has published everything.
-    let lag = wait_until(
-        "4 committed batches and a finished loader",
-        Duration::from_secs(30),
-        || async {
-            let written = wf.connector.written.load(Ordering::Acquire);
-            let done = wf.progress.borrow().done;
-            let lag: u64 = ctx
-                .bus
-                .lag(&group, &wf.job.topic)
-                .await
-                .unwrap()
-                .iter()
-                .map(|p| p.lag())
-                .sum();
-            (written == 4000 && done).then_some(lag)
-        },
-    )
+    let lag = wait_until("4 committed batches and a finished loader", Duration::from_secs(30), || async {
+        let written = wf.connector.written.load(Ordering::Acquire);
+        let done = wf.progress.borrow().done;
+        let lag: u64 = ctx.bus.lag(&group, &wf.job.topic).await.unwrap().iter().map(|p| p.lag()).sum();
+        (written == 4000 && done).then_some(lag)
+    })
     .await;
-    assert_eq!(
-        lag, 36,
-        "36 records are consumed or pending but not committed"
-    );
+    assert_eq!(lag, 36, "36 records are consumed or pending but not committed");
 
     let id = format!("connector:{}", wf.collection);
-    let children = handle.tree().children().await;
-    let connector = children
-        .iter()
-        .find(|c| c.id == id)
-        .and_then(|c| c.cell.clone())
-        .unwrap();
-    connector
-        .send_message(ConnectorMsg::Fail("test kills the connector".into()))
-        .unwrap();
-    wait_until(
-        "the connector's restart",
-        Duration::from_secs(10),
-        || async {
-            let children = handle.tree().children().await;
-            children
-                .iter()
-                .find(|c| c.id == id)
-                .filter(|c| c.restarts == 1 && c.cell.is_some())
-                .map(|_| ())
-        },
-    )
+    let connector = handle.tree().find(&id).and_then(|c| c.cell).unwrap();
+    connector.send_message(ConnectorMsg::Fail("test kills the connector".into())).unwrap();
+    wait_until("the connector's restart", Duration::from_secs(10), || async {
+        handle.tree().find(&id).filter(|c| c.restarts == 1 && c.cell.is_some()).map(|_| ())
+    })
     .await;
-    let children = handle.tree().children().await;
-    let info = children.iter().find(|c| c.id == id).unwrap();
-    assert!(info
-        .last_error
-        .as_deref()
-        .unwrap_or_default()
-        .contains("test kills the connector"));
+    let info = handle.tree().find(&id).unwrap();
+    assert!(info.last_error.as_deref().unwrap_or_default().contains("test kills the connector"));
     let metrics = ctx.metrics.render();
-    assert!(
-        metrics.contains("streamforge_actor_restarts_total{actor=\"connector\"} 1"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("streamforge_actor_restarts_total{actor=\"connector\"} 1"), "{metrics}");
 
     let (bus, topic) = (ctx.bus.clone(), wf.job.topic.clone());
     let summary = handle.finish().await.unwrap();
     for s in &summary.symbols {
         assert_eq!((s.loaded, s.stored), (4036, 4036), "{}", s.symbol);
     }
-    let lag: u64 = bus
-        .lag(&group, &topic)
-        .await
-        .unwrap()
-        .iter()
-        .map(|p| p.lag())
-        .sum();
-    assert_eq!(
-        lag, 0,
-        "the restarted connector consumed and committed the redelivered records"
-    );
+    let lag: u64 = bus.lag(&group, &topic).await.unwrap().iter().map(|p| p.lag()).sum();
+    assert_eq!(lag, 0, "the restarted connector consumed and committed the redelivered records");
 }

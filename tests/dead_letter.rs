@@ -11,35 +11,21 @@ use streamforge::actors::connector::{ConnectorRoute, ConnectorShared};
 use streamforge::app::NodeContext;
 use streamforge::bus::{topics, OutRecord};
 use streamforge::model::{Candle, DataRecord};
-use streamforge::supervision::{Intensity, Restart, SupervisorArgs, Tree};
+use streamforge::supervision::{Restart, Strategy, SupervisorArgs, Tree};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_messages_are_dead_lettered_and_counted_and_good_ones_stored() {
-    let ctx = NodeContext::open(common::test_config("sqlite::memory:"))
-        .await
-        .unwrap();
+    let ctx = NodeContext::open(common::test_config("sqlite::memory:")).await.unwrap();
     let topic = "wf-test-data";
     ctx.bus.ensure_topic(topic, 3).await.unwrap();
 
     // Real candles (a recorded /api/v3/klines body), with the two bad messages in between.
     let body = include_bytes!("fixtures/rest/http_spot_market_klines.json");
-    let candles =
-        Candle::from_rest_klines("BTCUSDT", "1m".parse().unwrap(), body, i64::MAX).unwrap();
-    let mut records: Vec<OutRecord> = candles
-        .iter()
-        .map(|c| OutRecord::keyed("BTCUSDT", DataRecord::Candle(c.clone()).to_bytes()))
-        .collect();
-    records.insert(
-        3,
-        OutRecord::keyed("BTCUSDT", &b"{\"record\":\"candle\",\"symbol\":"[..]),
-    );
-    records.insert(
-        7,
-        OutRecord::keyed(
-            "BTCUSDT",
-            &br#"{"record":"candle","symbol":"BTCUSDT","price":"1"}"#[..],
-        ),
-    );
+    let candles = Candle::from_rest_klines("BTCUSDT", "1m".parse().unwrap(), body, i64::MAX).unwrap();
+    let mut records: Vec<OutRecord> =
+        candles.iter().map(|c| OutRecord::keyed("BTCUSDT", DataRecord::Candle(c.clone()).to_bytes())).collect();
+    records.insert(3, OutRecord::keyed("BTCUSDT", &b"{\"record\":\"candle\",\"symbol\":"[..]));
+    records.insert(7, OutRecord::keyed("BTCUSDT", &br#"{"record":"candle","symbol":"BTCUSDT","price":"1"}"#[..]));
     ctx.bus.publish(topic, records).await.unwrap();
 
     let shared = Arc::new(ConnectorShared::default());
@@ -52,36 +38,22 @@ async fn bad_messages_are_dead_lettered_and_counted_and_good_ones_stored() {
     };
     let mut config = (*ctx.config).clone();
     config.connector.batch_size = 4;
-    let ctx = NodeContext {
-        config: Arc::new(config),
-        ..ctx
-    };
+    let ctx = NodeContext { config: Arc::new(config), ..ctx };
     let spec = ctx.connector_child(route, shared.clone(), Restart::Transient);
     let mut tree = Tree::start(SupervisorArgs {
-        name: "test".into(),
-        children: vec![spec],
-        intensity: Intensity::default(),
         auto_shutdown: true,
-        metrics: ctx.metrics.clone(),
+        ..ctx.supervisor_args("test", Strategy::OneForOne, vec![spec])
     })
     .await
     .unwrap();
     tree.wait_for(Duration::from_secs(20)).await.unwrap();
 
-    let stored = ctx
-        .store
-        .candles("btcusdt_api_candles_1m_2021_10_22", "BTCUSDT", 0, i64::MAX)
-        .await
-        .unwrap();
+    let stored = ctx.store.candles("btcusdt_api_candles_1m_2021_10_22", "BTCUSDT", 0, i64::MAX).await.unwrap();
     assert_eq!(stored, candles, "all good records stored, exactly");
     assert_eq!(shared.written.load(Ordering::Acquire), 10);
     assert_eq!(tree.children().await.len(), 0, "tree is gone");
 
-    let mut dlq = ctx
-        .bus
-        .subscribe("inspect", topics::DEAD_LETTER)
-        .await
-        .unwrap();
+    let mut dlq = ctx.bus.subscribe("inspect", topics::DEAD_LETTER).await.unwrap();
     let letters = dlq.poll(100, Duration::from_millis(200)).await.unwrap();
     assert_eq!(letters.len(), 2);
     let reasons: Vec<String> = letters
@@ -93,35 +65,16 @@ async fn bad_messages_are_dead_lettered_and_counted_and_good_ones_stored() {
         })
         .collect();
     assert!(
-        reasons.contains(&"malformed_json".to_owned())
-            && reasons.contains(&"wrong_schema".to_owned()),
+        reasons.contains(&"malformed_json".to_owned()) && reasons.contains(&"wrong_schema".to_owned()),
         "{reasons:?}"
     );
 
     let metrics = ctx.metrics.render();
     let count = |reason: &str| {
         let line = format!("streamforge_dead_letters_total{{reason=\"{reason}\"}} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&line))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
+        metrics.lines().find_map(|l| l.strip_prefix(&line)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
     };
-    assert_eq!(
-        count("malformed_json") + count("wrong_schema"),
-        2,
-        "{metrics}"
-    );
-    let lag: u64 = ctx
-        .bus
-        .lag("connector-test", topic)
-        .await
-        .unwrap()
-        .iter()
-        .map(|p| p.lag())
-        .sum();
-    assert_eq!(
-        lag, 0,
-        "dead-lettered messages are committed past, not retried forever"
-    );
+    assert_eq!(count("malformed_json") + count("wrong_schema"), 2, "{metrics}");
+    let lag: u64 = ctx.bus.lag("connector-test", topic).await.unwrap().iter().map(|p| p.lag()).sum();
+    assert_eq!(lag, 0, "dead-lettered messages are committed past, not retried forever");
 }

@@ -24,24 +24,14 @@ async fn store_holds_exactly_the_recorded_candles_and_reports_true_gaps() {
     let url = format!("sqlite://{}", dir.path().join("sf.db").display());
     let summary = run(options(&url)).await.unwrap();
 
-    let files = [
-        ("BTCUSDT", "BTC_USDT-1m.json.gz"),
-        ("ETHUSDT", "ETH_USDT-1m.json.gz"),
-        ("SOLUSDT", "SOL_USDT-1m.json.gz"),
-    ];
-    assert_eq!(
-        summary.symbols.len(),
-        files.len(),
-        "every recorded symbol is loaded by default"
-    );
+    let files =
+        [("BTCUSDT", "BTC_USDT-1m.json.gz"), ("ETHUSDT", "ETH_USDT-1m.json.gz"), ("SOLUSDT", "SOL_USDT-1m.json.gz")];
+    assert_eq!(summary.symbols.len(), files.len(), "every recorded symbol is loaded by default");
     let store = store::open(&url).unwrap();
     for (symbol, file) in files {
         let recorded = recorded_candles(file);
         let s = summary.symbols.iter().find(|s| s.symbol == symbol).unwrap();
-        let stored = store
-            .candles(&s.collection, symbol, i64::MIN, i64::MAX)
-            .await
-            .unwrap();
+        let stored = store.candles(&s.collection, symbol, i64::MIN, i64::MAX).await.unwrap();
         assert_eq!(stored.len(), recorded.len(), "{symbol}: row count");
         for (got, want) in stored.iter().zip(&recorded) {
             assert_eq!(got.open_time, want.open_time, "{symbol}");
@@ -52,36 +42,20 @@ async fn store_holds_exactly_the_recorded_candles_and_reports_true_gaps() {
                 got.open_time
             );
             assert_eq!(got.close_time, got.open_time + 59_999);
-            assert_eq!(
-                got.quote_volume, None,
-                "the recording has no quote volume; none is invented"
-            );
+            assert_eq!(got.quote_volume, None, "the recording has no quote volume; none is invented");
         }
-        assert_eq!(
-            (s.loaded, s.stored),
-            (recorded.len() as u64, recorded.len() as u64)
-        );
+        assert_eq!((s.loaded, s.stored), (recorded.len() as u64, recorded.len() as u64));
         let times: Vec<i64> = recorded.iter().map(|c| c.open_time).collect();
         let want_gaps = true_gaps(&times, 60_000);
-        let got_gaps: Vec<(i64, i64, u64)> = s
-            .gaps
-            .iter()
-            .map(|g| (g.first_missing, g.last_missing, g.missing))
-            .collect();
+        let got_gaps: Vec<(i64, i64, u64)> =
+            s.gaps.iter().map(|g| (g.first_missing, g.last_missing, g.missing)).collect();
         assert_eq!(got_gaps, want_gaps, "{symbol}: gaps");
         assert_eq!(got_gaps.len(), 1, "the 2021-04-25 outage is in the sample");
         assert_eq!(s.first_open_time, times.first().copied());
         assert_eq!(s.last_open_time, times.last().copied());
     }
-    let wf = store
-        .workflow(&summary.symbols[0].queue_id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (wf.status.as_str(), wf.records_written),
-        ("finished", summary.symbols[0].loaded)
-    );
+    let wf = store.workflow(&summary.symbols[0].queue_id).await.unwrap().unwrap();
+    assert_eq!((wf.status.as_str(), wf.records_written), ("finished", summary.symbols[0].loaded));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,23 +63,12 @@ async fn a_second_identical_run_adds_no_rows() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("sf.db").display());
     let first = run(options(&url)).await.unwrap();
-    let rows =
-        |s: &streamforge::app::run::RunSummary| s.symbols.iter().map(|x| x.stored).sum::<u64>();
+    let rows = |s: &streamforge::app::run::RunSummary| s.symbols.iter().map(|x| x.stored).sum::<u64>();
     let before = rows(&first);
     let second = run(options(&url)).await.unwrap();
-    assert_eq!(
-        second.records, first.records,
-        "the second run loads everything again"
-    );
+    assert_eq!(second.records, first.records, "the second run loads everything again");
     assert_eq!(rows(&second), before, "and adds 0 rows");
-    let all: u64 = store::open(&url)
-        .unwrap()
-        .collections()
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.rows)
-        .sum();
+    let all: u64 = store::open(&url).unwrap().collections().await.unwrap().iter().map(|c| c.rows).sum();
     assert_eq!(all, before);
 }
 

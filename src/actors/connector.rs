@@ -89,33 +89,19 @@ impl ConnectorState {
     }
 
     fn track(&mut self, m: &BusMessage) {
-        match self
-            .positions
-            .iter_mut()
-            .find(|c| c.partition == m.partition)
-        {
+        match self.positions.iter_mut().find(|c| c.partition == m.partition) {
             Some(c) => c.next_offset = c.next_offset.max(m.offset + 1),
-            None => self.positions.push(CommitOffset {
-                partition: m.partition,
-                next_offset: m.offset + 1,
-            }),
+            None => self.positions.push(CommitOffset { partition: m.partition, next_offset: m.offset + 1 }),
         }
     }
 
     async fn take(&mut self, messages: Vec<BusMessage>) -> Result<(), ActorProcessingErr> {
-        self.args
-            .metrics
-            .records_in
-            .with_label_values(&[FAMILY])
-            .inc_by(messages.len() as u64);
+        self.args.metrics.records_in.with_label_values(&[FAMILY]).inc_by(messages.len() as u64);
         for m in messages {
             match DataRecord::from_bytes(&m.payload) {
                 Ok(record) => self.pending.push(record),
                 Err(e) => {
-                    self.args
-                        .dead_letters
-                        .send(&self.producer, &m, json_error_reason(&e), &e.to_string())
-                        .await?
+                    self.args.dead_letters.send(&self.producer, &m, json_error_reason(&e), &e.to_string()).await?
                 }
             }
             self.track(&m);
@@ -146,12 +132,7 @@ impl ConnectorState {
             }
             store.upsert(&collection, batch).await
         });
-        self.in_flight = Some(InFlight {
-            write,
-            positions,
-            count,
-            started,
-        });
+        self.in_flight = Some(InFlight { write, positions, count, started });
         Ok(())
     }
 
@@ -160,50 +141,20 @@ impl ConnectorState {
         let Some(w) = self.in_flight.take() else {
             return Ok(());
         };
-        let outcome = w
-            .write
-            .await
-            .map_err(|e| StoreError::Worker(e.to_string()))?;
+        let outcome = w.write.await.map_err(|e| StoreError::Worker(e.to_string()))?;
         if let Err(error) = outcome {
-            self.args
-                .metrics
-                .errors
-                .with_label_values(&[FAMILY, "store"])
-                .inc();
-            self.args
-                .telemetry
-                .emit(self.event(EventStatus::Error).message(error.to_string()))
-                .await;
+            self.args.metrics.errors.with_label_values(&[FAMILY, "store"]).inc();
+            self.args.telemetry.emit(self.event(EventStatus::Error).message(error.to_string())).await;
             return Err(error.into());
         }
         self.consumer.commit(&w.positions).await?;
         if w.count > 0 {
-            self.args
-                .metrics
-                .batch_latency
-                .with_label_values(&[FAMILY])
-                .observe(w.started.elapsed().as_secs_f64());
+            self.args.metrics.batch_latency.with_label_values(&[FAMILY]).observe(w.started.elapsed().as_secs_f64());
             self.args.metrics.batches.with_label_values(&[FAMILY]).inc();
-            self.args
-                .metrics
-                .records_out
-                .with_label_values(&[FAMILY])
-                .inc_by(w.count);
-            let total = self
-                .args
-                .shared
-                .written
-                .fetch_add(w.count, Ordering::AcqRel)
-                + w.count;
+            self.args.metrics.records_out.with_label_values(&[FAMILY]).inc_by(w.count);
+            let total = self.args.shared.written.fetch_add(w.count, Ordering::AcqRel) + w.count;
             let message = format!("Stored {total} records in {}", self.args.route.collection);
-            self.args
-                .telemetry
-                .emit(
-                    self.event(EventStatus::Loading)
-                        .records_written(total)
-                        .message(message),
-                )
-                .await;
+            self.args.telemetry.emit(self.event(EventStatus::Loading).records_written(total).message(message)).await;
         }
         Ok(())
     }
@@ -219,10 +170,7 @@ impl Actor for Connector {
         _myself: ActorRef<ConnectorMsg>,
         args: ConnectorArgs,
     ) -> Result<ConnectorState, ActorProcessingErr> {
-        let consumer = args
-            .bus
-            .subscribe(&args.route.group, &args.route.topic)
-            .await?;
+        let consumer = args.bus.subscribe(&args.route.group, &args.route.topic).await?;
         let producer = format!("connector__{}", args.route.collection);
         let state = ConnectorState {
             consumer,
@@ -233,15 +181,8 @@ impl Actor for Connector {
             in_flight: None,
             args,
         };
-        let message = format!(
-            "Consuming {} into {}",
-            state.args.route.topic, state.args.route.collection
-        );
-        state
-            .args
-            .telemetry
-            .emit(state.event(EventStatus::Started).message(message))
-            .await;
+        let message = format!("Consuming {} into {}", state.args.route.topic, state.args.route.collection);
+        state.args.telemetry.emit(state.event(EventStatus::Started).message(message)).await;
         Ok(state)
     }
 
@@ -262,20 +203,11 @@ impl Actor for Connector {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ConnectorMsg::Fail(reason) => {
-                state
-                    .args
-                    .metrics
-                    .errors
-                    .with_label_values(&[FAMILY, "injected"])
-                    .inc();
+                state.args.metrics.errors.with_label_values(&[FAMILY, "injected"]).inc();
                 return Err(format!("injected failure: {reason}").into());
             }
             ConnectorMsg::Poll => {
-                let room = state
-                    .args
-                    .batch_size
-                    .saturating_sub(state.pending.len())
-                    .max(1);
+                let room = state.args.batch_size.saturating_sub(state.pending.len()).max(1);
                 let draining = state.args.shared.drain.load(Ordering::Acquire);
                 // A draining connector that has read everything need not wait to learn it is done.
                 let wait = if draining && state.consumer.pending().await? == 0 {
@@ -299,25 +231,13 @@ impl Actor for Connector {
                     // Idle: nothing to overlap the write with, so commit it now.
                     state.complete_write().await?;
                 }
-                if draining
-                    && got == 0
-                    && state.positions.is_empty()
-                    && state.consumer.pending().await? == 0
-                {
+                if draining && got == 0 && state.positions.is_empty() && state.consumer.pending().await? == 0 {
                     let total = state.args.shared.written.load(Ordering::Acquire);
-                    let message = format!(
-                        "Caught up: {total} records in {}",
-                        state.args.route.collection
-                    );
+                    let message = format!("Caught up: {total} records in {}", state.args.route.collection);
                     state
                         .args
                         .telemetry
-                        .emit(
-                            state
-                                .event(EventStatus::Finished)
-                                .records_written(total)
-                                .message(message),
-                        )
+                        .emit(state.event(EventStatus::Finished).records_written(total).message(message))
                         .await;
                     myself.stop(None);
                     return Ok(());

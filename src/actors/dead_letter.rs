@@ -64,10 +64,7 @@ impl DeadLetters {
             timestamp_ms: crate::model::now_ms(),
         };
         let payload = serde_json::to_vec(&letter).unwrap_or_default();
-        let record = OutRecord {
-            key: msg.key.clone(),
-            payload: payload.into(),
-        };
+        let record = OutRecord { key: msg.key.clone(), payload: payload.into() };
         self.bus.publish(DEAD_LETTER, vec![record]).await?;
         self.metrics.dead_letters.with_label_values(&[reason]).inc();
         Ok(())

@@ -62,10 +62,7 @@ impl DummyState {
             let cmd: QueueControl = match serde_json::from_slice(&m.payload) {
                 Ok(c) => c,
                 Err(e) => {
-                    self.args
-                        .dead_letters
-                        .send(&self.producer, m, json_error_reason(&e), &e.to_string())
-                        .await?;
+                    self.args.dead_letters.send(&self.producer, m, json_error_reason(&e), &e.to_string()).await?;
                     continue;
                 }
             };
@@ -74,19 +71,11 @@ impl DummyState {
             }
             match cmd.command {
                 Command::Ping => {
-                    let reply = self
-                        .event(EventStatus::Pong)
-                        .message(format!("pong to ping at {}", cmd.timestamp));
+                    let reply = self.event(EventStatus::Pong).message(format!("pong to ping at {}", cmd.timestamp));
                     self.args.telemetry.emit(reply).await;
                 }
                 Command::Stop => {
-                    self.args
-                        .telemetry
-                        .emit(
-                            self.event(EventStatus::Finished)
-                                .message("Stopped on command"),
-                        )
-                        .await;
+                    self.args.telemetry.emit(self.event(EventStatus::Finished).message("Stopped on command")).await;
                     keep_running = false;
                 }
                 Command::Start | Command::Other(_) => {}
@@ -104,11 +93,7 @@ impl Actor for Dummy {
     type State = DummyState;
     type Arguments = DummyArgs;
 
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<DummyMsg>,
-        args: DummyArgs,
-    ) -> Result<DummyState, ActorProcessingErr> {
+    async fn pre_start(&self, _myself: ActorRef<DummyMsg>, args: DummyArgs) -> Result<DummyState, ActorProcessingErr> {
         let producer = format!("dummy__{}", args.options.queue_id);
         let control = args.bus.subscribe(&producer, QUEUE_CONTROL).await?;
         let state = DummyState {
@@ -119,23 +104,11 @@ impl Actor for Dummy {
             ticks: 0,
             simulated_records: 0,
         };
-        state
-            .args
-            .telemetry
-            .emit(
-                state
-                    .event(EventStatus::Started)
-                    .message("Dummy ready for ping"),
-            )
-            .await;
+        state.args.telemetry.emit(state.event(EventStatus::Started).message("Dummy ready for ping")).await;
         Ok(state)
     }
 
-    async fn post_start(
-        &self,
-        myself: ActorRef<DummyMsg>,
-        _state: &mut DummyState,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn post_start(&self, myself: ActorRef<DummyMsg>, _state: &mut DummyState) -> Result<(), ActorProcessingErr> {
         myself.send_message(DummyMsg::Tick)?;
         Ok(())
     }
@@ -161,18 +134,9 @@ impl Actor for Dummy {
                     .message(format!("Simulated {} records", state.simulated_records));
                 state.args.telemetry.emit(ev).await;
             }
-            if state
-                .args
-                .options
-                .fail_after
-                .is_some_and(|n| state.ticks >= n)
-            {
+            if state.args.options.fail_after.is_some_and(|n| state.ticks >= n) {
                 let reason = format!("Simulated failure after {} ticks", state.ticks);
-                state
-                    .args
-                    .telemetry
-                    .emit(state.event(EventStatus::Error).message(reason.clone()))
-                    .await;
+                state.args.telemetry.emit(state.event(EventStatus::Error).message(reason.clone())).await;
                 return Err(reason.into());
             }
         }

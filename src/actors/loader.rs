@@ -93,36 +93,17 @@ impl LoaderState {
         let mut delay = Duration::from_millis(200);
         let mut attempt = 0;
         loop {
-            match self
-                .args
-                .rest
-                .klines(
-                    &job.symbol,
-                    job.interval,
-                    from,
-                    job.end_ms - 1,
-                    job.page_limit,
-                )
-                .await
-            {
+            match self.args.rest.klines(&job.symbol, job.interval, from, job.end_ms - 1, job.page_limit).await {
                 Ok(c) => return Ok(c),
                 Err(error) if !error.is_terminal() && attempt < RETRIES => {
-                    self.args
-                        .metrics
-                        .errors
-                        .with_label_values(&[FAMILY, error.metric_label()])
-                        .inc();
+                    self.args.metrics.errors.with_label_values(&[FAMILY, error.metric_label()]).inc();
                     tracing::warn!(symbol = %job.symbol, attempt, %error, "Kline page failed; retrying.");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                     attempt += 1;
                 }
                 Err(error) => {
-                    self.args
-                        .metrics
-                        .errors
-                        .with_label_values(&[FAMILY, error.metric_label()])
-                        .inc();
+                    self.args.metrics.errors.with_label_values(&[FAMILY, error.metric_label()]).inc();
                     return Err(error);
                 }
             }
@@ -160,23 +141,12 @@ impl LoaderState {
             p.records,
             self.args.job.symbol,
             self.args.job.interval,
-            p.first_open_time
-                .map(format_ms)
-                .unwrap_or_else(|| "-".into()),
-            p.last_open_time
-                .map(format_ms)
-                .unwrap_or_else(|| "-".into()),
+            p.first_open_time.map(format_ms).unwrap_or_else(|| "-".into()),
+            p.last_open_time.map(format_ms).unwrap_or_else(|| "-".into()),
             p.gaps.len()
         );
         tracing::info!(symbol = %self.args.job.symbol, records = p.records, gaps = p.gaps.len(), "Backfill finished.");
-        self.args
-            .telemetry
-            .emit(
-                self.event(EventStatus::Finished)
-                    .records_written(p.records)
-                    .message(message),
-            )
-            .await;
+        self.args.telemetry.emit(self.event(EventStatus::Finished).records_written(p.records).message(message)).await;
         myself.stop(None);
     }
 }
@@ -191,10 +161,7 @@ impl Actor for KlineLoader {
         _myself: ActorRef<LoaderMsg>,
         args: KlineLoaderArgs,
     ) -> Result<LoaderState, ActorProcessingErr> {
-        let producer = format!(
-            "loader-api-candles__{}",
-            args.job.symbol.to_ascii_lowercase()
-        );
+        let producer = format!("loader-api-candles__{}", args.job.symbol.to_ascii_lowercase());
         let resumed = {
             let mut resumed = false;
             args.progress.send_modify(|p| {
@@ -209,24 +176,11 @@ impl Actor for KlineLoader {
         let state = LoaderState { args, producer };
         let from = state.args.progress.borrow().next_open_time;
         let message = if resumed {
-            format!(
-                "Resuming {} from {}",
-                state.args.job.symbol,
-                format_ms(from)
-            )
+            format!("Resuming {} from {}", state.args.job.symbol, format_ms(from))
         } else {
-            format!(
-                "Loading {} {} from {}",
-                state.args.job.symbol,
-                state.args.job.interval,
-                format_ms(from)
-            )
+            format!("Loading {} {} from {}", state.args.job.symbol, state.args.job.interval, format_ms(from))
         };
-        state
-            .args
-            .telemetry
-            .emit(state.event(EventStatus::Started).message(message))
-            .await;
+        state.args.telemetry.emit(state.event(EventStatus::Started).message(message)).await;
         Ok(state)
     }
 
@@ -258,11 +212,7 @@ impl Actor for KlineLoader {
                 let page = match state.fetch(from).await {
                     Ok(page) => page,
                     Err(error) => {
-                        state
-                            .args
-                            .telemetry
-                            .emit(state.event(EventStatus::Error).message(error.to_string()))
-                            .await;
+                        state.args.telemetry.emit(state.event(EventStatus::Error).message(error.to_string())).await;
                         return Err(error.into());
                     }
                 };
@@ -283,24 +233,10 @@ impl Actor for KlineLoader {
                     .into_iter()
                     .map(|c| OutRecord::keyed(symbol.as_bytes(), DataRecord::Candle(c).to_bytes()))
                     .collect();
-                state
-                    .args
-                    .metrics
-                    .records_in
-                    .with_label_values(&[FAMILY])
-                    .inc_by(n);
+                state.args.metrics.records_in.with_label_values(&[FAMILY]).inc_by(n);
                 // Progress moves only once the bus has acknowledged the page.
-                state
-                    .args
-                    .bus
-                    .publish(&state.args.job.topic, records)
-                    .await?;
-                state
-                    .args
-                    .metrics
-                    .records_out
-                    .with_label_values(&[FAMILY])
-                    .inc_by(n);
+                state.args.bus.publish(&state.args.job.topic, records).await?;
+                state.args.metrics.records_out.with_label_values(&[FAMILY]).inc_by(n);
                 state.args.progress.send_modify(|p| {
                     p.next_open_time = next;
                     p.records += n;
@@ -317,18 +253,10 @@ impl Actor for KlineLoader {
                         g.missing
                     );
                     tracing::info!(symbol = %symbol, missing = g.missing, "{message}");
-                    state
-                        .args
-                        .telemetry
-                        .emit(state.event(EventStatus::Gap).message(message))
-                        .await;
+                    state.args.telemetry.emit(state.event(EventStatus::Gap).message(message)).await;
                 }
                 let total = state.args.progress.borrow().records;
-                state
-                    .args
-                    .telemetry
-                    .emit(state.event(EventStatus::Loading).records_written(total))
-                    .await;
+                state.args.telemetry.emit(state.event(EventStatus::Loading).records_written(total)).await;
                 if full_page {
                     myself.send_message(LoaderMsg::NextPage)?;
                 } else {

@@ -20,6 +20,7 @@ fn status_label(status: &EventStatus) -> &'static str {
         EventStatus::Error => "error",
         EventStatus::Pong => "pong",
         EventStatus::Gap => "gap",
+        EventStatus::Restarting => "restarting",
         EventStatus::Other(_) => "other",
     }
 }
@@ -45,10 +46,7 @@ impl Telemetry {
         };
         let record = OutRecord::keyed(event.queue_id.as_bytes(), payload);
         if let Err(error) = self.bus.publish(QUEUE_EVENTS, vec![record]).await {
-            self.metrics
-                .errors
-                .with_label_values(&["telemetry", "publish"])
-                .inc();
+            self.metrics.errors.with_label_values(&["telemetry", "publish"]).inc();
             tracing::warn!(%error, queue_id = %event.queue_id, "Event could not be published.");
         }
     }

@@ -1,9 +1,7 @@
 //! Every Prometheus metric of a node, named in one place: `streamforge_<what>_<unit>_total` for
 //! counters, labels drawn from bounded sets (actor family, error kind — never a symbol or offset).
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 pub struct Metrics {
     registry: Registry,
@@ -23,17 +21,13 @@ pub struct Metrics {
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric definition is valid");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("metric names are unique");
+    registry.register(Box::new(c.clone())).expect("metric names are unique");
     c
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("metric definition is valid");
-    registry
-        .register(Box::new(g.clone()))
-        .expect("metric names are unique");
+    registry.register(Box::new(g.clone())).expect("metric names are unique");
     g
 }
 
@@ -41,57 +35,30 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let batch_latency = HistogramVec::new(
-            HistogramOpts::new(
-                "streamforge_batch_latency_seconds",
-                "Time to write one batch to its sink.",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]),
+            HistogramOpts::new("streamforge_batch_latency_seconds", "Time to write one batch to its sink.")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
             &["actor"],
         )
         .expect("metric definition is valid");
-        registry
-            .register(Box::new(batch_latency.clone()))
-            .expect("metric names are unique");
+        registry.register(Box::new(batch_latency.clone())).expect("metric names are unique");
         Metrics {
-            records_in: counter(
-                &registry,
-                "streamforge_records_in_total",
-                "Records taken in, by actor.",
-                &["actor"],
-            ),
+            records_in: counter(&registry, "streamforge_records_in_total", "Records taken in, by actor.", &["actor"]),
             records_out: counter(
                 &registry,
                 "streamforge_records_out_total",
                 "Records handed on, by actor.",
                 &["actor"],
             ),
-            batches: counter(
-                &registry,
-                "streamforge_batches_total",
-                "Batches written, by actor.",
-                &["actor"],
-            ),
+            batches: counter(&registry, "streamforge_batches_total", "Batches written, by actor.", &["actor"]),
             batch_latency,
-            errors: counter(
-                &registry,
-                "streamforge_errors_total",
-                "Errors, by actor and kind.",
-                &["actor", "kind"],
-            ),
+            errors: counter(&registry, "streamforge_errors_total", "Errors, by actor and kind.", &["actor", "kind"]),
             restarts: counter(
                 &registry,
                 "streamforge_actor_restarts_total",
                 "Restarts by a supervisor, by actor.",
                 &["actor"],
             ),
-            actor_up: gauge(
-                &registry,
-                "streamforge_actor_up",
-                "Running instances, by actor.",
-                &["actor"],
-            ),
+            actor_up: gauge(&registry, "streamforge_actor_up", "Running instances, by actor.", &["actor"]),
             dead_letters: counter(
                 &registry,
                 "streamforge_dead_letters_total",

@@ -1,6 +1,9 @@
-//! The admin HTTP server of a node and its metrics.
+//! The admin HTTP server of a node (health, readiness, metrics, the supervision tree), the actor
+//! that runs it, and every metric.
 
+mod actor;
 pub mod metrics;
 mod server;
 
+pub use actor::{AdminActor, AdminArgs};
 pub use server::{AdminError, AdminServer, AdminState};

@@ -1,5 +1,5 @@
 //! The admin HTTP server: `/healthz` (the process answers), `/readyz` (the supervision tree is up),
-//! `/metrics` (Prometheus text). Unknown paths get a 404 with a reason.
+//! `/metrics` (Prometheus text), `/api/v1/supervision` (the live tree). Unknown paths get a 404.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +9,7 @@ use actix_web::{web, HttpResponse};
 
 use super::metrics::Metrics;
 use crate::http::HttpService;
+use crate::supervision::TreeView;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start the admin server on {addr}: {source}")]
@@ -18,9 +19,13 @@ pub struct AdminError {
 }
 
 /// What the handlers can see.
+#[derive(Clone)]
 pub struct AdminState {
     pub metrics: Arc<Metrics>,
     pub ready: Arc<AtomicBool>,
+    /// The node's supervision tree and the path of its root.
+    pub view: TreeView,
+    pub root: String,
 }
 
 pub struct AdminServer {
@@ -40,16 +45,22 @@ async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
+}
+
+/// The live supervision tree: every supervisor and child with state, restarts, last error, up since.
+async fn supervision(state: web::Data<AdminState>) -> HttpResponse {
+    match state.view.tree(&state.root) {
+        Some(tree) => HttpResponse::Ok().json(tree),
+        None => HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "no supervision tree running" })),
+    }
 }
 
 async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({
         "error": "not found",
         "path": req.path(),
-        "endpoints": ["/healthz", "/readyz", "/metrics"],
+        "endpoints": ["/healthz", "/readyz", "/metrics", "/api/v1/supervision"],
     }))
 }
 
@@ -57,6 +68,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
+        .route("/api/v1/supervision", web::get().to(supervision))
         .default_service(web::to(not_found));
 }
 
@@ -64,10 +76,7 @@ impl AdminServer {
     pub async fn start(addr: &str, state: AdminState) -> Result<AdminServer, AdminError> {
         let http = HttpService::start(addr, 1, state, routes)
             .await
-            .map_err(|source| AdminError {
-                addr: addr.to_owned(),
-                source,
-            })?;
+            .map_err(|source| AdminError { addr: addr.to_owned(), source })?;
         tracing::info!(addr = %http.addr(), "Admin server listening.");
         Ok(AdminServer { http })
     }

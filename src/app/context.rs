@@ -8,7 +8,7 @@ use crate::admin::metrics::Metrics;
 use crate::bus::{self, topics, Bus};
 use crate::config::Config;
 use crate::store::{self, Store};
-use crate::supervision::{ChildSpec, Restart};
+use crate::supervision::{ChildSpec, Restart, Strategy, SupervisorArgs, TreeView};
 
 use super::AppError;
 
@@ -20,6 +20,8 @@ pub struct NodeContext {
     pub metrics: Arc<Metrics>,
     pub telemetry: Telemetry,
     pub dead_letters: DeadLetters,
+    /// The live picture of this node's supervision tree.
+    pub view: TreeView,
 }
 
 impl NodeContext {
@@ -27,11 +29,7 @@ impl NodeContext {
     pub async fn open(config: Config) -> Result<NodeContext, AppError> {
         let metrics = Arc::new(Metrics::new());
         let bus = bus::open(&config.bus.url, config.bus.memory_capacity)?;
-        for topic in [
-            topics::QUEUE_CONTROL,
-            topics::QUEUE_EVENTS,
-            topics::DEAD_LETTER,
-        ] {
+        for topic in [topics::QUEUE_CONTROL, topics::QUEUE_EVENTS, topics::DEAD_LETTER] {
             bus.ensure_topic(topic, config.bus.partitions).await?;
         }
         let url = config.store.url.clone();
@@ -41,6 +39,7 @@ impl NodeContext {
         Ok(NodeContext {
             telemetry: Telemetry::new(bus.clone(), metrics.clone()),
             dead_letters: DeadLetters::new(bus.clone(), metrics.clone()),
+            view: TreeView::default(),
             config: Arc::new(config),
             bus,
             store,
@@ -49,31 +48,43 @@ impl NodeContext {
     }
 
     /// A connector for `route` with this node's connector settings, as a supervised child.
-    pub fn connector_child(
-        &self,
-        route: ConnectorRoute,
-        shared: Arc<ConnectorShared>,
-        restart: Restart,
-    ) -> ChildSpec {
+    pub fn connector_child(&self, route: ConnectorRoute, shared: Arc<ConnectorShared>, restart: Restart) -> ChildSpec {
         let ctx = self.clone();
-        ChildSpec::new(
-            format!("connector:{}", route.collection),
-            "connector",
-            restart,
-            move || {
-                let args = ConnectorArgs {
-                    route: route.clone(),
-                    batch_size: ctx.config.connector.batch_size,
-                    flush_interval: ctx.config.connector.flush_interval(),
-                    bus: ctx.bus.clone(),
-                    store: ctx.store.clone(),
-                    telemetry: ctx.telemetry.clone(),
-                    dead_letters: ctx.dead_letters.clone(),
-                    metrics: ctx.metrics.clone(),
-                    shared: shared.clone(),
-                };
-                (Connector, args)
-            },
-        )
+        ChildSpec::new(format!("connector:{}", route.collection), "connector", restart, move || {
+            let args = ConnectorArgs {
+                route: route.clone(),
+                batch_size: ctx.config.connector.batch_size,
+                flush_interval: ctx.config.connector.flush_interval(),
+                bus: ctx.bus.clone(),
+                store: ctx.store.clone(),
+                telemetry: ctx.telemetry.clone(),
+                dead_letters: ctx.dead_letters.clone(),
+                metrics: ctx.metrics.clone(),
+                shared: shared.clone(),
+            };
+            (Connector, args)
+        })
+    }
+
+    /// A supervisor with this node's intensity, backoff, telemetry and tree view.
+    pub fn supervisor_args(&self, name: &str, strategy: Strategy, children: Vec<ChildSpec>) -> SupervisorArgs {
+        SupervisorArgs {
+            intensity: self.config.supervision.intensity(),
+            backoff: self.config.supervision.backoff(),
+            telemetry: Some(self.telemetry.clone()),
+            view: self.view.clone(),
+            ..SupervisorArgs::new(name, strategy, children, self.metrics.clone())
+        }
+    }
+
+    /// A supervisor for one actor family, as a child of the node's root.
+    pub fn family(&self, name: &str, strategy: Strategy, children: Vec<ChildSpec>, auto_shutdown: bool) -> ChildSpec {
+        let ctx = self.clone();
+        let name = name.to_owned();
+        let restart = if auto_shutdown { Restart::Transient } else { Restart::Permanent };
+        ChildSpec::supervisor(name.clone(), restart, move || SupervisorArgs {
+            auto_shutdown,
+            ..ctx.supervisor_args(&name, strategy, children.clone())
+        })
     }
 }

@@ -1,20 +1,22 @@
-//! `streamforge node`: the long-running actor node. It serves the admin API, runs its actors under
-//! one supervision tree until SIGTERM/SIGINT (then stops them gracefully, in reverse order), and
-//! exits non-zero when the tree gives up so that Kubernetes restarts the pod.
+//! `streamforge node`: the long-running actor node. Its supervision tree is
+//! `<node id>` (one_for_one) → `admin`, `connectors`, `loaders`, `dummies` (see docs/supervision.md).
+//! It runs until SIGTERM/SIGINT (then stops the tree top-down, in reverse start order) and exits
+//! non-zero when the tree gives up, so that Kubernetes restarts the pod.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{start_replay, AppError, KlineWorkflow, NodeContext};
 use crate::actors::dummy::{Dummy, DummyArgs, DummyOptions};
-use crate::admin::{AdminServer, AdminState};
+use crate::admin::{AdminActor, AdminArgs, AdminState};
 use crate::config::{candle_interval_of_type, Config};
 use crate::exchange::binance::BinanceRest;
 use crate::model::parse_time_range;
-use crate::supervision::{ChildSpec, Restart, SupervisorArgs, Tree};
+use crate::supervision::{ChildSpec, Restart, Strategy, Tree};
 
 /// How long a graceful shutdown may take before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -22,8 +24,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// A started node: its admin address and tree, for callers that drive it (tests, `dummy`).
 pub struct Node {
     pub ctx: NodeContext,
-    pub admin: AdminServer,
     pub tree: Tree,
+    admin_addr: SocketAddr,
     replay: Option<crate::replay::ReplayServer>,
 }
 
@@ -37,34 +39,31 @@ fn dummy_child(ctx: &NodeContext) -> ChildSpec {
         fail_after: (d.fail_after > 0).then_some(d.fail_after),
         tick: Duration::from_millis(d.tick_ms),
     };
-    ChildSpec::new(
-        format!("dummy:{}", d.queue_id),
-        "dummy",
-        Restart::Permanent,
-        move || {
-            let args = DummyArgs {
-                options: options.clone(),
-                bus: ctx.bus.clone(),
-                telemetry: ctx.telemetry.clone(),
-                dead_letters: ctx.dead_letters.clone(),
-            };
-            (Dummy, args)
-        },
-    )
+    ChildSpec::new(format!("dummy:{}", d.queue_id), "dummy", Restart::Permanent, move || {
+        let args = DummyArgs {
+            options: options.clone(),
+            bus: ctx.bus.clone(),
+            telemetry: ctx.telemetry.clone(),
+            dead_letters: ctx.dead_letters.clone(),
+        };
+        (Dummy, args)
+    })
+}
+
+/// The admin server as the root's first child; `bound` receives its address.
+fn admin_child(ctx: &NodeContext, ready: Arc<AtomicBool>, bound: Arc<Mutex<Option<SocketAddr>>>) -> ChildSpec {
+    let state =
+        AdminState { metrics: ctx.metrics.clone(), ready, view: ctx.view.clone(), root: ctx.config.node.id.clone() };
+    let addr = ctx.config.node.admin_addr.clone();
+    ChildSpec::new("admin", "admin", Restart::Permanent, move || {
+        (AdminActor, AdminArgs { addr: addr.clone(), state: state.clone(), bound: bound.clone() })
+    })
 }
 
 impl Node {
     /// Starts everything the configuration asks for; `offline_data` overrides `node.offline_data`.
-    pub async fn start(
-        mut config: Config,
-        offline_data: Option<PathBuf>,
-    ) -> Result<Node, AppError> {
-        let offline = offline_data.or_else(|| {
-            config
-                .node
-                .offline
-                .then(|| PathBuf::from(&config.node.offline_data))
-        });
+    pub async fn start(mut config: Config, offline_data: Option<PathBuf>) -> Result<Node, AppError> {
+        let offline = offline_data.or_else(|| config.node.offline.then(|| PathBuf::from(&config.node.offline_data)));
         let replay = match offline {
             Some(dir) => {
                 let (server, _) = start_replay(&dir).await?;
@@ -75,37 +74,34 @@ impl Node {
         };
         let ctx = NodeContext::open(config).await?;
         let ready = Arc::new(AtomicBool::new(false));
-        let admin = AdminServer::start(
-            &ctx.config.node.admin_addr,
-            AdminState {
-                metrics: ctx.metrics.clone(),
-                ready: ready.clone(),
-            },
-        )
-        .await?;
-        let mut children = Vec::new();
-        if ctx.config.dummy.enabled {
-            children.push(dummy_child(&ctx));
-        }
+        let bound = Arc::new(Mutex::new(None));
+        let (mut connectors, mut loaders) = (Vec::new(), Vec::new());
         if ctx.config.job.is_set() {
-            children.extend(job_children(&ctx).await?);
+            let (connector, loader) = job_children(&ctx).await?;
+            connectors.push(connector);
+            loaders.push(loader);
         }
-        let tree = Tree::start(SupervisorArgs {
-            name: ctx.config.node.id.clone(),
-            children,
-            intensity: ctx.config.supervision.intensity(),
-            auto_shutdown: false,
-            metrics: ctx.metrics.clone(),
-        })
-        .await?;
+        let mut children = vec![
+            admin_child(&ctx, ready.clone(), bound.clone()),
+            ctx.family("connectors", Strategy::OneForOne, connectors, false),
+            ctx.family("loaders", Strategy::OneForOne, loaders, false),
+        ];
+        if ctx.config.dummy.enabled {
+            children.push(ctx.family("dummies", Strategy::OneForOne, vec![dummy_child(&ctx)], false));
+        }
+        let tree = Tree::start(ctx.supervisor_args(&ctx.config.node.id, Strategy::OneForOne, children)).await?;
+        let admin_addr = bound
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ok_or_else(|| AppError::Usage("the admin server did not report its address".into()))?;
         ready.store(true, Ordering::Release);
-        tracing::info!(node = %ctx.config.node.id, admin = %admin.addr(), "Node started.");
-        Ok(Node {
-            ctx,
-            admin,
-            tree,
-            replay,
-        })
+        tracing::info!(node = %ctx.config.node.id, admin = %admin_addr, "Node started.");
+        Ok(Node { ctx, tree, admin_addr, replay })
+    }
+
+    /// The admin server's bound address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 
     /// Runs until `shutdown` resolves (then stops gracefully) or the tree gives up (an error).
@@ -118,7 +114,6 @@ impl Node {
             }
             ended = self.tree.wait() => ended,
         };
-        self.admin.stop().await;
         if let Some(r) = &self.replay {
             r.stop().await;
         }
@@ -131,20 +126,11 @@ impl Node {
 
 /// The one workflow given by `[job]` / the seeds' plain variables: a loader and a connector that
 /// keeps consuming its topic for as long as the node runs.
-async fn job_children(ctx: &NodeContext) -> Result<Vec<ChildSpec>, AppError> {
+async fn job_children(ctx: &NodeContext) -> Result<(ChildSpec, ChildSpec), AppError> {
     let j = &ctx.config.job;
     let bad = |what: &str| AppError::Usage(format!("job: {what}"));
-    let interval = j
-        .kind
-        .as_deref()
-        .and_then(candle_interval_of_type)
-        .ok_or_else(|| bad("type"))?;
-    let range = j
-        .time_range
-        .as_deref()
-        .map(parse_time_range)
-        .transpose()
-        .map_err(|e| bad(&e.to_string()))?;
+    let interval = j.kind.as_deref().and_then(candle_interval_of_type).ok_or_else(|| bad("type"))?;
+    let range = j.time_range.as_deref().map(parse_time_range).transpose().map_err(|e| bad(&e.to_string()))?;
     let range = range.ok_or_else(|| bad("time_range"))?;
     let symbol = j.symbol.clone().ok_or_else(|| bad("symbol"))?;
     let wf = KlineWorkflow::new(
@@ -164,9 +150,7 @@ async fn job_children(ctx: &NodeContext) -> Result<Vec<ChildSpec>, AppError> {
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(s) => s,
             Err(error) => {
                 tracing::warn!(%error, "Cannot listen for SIGTERM; only Ctrl-C stops the node.");

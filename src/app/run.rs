@@ -13,7 +13,7 @@ use crate::exchange::binance::BinanceRest;
 use crate::model::{format_ms, now_ms, Interval};
 use crate::replay::ReplayServer;
 use crate::store::Workflow;
-use crate::supervision::{Restart, SupervisorArgs, Tree, TreeFailed};
+use crate::supervision::{Restart, Strategy, SupervisorArgs, Tree, TreeFailed};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -75,31 +75,19 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
         None => (None, None),
     };
     let symbols: Vec<String> = match (&data, opts.symbols.is_empty()) {
-        (_, false) => opts
-            .symbols
-            .iter()
-            .map(|s| s.to_ascii_uppercase())
-            .collect(),
+        (_, false) => opts.symbols.iter().map(|s| s.to_ascii_uppercase()).collect(),
         (Some(d), true) => d.kline_symbols(opts.interval),
         (None, true) => {
-            problems.push(
-                "--symbols is required when loading from Binance (e.g. --symbols BTCUSDT,ETHUSDT)"
-                    .to_owned(),
-            );
+            problems
+                .push("--symbols is required when loading from Binance (e.g. --symbols BTCUSDT,ETHUSDT)".to_owned());
             Vec::new()
         }
     };
     if data.is_some() && symbols.is_empty() {
-        problems.push(format!(
-            "the recording has no {} klines; try another --interval",
-            opts.interval
-        ));
+        problems.push(format!("the recording has no {} klines; try another --interval", opts.interval));
     }
     let span = data.as_ref().map(|d| {
-        let spans: Vec<(i64, i64)> = symbols
-            .iter()
-            .filter_map(|s| d.kline_span(s, opts.interval))
-            .collect();
+        let spans: Vec<(i64, i64)> = symbols.iter().filter_map(|s| d.kline_span(s, opts.interval)).collect();
         let first = spans.iter().map(|s| s.0).min().unwrap_or(0);
         let last = spans.iter().map(|s| s.1).max().unwrap_or(0);
         (first, last + opts.interval.millis())
@@ -108,8 +96,7 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
         (Some(s), _) => Some(s),
         (None, Some((s, _))) => Some(s),
         (None, None) => {
-            problems
-                .push("--start (or --time-range) is required when loading from Binance".to_owned());
+            problems.push("--start (or --time-range) is required when loading from Binance".to_owned());
             None
         }
     };
@@ -138,7 +125,7 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
     let ctx = NodeContext::open(config).await?;
     let rest = BinanceRest::new(&ctx.config.binance.rest_url, ctx.metrics.clone())?;
     let mut workflows = Vec::new();
-    let mut children = Vec::new();
+    let (mut connectors, mut loaders) = (Vec::new(), Vec::new());
     for symbol in &symbols {
         let wf = KlineWorkflow::new(
             None,
@@ -149,7 +136,9 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
             None,
             ctx.config.loader.page_limit,
         );
-        children.extend(wf.children(&ctx, &rest, Restart::Transient).await?);
+        let (connector, loader) = wf.children(&ctx, &rest, Restart::Transient).await?;
+        connectors.push(connector);
+        loaders.push(loader);
         let now = now_ms();
         ctx.store
             .put_workflow(&Workflow {
@@ -167,21 +156,17 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
             .await?;
         workflows.push(wf);
     }
+    // Connectors start before loaders and stop after them, so that they drain what was loaded.
+    let families = vec![
+        ctx.family("connectors", Strategy::OneForOne, connectors, true),
+        ctx.family("loaders", Strategy::OneForOne, loaders, true),
+    ];
     let tree = Tree::start(SupervisorArgs {
-        name: "run".into(),
-        children,
-        intensity: ctx.config.supervision.intensity(),
         auto_shutdown: true,
-        metrics: ctx.metrics.clone(),
+        ..ctx.supervisor_args("run", Strategy::OneForOne, families)
     })
     .await?;
-    Ok(RunHandle {
-        ctx,
-        workflows,
-        tree,
-        started: Instant::now(),
-        replay,
-    })
+    Ok(RunHandle { ctx, workflows, tree, started: Instant::now(), replay })
 }
 
 /// Runs to completion: [`start`] then [`RunHandle::finish`].
@@ -223,11 +208,7 @@ impl RunHandle {
     }
 
     async fn drive(&mut self) -> Result<(), AppError> {
-        let mut progress: Vec<_> = self
-            .workflows
-            .iter()
-            .map(|w| w.progress.subscribe())
-            .collect();
+        let mut progress: Vec<_> = self.workflows.iter().map(|w| w.progress.subscribe()).collect();
         let loaders_done = async {
             for rx in progress.iter_mut() {
                 let _ = rx.wait_for(|p| p.done).await;
@@ -253,10 +234,7 @@ impl RunHandle {
         let mut symbols = Vec::new();
         for wf in &self.workflows {
             let p = wf.progress.borrow().clone();
-            let stored = collections
-                .iter()
-                .find(|c| c.name == wf.collection)
-                .map_or(0, |c| c.rows);
+            let stored = collections.iter().find(|c| c.name == wf.collection).map_or(0, |c| c.rows);
             symbols.push(SymbolSummary {
                 symbol: wf.job.symbol.clone(),
                 queue_id: wf.job.queue_id.clone(),
@@ -269,12 +247,7 @@ impl RunHandle {
             });
         }
         let records: u64 = symbols.iter().map(|s| s.loaded).sum();
-        Ok(RunSummary {
-            records,
-            records_per_sec: records as f64 / elapsed.max(1e-9),
-            elapsed_secs: elapsed,
-            symbols,
-        })
+        Ok(RunSummary { records, records_per_sec: records as f64 / elapsed.max(1e-9), elapsed_secs: elapsed, symbols })
     }
 }
 
@@ -292,12 +265,8 @@ impl fmt::Display for RunSummary {
                 s.symbol,
                 s.loaded,
                 s.stored,
-                s.first_open_time
-                    .map(format_ms)
-                    .unwrap_or_else(|| "-".into()),
-                s.last_open_time
-                    .map(format_ms)
-                    .unwrap_or_else(|| "-".into()),
+                s.first_open_time.map(format_ms).unwrap_or_else(|| "-".into()),
+                s.last_open_time.map(format_ms).unwrap_or_else(|| "-".into()),
                 s.gaps.len(),
                 s.collection
             )?;
@@ -311,10 +280,6 @@ impl fmt::Display for RunSummary {
                 )?;
             }
         }
-        write!(
-            f,
-            "{} records in {:.2} s ({:.0} records/s)",
-            self.records, self.elapsed_secs, self.records_per_sec
-        )
+        write!(f, "{} records in {:.2} s ({:.0} records/s)", self.records, self.elapsed_secs, self.records_per_sec)
     }
 }

@@ -18,24 +18,13 @@ use crate::supervision::{ChildSpec, Restart};
 /// `wf-btcusdt-api_candles_5m-20240801-a1b2c3`: readable, and unique per submission.
 pub fn new_queue_id(symbol: &str, kind: &str, start_ms: i64) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let date: String = format_ms(start_ms)
-        .chars()
-        .take(10)
-        .filter(|c| *c != '-')
-        .collect();
+    let date: String = format_ms(start_ms).chars().take(10).filter(|c| *c != '-').collect();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or_default();
-    let salt = nanos
-        ^ COUNTER
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    format!(
-        "wf-{}-{kind}-{date}-{:06x}",
-        symbol.to_ascii_lowercase(),
-        (salt ^ (salt >> 24)) & 0xff_ffff
-    )
+    let salt = nanos ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    format!("wf-{}-{kind}-{date}-{:06x}", symbol.to_ascii_lowercase(), (salt ^ (salt >> 24)) & 0xff_ffff)
 }
 
 pub struct KlineWorkflow {
@@ -77,16 +66,14 @@ impl KlineWorkflow {
         }
     }
 
-    /// Creates the data topic; returns the connector and the loader, in start order.
+    /// Creates the data topic; returns the connector and the loader as supervised children.
     pub async fn children(
         &self,
         ctx: &NodeContext,
         rest: &BinanceRest,
         connector_restart: Restart,
-    ) -> Result<Vec<ChildSpec>, AppError> {
-        ctx.bus
-            .ensure_topic(&self.job.topic, ctx.config.bus.partitions)
-            .await?;
+    ) -> Result<(ChildSpec, ChildSpec), AppError> {
+        ctx.bus.ensure_topic(&self.job.topic, ctx.config.bus.partitions).await?;
         let route = ConnectorRoute {
             queue_id: self.job.queue_id.clone(),
             topic: self.job.topic.clone(),
@@ -95,29 +82,19 @@ impl KlineWorkflow {
         };
         let connector = ctx.connector_child(route, self.connector.clone(), connector_restart);
         let loader = {
-            let (ctx, job, rest, progress) = (
-                ctx.clone(),
-                self.job.clone(),
-                rest.clone(),
-                self.progress.clone(),
-            );
-            ChildSpec::new(
-                format!("loader:{}", self.job.queue_id),
-                "loader",
-                Restart::Transient,
-                move || {
-                    let args = KlineLoaderArgs {
-                        job: job.clone(),
-                        rest: rest.clone(),
-                        bus: ctx.bus.clone(),
-                        telemetry: ctx.telemetry.clone(),
-                        metrics: ctx.metrics.clone(),
-                        progress: progress.clone(),
-                    };
-                    (KlineLoader, args)
-                },
-            )
+            let (ctx, job, rest, progress) = (ctx.clone(), self.job.clone(), rest.clone(), self.progress.clone());
+            ChildSpec::new(format!("loader:{}", self.job.queue_id), "loader", Restart::Transient, move || {
+                let args = KlineLoaderArgs {
+                    job: job.clone(),
+                    rest: rest.clone(),
+                    bus: ctx.bus.clone(),
+                    telemetry: ctx.telemetry.clone(),
+                    metrics: ctx.metrics.clone(),
+                    progress: progress.clone(),
+                };
+                (KlineLoader, args)
+            })
         };
-        Ok(vec![connector, loader])
+        Ok((connector, loader))
     }
 }

@@ -10,11 +10,7 @@ use streamforge::model::{parse_date_or_time_ms, parse_time_range, Interval};
 use streamforge::replay::ReplayServer;
 
 #[derive(Parser)]
-#[command(
-    name = "streamforge",
-    version,
-    about = "Binance market data → bus → store, run by supervised actors."
-)]
+#[command(name = "streamforge", version, about = "Binance market data → bus → store, run by supervised actors.")]
 struct Cli {
     /// Log JSON lines (for a cluster's log shipper) instead of human-readable text.
     #[arg(long, global = true)]
@@ -107,13 +103,9 @@ enum Command {
 }
 
 /// File and environment, then command-line overrides (`tweak`), validated once more.
-fn load_config(
-    common: &Common,
-    cli: &Cli,
-    tweak: impl FnOnce(&mut Config),
-) -> Result<Config, AppError> {
-    let mut cfg = config::load(common.config.as_deref(), std::env::vars())
-        .map_err(|e| AppError::Usage(e.to_string()))?;
+fn load_config(common: &Common, cli: &Cli, tweak: impl FnOnce(&mut Config)) -> Result<Config, AppError> {
+    let mut cfg =
+        config::load(common.config.as_deref(), std::env::vars()).map_err(|e| AppError::Usage(e.to_string()))?;
     if let Some(s) = &common.store {
         cfg.store.url = s.clone();
     }
@@ -134,41 +126,23 @@ fn load_config(
 }
 
 fn offline_dir(common: &Common, cfg: &Config) -> Option<PathBuf> {
-    (common.offline || cfg.node.offline).then(|| {
-        common
-            .data
-            .clone()
-            .unwrap_or_else(|| cfg.node.offline_data.clone().into())
-    })
+    (common.offline || cfg.node.offline)
+        .then(|| common.data.clone().unwrap_or_else(|| cfg.node.offline_data.clone().into()))
 }
 
 fn parse_time(flag: &str, v: &Option<String>) -> Result<Option<i64>, AppError> {
-    v.as_deref()
-        .map(parse_date_or_time_ms)
-        .transpose()
-        .map_err(|e| AppError::Usage(format!("--{flag}: {e}")))
+    v.as_deref().map(parse_date_or_time_ms).transpose().map_err(|e| AppError::Usage(format!("--{flag}: {e}")))
 }
 
 async fn execute(cli: Cli) -> Result<(), AppError> {
     match &cli.command {
-        Command::Run {
-            common,
-            symbols,
-            interval,
-            start,
-            end,
-            time_range,
-            base_url,
-            json,
-        } => {
+        Command::Run { common, symbols, interval, start, end, time_range, base_url, json } => {
             let cfg = load_config(common, &cli, |c| {
                 if let Some(url) = base_url {
                     c.binance.rest_url = url.clone();
                 }
             })?;
-            let interval: Interval = interval
-                .parse()
-                .map_err(|e| AppError::Usage(format!("--interval: {e}")))?;
+            let interval: Interval = interval.parse().map_err(|e| AppError::Usage(format!("--interval: {e}")))?;
             let (start_ms, end_ms) = match time_range {
                 Some(r) => parse_time_range(r)
                     .map(|(a, b)| (Some(a), Some(b)))
@@ -185,10 +159,7 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
             };
             let summary = run::run(opts).await?;
             if *json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&summary).unwrap_or_default()
-                );
+                println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
             } else {
                 println!("{summary}");
             }
@@ -197,18 +168,9 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
         Command::Node { common } => {
             let cfg = load_config(common, &cli, |_| {})?;
             let offline = offline_dir(common, &cfg);
-            node::Node::start(cfg, offline)
-                .await?
-                .run_until(node::shutdown_signal())
-                .await
+            node::Node::start(cfg, offline).await?.run_until(node::shutdown_signal()).await
         }
-        Command::Dummy {
-            common,
-            queue_id,
-            simulate_loading,
-            fail_after,
-            tick_ms,
-        } => {
+        Command::Dummy { common, queue_id, simulate_loading, fail_after, tick_ms } => {
             let cfg = load_config(common, &cli, |c| {
                 c.dummy = config::DummyConfig {
                     enabled: true,
@@ -218,26 +180,16 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
                     tick_ms: *tick_ms,
                 };
             })?;
-            node::Node::start(cfg, None)
-                .await?
-                .run_until(node::shutdown_signal())
-                .await
+            node::Node::start(cfg, None).await?.run_until(node::shutdown_signal()).await
         }
         Command::ReplayServer { data, addr, speed } => {
             streamforge::log::init(cli.log_json, cli.log_level.as_deref().unwrap_or("info"));
             if !(*speed >= 0.0 && speed.is_finite()) {
-                return Err(AppError::Usage(format!(
-                    "--speed: {speed} must be 0 or a positive number"
-                )));
+                return Err(AppError::Usage(format!("--speed: {speed} must be 0 or a positive number")));
             }
             let dir = app::resolve_data_dir(data)?;
             let server = ReplayServer::start_dir(&dir, addr, *speed).await?;
-            println!(
-                "Replaying {}: REST {}, WebSocket {}",
-                dir.display(),
-                server.rest_url(),
-                server.ws_url()
-            );
+            println!("Replaying {}: REST {}, WebSocket {}", dir.display(), server.rest_url(), server.ws_url());
             node::shutdown_signal().await;
             server.stop().await;
             Ok(())

@@ -16,8 +16,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::{
-    partition_for_key, validate_topic_name, Bus, BusError, BusMessage, CommitOffset, Consumer,
-    OutRecord, PartitionLag,
+    partition_for_key, validate_topic_name, Bus, BusError, BusMessage, CommitOffset, Consumer, OutRecord, PartitionLag,
 };
 
 pub struct MemoryBus {
@@ -75,30 +74,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl MemoryBus {
     /// A bus whose partitions hold at most `capacity` records each.
     pub fn new(capacity: usize) -> Self {
-        MemoryBus {
-            topics: Mutex::new(HashMap::new()),
-            capacity: capacity.max(1),
-            next_member: AtomicU64::new(1),
-        }
+        MemoryBus { topics: Mutex::new(HashMap::new()), capacity: capacity.max(1), next_member: AtomicU64::new(1) }
     }
 
     fn topic(&self, name: &str) -> Result<Arc<TopicLog>, BusError> {
-        lock(&self.topics)
-            .get(name)
-            .cloned()
-            .ok_or_else(|| BusError::UnknownTopic(name.to_owned()))
+        lock(&self.topics).get(name).cloned().ok_or_else(|| BusError::UnknownTopic(name.to_owned()))
     }
 }
 
 impl TopicState {
     /// Drops head records every group has committed past; with no groups, drops freely.
     fn trim(&mut self, partition: usize, capacity: usize) -> bool {
-        let min_committed = self
-            .groups
-            .values()
-            .map(|g| g.committed[partition].unwrap_or(0))
-            .min()
-            .unwrap_or(u64::MAX);
+        let min_committed = self.groups.values().map(|g| g.committed[partition].unwrap_or(0)).min().unwrap_or(u64::MAX);
         let log = &mut self.partitions[partition];
         let mut freed = false;
         while log.records.len() >= capacity && log.base < min_committed {
@@ -121,11 +108,7 @@ impl Bus for MemoryBus {
             return if have == partitions {
                 Ok(())
             } else {
-                Err(BusError::PartitionMismatch {
-                    topic: topic.to_owned(),
-                    existing: have,
-                    requested: partitions,
-                })
+                Err(BusError::PartitionMismatch { topic: topic.to_owned(), existing: have, requested: partitions })
             };
         }
         let log = TopicLog {
@@ -187,14 +170,11 @@ impl Bus for MemoryBus {
         {
             let mut st = lock(&log.state);
             let n = st.partitions.len();
-            let g = st
-                .groups
-                .entry(group.to_owned())
-                .or_insert_with(|| GroupState {
-                    committed: vec![None; n],
-                    members: BTreeSet::new(),
-                    generation: 0,
-                });
+            let g = st.groups.entry(group.to_owned()).or_insert_with(|| GroupState {
+                committed: vec![None; n],
+                members: BTreeSet::new(),
+                generation: 0,
+            });
             g.members.insert(member);
             g.generation += 1;
         }
@@ -217,17 +197,8 @@ impl Bus for MemoryBus {
             .iter()
             .enumerate()
             .map(|(p, part)| {
-                let committed = st
-                    .groups
-                    .get(group)
-                    .and_then(|g| g.committed[p])
-                    .unwrap_or(part.base);
-                PartitionLag {
-                    topic: topic.to_owned(),
-                    partition: p as u32,
-                    committed,
-                    end: part.end(),
-                }
+                let committed = st.groups.get(group).and_then(|g| g.committed[p]).unwrap_or(part.base);
+                PartitionLag { topic: topic.to_owned(), partition: p as u32, committed, end: part.end() }
             })
             .collect())
     }
@@ -261,16 +232,11 @@ impl MemoryConsumer {
             return;
         };
         let n = st.partitions.len();
-        let assigned: Vec<u32> = (0..n)
-            .filter(|p| p % members.len() == me)
-            .map(|p| p as u32)
-            .collect();
+        let assigned: Vec<u32> = (0..n).filter(|p| p % members.len() == me).map(|p| p as u32).collect();
         self.positions.retain(|p, _| assigned.contains(p));
         for p in &assigned {
             let part = &st.partitions[*p as usize];
-            self.positions
-                .entry(*p)
-                .or_insert_with(|| g.committed[*p as usize].unwrap_or(part.base).max(part.base));
+            self.positions.entry(*p).or_insert_with(|| g.committed[*p as usize].unwrap_or(part.base).max(part.base));
         }
         self.order = assigned;
     }
@@ -285,19 +251,10 @@ impl MemoryConsumer {
                 break;
             }
             let part = &st.partitions[p as usize];
-            let pos = self
-                .positions
-                .get_mut(&p)
-                .expect("assigned partition has a position");
+            let pos = self.positions.get_mut(&p).expect("assigned partition has a position");
             *pos = (*pos).max(part.base);
             let start = (*pos - part.base) as usize;
-            for (i, rec) in part
-                .records
-                .iter()
-                .skip(start)
-                .take(max - out.len())
-                .enumerate()
-            {
+            for (i, rec) in part.records.iter().skip(start).take(max - out.len()).enumerate() {
                 out.push(BusMessage {
                     topic: self.log.name.clone(),
                     partition: p,
@@ -307,12 +264,7 @@ impl MemoryConsumer {
                     timestamp_ms: rec.timestamp_ms,
                 });
             }
-            *pos = out
-                .iter()
-                .filter(|m| m.partition == p)
-                .map(|m| m.offset + 1)
-                .max()
-                .unwrap_or(*pos);
+            *pos = out.iter().filter(|m| m.partition == p).map(|m| m.offset + 1).max().unwrap_or(*pos);
         }
         // Serve partitions fairly: the next poll starts after the one served first this time.
         if !self.order.is_empty() {
@@ -348,10 +300,7 @@ impl Consumer for MemoryConsumer {
             self.sync_assignment(&st);
             for c in offsets {
                 if !self.positions.contains_key(&c.partition) {
-                    return Err(BusError::NotAssigned {
-                        topic: self.log.name.to_string(),
-                        partition: c.partition,
-                    });
+                    return Err(BusError::NotAssigned { topic: self.log.name.to_string(), partition: c.partition });
                 }
             }
             let g = st.groups.get_mut(&self.group).ok_or(BusError::Closed)?;
@@ -368,11 +317,7 @@ impl Consumer for MemoryConsumer {
         let log = self.log.clone();
         let st = lock(&log.state);
         self.sync_assignment(&st);
-        Ok(self
-            .positions
-            .iter()
-            .map(|(p, pos)| st.partitions[*p as usize].end().saturating_sub(*pos))
-            .sum())
+        Ok(self.positions.iter().map(|(p, pos)| st.partitions[*p as usize].end().saturating_sub(*pos)).sum())
     }
 
     fn topic(&self) -> &str {
@@ -406,30 +351,17 @@ mod tests {
     async fn uncommitted_records_are_redelivered_after_restart() {
         let bus = MemoryBus::new(1000);
         bus.ensure_topic("d", 2).await.unwrap();
-        bus.publish(
-            "d",
-            (0..10)
-                .map(|i| rec(&format!("k{i}"), &i.to_string()))
-                .collect(),
-        )
-        .await
-        .unwrap();
+        bus.publish("d", (0..10).map(|i| rec(&format!("k{i}"), &i.to_string())).collect()).await.unwrap();
         let mut c = bus.subscribe("g", "d").await.unwrap();
         let first = c.poll(100, T).await.unwrap();
         assert_eq!(first.len(), 10);
         // Commit only part of it, then "crash".
         let half: Vec<_> = first.iter().filter(|m| m.partition == 0).cloned().collect();
-        c.commit(&crate::bus::commit_positions(&half))
-            .await
-            .unwrap();
+        c.commit(&crate::bus::commit_positions(&half)).await.unwrap();
         drop(c);
         let mut c = bus.subscribe("g", "d").await.unwrap();
         let again = c.poll(100, T).await.unwrap();
-        assert_eq!(
-            again.len(),
-            10 - half.len(),
-            "exactly the uncommitted records come back"
-        );
+        assert_eq!(again.len(), 10 - half.len(), "exactly the uncommitted records come back");
         assert!(again.iter().all(|m| m.partition == 1));
     }
 
@@ -437,21 +369,11 @@ mod tests {
     async fn same_key_keeps_order_in_one_partition() {
         let bus = MemoryBus::new(1000);
         bus.ensure_topic("d", 4).await.unwrap();
-        bus.publish(
-            "d",
-            (0..50).map(|i| rec("BTCUSDT", &i.to_string())).collect(),
-        )
-        .await
-        .unwrap();
+        bus.publish("d", (0..50).map(|i| rec("BTCUSDT", &i.to_string())).collect()).await.unwrap();
         let mut c = bus.subscribe("g", "d").await.unwrap();
         let got = c.poll(100, T).await.unwrap();
-        assert!(got
-            .iter()
-            .all(|m| m.partition == partition_for_key(b"BTCUSDT", 4)));
-        let values: Vec<String> = got
-            .iter()
-            .map(|m| String::from_utf8(m.payload.to_vec()).unwrap())
-            .collect();
+        assert!(got.iter().all(|m| m.partition == partition_for_key(b"BTCUSDT", 4)));
+        let values: Vec<String> = got.iter().map(|m| String::from_utf8(m.payload.to_vec()).unwrap()).collect();
         assert_eq!(values, (0..50).map(|i| i.to_string()).collect::<Vec<_>>());
     }
 
@@ -462,18 +384,13 @@ mod tests {
         let mut a = bus.subscribe("g", "d").await.unwrap();
         let mut b = bus.subscribe("g", "d").await.unwrap();
         let mut other = bus.subscribe("h", "d").await.unwrap();
-        bus.publish("d", (0..200).map(|i| rec(&format!("k{i}"), "x")).collect())
-            .await
-            .unwrap();
+        bus.publish("d", (0..200).map(|i| rec(&format!("k{i}"), "x")).collect()).await.unwrap();
         let ga = a.poll(1000, T).await.unwrap();
         let gb = b.poll(1000, T).await.unwrap();
         assert_eq!(ga.len() + gb.len(), 200);
         assert!(!ga.is_empty() && !gb.is_empty());
         let pa: BTreeSet<u32> = ga.iter().map(|m| m.partition).collect();
-        assert!(
-            gb.iter().all(|m| !pa.contains(&m.partition)),
-            "no partition is read by two members"
-        );
+        assert!(gb.iter().all(|m| !pa.contains(&m.partition)), "no partition is read by two members");
         assert_eq!(other.poll(1000, T).await.unwrap().len(), 200);
         // When b leaves, a takes its partitions over from the committed offsets (none: earliest).
         drop(b);
@@ -486,23 +403,14 @@ mod tests {
         let bus = Arc::new(MemoryBus::new(4));
         bus.ensure_topic("d", 1).await.unwrap();
         let mut c = bus.subscribe("g", "d").await.unwrap();
-        bus.publish("d", (0..4).map(|i| rec("k", &i.to_string())).collect())
-            .await
-            .unwrap();
+        bus.publish("d", (0..4).map(|i| rec("k", &i.to_string())).collect()).await.unwrap();
         let b2 = bus.clone();
         let blocked = tokio::spawn(async move { b2.publish("d", vec![rec("k", "4")]).await });
         let got = c.poll(10, T).await.unwrap();
         assert_eq!(got.len(), 4);
-        assert!(
-            !blocked.is_finished(),
-            "publish waits while the oldest record is uncommitted"
-        );
+        assert!(!blocked.is_finished(), "publish waits while the oldest record is uncommitted");
         c.commit(&crate::bus::commit_positions(&got)).await.unwrap();
-        tokio::time::timeout(Duration::from_secs(5), blocked)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), blocked).await.unwrap().unwrap().unwrap();
         let lag = bus.lag("g", "d").await.unwrap();
         assert_eq!((lag[0].committed, lag[0].end, lag[0].lag()), (4, 5, 1));
     }
@@ -510,18 +418,9 @@ mod tests {
     #[tokio::test]
     async fn unknown_topics_and_bad_names_are_errors() {
         let bus = MemoryBus::new(10);
-        assert!(matches!(
-            bus.publish("nope", vec![]).await,
-            Err(BusError::UnknownTopic(_))
-        ));
-        assert!(matches!(
-            bus.ensure_topic("bad name", 1).await,
-            Err(BusError::InvalidTopicName(_))
-        ));
+        assert!(matches!(bus.publish("nope", vec![]).await, Err(BusError::UnknownTopic(_))));
+        assert!(matches!(bus.ensure_topic("bad name", 1).await, Err(BusError::InvalidTopicName(_))));
         bus.ensure_topic("t", 2).await.unwrap();
-        assert!(matches!(
-            bus.ensure_topic("t", 3).await,
-            Err(BusError::PartitionMismatch { .. })
-        ));
+        assert!(matches!(bus.ensure_topic("t", 3).await, Err(BusError::PartitionMismatch { .. })));
     }
 }

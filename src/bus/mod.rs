@@ -35,10 +35,7 @@ pub struct OutRecord {
 
 impl OutRecord {
     pub fn keyed(key: impl AsRef<[u8]>, payload: impl Into<Bytes>) -> Self {
-        OutRecord {
-            key: Some(Bytes::copy_from_slice(key.as_ref())),
-            payload: payload.into(),
-        }
+        OutRecord { key: Some(Bytes::copy_from_slice(key.as_ref())), payload: payload.into() }
     }
 }
 
@@ -69,11 +66,7 @@ pub enum BusError {
     #[error("topic `{0}` does not exist; create it first (topics are never auto-created)")]
     UnknownTopic(String),
     #[error("topic `{topic}` already exists with {existing} partitions, asked for {requested}")]
-    PartitionMismatch {
-        topic: String,
-        existing: u32,
-        requested: u32,
-    },
+    PartitionMismatch { topic: String, existing: u32, requested: u32 },
     #[error("invalid topic name {0:?}: use 1-249 characters from [a-zA-Z0-9._-]")]
     InvalidTopicName(String),
     #[error("bus url {0:?} is not supported: use memory:// (kafka:// arrives with the Kafka bus)")]
@@ -134,10 +127,7 @@ pub fn commit_positions(messages: &[BusMessage]) -> Vec<CommitOffset> {
     for m in messages {
         match out.iter_mut().find(|c| c.partition == m.partition) {
             Some(c) => c.next_offset = c.next_offset.max(m.offset + 1),
-            None => out.push(CommitOffset {
-                partition: m.partition,
-                next_offset: m.offset + 1,
-            }),
+            None => out.push(CommitOffset { partition: m.partition, next_offset: m.offset + 1 }),
         }
     }
     out
@@ -148,9 +138,7 @@ pub(crate) fn validate_topic_name(topic: &str) -> Result<(), BusError> {
         && topic.len() <= 249
         && topic != "."
         && topic != ".."
-        && topic
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+        && topic.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {

@@ -18,10 +18,7 @@ impl fmt::Display for ConfigErrors {
         for e in &self.0 {
             writeln!(f, "  - {e}")?;
         }
-        write!(
-            f,
-            "Fix the file or the STREAMFORGE__SECTION__KEY variables; see docs/configuration.md."
-        )
+        write!(f, "Fix the file or the STREAMFORGE__SECTION__KEY variables; see docs/configuration.md.")
     }
 }
 
@@ -52,9 +49,7 @@ fn set_path(table: &mut Table, path: &[String], value: Value, errs: &mut Vec<Str
     };
     let mut cur = table;
     for p in parents {
-        let entry = cur
-            .entry(p.clone())
-            .or_insert_with(|| Value::Table(Table::new()));
+        let entry = cur.entry(p.clone()).or_insert_with(|| Value::Table(Table::new()));
         match entry {
             Value::Table(t) => cur = t,
             _ => {
@@ -67,26 +62,16 @@ fn set_path(table: &mut Table, path: &[String], value: Value, errs: &mut Vec<Str
 }
 
 /// Builds the configuration from an optional TOML file and `env` (pass `std::env::vars()`).
-pub fn load(
-    file: Option<&Path>,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<Config, ConfigErrors> {
+pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigErrors> {
     let mut errs = Vec::new();
     let mut table = match file {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(text) => text.parse::<Table>().unwrap_or_else(|e| {
-                errs.push(format!(
-                    "{}: not valid TOML: {}",
-                    path.display(),
-                    e.message()
-                ));
+                errs.push(format!("{}: not valid TOML: {}", path.display(), e.message()));
                 Table::new()
             }),
             Err(e) => {
-                errs.push(format!(
-                    "{}: cannot read the config file: {e}",
-                    path.display()
-                ));
+                errs.push(format!("{}: cannot read the config file: {e}", path.display()));
                 Table::new()
             }
         },
@@ -154,10 +139,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn file(text: &str) -> tempfile::NamedTempFile {
@@ -191,27 +173,13 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_together() {
-        let f = file(
-            "[connector]\nbatch_size = \"lots\"\n[nope]\nx = 1\n[loader]\npage_limit = 5000\n",
-        );
-        let err = load(
-            Some(f.path()),
-            env(&[
-                ("STREAMFORGE__NODE__ADMIN_ADDR", "localhost"),
-                ("TYPE", "ws_everything"),
-            ]),
-        )
-        .unwrap_err();
+        let f = file("[connector]\nbatch_size = \"lots\"\n[nope]\nx = 1\n[loader]\npage_limit = 5000\n");
+        let err =
+            load(Some(f.path()), env(&[("STREAMFORGE__NODE__ADMIN_ADDR", "localhost"), ("TYPE", "ws_everything")]))
+                .unwrap_err();
         let all = err.0.join("\n");
-        for needle in [
-            "[connector]",
-            "[nope]",
-            "page_limit",
-            "admin_addr",
-            "job.type",
-            "job.symbol",
-            "job.time_range",
-        ] {
+        for needle in ["[connector]", "[nope]", "page_limit", "admin_addr", "job.type", "job.symbol", "job.time_range"]
+        {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }
     }

@@ -68,11 +68,7 @@ pub struct BusConfig {
 
 impl Default for BusConfig {
     fn default() -> Self {
-        BusConfig {
-            url: "memory://".into(),
-            partitions: 3,
-            memory_capacity: 65_536,
-        }
+        BusConfig { url: "memory://".into(), partitions: 3, memory_capacity: 65_536 }
     }
 }
 
@@ -85,9 +81,7 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig {
-            url: "sqlite://./data/streamforge.db".into(),
-        }
+        StoreConfig { url: "sqlite://./data/streamforge.db".into() }
     }
 }
 
@@ -100,9 +94,7 @@ pub struct BinanceConfig {
 
 impl Default for BinanceConfig {
     fn default() -> Self {
-        BinanceConfig {
-            rest_url: DEFAULT_REST_URL.into(),
-        }
+        BinanceConfig { rest_url: DEFAULT_REST_URL.into() }
     }
 }
 
@@ -130,10 +122,7 @@ pub struct ConnectorConfig {
 
 impl Default for ConnectorConfig {
     fn default() -> Self {
-        ConnectorConfig {
-            batch_size: 5000,
-            flush_interval_ms: 500,
-        }
+        ConnectorConfig { batch_size: 5000, flush_interval_ms: 500 }
     }
 }
 
@@ -150,13 +139,27 @@ pub struct SupervisionConfig {
     pub max_restarts: u32,
     /// …within this many seconds makes a supervisor give up.
     pub within_secs: u64,
+    /// Delay before the first restart of a failing child, ms (0 = restart at once).
+    pub backoff_min_ms: u64,
+    /// Longest delay between restarts, ms.
+    pub backoff_max_ms: u64,
+    /// A child that ran this long starts over at the minimum delay, s.
+    pub backoff_reset_secs: u64,
+    /// Fraction of each delay drawn at random, 0-1.
+    pub backoff_jitter: f64,
 }
 
 impl SupervisionConfig {
     pub fn intensity(&self) -> crate::supervision::Intensity {
-        crate::supervision::Intensity {
-            max_restarts: self.max_restarts,
-            within: Duration::from_secs(self.within_secs),
+        crate::supervision::Intensity { max_restarts: self.max_restarts, within: Duration::from_secs(self.within_secs) }
+    }
+
+    pub fn backoff(&self) -> crate::supervision::Backoff {
+        crate::supervision::Backoff {
+            min: Duration::from_millis(self.backoff_min_ms),
+            max: Duration::from_millis(self.backoff_max_ms),
+            reset_after: Duration::from_secs(self.backoff_reset_secs),
+            jitter: self.backoff_jitter,
         }
     }
 }
@@ -166,6 +169,10 @@ impl Default for SupervisionConfig {
         SupervisionConfig {
             max_restarts: 10,
             within_secs: 60,
+            backoff_min_ms: 100,
+            backoff_max_ms: 30_000,
+            backoff_reset_secs: 60,
+            backoff_jitter: 0.5,
         }
     }
 }
@@ -183,13 +190,7 @@ pub struct DummyConfig {
 
 impl Default for DummyConfig {
     fn default() -> Self {
-        DummyConfig {
-            enabled: false,
-            queue_id: "dummy".into(),
-            simulate_loading: false,
-            fail_after: 0,
-            tick_ms: 1000,
-        }
+        DummyConfig { enabled: false, queue_id: "dummy".into(), simulate_loading: false, fail_after: 0, tick_ms: 1000 }
     }
 }
 
@@ -225,10 +226,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig {
-            json: false,
-            level: "info,actix_server=warn".into(),
-        }
+        LogConfig { json: false, level: "info,actix_server=warn".into() }
     }
 }
 
@@ -238,8 +236,7 @@ pub fn candle_interval_of_type(kind: &str) -> Option<Interval> {
 }
 
 fn valid_url(url: &str, schemes: &[&str]) -> bool {
-    url.split_once("://")
-        .is_some_and(|(s, rest)| schemes.contains(&s) && !rest.is_empty())
+    url.split_once("://").is_some_and(|(s, rest)| schemes.contains(&s) && !rest.is_empty())
 }
 
 impl Config {
@@ -256,7 +253,10 @@ impl Config {
             ));
         }
         if !self.bus.url.starts_with("memory://") {
-            errs.push(format!("bus.url: {:?} is not supported yet; use memory:// (Kafka arrives in a later release)", self.bus.url));
+            errs.push(format!(
+                "bus.url: {:?} is not supported yet; use memory:// (Kafka arrives in a later release)",
+                self.bus.url
+            ));
         }
         if self.bus.partitions == 0 {
             errs.push("bus.partitions: must be at least 1".into());
@@ -265,16 +265,10 @@ impl Config {
             errs.push("bus.memory_capacity: must be at least 1".into());
         }
         if self.store.url != "sqlite::memory:" && !valid_url(&self.store.url, &["sqlite"]) {
-            errs.push(format!(
-                "store.url: {:?} is not sqlite://PATH or sqlite::memory:",
-                self.store.url
-            ));
+            errs.push(format!("store.url: {:?} is not sqlite://PATH or sqlite::memory:", self.store.url));
         }
         if !valid_url(&self.binance.rest_url, &["http", "https"]) {
-            errs.push(format!(
-                "binance.rest_url: {:?} is not an http(s) URL",
-                self.binance.rest_url
-            ));
+            errs.push(format!("binance.rest_url: {:?} is not an http(s) URL", self.binance.rest_url));
         }
         if !(1..=1000).contains(&self.loader.page_limit) {
             errs.push(format!(
@@ -291,6 +285,15 @@ impl Config {
         if self.supervision.within_secs == 0 {
             errs.push("supervision.within_secs: must be at least 1".into());
         }
+        if self.supervision.backoff_max_ms < self.supervision.backoff_min_ms {
+            errs.push(format!(
+                "supervision.backoff_max_ms: {} is below backoff_min_ms {}",
+                self.supervision.backoff_max_ms, self.supervision.backoff_min_ms
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.supervision.backoff_jitter) {
+            errs.push(format!("supervision.backoff_jitter: {} is outside 0-1", self.supervision.backoff_jitter));
+        }
         if self.dummy.tick_ms == 0 {
             errs.push("dummy.tick_ms: must be at least 1".into());
         }
@@ -306,12 +309,10 @@ impl Config {
     fn validate_job(&self, errs: &mut Vec<String>) {
         let j = &self.job;
         match j.symbol.as_deref() {
-            None | Some("") => errs.push(
-                "job.symbol (SYMBOL): required when a job is configured, e.g. BTCUSDT".into(),
-            ),
-            Some(s) if !s.bytes().all(|b| b.is_ascii_alphanumeric()) => errs.push(format!(
-                "job.symbol (SYMBOL): {s:?} is not a Binance symbol like BTCUSDT"
-            )),
+            None | Some("") => errs.push("job.symbol (SYMBOL): required when a job is configured, e.g. BTCUSDT".into()),
+            Some(s) if !s.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                errs.push(format!("job.symbol (SYMBOL): {s:?} is not a Binance symbol like BTCUSDT"))
+            }
             Some(_) => {}
         }
         match j.kind.as_deref() {
@@ -322,7 +323,9 @@ impl Config {
             Some(_) => {}
         }
         match j.time_range.as_deref() {
-            None => errs.push("job.time_range (TIME_RANGE): required when a job is configured, e.g. 2024-08-01:2024-08-02".into()),
+            None => errs.push(
+                "job.time_range (TIME_RANGE): required when a job is configured, e.g. 2024-08-01:2024-08-02".into(),
+            ),
             Some(r) => {
                 if let Err(e) = parse_time_range(r) {
                     errs.push(format!("job.time_range (TIME_RANGE): {e}"));

@@ -159,9 +159,7 @@ mod tests {
         assert_eq!(c[0].open.to_string(), "60685.22000000");
         assert_eq!(c[0].trades, Some(617));
         assert_eq!(c[0].quote_volume.unwrap().to_string(), "1313200.01340410");
-        assert!(c
-            .windows(2)
-            .all(|w| w[1].open_time - w[0].open_time == 60_000));
+        assert!(c.windows(2).all(|w| w[1].open_time - w[0].open_time == 60_000));
         assert!(c.iter().all(|k| k.closed));
         let forming = Candle::from_rest_klines("BTCUSDT", m, REST, c[9].close_time).unwrap();
         assert!(forming[8].closed && !forming[9].closed);
@@ -180,8 +178,7 @@ mod tests {
     #[test]
     fn rejects_bad_decimal() {
         let bad = r#"[[1,"x","1","1","1","1",2,"1",1,"1","1","0"]]"#;
-        let err =
-            Candle::from_rest_klines("A", "1m".parse().unwrap(), bad.as_bytes(), 0).unwrap_err();
+        let err = Candle::from_rest_klines("A", "1m".parse().unwrap(), bad.as_bytes(), 0).unwrap_err();
         assert!(err.to_string().contains("open"), "{err}");
     }
 }

@@ -65,10 +65,7 @@ impl QueueControl {
     /// Whether a worker with this queue id and target name should act on the command.
     pub fn is_for(&self, queue_id: &str, target: &str) -> bool {
         let queue_matches = self.queue_id == queue_id || self.queue_id == "*";
-        let target_matches = self
-            .target
-            .as_deref()
-            .is_none_or(|t| t == target || t == "*");
+        let target_matches = self.target.as_deref().is_none_or(|t| t == target || t == "*");
         queue_matches && target_matches
     }
 }

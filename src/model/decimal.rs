@@ -11,10 +11,7 @@ pub type PriceLevel = (Decimal, Decimal);
 
 /// Parses a Binance decimal string (`"58720.45000000"`), keeping its scale.
 pub(crate) fn parse_decimal(field: &'static str, value: &str) -> Result<Decimal, ParseError> {
-    Decimal::from_str(value).map_err(|_| ParseError::Decimal {
-        field,
-        value: value.to_owned(),
-    })
+    Decimal::from_str(value).map_err(|_| ParseError::Decimal { field, value: value.to_owned() })
 }
 
 /// Turns a JSON number (as written by freqtrade from Binance's strings) into the exact decimal
@@ -22,10 +19,7 @@ pub(crate) fn parse_decimal(field: &'static str, value: &str) -> Result<Decimal,
 /// digits the writer printed, so no value is altered.
 pub fn decimal_from_json_number(field: &'static str, value: f64) -> Result<Decimal, ParseError> {
     if !value.is_finite() {
-        return Err(ParseError::Decimal {
-            field,
-            value: value.to_string(),
-        });
+        return Err(ParseError::Decimal { field, value: value.to_string() });
     }
     parse_decimal(field, &format!("{value}"))
 }
@@ -36,10 +30,7 @@ pub(crate) mod level_serde {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer>(levels: &[PriceLevel], s: S) -> Result<S::Ok, S::Error> {
-        let as_strings: Vec<[String; 2]> = levels
-            .iter()
-            .map(|(p, q)| [p.to_string(), q.to_string()])
-            .collect();
+        let as_strings: Vec<[String; 2]> = levels.iter().map(|(p, q)| [p.to_string(), q.to_string()]).collect();
         as_strings.serialize(s)
     }
 
@@ -68,16 +59,10 @@ mod tests {
 
     #[test]
     fn json_numbers_become_the_decimal_they_were_written_as() {
-        for (f, s) in [
-            (58720.45, "58720.45"),
-            (0.00141342, "0.00141342"),
-            (61.685675, "61.685675"),
-            (1e-8, "0.00000001"),
-        ] {
-            assert_eq!(
-                decimal_from_json_number("v", f).unwrap(),
-                Decimal::from_str(s).unwrap()
-            );
+        for (f, s) in
+            [(58720.45, "58720.45"), (0.00141342, "0.00141342"), (61.685675, "61.685675"), (1e-8, "0.00000001")]
+        {
+            assert_eq!(decimal_from_json_number("v", f).unwrap(), Decimal::from_str(s).unwrap());
         }
         assert!(decimal_from_json_number("v", f64::NAN).is_err());
     }

@@ -79,12 +79,7 @@ impl BookSnapshot {
     /// Decodes a `/api/v3/depth` response body.
     pub fn from_rest(symbol: &str, body: &[u8]) -> Result<BookSnapshot, ParseError> {
         let d: RestDepth = serde_json::from_slice(body)?;
-        Ok(BookSnapshot {
-            symbol: symbol.to_owned(),
-            last_update_id: d.last_update_id,
-            bids: d.bids,
-            asks: d.asks,
-        })
+        Ok(BookSnapshot { symbol: symbol.to_owned(), last_update_id: d.last_update_id, bids: d.bids, asks: d.asks })
     }
 }
 
@@ -96,10 +91,7 @@ mod tests {
     fn decodes_ws_depth_from_capture() {
         let raw = r#"{"e":"depthUpdate","E":1723161255308,"s":"ETHUSDT","U":35346513499,"u":35346513505,"b":[["2683.80000000","3.02920000"],["2679.00000000","28.21530000"]],"a":[["2733.70000000","0.00000000"]]}"#;
         let d = DepthUpdate::from_ws(raw.as_bytes()).unwrap();
-        assert_eq!(
-            (d.first_update_id, d.final_update_id),
-            (35_346_513_499, 35_346_513_505)
-        );
+        assert_eq!((d.first_update_id, d.final_update_id), (35_346_513_499, 35_346_513_505));
         assert_eq!(d.bids.len(), 2);
         assert_eq!(d.asks[0].1.to_string(), "0.00000000");
     }

@@ -14,6 +14,8 @@ pub enum EventStatus {
     Pong,
     /// A hole in the exchange's data (klines absent for a period) was found and reported.
     Gap,
+    /// A supervisor is restarting a failed child (after its backoff).
+    Restarting,
     #[serde(untagged)]
     Other(String),
 }

@@ -21,70 +21,22 @@ const DAY: i64 = 24 * HOUR;
 /// Every interval Binance serves. `1M` is a calendar month; its length here is nominal (31 days)
 /// and is only used as an upper bound for paging, never to invent candles.
 const ALL: [Interval; 16] = [
-    Interval {
-        name: "1s",
-        millis: 1_000,
-    },
-    Interval {
-        name: "1m",
-        millis: MINUTE,
-    },
-    Interval {
-        name: "3m",
-        millis: 3 * MINUTE,
-    },
-    Interval {
-        name: "5m",
-        millis: 5 * MINUTE,
-    },
-    Interval {
-        name: "15m",
-        millis: 15 * MINUTE,
-    },
-    Interval {
-        name: "30m",
-        millis: 30 * MINUTE,
-    },
-    Interval {
-        name: "1h",
-        millis: HOUR,
-    },
-    Interval {
-        name: "2h",
-        millis: 2 * HOUR,
-    },
-    Interval {
-        name: "4h",
-        millis: 4 * HOUR,
-    },
-    Interval {
-        name: "6h",
-        millis: 6 * HOUR,
-    },
-    Interval {
-        name: "8h",
-        millis: 8 * HOUR,
-    },
-    Interval {
-        name: "12h",
-        millis: 12 * HOUR,
-    },
-    Interval {
-        name: "1d",
-        millis: DAY,
-    },
-    Interval {
-        name: "3d",
-        millis: 3 * DAY,
-    },
-    Interval {
-        name: "1w",
-        millis: 7 * DAY,
-    },
-    Interval {
-        name: "1M",
-        millis: 31 * DAY,
-    },
+    Interval { name: "1s", millis: 1_000 },
+    Interval { name: "1m", millis: MINUTE },
+    Interval { name: "3m", millis: 3 * MINUTE },
+    Interval { name: "5m", millis: 5 * MINUTE },
+    Interval { name: "15m", millis: 15 * MINUTE },
+    Interval { name: "30m", millis: 30 * MINUTE },
+    Interval { name: "1h", millis: HOUR },
+    Interval { name: "2h", millis: 2 * HOUR },
+    Interval { name: "4h", millis: 4 * HOUR },
+    Interval { name: "6h", millis: 6 * HOUR },
+    Interval { name: "8h", millis: 8 * HOUR },
+    Interval { name: "12h", millis: 12 * HOUR },
+    Interval { name: "1d", millis: DAY },
+    Interval { name: "3d", millis: 3 * DAY },
+    Interval { name: "1w", millis: 7 * DAY },
+    Interval { name: "1M", millis: 31 * DAY },
 ];
 
 impl Interval {
@@ -106,10 +58,7 @@ impl Interval {
 impl FromStr for Interval {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, ParseError> {
-        ALL.iter()
-            .copied()
-            .find(|i| i.name == s)
-            .ok_or_else(|| ParseError::Interval(s.to_owned()))
+        ALL.iter().copied().find(|i| i.name == s).ok_or_else(|| ParseError::Interval(s.to_owned()))
     }
 }
 

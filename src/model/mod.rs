@@ -30,9 +30,7 @@ pub enum ParseError {
     Decimal { field: &'static str, value: String },
     #[error("invalid interval {0:?}: expected one of 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M")]
     Interval(String),
-    #[error(
-        "invalid time {0:?}: expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS]Z or epoch milliseconds"
-    )]
+    #[error("invalid time {0:?}: expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS]Z or epoch milliseconds")]
     Time(String),
     #[error("invalid time range {0:?}: expected START:END with START before END, e.g. 2024-08-01:2024-08-02")]
     TimeRange(String),

@@ -70,9 +70,7 @@ impl DataRecord {
 
     pub fn natural_key(&self) -> NaturalKey {
         match self {
-            DataRecord::Candle(c) => {
-                NaturalKey::Candle(c.symbol.clone(), c.interval.to_string(), c.open_time)
-            }
+            DataRecord::Candle(c) => NaturalKey::Candle(c.symbol.clone(), c.interval.to_string(), c.open_time),
             DataRecord::Trade(t) => NaturalKey::Trade(t.symbol.clone(), t.kind.as_str(), t.id),
             DataRecord::DepthUpdate(d) => NaturalKey::Depth(d.symbol.clone(), d.final_update_id),
             DataRecord::BookSnapshot(s) => NaturalKey::Snapshot(s.symbol.clone(), s.last_update_id),
@@ -99,10 +97,9 @@ impl DataRecord {
             "trade" => serde_json::from_slice(bytes).map(DataRecord::Trade),
             "depth_update" => serde_json::from_slice(bytes).map(DataRecord::DepthUpdate),
             "book_snapshot" => serde_json::from_slice(bytes).map(DataRecord::BookSnapshot),
-            other => Err(serde::de::Error::unknown_variant(
-                other,
-                &["candle", "trade", "depth_update", "book_snapshot"],
-            )),
+            other => {
+                Err(serde::de::Error::unknown_variant(other, &["candle", "trade", "depth_update", "book_snapshot"]))
+            }
         }
     }
 }
@@ -118,16 +115,10 @@ mod tests {
         let rec = DataRecord::Candle(c[0].clone());
         let back = DataRecord::from_bytes(&rec.to_bytes()).unwrap();
         assert_eq!(back, rec);
-        assert_eq!(
-            back.natural_key(),
-            NaturalKey::Candle("BTCUSDT".into(), "1m".into(), 1_634_943_780_000)
-        );
+        assert_eq!(back.natural_key(), NaturalKey::Candle("BTCUSDT".into(), "1m".into(), 1_634_943_780_000));
         let v: serde_json::Value = serde_json::from_slice(&rec.to_bytes()).unwrap();
         assert_eq!(v["record"], "candle");
-        assert_eq!(
-            v["open"], "60685.22000000",
-            "decimals travel as exact strings"
-        );
+        assert_eq!(v["open"], "60685.22000000", "decimals travel as exact strings");
     }
 
     #[test]
@@ -136,14 +127,8 @@ mod tests {
         let depth = include_bytes!("../../tests/fixtures/rest/http_spot_market_depth.json");
         let ws_depth = br#"{"e":"depthUpdate","E":1723161255308,"s":"ETHUSDT","U":35346513499,"u":35346513505,"b":[["2683.80000000","3.02920000"]],"a":[]}"#;
         let records = [
-            DataRecord::Trade(
-                crate::model::Trade::from_rest_agg_trades("BTCUSDT", trades)
-                    .unwrap()
-                    .remove(0),
-            ),
-            DataRecord::BookSnapshot(
-                crate::model::BookSnapshot::from_rest("BTCUSDT", depth).unwrap(),
-            ),
+            DataRecord::Trade(crate::model::Trade::from_rest_agg_trades("BTCUSDT", trades).unwrap().remove(0)),
+            DataRecord::BookSnapshot(crate::model::BookSnapshot::from_rest("BTCUSDT", depth).unwrap()),
             DataRecord::DepthUpdate(crate::model::DepthUpdate::from_ws(ws_depth).unwrap()),
         ];
         for rec in records {

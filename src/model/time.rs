@@ -22,20 +22,13 @@ pub fn parse_date_or_time_ms(s: &str) -> Result<i64, ParseError> {
         return Ok(ms);
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(Utc
-            .from_utc_datetime(&d.and_time(chrono::NaiveTime::MIN))
-            .timestamp_millis());
+        return Ok(Utc.from_utc_datetime(&d.and_time(chrono::NaiveTime::MIN)).timestamp_millis());
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return Ok(dt.timestamp_millis());
     }
     let bare = s.trim_end_matches('Z');
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%d %H:%M",
-    ] {
+    for fmt in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(bare, fmt) {
             return Ok(Utc.from_utc_datetime(&dt).timestamp_millis());
         }
@@ -52,11 +45,7 @@ pub fn parse_time_range(s: &str) -> Result<(i64, i64), ParseError> {
     for (idx, _) in s.match_indices(':') {
         let (a, b) = (&s[..idx], &s[idx + 1..]);
         if let (Ok(start), Ok(end)) = (parse_date_or_time_ms(a), parse_date_or_time_ms(b)) {
-            return if start < end {
-                Ok((start, end))
-            } else {
-                Err(bad())
-            };
+            return if start < end { Ok((start, end)) } else { Err(bad()) };
         }
     }
     Err(bad())
@@ -76,18 +65,9 @@ mod tests {
 
     #[test]
     fn parses_dates_and_ranges() {
-        assert_eq!(
-            parse_date_or_time_ms("2021-04-02").unwrap(),
-            1_617_321_600_000
-        );
-        assert_eq!(
-            parse_date_or_time_ms("2021-04-02T00:01Z").unwrap(),
-            1_617_321_660_000
-        );
-        assert_eq!(
-            parse_time_range("2024-08-01:2024-08-02").unwrap(),
-            (1_722_470_400_000, 1_722_556_800_000)
-        );
+        assert_eq!(parse_date_or_time_ms("2021-04-02").unwrap(), 1_617_321_600_000);
+        assert_eq!(parse_date_or_time_ms("2021-04-02T00:01Z").unwrap(), 1_617_321_660_000);
+        assert_eq!(parse_time_range("2024-08-01:2024-08-02").unwrap(), (1_722_470_400_000, 1_722_556_800_000));
         assert_eq!(
             parse_time_range("2024-08-01T10:00:2024-08-01T11:00").unwrap(),
             (1_722_506_400_000, 1_722_510_000_000)

@@ -158,10 +158,7 @@ mod tests {
         // hftbacktest capture, spot ETHUSDT 2024-08-08.
         let raw = r#"{"e":"trade","E":1723161255312,"s":"ETHUSDT","t":1528411466,"p":"2683.81000000","q":"0.00420000","T":1723161255311,"m":false,"M":true}"#;
         let t = Trade::from_ws_trade(raw.as_bytes()).unwrap();
-        assert_eq!(
-            (t.id, t.kind, t.is_buyer_maker),
-            (1_528_411_466, TradeKind::Trade, false)
-        );
+        assert_eq!((t.id, t.kind, t.is_buyer_maker), (1_528_411_466, TradeKind::Trade, false));
         assert_eq!(t.price.to_string(), "2683.81000000");
     }
 
@@ -177,23 +174,16 @@ mod tests {
         );
         assert_eq!(t[0].price.to_string(), "60759.60000000");
         assert_eq!(t[0].kind, TradeKind::AggTrade);
-        assert!(
-            t.windows(2).all(|w| w[1].id == w[0].id + 1),
-            "aggregate ids are contiguous"
-        );
+        assert!(t.windows(2).all(|w| w[1].id == w[0].id + 1), "aggregate ids are contiguous");
     }
 
     #[test]
     fn decodes_rest_trades_and_historical_trades() {
         let body = include_bytes!("../../tests/fixtures/rest/http_spot_market_trades.json");
         let t = Trade::from_rest_trades("BTCUSDT", body).unwrap();
-        assert_eq!(
-            (t[0].id, t[0].time, t[0].is_buyer_maker),
-            (1_111_468_873, 1_634_942_949_263, true)
-        );
+        assert_eq!((t[0].id, t[0].time, t[0].is_buyer_maker), (1_111_468_873, 1_634_942_949_263, true));
         assert_eq!(t[0].qty.to_string(), "0.02924000");
-        let body =
-            include_bytes!("../../tests/fixtures/rest/http_spot_market_historical_trades.json");
+        let body = include_bytes!("../../tests/fixtures/rest/http_spot_market_historical_trades.json");
         assert_eq!(Trade::from_rest_trades("BTCUSDT", body).unwrap().len(), 10);
     }
 }

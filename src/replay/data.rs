@@ -18,10 +18,7 @@ use crate::model::{decimal_from_json_number, Decimal, Interval, ParseError};
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayDataError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {reason}")]
     Format { path: PathBuf, reason: String },
     #[error("{0} holds no recorded data: expected klines/**/<BASE>_<QUOTE>-<interval>.json[.gz], ws/**/<symbol>_<yyyymmdd>.gz or trades/**/<BASE>_<QUOTE>-aggTrades.json[.gz]")]
@@ -78,10 +75,7 @@ pub struct ReplayData {
 }
 
 fn read_maybe_gz(path: &Path) -> Result<Box<dyn Read>, ReplayDataError> {
-    let file = std::fs::File::open(path).map_err(|source| ReplayDataError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let file = std::fs::File::open(path).map_err(|source| ReplayDataError::Io { path: path.to_owned(), source })?;
     let reader = BufReader::new(file);
     Ok(if path.extension().is_some_and(|e| e == "gz") {
         Box::new(flate2::read::MultiGzDecoder::new(reader))
@@ -94,10 +88,7 @@ fn read_all(path: &Path) -> Result<Vec<u8>, ReplayDataError> {
     let mut buf = Vec::new();
     read_maybe_gz(path)?
         .read_to_end(&mut buf)
-        .map_err(|source| ReplayDataError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        .map_err(|source| ReplayDataError::Io { path: path.to_owned(), source })?;
     Ok(buf)
 }
 
@@ -105,17 +96,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReplayDataError> {
     if !dir.is_dir() {
         return Ok(());
     }
-    let entries = std::fs::read_dir(dir).map_err(|source| ReplayDataError::Io {
-        path: dir.to_owned(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| ReplayDataError::Io { path: dir.to_owned(), source })?;
     for entry in entries {
-        let path = entry
-            .map_err(|source| ReplayDataError::Io {
-                path: dir.to_owned(),
-                source,
-            })?
-            .path();
+        let path = entry.map_err(|source| ReplayDataError::Io { path: dir.to_owned(), source })?.path();
         if path.is_dir() {
             walk(&path, out)?;
         } else {
@@ -128,19 +111,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReplayDataError> {
 
 /// `BTC_USDT-1m.json.gz` → ("BTC", "USDT", "1m"); `XRP_ETH-aggTrades.json` → (…, "aggTrades").
 fn split_pair_name(file_name: &str) -> Option<(String, String, String)> {
-    let stem = file_name
-        .strip_suffix(".gz")
-        .unwrap_or(file_name)
-        .strip_suffix(".json")?;
+    let stem = file_name.strip_suffix(".gz").unwrap_or(file_name).strip_suffix(".json")?;
     let (pair, suffix) = stem.split_once('-')?;
     let (base, quote) = pair.split_once('_')?;
-    let upper_alnum = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-    };
-    (upper_alnum(base) && upper_alnum(quote))
-        .then(|| (base.to_owned(), quote.to_owned(), suffix.to_owned()))
+    let upper_alnum = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    (upper_alnum(base) && upper_alnum(quote)).then(|| (base.to_owned(), quote.to_owned(), suffix.to_owned()))
 }
 
 /// `ethusdt_20240808.gz` → "ETHUSDT".
@@ -152,17 +127,13 @@ fn capture_symbol(file_name: &str) -> Option<String> {
 }
 
 fn format_err(path: &Path, reason: impl ToString) -> ReplayDataError {
-    ReplayDataError::Format {
-        path: path.to_owned(),
-        reason: reason.to_string(),
-    }
+    ReplayDataError::Format { path: path.to_owned(), reason: reason.to_string() }
 }
 
 fn parse_klines(path: &Path) -> Result<Vec<KlineRow>, ReplayDataError> {
     let rows: Vec<(i64, f64, f64, f64, f64, f64)> =
         serde_json::from_slice(&read_all(path)?).map_err(|e| format_err(path, e))?;
-    let dec =
-        |field, v| decimal_from_json_number(field, v).map_err(|e: ParseError| format_err(path, e));
+    let dec = |field, v| decimal_from_json_number(field, v).map_err(|e: ParseError| format_err(path, e));
     let mut out = rows
         .into_iter()
         .map(|(t, o, h, l, c, v)| {
@@ -189,8 +160,7 @@ struct AggIds {
 }
 
 fn parse_agg_trades(path: &Path) -> Result<Vec<AggTradeRow>, ReplayDataError> {
-    let items: Vec<Box<RawValue>> =
-        serde_json::from_slice(&read_all(path)?).map_err(|e| format_err(path, e))?;
+    let items: Vec<Box<RawValue>> = serde_json::from_slice(&read_all(path)?).map_err(|e| format_err(path, e))?;
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         #[derive(Deserialize)]
@@ -202,11 +172,7 @@ fn parse_agg_trades(path: &Path) -> Result<Vec<AggTradeRow>, ReplayDataError> {
             Err(_) => item,
         };
         let ids: AggIds = serde_json::from_str(raw.get()).map_err(|e| format_err(path, e))?;
-        out.push(AggTradeRow {
-            id: ids.a,
-            time: ids.time,
-            raw: Arc::from(raw),
-        });
+        out.push(AggTradeRow { id: ids.a, time: ids.time, raw: Arc::from(raw) });
     }
     out.sort_by_key(|r| r.id);
     out.dedup_by_key(|r| r.id);
@@ -223,10 +189,7 @@ struct Combined<'a> {
 fn parse_capture(path: &Path, sym: &mut SymbolData) -> Result<(), ReplayDataError> {
     let reader = BufReader::new(read_maybe_gz(path)?);
     for (n, line) in reader.lines().enumerate() {
-        let line = line.map_err(|source| ReplayDataError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let line = line.map_err(|source| ReplayDataError::Io { path: path.to_owned(), source })?;
         let Some((ts, json)) = line.split_once(' ') else {
             continue;
         };
@@ -255,10 +218,7 @@ impl ReplayData {
         let mut files = Vec::new();
         walk(&dir.join("klines"), &mut files)?;
         for path in &files {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             let Some((base, quote, interval)) = split_pair_name(name) else {
                 continue;
             };
@@ -275,10 +235,7 @@ impl ReplayData {
         files.clear();
         walk(&dir.join("trades"), &mut files)?;
         for path in &files {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             let Some((base, quote, suffix)) = split_pair_name(name) else {
                 continue;
             };
@@ -294,10 +251,7 @@ impl ReplayData {
         files.clear();
         walk(&dir.join("ws"), &mut files)?;
         for path in &files {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             let Some(symbol) = capture_symbol(name) else {
                 continue;
             };
@@ -322,11 +276,7 @@ impl ReplayData {
 
     /// Symbols that have klines at `interval`.
     pub fn kline_symbols(&self, interval: Interval) -> Vec<String> {
-        self.symbols
-            .iter()
-            .filter(|(_, d)| d.klines.contains_key(&interval))
-            .map(|(s, _)| s.clone())
-            .collect()
+        self.symbols.iter().filter(|(_, d)| d.klines.contains_key(&interval)).map(|(s, _)| s.clone()).collect()
     }
 
     /// First and last open time of `symbol`'s klines at `interval`.
@@ -342,19 +292,10 @@ mod tests {
 
     #[test]
     fn file_names_are_recognised() {
-        assert_eq!(
-            split_pair_name("BTC_USDT-1m.json.gz"),
-            Some(("BTC".into(), "USDT".into(), "1m".into()))
-        );
-        assert_eq!(
-            split_pair_name("XRP_ETH-aggTrades.json"),
-            Some(("XRP".into(), "ETH".into(), "aggTrades".into()))
-        );
+        assert_eq!(split_pair_name("BTC_USDT-1m.json.gz"), Some(("BTC".into(), "USDT".into(), "1m".into())));
+        assert_eq!(split_pair_name("XRP_ETH-aggTrades.json"), Some(("XRP".into(), "ETH".into(), "aggTrades".into())));
         assert_eq!(split_pair_name("XRP_ETH-1m.feather"), None);
-        assert_eq!(
-            capture_symbol("ethusdt_20240808.gz"),
-            Some("ETHUSDT".into())
-        );
+        assert_eq!(capture_symbol("ethusdt_20240808.gz"), Some("ETHUSDT".into()));
         assert_eq!(capture_symbol("btcusdt_20230405.dat.gz"), None);
     }
 }

@@ -27,10 +27,7 @@ pub enum ReplayError {
     #[error("loading the recorded data failed: {0}")]
     LoadTask(String),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    Bind { addr: String, source: std::io::Error },
 }
 
 pub(crate) struct ReplayState {
@@ -70,11 +67,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
 impl ReplayServer {
     /// Loads `dir` and serves it on `addr` (`127.0.0.1:0` picks a free port). `speed` scales the
     /// WebSocket pace: 1.0 is as recorded, 0 sends without waiting.
-    pub async fn start_dir(
-        dir: &Path,
-        addr: &str,
-        speed: f64,
-    ) -> Result<ReplayServer, ReplayError> {
+    pub async fn start_dir(dir: &Path, addr: &str, speed: f64) -> Result<ReplayServer, ReplayError> {
         let dir = dir.to_owned();
         let data = tokio::task::spawn_blocking(move || ReplayData::load(&dir))
             .await
@@ -82,23 +75,11 @@ impl ReplayServer {
         Self::start(Arc::new(data), addr, speed).await
     }
 
-    pub async fn start(
-        data: Arc<ReplayData>,
-        addr: &str,
-        speed: f64,
-    ) -> Result<ReplayServer, ReplayError> {
-        let state = ReplayState {
-            data,
-            speed,
-            minute: AtomicI64::new(0),
-            used: AtomicU32::new(0),
-        };
+    pub async fn start(data: Arc<ReplayData>, addr: &str, speed: f64) -> Result<ReplayServer, ReplayError> {
+        let state = ReplayState { data, speed, minute: AtomicI64::new(0), used: AtomicU32::new(0) };
         let http = HttpService::start(addr, 2, state, routes)
             .await
-            .map_err(|source| ReplayError::Bind {
-                addr: addr.to_owned(),
-                source,
-            })?;
+            .map_err(|source| ReplayError::Bind { addr: addr.to_owned(), source })?;
         tracing::info!(addr = %http.addr(), "Replay server listening.");
         Ok(ReplayServer { http })
     }

@@ -21,16 +21,12 @@ pub(super) struct ApiError {
 
 impl ApiError {
     pub(super) fn bad(code: i32, msg: impl Into<String>) -> Self {
-        ApiError {
-            status: 400,
-            code,
-            msg: msg.into(),
-        }
+        ApiError { status: 400, code, msg: msg.into() }
     }
 
     pub(super) fn response(&self, weight: u32) -> HttpResponse {
-        let status = actix_web::http::StatusCode::from_u16(self.status)
-            .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
+        let status =
+            actix_web::http::StatusCode::from_u16(self.status).unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
         HttpResponse::build(status)
             .insert_header(("X-MBX-USED-WEIGHT-1M", weight.to_string()))
             .json(serde_json::json!({ "code": self.code, "msg": self.msg }))
@@ -40,22 +36,19 @@ impl ApiError {
 type Query = web::Query<HashMap<String, String>>;
 
 fn mandatory<'a>(q: &'a Query, name: &str) -> Result<&'a str, ApiError> {
-    q.get(name)
-        .map(String::as_str)
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| {
-            ApiError::bad(
-                -1102,
-                format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."),
-            )
-        })
+    q.get(name).map(String::as_str).filter(|v| !v.is_empty()).ok_or_else(|| {
+        ApiError::bad(-1102, format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."))
+    })
 }
 
 fn optional_i64(q: &Query, name: &str) -> Result<Option<i64>, ApiError> {
     q.get(name)
         .map(|v| {
             v.parse::<i64>().map_err(|_| {
-                ApiError::bad(-1100, format!("Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."))
+                ApiError::bad(
+                    -1100,
+                    format!("Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."),
+                )
             })
         })
         .transpose()
@@ -64,10 +57,7 @@ fn optional_i64(q: &Query, name: &str) -> Result<Option<i64>, ApiError> {
 fn limit(q: &Query, default: i64, max: i64) -> Result<usize, ApiError> {
     let l = optional_i64(q, "limit")?.unwrap_or(default);
     if !(1..=max).contains(&l) {
-        return Err(ApiError::bad(
-            -1130,
-            format!("Data sent for parameter 'limit' is not valid: {l} (1 to {max})."),
-        ));
+        return Err(ApiError::bad(-1130, format!("Data sent for parameter 'limit' is not valid: {l} (1 to {max}).")));
     }
     Ok(l as usize)
 }
@@ -126,13 +116,7 @@ fn ok_json(body: String, weight: u32) -> HttpResponse {
 
 /// Selects `[start, end]` then the first `limit` rows; with only `end`, the last `limit` rows up to
 /// it; with neither, the last `limit` rows — Binance's rules for klines and aggTrades.
-fn page<T>(
-    rows: &[T],
-    key: impl Fn(&T) -> i64,
-    start: Option<i64>,
-    end: Option<i64>,
-    limit: usize,
-) -> &[T] {
+fn page<T>(rows: &[T], key: impl Fn(&T) -> i64, start: Option<i64>, end: Option<i64>, limit: usize) -> &[T] {
     let hi = end.map_or(rows.len(), |e| rows.partition_point(|r| key(r) <= e));
     match start {
         Some(s) => {
@@ -147,9 +131,8 @@ pub(super) async fn klines(state: web::Data<ReplayState>, q: Query) -> HttpRespo
     let weight = state.spend(2);
     let result: Result<String, ApiError> = (|| {
         let (sym, data) = symbol(&state, &q)?;
-        let interval: Interval = mandatory(&q, "interval")?
-            .parse()
-            .map_err(|_| ApiError::bad(-1120, "Invalid interval."))?;
+        let interval: Interval =
+            mandatory(&q, "interval")?.parse().map_err(|_| ApiError::bad(-1120, "Invalid interval."))?;
         let limit = limit(&q, 500, 1000)?;
         let (start, end) = (optional_i64(&q, "startTime")?, optional_i64(&q, "endTime")?);
         if let (Some(s), Some(e)) = (start, end) {
@@ -166,10 +149,7 @@ pub(super) async fn klines(state: web::Data<ReplayState>, q: Query) -> HttpRespo
         };
         let mut out = String::with_capacity(limit * 120);
         out.push('[');
-        for (i, r) in page(rows, |r| r.open_time, start, end, limit)
-            .iter()
-            .enumerate()
-        {
+        for (i, r) in page(rows, |r| r.open_time, start, end, limit).iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
@@ -195,13 +175,7 @@ pub(super) async fn agg_trades(state: web::Data<ReplayState>, q: Query) -> HttpR
                 let lo = rows.partition_point(|r| r.id < from);
                 &rows[lo..rows.len().min(lo + limit)]
             }
-            None => page(
-                rows,
-                |r| r.time,
-                optional_i64(&q, "startTime")?,
-                optional_i64(&q, "endTime")?,
-                limit,
-            ),
+            None => page(rows, |r| r.time, optional_i64(&q, "startTime")?, optional_i64(&q, "endTime")?, limit),
         };
         Ok(json_array(selected.iter().map(|r| r.raw.get())))
     })();
@@ -212,10 +186,7 @@ pub(super) async fn agg_trades(state: web::Data<ReplayState>, q: Query) -> HttpR
 }
 
 pub(super) async fn depth(state: web::Data<ReplayState>, q: Query) -> HttpResponse {
-    let requested = q
-        .get("limit")
-        .and_then(|l| l.parse::<i64>().ok())
-        .unwrap_or(100);
+    let requested = q.get("limit").and_then(|l| l.parse::<i64>().ok()).unwrap_or(100);
     let weight = state.spend(match requested {
         ..=100 => 5,
         101..=500 => 25,
@@ -226,10 +197,7 @@ pub(super) async fn depth(state: web::Data<ReplayState>, q: Query) -> HttpRespon
         let (sym, data) = symbol(&state, &q)?;
         let limit = limit(&q, 100, 5000)?;
         let Some(raw) = &data.depth_snapshot else {
-            return Err(ApiError::bad(
-                -1121,
-                format!("The replay has no depth snapshot recorded for {sym}."),
-            ));
+            return Err(ApiError::bad(-1121, format!("The replay has no depth snapshot recorded for {sym}.")));
         };
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -312,13 +280,7 @@ mod tests {
 
     #[test]
     fn decimals_print_like_binance() {
-        assert_eq!(
-            binance_decimal("58720.45".parse().unwrap()),
-            "58720.45000000"
-        );
-        assert_eq!(
-            binance_decimal("0.000000001".parse().unwrap()),
-            "0.000000001"
-        );
+        assert_eq!(binance_decimal("58720.45".parse().unwrap()), "58720.45000000");
+        assert_eq!(binance_decimal("0.000000001".parse().unwrap()), "0.000000001");
     }
 }

@@ -22,11 +22,7 @@ enum Framing {
 fn select(state: &ReplayState, streams: &[String]) -> Vec<WsRow> {
     let mut rows: Vec<WsRow> = Vec::new();
     for stream in streams {
-        let symbol = stream
-            .split('@')
-            .next()
-            .unwrap_or_default()
-            .to_ascii_uppercase();
+        let symbol = stream.split('@').next().unwrap_or_default().to_ascii_uppercase();
         if let Some(d) = state.data.symbols.get(&symbol) {
             rows.extend(d.ws.iter().filter(|r| &*r.stream == stream).cloned());
         }
@@ -36,12 +32,8 @@ fn select(state: &ReplayState, streams: &[String]) -> Vec<WsRow> {
 }
 
 fn recorded_streams(state: &ReplayState) -> Vec<String> {
-    let mut names: Vec<String> = state
-        .data
-        .symbols
-        .values()
-        .flat_map(|d| d.ws.iter().map(|r| r.stream.to_string()))
-        .collect();
+    let mut names: Vec<String> =
+        state.data.symbols.values().flat_map(|d| d.ws.iter().map(|r| r.stream.to_string())).collect();
     names.sort();
     names.dedup();
     names
@@ -64,12 +56,7 @@ pub(super) async fn combined(
 ) -> Result<HttpResponse, actix_web::Error> {
     let streams: Vec<String> = q
         .get("streams")
-        .map(|s| {
-            s.split('/')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
+        .map(|s| s.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect())
         .unwrap_or_default();
     serve(req, body, state, streams, Framing::Combined)
 }
@@ -90,10 +77,8 @@ fn serve(
     }
     let rows = select(&state, &streams);
     if rows.is_empty() {
-        let msg = format!(
-            "The replay has no recording of {streams:?}; recorded streams: {:?}.",
-            recorded_streams(&state)
-        );
+        let msg =
+            format!("The replay has no recording of {streams:?}; recorded streams: {:?}.", recorded_streams(&state));
         return Ok(ApiError::bad(-1121, msg).response(0));
     }
     let (response, session, incoming) = actix_ws::handle(&req, body)?;
@@ -115,8 +100,7 @@ async fn replay(
     let t0 = rows.first().map_or(0, |r| r.recv_ns);
     for row in rows {
         if speed > 0.0 {
-            let due =
-                start + Duration::from_nanos(((row.recv_ns - t0).max(0) as f64 / speed) as u64);
+            let due = start + Duration::from_nanos(((row.recv_ns - t0).max(0) as f64 / speed) as u64);
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep_until(due) => break,
@@ -137,9 +121,6 @@ async fn replay(
         }
     }
     let _ = session
-        .close(Some(CloseReason {
-            code: CloseCode::Normal,
-            description: Some("end of recording".into()),
-        }))
+        .close(Some(CloseReason { code: CloseCode::Normal, description: Some("end of recording".into()) }))
         .await;
 }

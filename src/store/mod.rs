@@ -14,28 +14,18 @@ pub use workflow::Workflow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error(
-        "invalid collection name {0:?}: use 1-63 characters from [a-z0-9_], starting with a letter"
-    )]
+    #[error("invalid collection name {0:?}: use 1-63 characters from [a-z0-9_], starting with a letter")]
     InvalidCollection(String),
     #[error("collection `{collection}` holds {existing} records; cannot write {requested} records into it")]
-    KindMismatch {
-        collection: String,
-        existing: &'static str,
-        requested: &'static str,
-    },
-    #[error("store url {0:?} is not supported: use sqlite://PATH (e.g. sqlite://./data/streamforge.db) or sqlite::memory:")]
+    KindMismatch { collection: String, existing: &'static str, requested: &'static str },
+    #[error(
+        "store url {0:?} is not supported: use sqlite://PATH (e.g. sqlite://./data/streamforge.db) or sqlite::memory:"
+    )]
     UnsupportedUrl(String),
     #[error("cannot open the SQLite database at {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
+    Open { path: String, source: rusqlite::Error },
     #[error("cannot create the directory {path} for the database: {source}")]
-    CreateDir {
-        path: String,
-        source: std::io::Error,
-    },
+    CreateDir { path: String, source: std::io::Error },
     #[error("SQLite error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("stored row is corrupt: {0}")]
@@ -71,20 +61,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The latest stored position for `symbol` in `collection`: candle open time, trade id, or
     /// depth final update id. `None` when nothing is stored.
-    async fn high_water_mark(
-        &self,
-        collection: &str,
-        symbol: &str,
-    ) -> Result<Option<i64>, StoreError>;
+    async fn high_water_mark(&self, collection: &str, symbol: &str) -> Result<Option<i64>, StoreError>;
 
     /// Candles of `symbol` with `from <= open_time < to`, ascending.
-    async fn candles(
-        &self,
-        collection: &str,
-        symbol: &str,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<Candle>, StoreError>;
+    async fn candles(&self, collection: &str, symbol: &str, from: i64, to: i64) -> Result<Vec<Candle>, StoreError>;
 
     /// Every collection with its kind and row count.
     async fn collections(&self) -> Result<Vec<CollectionInfo>, StoreError>;
@@ -101,9 +81,7 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
         return Ok(Arc::new(sqlite::SqliteStore::open_in_memory()?));
     }
     match url.split_once("://") {
-        Some(("sqlite", path)) if !path.is_empty() => {
-            Ok(Arc::new(sqlite::SqliteStore::open(path)?))
-        }
+        Some(("sqlite", path)) if !path.is_empty() => Ok(Arc::new(sqlite::SqliteStore::open(path)?)),
         _ => Err(StoreError::UnsupportedUrl(url.to_owned())),
     }
 }
@@ -112,9 +90,7 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 pub fn validate_collection(name: &str) -> Result<(), StoreError> {
     let ok = (1..=63).contains(&name.len())
         && name.as_bytes()[0].is_ascii_lowercase()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -124,10 +100,5 @@ pub fn validate_collection(name: &str) -> Result<(), StoreError> {
 
 /// The seeds' collection naming: `btcusdt_api_candles_5m_2024_08_01`.
 pub fn collection_name(symbol: &str, kind: &str, start_date: &str) -> String {
-    format!(
-        "{}_{}_{}",
-        symbol.to_ascii_lowercase(),
-        kind,
-        start_date.replace('-', "_")
-    )
+    format!("{}_{}_{}", symbol.to_ascii_lowercase(), kind, start_date.replace('-', "_"))
 }

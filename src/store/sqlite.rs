@@ -69,41 +69,25 @@ fn table_ddl(name: &str, kind: RecordKind) -> String {
 }
 
 fn parse_kind(s: &str) -> Result<RecordKind, StoreError> {
-    [
-        RecordKind::Candle,
-        RecordKind::Trade,
-        RecordKind::DepthUpdate,
-        RecordKind::BookSnapshot,
-    ]
-    .into_iter()
-    .find(|k| k.as_str() == s)
-    .ok_or_else(|| StoreError::Corrupt(format!("unknown collection kind {s:?}")))
+    [RecordKind::Candle, RecordKind::Trade, RecordKind::DepthUpdate, RecordKind::BookSnapshot]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown collection kind {s:?}")))
 }
 
 fn levels_json(levels: &[(Decimal, Decimal)]) -> String {
-    let v: Vec<[String; 2]> = levels
-        .iter()
-        .map(|(p, q)| [p.to_string(), q.to_string()])
-        .collect();
+    let v: Vec<[String; 2]> = levels.iter().map(|(p, q)| [p.to_string(), q.to_string()]).collect();
     serde_json::to_string(&v).unwrap_or_default()
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`, in WAL mode.
     pub fn open(path: &str) -> Result<Self, StoreError> {
-        if let Some(dir) = Path::new(path)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                path: dir.display().to_string(),
-                source,
-            })?;
+        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
         }
-        let conn = Connection::open(path).map_err(|source| StoreError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+        let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         Self::init(conn)
@@ -119,8 +103,7 @@ impl SqliteStore {
         conn.execute_batch(CATALOG)?;
         let kinds = {
             let mut stmt = conn.prepare("SELECT name, kind FROM sf_collections")?;
-            let rows =
-                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
             let mut kinds = HashMap::new();
             for row in rows {
                 let (name, kind) = row?;
@@ -128,9 +111,7 @@ impl SqliteStore {
             }
             kinds
         };
-        Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(Inner { conn, kinds })),
-        })
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(Inner { conn, kinds })) })
     }
 
     /// Runs `f` on the connection off the async runtime.
@@ -181,11 +162,7 @@ fn ensure_collection(
     }
 }
 
-fn write_batch(
-    tx: &Transaction<'_>,
-    collection: &str,
-    records: &[DataRecord],
-) -> Result<(), StoreError> {
+fn write_batch(tx: &Transaction<'_>, collection: &str, records: &[DataRecord]) -> Result<(), StoreError> {
     let Some(first) = records.first() else {
         return Ok(());
     };
@@ -282,12 +259,7 @@ fn write_batch(
                 let DataRecord::BookSnapshot(s) = r else {
                     continue;
                 };
-                stmt.execute(params![
-                    s.symbol,
-                    s.last_update_id,
-                    levels_json(&s.bids),
-                    levels_json(&s.asks)
-                ])?;
+                stmt.execute(params![s.symbol, s.last_update_id, levels_json(&s.bids), levels_json(&s.asks)])?;
             }
         }
     }
@@ -296,16 +268,14 @@ fn write_batch(
 
 fn dec(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Decimal> {
     let s: String = row.get(idx)?;
-    s.parse().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
-    })
+    s.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 fn opt_dec(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Option<Decimal>> {
     let s: Option<String> = row.get(idx)?;
-    s.map(|s| s.parse()).transpose().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
-    })
+    s.map(|s| s.parse())
+        .transpose()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 #[async_trait]
@@ -328,11 +298,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn high_water_mark(
-        &self,
-        collection: &str,
-        symbol: &str,
-    ) -> Result<Option<i64>, StoreError> {
+    async fn high_water_mark(&self, collection: &str, symbol: &str) -> Result<Option<i64>, StoreError> {
         let (collection, symbol) = (collection.to_owned(), symbol.to_owned());
         self.with(move |inner| {
             let Some(kind) = inner.kind_of(&collection)? else {
@@ -345,20 +311,12 @@ impl Store for SqliteStore {
                 RecordKind::BookSnapshot => "last_update_id",
             };
             let sql = format!("SELECT MAX({column}) FROM {collection} WHERE symbol = ?1");
-            Ok(inner
-                .conn
-                .query_row(&sql, [symbol], |r| r.get::<_, Option<i64>>(0))?)
+            Ok(inner.conn.query_row(&sql, [symbol], |r| r.get::<_, Option<i64>>(0))?)
         })
         .await
     }
 
-    async fn candles(
-        &self,
-        collection: &str,
-        symbol: &str,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<Candle>, StoreError> {
+    async fn candles(&self, collection: &str, symbol: &str, from: i64, to: i64) -> Result<Vec<Candle>, StoreError> {
         let (collection, symbol) = (collection.to_owned(), symbol.to_owned());
         self.with(move |inner| {
             match inner.kind_of(&collection)? {
@@ -405,21 +363,13 @@ impl Store for SqliteStore {
 
     async fn collections(&self) -> Result<Vec<CollectionInfo>, StoreError> {
         self.with(|inner| {
-            let mut names: Vec<(String, RecordKind)> =
-                inner.kinds.iter().map(|(n, k)| (n.clone(), *k)).collect();
+            let mut names: Vec<(String, RecordKind)> = inner.kinds.iter().map(|(n, k)| (n.clone(), *k)).collect();
             names.sort_by(|a, b| a.0.cmp(&b.0));
             names
                 .into_iter()
                 .map(|(name, kind)| {
-                    let rows: i64 =
-                        inner
-                            .conn
-                            .query_row(&format!("SELECT COUNT(*) FROM {name}"), [], |r| r.get(0))?;
-                    Ok(CollectionInfo {
-                        name,
-                        kind: kind.as_str(),
-                        rows: rows as u64,
-                    })
+                    let rows: i64 = inner.conn.query_row(&format!("SELECT COUNT(*) FROM {name}"), [], |r| r.get(0))?;
+                    Ok(CollectionInfo { name, kind: kind.as_str(), rows: rows as u64 })
                 })
                 .collect()
         })
@@ -444,14 +394,9 @@ impl Store for SqliteStore {
     async fn workflow(&self, id: &str) -> Result<Option<Workflow>, StoreError> {
         let id = id.to_owned();
         self.with(move |inner| {
-            let body: Option<String> = inner
-                .conn
-                .query_row("SELECT body FROM sf_workflows WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            body.map(|b| serde_json::from_str(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
-                .transpose()
+            let body: Option<String> =
+                inner.conn.query_row("SELECT body FROM sf_workflows WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+            body.map(|b| serde_json::from_str(&b).map_err(|e| StoreError::Corrupt(e.to_string()))).transpose()
         })
         .await
     }
@@ -473,80 +418,39 @@ mod tests {
 
     fn trades() -> Vec<DataRecord> {
         let body = include_bytes!("../../tests/fixtures/rest/http_spot_market_agg_trades.json");
-        Trade::from_rest_agg_trades("BTCUSDT", body)
-            .unwrap()
-            .into_iter()
-            .map(DataRecord::Trade)
-            .collect()
+        Trade::from_rest_agg_trades("BTCUSDT", body).unwrap().into_iter().map(DataRecord::Trade).collect()
     }
 
     async fn rows(store: &SqliteStore, name: &str) -> u64 {
-        store
-            .collections()
-            .await
-            .unwrap()
-            .iter()
-            .find(|c| c.name == name)
-            .map_or(0, |c| c.rows)
+        store.collections().await.unwrap().iter().find(|c| c.name == name).map_or(0, |c| c.rows)
     }
 
     #[tokio::test]
     async fn upsert_is_idempotent_and_replaces_by_natural_key() {
         let store = SqliteStore::open_in_memory().unwrap();
         let batch = candles();
-        store
-            .upsert("btcusdt_api_candles_1m", batch.clone())
-            .await
-            .unwrap();
-        store
-            .upsert("btcusdt_api_candles_1m", batch.clone())
-            .await
-            .unwrap();
+        store.upsert("btcusdt_api_candles_1m", batch.clone()).await.unwrap();
+        store.upsert("btcusdt_api_candles_1m", batch.clone()).await.unwrap();
         assert_eq!(rows(&store, "btcusdt_api_candles_1m").await, 10);
         // A re-stated candle (Binance corrects volumes) replaces the stored one.
-        let DataRecord::Candle(mut c) = batch[3].clone() else {
-            unreachable!()
-        };
+        let DataRecord::Candle(mut c) = batch[3].clone() else { unreachable!() };
         c.volume = "1.5".parse().unwrap();
-        store
-            .upsert(
-                "btcusdt_api_candles_1m",
-                vec![DataRecord::Candle(c.clone())],
-            )
-            .await
-            .unwrap();
-        let back = store
-            .candles("btcusdt_api_candles_1m", "BTCUSDT", 0, i64::MAX)
-            .await
-            .unwrap();
+        store.upsert("btcusdt_api_candles_1m", vec![DataRecord::Candle(c.clone())]).await.unwrap();
+        let back = store.candles("btcusdt_api_candles_1m", "BTCUSDT", 0, i64::MAX).await.unwrap();
         assert_eq!(back.len(), 10);
         assert_eq!(back[3], c);
-        let DataRecord::Candle(first) = &batch[0] else {
-            unreachable!()
-        };
+        let DataRecord::Candle(first) = &batch[0] else { unreachable!() };
         assert_eq!(&back[0], first, "every field comes back exactly");
     }
 
     #[tokio::test]
     async fn high_water_marks_per_kind() {
         let store = SqliteStore::open_in_memory().unwrap();
-        assert_eq!(
-            store
-                .high_water_mark("nothing_here", "BTCUSDT")
-                .await
-                .unwrap(),
-            None
-        );
+        assert_eq!(store.high_water_mark("nothing_here", "BTCUSDT").await.unwrap(), None);
         store.upsert("c", candles()).await.unwrap();
         store.upsert("t", trades()).await.unwrap();
-        assert_eq!(
-            store.high_water_mark("c", "BTCUSDT").await.unwrap(),
-            Some(1_634_944_320_000)
-        );
-        assert_eq!(
-            store.high_water_mark("t", "BTCUSDT").await.unwrap(),
-            Some(966_492_871)
-        );
+        assert_eq!(store.high_water_mark("c", "BTCUSDT").await.unwrap(), Some(1_634_944_320_000));
+        assert_eq!(store.high_water_mark("t", "BTCUSDT").await.unwrap(), Some(966_492_871));
         assert_eq!(store.high_water_mark("c", "ETHUSDT").await.unwrap(), None);
     }
 
@@ -557,17 +461,11 @@ mod tests {
         mixed.extend(trades());
         let err = store.upsert("mixed", mixed).await.unwrap_err();
         assert!(matches!(err, StoreError::KindMismatch { .. }), "{err}");
-        assert!(
-            store.collections().await.unwrap().is_empty(),
-            "no collection, no rows"
-        );
+        assert!(store.collections().await.unwrap().is_empty(), "no collection, no rows");
         store.upsert("c", candles()).await.unwrap();
         let err = store.upsert("c", trades()).await.unwrap_err();
         assert!(err.to_string().contains("holds candle records"), "{err}");
-        assert!(matches!(
-            store.upsert("Bad-Name", candles()).await,
-            Err(StoreError::InvalidCollection(_))
-        ));
+        assert!(matches!(store.upsert("Bad-Name", candles()).await, Err(StoreError::InvalidCollection(_))));
     }
 
     #[tokio::test]
@@ -575,17 +473,8 @@ mod tests {
         let store = SqliteStore::open_in_memory().unwrap();
         let body = include_bytes!("../../tests/fixtures/rest/http_spot_market_depth.json");
         let snap = BookSnapshot::from_rest("BTCUSDT", body).unwrap();
-        store
-            .upsert("btcusdt_depth", vec![DataRecord::BookSnapshot(snap)])
-            .await
-            .unwrap();
-        assert_eq!(
-            store
-                .high_water_mark("btcusdt_depth", "BTCUSDT")
-                .await
-                .unwrap(),
-            Some(14_527_958_487)
-        );
+        store.upsert("btcusdt_depth", vec![DataRecord::BookSnapshot(snap)]).await.unwrap();
+        assert_eq!(store.high_water_mark("btcusdt_depth", "BTCUSDT").await.unwrap(), Some(14_527_958_487));
         let wf = Workflow {
             id: "wf-btcusdt-api_candles_5m-20240801-a1b2c3".into(),
             status: "running".into(),
@@ -603,10 +492,7 @@ mod tests {
         let mut done = wf.clone();
         done.status = "finished".into();
         store.put_workflow(&done).await.unwrap();
-        assert_eq!(
-            store.workflow(&wf.id).await.unwrap().unwrap().status,
-            "finished"
-        );
+        assert_eq!(store.workflow(&wf.id).await.unwrap().unwrap().status, "finished");
         assert_eq!(store.workflow("missing").await.unwrap(), None);
     }
 
@@ -621,13 +507,7 @@ mod tests {
         }
         let store = SqliteStore::open(path).unwrap();
         assert_eq!(rows(&store, "c").await, 10);
-        let mode: String = store
-            .conn
-            .lock()
-            .unwrap()
-            .conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .unwrap();
+        let mode: String = store.conn.lock().unwrap().conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
     }
 }

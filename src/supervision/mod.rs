@@ -1,11 +1,21 @@
-//! Supervision: supervisors that start children in order, restart them by their restart type when
-//! they fail (an error or a panic), give up after too many restarts in a window, and stop children
-//! in reverse order on shutdown. Erlang/OTP's supervisor is the reference.
+//! Supervision trees with Erlang/OTP semantics on `ractor`: child specs with restart types
+//! (permanent, transient, temporary) and shutdown times; strategies (one_for_one, one_for_all,
+//! rest_for_one); restart intensity that escalates to the parent; exponential backoff with jitter;
+//! heartbeats that turn a stall into a failure; dynamic children; ordered start, reverse stop; and
+//! a live view of the whole tree for the admin API.
 
+mod backoff;
+mod heartbeat;
 mod spec;
+mod strategy;
 mod supervisor;
 mod tree;
+mod view;
 
+pub use backoff::{Backoff, Jitter};
+pub use heartbeat::Heartbeat;
 pub use spec::{ChildSpec, Restart};
-pub use supervisor::{ChildInfo, Intensity, Supervisor, SupervisorArgs, SupervisorMsg};
+pub use strategy::Strategy;
+pub use supervisor::{Intensity, Supervisor, SupervisorArgs, SupervisorMsg};
 pub use tree::{Tree, TreeFailed};
+pub use view::{ChildState, ChildView, TreeNode, TreeView};

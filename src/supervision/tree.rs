@@ -6,7 +6,8 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::oneshot;
 
-use super::supervisor::{ChildInfo, Supervisor, SupervisorArgs, SupervisorMsg};
+use super::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
+use super::view::{ChildView, TreeNode, TreeView};
 
 /// How a tree ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,17 +31,10 @@ impl Actor for Root {
     type State = RootState;
     type Arguments = RootArgs;
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<()>,
-        args: RootArgs,
-    ) -> Result<RootState, ActorProcessingErr> {
-        let (sup, _) =
-            Actor::spawn_linked(None, Supervisor, args.supervisor, myself.get_cell()).await?;
+    async fn pre_start(&self, myself: ActorRef<()>, args: RootArgs) -> Result<RootState, ActorProcessingErr> {
+        let (sup, _) = Actor::spawn_linked(None, Supervisor, args.supervisor, myself.get_cell()).await?;
         let _ = args.started.send(sup);
-        Ok(RootState {
-            done: Some(args.done),
-        })
+        Ok(RootState { done: Some(args.done) })
     }
 
     async fn handle_supervisor_evt(
@@ -66,34 +60,43 @@ impl Actor for Root {
 pub struct Tree {
     supervisor: ActorRef<SupervisorMsg>,
     done: oneshot::Receiver<Result<(), TreeFailed>>,
+    view: TreeView,
+    path: String,
 }
 
 impl Tree {
     /// Starts the supervisor and its children, in order.
     pub async fn start(args: SupervisorArgs) -> Result<Tree, TreeFailed> {
+        let (view, path) = (args.view.clone(), args.name.clone());
         let (done_tx, done) = oneshot::channel();
         let (started_tx, started) = oneshot::channel();
-        let root_args = RootArgs {
-            supervisor: args,
-            done: done_tx,
-            started: started_tx,
-        };
-        Actor::spawn(None, Root, root_args)
-            .await
-            .map_err(|e| TreeFailed(e.to_string()))?;
-        let supervisor = started
-            .await
-            .map_err(|_| TreeFailed("supervisor did not start".into()))?;
-        Ok(Tree { supervisor, done })
+        let root_args = RootArgs { supervisor: args, done: done_tx, started: started_tx };
+        Actor::spawn(None, Root, root_args).await.map_err(|e| TreeFailed(e.to_string()))?;
+        let supervisor = started.await.map_err(|_| TreeFailed("supervisor did not start".into()))?;
+        Ok(Tree { supervisor, done, view, path })
     }
 
     pub fn supervisor(&self) -> &ActorRef<SupervisorMsg> {
         &self.supervisor
     }
 
-    /// The supervisor's children, in start order.
-    pub async fn children(&self) -> Vec<ChildInfo> {
+    /// The top supervisor's children, in start order.
+    pub async fn children(&self) -> Vec<ChildView> {
         ractor::call_t!(self.supervisor, SupervisorMsg::Children, 5_000).unwrap_or_default()
+    }
+
+    /// A child anywhere in the tree, by id.
+    pub fn find(&self, id: &str) -> Option<ChildView> {
+        self.view.find(id)
+    }
+
+    /// The whole tree as the admin API shows it.
+    pub fn snapshot(&self) -> Option<TreeNode> {
+        self.view.tree(&self.path)
+    }
+
+    pub fn view(&self) -> &TreeView {
+        &self.view
     }
 
     /// Graceful shutdown: children stop in reverse order, each within its shutdown time.
@@ -103,9 +106,7 @@ impl Tree {
 
     /// Waits until the tree has ended: `Ok` after a normal stop, `Err` when the supervisor gave up.
     pub async fn wait(&mut self) -> Result<(), TreeFailed> {
-        (&mut self.done)
-            .await
-            .unwrap_or_else(|_| Err(TreeFailed("root stopped without a report".into())))
+        (&mut self.done).await.unwrap_or_else(|_| Err(TreeFailed("root stopped without a report".into())))
     }
 
     /// Like [`Tree::wait`] but gives up after `timeout`.

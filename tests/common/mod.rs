@@ -25,28 +25,17 @@ pub struct FileCandle {
 /// Reads a freqtrade kline file of the sample with serde_json's own number parsing, keeping each
 /// number's text (not going through the replay server's code).
 pub fn recorded_candles(symbol_file: &str) -> Vec<FileCandle> {
-    let path = sample_dir()
-        .join("klines/selskas_spot_1m_2021-04-24_2021-04-26")
-        .join(symbol_file);
+    let path = sample_dir().join("klines/selskas_spot_1m_2021-04-24_2021-04-26").join(symbol_file);
     let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
-        .read_to_string(&mut text)
-        .unwrap();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_string(&mut text).unwrap();
     // Split rows by hand so every number keeps the digits the file has.
     let inner = text.trim().trim_start_matches("[[").trim_end_matches("]]");
     inner
         .split("],[")
         .map(|row| {
             let f: Vec<&str> = row.split(',').collect();
-            let d = |s: &str| {
-                s.parse::<Decimal>()
-                    .or_else(|_| Decimal::from_scientific(s))
-                    .unwrap()
-            };
-            FileCandle {
-                open_time: f[0].parse().unwrap(),
-                ohlcv: [d(f[1]), d(f[2]), d(f[3]), d(f[4]), d(f[5])],
-            }
+            let d = |s: &str| s.parse::<Decimal>().or_else(|_| Decimal::from_scientific(s)).unwrap();
+            FileCandle { open_time: f[0].parse().unwrap(), ohlcv: [d(f[1]), d(f[2]), d(f[3]), d(f[4]), d(f[5])] }
         })
         .collect()
 }

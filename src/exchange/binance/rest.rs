@@ -14,11 +14,7 @@ pub enum ExchangeError {
     #[error("cannot reach {url}: {source}")]
     Transport { url: String, source: reqwest::Error },
     #[error("{url} answered HTTP {status}: {body}")]
-    Status {
-        url: String,
-        status: u16,
-        body: String,
-    },
+    Status { url: String, status: u16, body: String },
     #[error("{url} sent a body that is not Binance's format: {source}")]
     Decode { url: String, source: ParseError },
     #[error("invalid REST base URL {0:?}: expected http(s)://host[:port]")]
@@ -30,9 +26,7 @@ impl ExchangeError {
     pub fn is_terminal(&self) -> bool {
         match self {
             ExchangeError::Transport { .. } => false,
-            ExchangeError::Status { status, .. } => {
-                *status != 429 && *status < 500 || *status == 418
-            }
+            ExchangeError::Status { status, .. } => *status != 429 && *status < 500 || *status == 418,
             ExchangeError::Decode { .. } | ExchangeError::BaseUrl(_) => true,
         }
     }
@@ -69,26 +63,15 @@ impl BinanceRest {
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(10))
             .build()
-            .map_err(|source| ExchangeError::Transport {
-                url: base.to_owned(),
-                source,
-            })?;
-        Ok(BinanceRest {
-            http,
-            base: Arc::from(base),
-            metrics,
-        })
+            .map_err(|source| ExchangeError::Transport { url: base.to_owned(), source })?;
+        Ok(BinanceRest { http, base: Arc::from(base), metrics })
     }
 
     pub fn base_url(&self) -> &str {
         &self.base
     }
 
-    async fn get(
-        &self,
-        path: &str,
-        query: &[(&str, String)],
-    ) -> Result<(String, bytes::Bytes), ExchangeError> {
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<(String, bytes::Bytes), ExchangeError> {
         let url = format!("{}{}", self.base, path);
         let resp = self
             .http
@@ -96,28 +79,12 @@ impl BinanceRest {
             .query(query)
             .send()
             .await
-            .map_err(|source| ExchangeError::Transport {
-                url: url.clone(),
-                source,
-            })?;
-        if let Some(w) = resp
-            .headers()
-            .get("x-mbx-used-weight-1m")
-            .and_then(|v| v.to_str().ok()?.parse::<i64>().ok())
-        {
-            self.metrics
-                .rest_weight_used
-                .with_label_values(&["binance"])
-                .set(w);
+            .map_err(|source| ExchangeError::Transport { url: url.clone(), source })?;
+        if let Some(w) = resp.headers().get("x-mbx-used-weight-1m").and_then(|v| v.to_str().ok()?.parse::<i64>().ok()) {
+            self.metrics.rest_weight_used.with_label_values(&["binance"]).set(w);
         }
         let status = resp.status().as_u16();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|source| ExchangeError::Transport {
-                url: url.clone(),
-                source,
-            })?;
+        let body = resp.bytes().await.map_err(|source| ExchangeError::Transport { url: url.clone(), source })?;
         if status != 200 {
             let body = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
             return Err(ExchangeError::Status { url, status, body });
