@@ -36,6 +36,30 @@ fn run_offline_prints_a_summary_and_exits_zero() {
 }
 
 #[test]
+fn node_exits_non_zero_when_its_tree_gives_up() {
+    let out = bin()
+        .args([
+            "dummy",
+            "--fail-after",
+            "1",
+            "--tick-ms",
+            "5",
+            "--store",
+            "sqlite::memory:",
+            "--admin-addr",
+            "127.0.0.1:0",
+        ])
+        .env("STREAMFORGE__SUPERVISION__MAX_RESTARTS", "2")
+        .env("STREAMFORGE__SUPERVISION__BACKOFF_MIN_MS", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("giving up"), "{err}");
+    assert!(err.contains("Restart intensity exceeded"), "{err}");
+}
+
+#[test]
 fn bad_config_lists_every_problem_and_exits_2() {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     writeln!(file, "[connector]\nbatch_size = 0\nflush_interval = 5\n[loader]\npage_limit = 5000").unwrap();
@@ -115,6 +139,24 @@ fn node_serves_health_readiness_and_metrics_and_stops_on_sigterm() {
     assert!(metrics.contains("streamforge_batch_latency_seconds_bucket"), "{metrics}");
     assert!(metrics.contains("streamforge_actor_up{actor=\"dummy\"} 1"), "{metrics}");
     rt.block_on(async {
+        let body = reqwest::get(format!("{base}/api/v1/supervision")).await.unwrap().text().await.unwrap();
+        let tree: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((tree["id"].as_str(), tree["strategy"].as_str()), (Some("streamforge-0"), Some("one_for_one")));
+        let families: Vec<&str> =
+            tree["children"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+        assert_eq!(families, ["admin", "connectors", "loaders", "dummies"], "start order");
+        let connectors = &tree["children"][1];
+        assert_eq!(connectors["kind"], "supervisor");
+        let connector = &connectors["children"][0];
+        assert_eq!((connector["kind"].as_str(), connector["state"].as_str()), (Some("connector"), Some("running")));
+        assert_eq!(connector["restarts"], 0);
+        assert!(connector["up_since_ms"].as_i64().unwrap() > 0);
+        let loader = &tree["children"][2]["children"][0];
+        assert_eq!(
+            (loader["kind"].as_str(), loader["state"].as_str()),
+            (Some("loader"), Some("stopped")),
+            "finished its job"
+        );
         let h = reqwest::get(format!("{base}/healthz")).await.unwrap();
         assert_eq!(h.status().as_u16(), 200);
         let missing = reqwest::get(format!("{base}/nope")).await.unwrap();

@@ -67,13 +67,19 @@ async fn fail_after_sends_error_and_is_restarted() {
     let mut events = node.ctx.bus.subscribe("test", topics::QUEUE_EVENTS).await.unwrap();
     let count = |s: &[QueueEvent], status: EventStatus| s.iter().filter(|e| e.status == status).count();
     let seen = events_until(&mut events, "an error, a restart and a second error", |s| {
-        count(s, EventStatus::Error) >= 2 && count(s, EventStatus::Started) >= 2
+        count(s, EventStatus::Error) >= 2
+            && count(s, EventStatus::Started) >= 2
+            && count(s, EventStatus::Restarting) >= 1
     })
     .await;
     let first_error = seen.iter().position(|e| e.status == EventStatus::Error).unwrap();
     let loading_before = seen[..first_error].iter().filter(|e| e.status == EventStatus::Loading).count();
     assert_eq!(loading_before, 3, "three simulated loading ticks, then the failure");
     assert!(seen[first_error].message.as_deref().unwrap().contains("after 3 ticks"));
+    let restarting =
+        seen.iter().find(|e| e.status == EventStatus::Restarting).expect("the supervisor reports the restart");
+    assert_eq!(restarting.producer, "dummy:q-fail");
+    assert!(restarting.extra["error"].as_str().unwrap().contains("Simulated failure after 3 ticks"));
     let restarts = node.tree.find("dummy:q-fail").unwrap().restarts;
     assert!(restarts >= 1, "restarted by its supervisor");
     let metrics = reqwest::get(format!("http://{}/metrics", node.admin_addr())).await.unwrap().text().await.unwrap();
@@ -87,6 +93,7 @@ async fn node_fails_when_restart_intensity_is_exceeded() {
         DummyConfig { enabled: true, queue_id: "q-storm".into(), fail_after: 1, tick_ms: 5, ..DummyConfig::default() };
     let mut cfg = config(dummy);
     cfg.supervision.max_restarts = 3;
+    cfg.supervision.backoff_min_ms = 0;
     let node = Node::start(cfg, None).await.unwrap();
     let outcome = tokio::time::timeout(Duration::from_secs(10), node.run_until(std::future::pending())).await.unwrap();
     let err = outcome.unwrap_err();

@@ -15,6 +15,7 @@ use crate::admin::metrics::Metrics;
 use crate::bus::{Bus, BusMessage, CommitOffset, Consumer};
 use crate::model::{DataRecord, EventStatus, QueueEvent};
 use crate::store::{Store, StoreError};
+use crate::supervision::Heartbeat;
 
 /// Shared between the connector's incarnations and whoever runs it.
 #[derive(Debug, Default)]
@@ -39,6 +40,8 @@ pub struct ConnectorRoute {
 
 pub struct ConnectorArgs {
     pub route: ConnectorRoute,
+    /// Beaten on every poll; the supervisor restarts a connector that stops beating.
+    pub heartbeat: Heartbeat,
     /// Flush when this many records are pending…
     pub batch_size: usize,
     /// …or when the oldest pending record has waited this long.
@@ -207,6 +210,7 @@ impl Actor for Connector {
                 return Err(format!("injected failure: {reason}").into());
             }
             ConnectorMsg::Poll => {
+                state.args.heartbeat.beat();
                 let room = state.args.batch_size.saturating_sub(state.pending.len()).max(1);
                 let draining = state.args.shared.drain.load(Ordering::Acquire);
                 // A draining connector that has read everything need not wait to learn it is done.

@@ -13,6 +13,7 @@ use crate::admin::metrics::Metrics;
 use crate::bus::{Bus, OutRecord};
 use crate::exchange::binance::{BinanceRest, ExchangeError};
 use crate::model::{format_ms, Candle, DataRecord, EventStatus, Interval, QueueEvent};
+use crate::supervision::Heartbeat;
 
 /// One backfill: `symbol` at `interval`, candles opening in `[start_ms, end_ms)`.
 #[derive(Debug, Clone)]
@@ -64,6 +65,8 @@ pub struct KlineLoaderArgs {
     pub telemetry: Telemetry,
     pub metrics: Arc<Metrics>,
     pub progress: Arc<watch::Sender<LoaderProgress>>,
+    /// Beaten before every request; a request that hangs past the supervisor's timeout is a stall.
+    pub heartbeat: Heartbeat,
 }
 
 pub enum LoaderMsg {
@@ -93,6 +96,7 @@ impl LoaderState {
         let mut delay = Duration::from_millis(200);
         let mut attempt = 0;
         loop {
+            self.args.heartbeat.beat();
             match self.args.rest.klines(&job.symbol, job.interval, from, job.end_ms - 1, job.page_limit).await {
                 Ok(c) => return Ok(c),
                 Err(error) if !error.is_terminal() && attempt < RETRIES => {

@@ -1,6 +1,7 @@
 //! The shared handles of a node: configuration, bus, store, metrics, telemetry.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::actors::connector::{Connector, ConnectorArgs, ConnectorRoute, ConnectorShared};
 use crate::actors::{DeadLetters, Telemetry};
@@ -11,6 +12,10 @@ use crate::store::{self, Store};
 use crate::supervision::{ChildSpec, Restart, Strategy, SupervisorArgs, TreeView};
 
 use super::AppError;
+
+/// A connector beats on every poll (at most 100 ms apart) and after every store write; a write
+/// stuck for this long is a stall.
+const CONNECTOR_HEARTBEAT: Duration = Duration::from_secs(120);
 
 #[derive(Clone)]
 pub struct NodeContext {
@@ -50,8 +55,10 @@ impl NodeContext {
     /// A connector for `route` with this node's connector settings, as a supervised child.
     pub fn connector_child(&self, route: ConnectorRoute, shared: Arc<ConnectorShared>, restart: Restart) -> ChildSpec {
         let ctx = self.clone();
-        ChildSpec::new(format!("connector:{}", route.collection), "connector", restart, move || {
+        let id = format!("connector:{}", route.collection);
+        ChildSpec::with_heartbeat(id, "connector", restart, Some(CONNECTOR_HEARTBEAT), move |heartbeat| {
             let args = ConnectorArgs {
+                heartbeat,
                 route: route.clone(),
                 batch_size: ctx.config.connector.batch_size,
                 flush_interval: ctx.config.connector.flush_interval(),

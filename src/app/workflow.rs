@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -26,6 +27,10 @@ pub fn new_queue_id(symbol: &str, kind: &str, start_ms: i64) -> String {
     let salt = nanos ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     format!("wf-{}-{kind}-{date}-{:06x}", symbol.to_ascii_lowercase(), (salt ^ (salt >> 24)) & 0xff_ffff)
 }
+
+/// A loader beats before each request; one request may take the client's 30 s timeout plus a 5 s
+/// retry pause, so silence for this long means it is stuck.
+const LOADER_HEARTBEAT: Duration = Duration::from_secs(60);
 
 pub struct KlineWorkflow {
     pub job: KlineJob,
@@ -83,7 +88,8 @@ impl KlineWorkflow {
         let connector = ctx.connector_child(route, self.connector.clone(), connector_restart);
         let loader = {
             let (ctx, job, rest, progress) = (ctx.clone(), self.job.clone(), rest.clone(), self.progress.clone());
-            ChildSpec::new(format!("loader:{}", self.job.queue_id), "loader", Restart::Transient, move || {
+            let id = format!("loader:{}", self.job.queue_id);
+            ChildSpec::with_heartbeat(id, "loader", Restart::Transient, Some(LOADER_HEARTBEAT), move |heartbeat| {
                 let args = KlineLoaderArgs {
                     job: job.clone(),
                     rest: rest.clone(),
@@ -91,6 +97,7 @@ impl KlineWorkflow {
                     telemetry: ctx.telemetry.clone(),
                     metrics: ctx.metrics.clone(),
                     progress: progress.clone(),
+                    heartbeat,
                 };
                 (KlineLoader, args)
             })

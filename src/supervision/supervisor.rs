@@ -247,9 +247,14 @@ impl SupervisorState {
         self.recent_restarts.len() as u32 <= self.intensity.max_restarts
     }
 
-    async fn emit(&self, child: &str, status: EventStatus, message: String) {
+    /// A `queue-events` event from this supervisor about `child`, with machine-readable `extra`.
+    async fn emit(&self, child: &str, status: EventStatus, message: String, extra: serde_json::Value) {
         if let Some(t) = &self.telemetry {
-            t.emit(QueueEvent::new(&self.path, child, status).kind("supervision").message(message)).await;
+            let mut event = QueueEvent::new(&self.path, child, status).kind("supervision").message(message);
+            if let serde_json::Value::Object(fields) = extra {
+                event.extra = fields;
+            }
+            t.emit(event).await;
         }
     }
 
@@ -261,7 +266,8 @@ impl SupervisorState {
         );
         tracing::error!(supervisor = %self.path, child, max_restarts = self.intensity.max_restarts,
             within_secs = self.intensity.within.as_secs_f64(), "Restart intensity exceeded; supervisor gives up.");
-        self.emit(child, EventStatus::Error, why.clone()).await;
+        let extra = serde_json::json!({ "supervisor": self.path, "gave_up": true });
+        self.emit(child, EventStatus::Error, why.clone(), extra).await;
         self.stop_all().await;
         self.view.supervisor_stopped(&self.path);
         why.into()
@@ -353,7 +359,13 @@ impl SupervisorState {
         );
         tracing::info!(supervisor = %self.path, child = %child_id, delay_ms = delay.as_millis() as u64,
             strategy = ?self.strategy, "Restarting.");
-        self.emit(&child_id, EventStatus::Restarting, message).await;
+        let extra = serde_json::json!({
+            "supervisor": self.path,
+            "delay_ms": delay.as_millis() as u64,
+            "restarts": self.children.get(&seq).map_or(0, |c| c.restarts),
+            "error": error,
+        });
+        self.emit(&child_id, EventStatus::Restarting, message, extra).await;
         if delay.is_zero() {
             self.restart_now(myself, affected).await
         } else {
