@@ -17,7 +17,10 @@ type Log = Arc<Mutex<Vec<String>>>;
 /// Every incarnation of every worker; a start while an earlier incarnation of the same id still
 /// runs (has not reached Stopping) is recorded as a violation.
 #[derive(Clone, Default)]
-struct Alive(Arc<Mutex<(Vec<(String, ActorCell)>, Vec<String>)>>);
+struct Alive(Arc<Mutex<Incarnations>>);
+
+/// (every incarnation started, violations found)
+type Incarnations = (Vec<(String, ActorCell)>, Vec<String>);
 
 impl Alive {
     fn running(&self) -> Vec<String> {

@@ -13,12 +13,13 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    /// Of the children in start order (`order`), those restarted together with `failed`.
-    pub fn affected(&self, order: &[u64], failed: u64) -> Vec<u64> {
+    /// The children restarted together with `failed`, in start order. `order` lists the live
+    /// children in start order; it is only computed for the strategies that need it.
+    pub fn affected(&self, order: impl FnOnce() -> Vec<u64>, failed: u64) -> Vec<u64> {
         match self {
             Strategy::OneForOne => vec![failed],
-            Strategy::OneForAll => order.to_vec(),
-            Strategy::RestForOne => order.iter().copied().filter(|s| *s >= failed).collect(),
+            Strategy::OneForAll => order(),
+            Strategy::RestForOne => order().into_iter().filter(|s| *s >= failed).collect(),
         }
     }
 }
@@ -29,10 +30,10 @@ mod tests {
 
     #[test]
     fn affected_children_follow_the_strategy() {
-        let order = [1, 2, 3, 4];
-        assert_eq!(Strategy::OneForOne.affected(&order, 2), vec![2]);
-        assert_eq!(Strategy::OneForAll.affected(&order, 2), vec![1, 2, 3, 4]);
-        assert_eq!(Strategy::RestForOne.affected(&order, 2), vec![2, 3, 4]);
-        assert_eq!(Strategy::RestForOne.affected(&order, 4), vec![4]);
+        let order = || vec![1, 2, 3, 4];
+        assert_eq!(Strategy::OneForOne.affected(|| unreachable!("not needed"), 2), vec![2]);
+        assert_eq!(Strategy::OneForAll.affected(order, 2), vec![1, 2, 3, 4]);
+        assert_eq!(Strategy::RestForOne.affected(order, 2), vec![2, 3, 4]);
+        assert_eq!(Strategy::RestForOne.affected(order, 4), vec![4]);
     }
 }

@@ -330,13 +330,10 @@ impl SupervisorState {
         let delay = self.backoff.delay(child.consecutive, self.jitter.next_unit());
 
         // The strategy decides who restarts with it; the others among them stop first, newest first.
-        let order: Vec<u64> = self
-            .children
-            .iter()
-            .filter(|(s, c)| **s == seq || c.state != ChildState::Stopped)
-            .map(|(s, _)| *s)
-            .collect();
-        let affected = self.strategy.affected(&order, seq);
+        let children = &self.children;
+        let live =
+            || children.iter().filter(|(s, c)| **s == seq || c.state != ChildState::Stopped).map(|(s, _)| *s).collect();
+        let affected = self.strategy.affected(live, seq);
         for s in affected.iter().rev().filter(|s| **s != seq) {
             self.stop_child(*s).await;
         }
