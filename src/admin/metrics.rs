@@ -17,6 +17,8 @@ pub struct Metrics {
     pub dead_letters: IntCounterVec,
     pub events: IntCounterVec,
     pub rest_weight_used: IntGaugeVec,
+    /// Records not yet committed by a consumer group, per partition (what KEDA scales on).
+    pub consumer_lag: IntGaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -76,6 +78,12 @@ impl Metrics {
                 "streamforge_rest_weight_used",
                 "Last X-MBX-USED-WEIGHT-1M reported by the exchange.",
                 &["exchange"],
+            ),
+            consumer_lag: gauge(
+                &registry,
+                "streamforge_consumer_lag",
+                "Records of a topic partition not yet committed by a consumer group.",
+                &["group", "topic", "partition"],
             ),
             registry,
         }

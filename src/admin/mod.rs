@@ -2,8 +2,10 @@
 //! that runs it, and every metric.
 
 mod actor;
+mod lag;
 pub mod metrics;
 mod server;
 
 pub use actor::{AdminActor, AdminArgs};
+pub use lag::{GroupLag, LagSource};
 pub use server::{AdminError, AdminServer, AdminState};

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use actix_web::{web, HttpResponse};
 
 use super::metrics::Metrics;
+use super::LagSource;
 use crate::http::HttpService;
 use crate::supervision::TreeView;
 
@@ -26,6 +27,7 @@ pub struct AdminState {
     /// The node's supervision tree and the path of its root.
     pub view: TreeView,
     pub root: String,
+    pub lag: LagSource,
 }
 
 pub struct AdminServer {
@@ -45,6 +47,7 @@ async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
+    state.lag.read(&state.metrics).await;
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
 }
 
@@ -56,11 +59,18 @@ async fn supervision(state: web::Data<AdminState>) -> HttpResponse {
     }
 }
 
+/// Consumer lag of this node's groups, per partition, read from the bus now.
+async fn lag(state: web::Data<AdminState>) -> HttpResponse {
+    let partitions = state.lag.read(&state.metrics).await;
+    let total: u64 = partitions.iter().map(|p| p.lag).sum();
+    HttpResponse::Ok().json(serde_json::json!({ "total": total, "partitions": partitions }))
+}
+
 async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({
         "error": "not found",
         "path": req.path(),
-        "endpoints": ["/healthz", "/readyz", "/metrics", "/api/v1/supervision"],
+        "endpoints": ["/healthz", "/readyz", "/metrics", "/api/v1/supervision", "/api/v1/lag"],
     }))
 }
 
@@ -69,6 +79,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
         .route("/api/v1/supervision", web::get().to(supervision))
+        .route("/api/v1/lag", web::get().to(lag))
         .default_service(web::to(not_found));
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::actors::connector::{Connector, ConnectorArgs, ConnectorRoute, ConnectorShared};
 use crate::actors::{DeadLetters, Telemetry};
 use crate::admin::metrics::Metrics;
+use crate::admin::LagSource;
 use crate::bus::{self, topics, Bus};
 use crate::config::Config;
 use crate::store::{self, Store};
@@ -27,13 +28,15 @@ pub struct NodeContext {
     pub dead_letters: DeadLetters,
     /// The live picture of this node's supervision tree.
     pub view: TreeView,
+    /// The consumer groups this node's connectors belong to, for lag reporting.
+    pub lag: LagSource,
 }
 
 impl NodeContext {
     /// Opens the bus and the store named by the configuration and creates the service topics.
     pub async fn open(config: Config) -> Result<NodeContext, AppError> {
         let metrics = Arc::new(Metrics::new());
-        let bus = bus::open(&config.bus.url, config.bus.memory_capacity)?;
+        let bus = bus::open(&config.bus)?;
         for topic in [topics::QUEUE_CONTROL, topics::QUEUE_EVENTS, topics::DEAD_LETTER] {
             bus.ensure_topic(topic, config.bus.partitions).await?;
         }
@@ -45,6 +48,7 @@ impl NodeContext {
             telemetry: Telemetry::new(bus.clone(), metrics.clone()),
             dead_letters: DeadLetters::new(bus.clone(), metrics.clone()),
             view: TreeView::default(),
+            lag: LagSource::new(bus.clone()),
             config: Arc::new(config),
             bus,
             store,
@@ -55,6 +59,7 @@ impl NodeContext {
     /// A connector for `route` with this node's connector settings, as a supervised child.
     pub fn connector_child(&self, route: ConnectorRoute, shared: Arc<ConnectorShared>, restart: Restart) -> ChildSpec {
         let ctx = self.clone();
+        self.lag.watch(&route.group, &route.topic);
         let id = format!("connector:{}", route.collection);
         ChildSpec::with_heartbeat(id, "connector", restart, Some(CONNECTOR_HEARTBEAT), move |heartbeat| {
             let args = ConnectorArgs {

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{start_replay, AppError, KlineWorkflow, NodeContext};
+use crate::actors::connector::ConnectorRoute;
 use crate::actors::dummy::{Dummy, DummyArgs, DummyOptions};
 use crate::admin::{AdminActor, AdminArgs, AdminState};
 use crate::config::{candle_interval_of_type, Config};
@@ -53,7 +54,13 @@ fn dummy_child(ctx: &NodeContext) -> ChildSpec {
 /// The admin server as the root's first child; `bound` receives its address.
 fn admin_child(ctx: &NodeContext, ready: Arc<AtomicBool>, bound: Arc<Mutex<Option<SocketAddr>>>) -> ChildSpec {
     let state =
-        AdminState { metrics: ctx.metrics.clone(), ready, view: ctx.view.clone(), root: ctx.config.node.id.clone() };
+        AdminState {
+        metrics: ctx.metrics.clone(),
+        ready,
+        view: ctx.view.clone(),
+        root: ctx.config.node.id.clone(),
+        lag: ctx.lag.clone(),
+    };
     let addr = ctx.config.node.admin_addr.clone();
     ChildSpec::new("admin", "admin", Restart::Permanent, move || {
         (AdminActor, AdminArgs { addr: addr.clone(), state: state.clone(), bound: bound.clone() })
@@ -80,6 +87,16 @@ impl Node {
             let (connector, loader) = job_children(&ctx).await?;
             connectors.push(connector);
             loaders.push(loader);
+        }
+        for c in &ctx.config.connectors {
+            ctx.bus.ensure_topic(&c.topic, ctx.config.bus.partitions).await?;
+            let route = ConnectorRoute {
+                queue_id: format!("{}-{}", ctx.config.node.id, c.collection),
+                topic: c.topic.clone(),
+                group: c.group.clone().unwrap_or_else(|| format!("connector-{}", c.collection)),
+                collection: c.collection.clone(),
+            };
+            connectors.push(ctx.connector_child(route, Arc::default(), Restart::Permanent));
         }
         let mut children = vec![
             admin_child(&ctx, ready.clone(), bound.clone()),

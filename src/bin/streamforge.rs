@@ -33,6 +33,9 @@ struct Common {
     /// Admin HTTP address, e.g. 127.0.0.1:9400 (overrides node.admin_addr).
     #[arg(long)]
     admin_addr: Option<String>,
+    /// Bus URL: memory:// or kafka://HOST:PORT (overrides bus.url).
+    #[arg(long)]
+    bus: Option<String>,
     /// Serve recorded data on loopback instead of calling Binance.
     #[arg(long)]
     offline: bool,
@@ -111,6 +114,9 @@ fn load_config(common: &Common, cli: &Cli, tweak: impl FnOnce(&mut Config)) -> R
     }
     if let Some(a) = &common.admin_addr {
         cfg.node.admin_addr = a.clone();
+    }
+    if let Some(b) = &common.bus {
+        cfg.bus.url = b.clone();
     }
     if let Some(level) = &cli.log_level {
         cfg.log.level = level.clone();

@@ -2,6 +2,8 @@
 //! offsets, at-least-once delivery. Actors see only the [`Bus`] and [`Consumer`] traits; the
 //! in-process [`memory::MemoryBus`] is the embedded default and Kafka slots in beside it.
 
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod memory;
 mod partitioner;
 pub mod topics;
@@ -69,8 +71,12 @@ pub enum BusError {
     PartitionMismatch { topic: String, existing: u32, requested: u32 },
     #[error("invalid topic name {0:?}: use 1-249 characters from [a-zA-Z0-9._-]")]
     InvalidTopicName(String),
-    #[error("bus url {0:?} is not supported: use memory:// (kafka:// arrives with the Kafka bus)")]
+    #[error("bus url {0:?} is not supported: use memory:// or kafka://HOST:PORT[,HOST:PORT…]")]
     UnsupportedUrl(String),
+    #[error("this build has no Kafka support; rebuild with `--features kafka` to use {0}")]
+    KafkaNotBuilt(String),
+    #[error("Kafka: {0}")]
+    Kafka(String),
     #[error("commit for partition {partition} of `{topic}` which this consumer is not assigned")]
     NotAssigned { topic: String, partition: u32 },
     #[error("the bus is shut down")]
@@ -106,18 +112,24 @@ pub trait Consumer: Send {
     /// Commits positions (the next offset to read) for the group.
     async fn commit(&mut self, offsets: &[CommitOffset]) -> Result<(), BusError>;
 
-    /// Records on assigned partitions not yet read by this member.
+    /// Records this consumer may still have to deliver or commit: on the in-process bus, records
+    /// of its partitions it has not read; on Kafka, records of the topic its group has not
+    /// committed. Zero means there is nothing left to do.
     async fn pending(&mut self) -> Result<u64, BusError>;
 
     /// The topic this member consumes.
     fn topic(&self) -> &str;
 }
 
-/// Opens the bus named by a URL: `memory://` (the embedded default).
-pub fn open(url: &str, memory_capacity: usize) -> Result<Arc<dyn Bus>, BusError> {
-    match url.split_once("://") {
-        Some(("memory", _)) => Ok(Arc::new(memory::MemoryBus::new(memory_capacity))),
-        _ => Err(BusError::UnsupportedUrl(url.to_owned())),
+/// Opens the bus named by `bus.url`: `memory://` (the embedded default) or `kafka://brokers`.
+pub fn open(cfg: &crate::config::BusConfig) -> Result<Arc<dyn Bus>, BusError> {
+    match cfg.url.split_once("://") {
+        Some(("memory", _)) => Ok(Arc::new(memory::MemoryBus::new(cfg.memory_capacity))),
+        #[cfg(feature = "kafka")]
+        Some(("kafka", brokers)) if !brokers.is_empty() => Ok(Arc::new(kafka::KafkaBus::new(brokers, cfg)?)),
+        #[cfg(not(feature = "kafka"))]
+        Some(("kafka", _)) => Err(BusError::KafkaNotBuilt(cfg.url.clone())),
+        _ => Err(BusError::UnsupportedUrl(cfg.url.clone())),
     }
 }
 

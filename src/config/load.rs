@@ -129,6 +129,7 @@ fn merge_section(into: &mut Config, name: &str, from: Config) {
         "supervision" => into.supervision = from.supervision,
         "dummy" => into.dummy = from.dummy,
         "job" => into.job = from.job,
+        "connectors" => into.connectors = from.connectors,
         "log" => into.log = from.log,
         _ => {}
     }

@@ -28,7 +28,21 @@ pub struct Config {
     pub supervision: SupervisionConfig,
     pub dummy: DummyConfig,
     pub job: JobConfig,
+    /// Long-running connectors: each consumes a stable topic into a collection.
+    pub connectors: Vec<ConnectorRouteConfig>,
     pub log: LogConfig,
+}
+
+/// One `[[connectors]]` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorRouteConfig {
+    pub topic: String,
+    pub collection: String,
+    /// Consumer group; nodes with the same group share the topic's partitions.
+    /// Default: `connector-<collection>`.
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -58,17 +72,69 @@ impl Default for NodeConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct BusConfig {
-    /// `memory://` (in-process, the default).
+    /// `memory://` (in-process, the default) or `kafka://HOST:PORT[,HOST:PORT…]`.
     pub url: String,
     /// Partitions of the topics this node creates.
     pub partitions: u32,
+    /// Replication factor of the topics this node creates (Kafka).
+    pub replication: i32,
     /// In-process bus: records kept per partition before producers wait.
     pub memory_capacity: usize,
+    pub kafka: KafkaConfig,
 }
 
 impl Default for BusConfig {
     fn default() -> Self {
-        BusConfig { url: "memory://".into(), partitions: 3, memory_capacity: 65_536 }
+        BusConfig {
+            url: "memory://".into(),
+            partitions: 3,
+            replication: 1,
+            memory_capacity: 65_536,
+            kafka: KafkaConfig::default(),
+        }
+    }
+}
+
+/// Kafka client settings: producer tuning and security. Secrets are read from files.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Producer batching delay, ms.
+    pub linger_ms: u64,
+    /// `none`, `gzip`, `snappy`, `lz4` or `zstd`.
+    pub compression: String,
+    /// Records the producer may hold before `publish` waits.
+    pub queue_max_messages: u32,
+    /// How long the producer keeps retrying a record (e.g. through a broker outage), ms.
+    pub delivery_timeout_ms: u64,
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
+    pub security_protocol: Option<String>,
+    /// e.g. `SCRAM-SHA-512`.
+    pub sasl_mechanism: Option<String>,
+    /// e.g. `user-streamforge`.
+    pub sasl_username: Option<String>,
+    /// File holding the SASL password (a mounted secret); the password is never logged.
+    pub sasl_password_file: Option<String>,
+    pub ssl_ca_location: Option<String>,
+    pub ssl_certificate_location: Option<String>,
+    pub ssl_key_location: Option<String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            linger_ms: 5,
+            compression: "lz4".into(),
+            queue_max_messages: 100_000,
+            delivery_timeout_ms: 300_000,
+            security_protocol: None,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password_file: None,
+            ssl_ca_location: None,
+            ssl_certificate_location: None,
+            ssl_key_location: None,
+        }
     }
 }
 
@@ -302,6 +368,14 @@ impl Config {
         }
         if self.job.is_set() {
             self.validate_job(&mut errs);
+        }
+        for (i, c) in self.connectors.iter().enumerate() {
+            if let Err(e) = crate::bus::validate_topic_name(&c.topic) {
+                errs.push(format!("connectors[{i}].topic: {e}"));
+            }
+            if let Err(e) = validate_collection(&c.collection) {
+                errs.push(format!("connectors[{i}].collection: {e}"));
+            }
         }
         errs
     }

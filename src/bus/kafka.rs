@@ -1,0 +1,278 @@
+//! The bus on Kafka (`rdkafka`, bundled librdkafka). Producer: idempotent, `acks=all`, keyed with
+//! Kafka's murmur2 partitioner (the same partition the in-process bus picks), batched with
+//! `linger.ms` and lz4, a bounded queue that makes `publish` wait when full, and every record
+//! awaited until the broker acknowledged it. Consumers: consumer groups with manual commits
+//! (offsets are committed only when the caller says the batch is stored), `cooperative-sticky`
+//! assignment. Topics are created explicitly through the admin API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{validate_topic_name, Bus, BusError, BusMessage, CommitOffset, Consumer, OutRecord, PartitionLag};
+use crate::config::BusConfig;
+
+/// How long a metadata or offset request to the broker may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct KafkaBus {
+    base: ClientConfig,
+    producer: FutureProducer,
+    admin: AdminClient<DefaultClientContext>,
+    replication: i32,
+}
+
+fn kafka_err(what: &str, e: impl std::fmt::Display) -> BusError {
+    BusError::Kafka(format!("{what}: {e}"))
+}
+
+/// The client settings shared by producer, consumers and admin: servers and security.
+fn base_config(brokers: &str, cfg: &BusConfig) -> Result<ClientConfig, BusError> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers).set("client.id", "streamforge");
+    let k = &cfg.kafka;
+    if let Some(p) = &k.security_protocol {
+        c.set("security.protocol", p);
+    }
+    if let Some(m) = &k.sasl_mechanism {
+        c.set("sasl.mechanism", m);
+    }
+    if let Some(u) = &k.sasl_username {
+        c.set("sasl.username", u);
+    }
+    if let Some(path) = &k.sasl_password_file {
+        // The password comes from a file (a mounted secret) and is never logged.
+        let password = std::fs::read_to_string(path)
+            .map_err(|e| BusError::Kafka(format!("cannot read bus.kafka.sasl_password_file {path}: {e}")))?;
+        c.set("sasl.password", password.trim_end_matches(['\n', '\r']));
+    }
+    for (key, value) in [
+        ("ssl.ca.location", &k.ssl_ca_location),
+        ("ssl.certificate.location", &k.ssl_certificate_location),
+        ("ssl.key.location", &k.ssl_key_location),
+    ] {
+        if let Some(v) = value {
+            c.set(key, v);
+        }
+    }
+    Ok(c)
+}
+
+impl KafkaBus {
+    /// Connects to the brokers of `kafka://host:port[,host:port…]`.
+    pub fn new(brokers: &str, cfg: &BusConfig) -> Result<KafkaBus, BusError> {
+        let base = base_config(brokers, cfg)?;
+        let producer: FutureProducer = base
+            .clone()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", cfg.kafka.linger_ms.to_string())
+            .set("compression.type", &cfg.kafka.compression)
+            .set("queue.buffering.max.messages", cfg.kafka.queue_max_messages.to_string())
+            .set("message.timeout.ms", cfg.kafka.delivery_timeout_ms.to_string())
+            .create()
+            .map_err(|e| kafka_err("cannot create the Kafka producer", e))?;
+        let admin = base.create().map_err(|e| kafka_err("cannot create the Kafka admin client", e))?;
+        Ok(KafkaBus { base, producer, admin, replication: cfg.replication })
+    }
+
+    fn offsets_client(&self, group: &str) -> Result<BaseConsumer, BusError> {
+        self.base
+            .clone()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| kafka_err("cannot create a Kafka client for offsets", e))
+    }
+}
+
+#[async_trait]
+impl Bus for KafkaBus {
+    async fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<(), BusError> {
+        validate_topic_name(topic)?;
+        let new = NewTopic::new(topic, partitions.max(1) as i32, TopicReplication::Fixed(self.replication));
+        let opts = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+        let results = self.admin.create_topics([&new], &opts).await.map_err(|e| kafka_err("create topics", e))?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => return Err(kafka_err(&format!("cannot create topic {name}"), code)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, topic: &str, records: Vec<OutRecord>) -> Result<(), BusError> {
+        let mut deliveries = Vec::with_capacity(records.len());
+        for rec in &records {
+            let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(&rec.payload[..]);
+            if let Some(k) = &rec.key {
+                record = record.key(&k[..]);
+            }
+            // A full local queue slows the caller down; nothing is dropped.
+            loop {
+                match self.producer.send_result(record) {
+                    Ok(delivery) => {
+                        deliveries.push(delivery);
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((e, _)) => return Err(kafka_err(&format!("cannot enqueue a record for {topic}"), e)),
+                }
+            }
+        }
+        // Written means acknowledged by the broker.
+        for d in deliveries {
+            match d.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(kafka_err(&format!("the broker did not take a record for {topic}"), e)),
+                Err(_) => return Err(BusError::Closed),
+            }
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, group: &str, topic: &str) -> Result<Box<dyn Consumer>, BusError> {
+        let consumer: StreamConsumer = self
+            .base
+            .clone()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .create()
+            .map_err(|e| kafka_err("cannot create a Kafka consumer", e))?;
+        consumer.subscribe(&[topic]).map_err(|e| kafka_err(&format!("cannot subscribe to {topic}"), e))?;
+        let offsets = Arc::new(self.offsets_client(group)?);
+        Ok(Box::new(KafkaConsumer { consumer: Arc::new(consumer), offsets, topic: Arc::from(topic) }))
+    }
+
+    async fn lag(&self, group: &str, topic: &str) -> Result<Vec<PartitionLag>, BusError> {
+        let client = Arc::new(self.offsets_client(group)?);
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || group_lag(&client, &topic))
+            .await
+            .map_err(|e| kafka_err("offset lookup task", e))?
+    }
+}
+
+/// Committed and end offsets of every partition of `topic` for the client's group (blocking).
+fn group_lag(client: &BaseConsumer, topic: &str) -> Result<Vec<PartitionLag>, BusError> {
+    let metadata = client
+        .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
+        .map_err(|e| kafka_err(&format!("cannot read metadata of {topic}"), e))?;
+    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    if partitions.is_empty() {
+        return Err(BusError::UnknownTopic(topic.to_owned()));
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in &partitions {
+        tpl.add_partition(topic, *p);
+    }
+    let committed = client
+        .committed_offsets(tpl, REQUEST_TIMEOUT)
+        .map_err(|e| kafka_err(&format!("cannot read committed offsets of {topic}"), e))?;
+    partitions
+        .iter()
+        .map(|p| {
+            let (low, high) = client
+                .fetch_watermarks(topic, *p, REQUEST_TIMEOUT)
+                .map_err(|e| kafka_err(&format!("cannot read offsets of {topic}/{p}"), e))?;
+            let committed = match committed.find_partition(topic, *p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => low,
+            };
+            Ok(PartitionLag { topic: topic.to_owned(), partition: *p as u32, committed: committed as u64, end: high as u64 })
+        })
+        .collect()
+}
+
+struct KafkaConsumer {
+    consumer: Arc<StreamConsumer>,
+    /// A non-member client of the same group, to read the group's committed offsets.
+    offsets: Arc<BaseConsumer>,
+    topic: Arc<str>,
+}
+
+fn to_bus_message(m: &rdkafka::message::BorrowedMessage<'_>, topic: &Arc<str>) -> BusMessage {
+    BusMessage {
+        topic: topic.clone(),
+        partition: m.partition() as u32,
+        offset: m.offset() as u64,
+        key: m.key().map(Bytes::copy_from_slice),
+        payload: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
+        timestamp_ms: m.timestamp().to_millis().unwrap_or_default(),
+    }
+}
+
+#[async_trait]
+impl Consumer for KafkaConsumer {
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<BusMessage>, BusError> {
+        let mut out = Vec::new();
+        let first = match tokio::time::timeout(timeout, self.consumer.recv()).await {
+            Err(_) => return Ok(out),
+            Ok(r) => r.map_err(|e| kafka_err("cannot consume", e))?,
+        };
+        out.push(to_bus_message(&first, &self.topic));
+        drop(first);
+        // Take what is already fetched without waiting.
+        while out.len() < max {
+            match tokio::time::timeout(Duration::ZERO, self.consumer.recv()).await {
+                Ok(Ok(m)) => out.push(to_bus_message(&m, &self.topic)),
+                Ok(Err(e)) => return Err(kafka_err("cannot consume", e)),
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn commit(&mut self, offsets: &[CommitOffset]) -> Result<(), BusError> {
+        let mut tpl = TopicPartitionList::new();
+        for c in offsets {
+            tpl.add_partition_offset(&self.topic, c.partition as i32, Offset::Offset(c.next_offset as i64))
+                .map_err(|e| kafka_err("bad offset", e))?;
+        }
+        let consumer = self.consumer.clone();
+        tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
+            .await
+            .map_err(|e| kafka_err("commit task", e))?
+            .map_err(|e| kafka_err("cannot commit offsets", e))
+    }
+
+    /// Records of the topic the group has not committed yet, over all its partitions: before the
+    /// first assignment arrives this member cannot know which partitions are its own.
+    async fn pending(&mut self) -> Result<u64, BusError> {
+        let (offsets, topic) = (self.offsets.clone(), self.topic.to_string());
+        let lag = tokio::task::spawn_blocking(move || group_lag(&offsets, &topic))
+            .await
+            .map_err(|e| kafka_err("offset lookup task", e))??;
+        Ok(lag.iter().map(PartitionLag::lag).sum())
+    }
+
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+}
+
+impl Drop for KafkaBus {
+    fn drop(&mut self) {
+        let _ = self.producer.flush(Duration::from_secs(5));
+    }
+}

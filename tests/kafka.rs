@@ -1,0 +1,154 @@
+//! The Kafka bus against a real Kafka-protocol broker on loopback (tansu, started by `.ci/run`;
+//! address in `STREAMFORGE_TEST_KAFKA`, default 127.0.0.1:9092), checked with an independent client
+//! (Python confluent-kafka, `tests/tools/kafka_client.py`). Built with `--features kafka`.
+#![cfg(feature = "kafka")]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use streamforge::actors::connector::{ConnectorRoute, ConnectorShared};
+use streamforge::app::NodeContext;
+use streamforge::bus::{commit_positions, topics, BusMessage, Consumer, OutRecord};
+use streamforge::config::Config;
+use streamforge::model::{Candle, DataRecord};
+use streamforge::supervision::{Restart, Strategy, SupervisorArgs, Tree};
+
+fn broker() -> String {
+    std::env::var("STREAMFORGE_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// A name no other test (or earlier run against the same broker) uses.
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+fn kafka_config(store_url: &str) -> Config {
+    let mut c = common::test_config(store_url);
+    c.bus.url = format!("kafka://{}", broker());
+    c
+}
+
+fn python(args: &[&str]) -> Vec<serde_json::Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/kafka_client.py");
+    let out = Command::new("python3").arg(script).args(args).output().expect("python3 runs");
+    assert!(out.status.success(), "kafka_client.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Exactly `n` records from `consumer`; fails after a minute.
+async fn consume(consumer: &mut Box<dyn Consumer>, n: usize) -> Vec<BusMessage> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut got = Vec::new();
+    while got.len() < n {
+        assert!(std::time::Instant::now() < deadline, "only {} of {n} records", got.len());
+        got.extend(consumer.poll(n - got.len(), Duration::from_millis(200)).await.unwrap());
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_keep_per_key_order_and_an_independent_client_reads_them_back() {
+    let ctx = NodeContext::open(kafka_config("sqlite::memory:")).await.unwrap();
+    let topic = unique("order");
+    ctx.bus.ensure_topic(&topic, 3).await.unwrap();
+    let keys = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"];
+    let records: Vec<OutRecord> =
+        (0..250).flat_map(|i| keys.map(|k| OutRecord::keyed(k, format!("{k}:{i}").into_bytes()))).collect();
+    ctx.bus.publish(&topic, records).await.unwrap();
+
+    let mut consumer = ctx.bus.subscribe(&unique("g"), &topic).await.unwrap();
+    let got = consume(&mut consumer, 1000).await;
+    let mut per_key: BTreeMap<String, Vec<(u32, u64, String)>> = BTreeMap::new();
+    for m in &got {
+        let key = String::from_utf8(m.key.clone().unwrap().to_vec()).unwrap();
+        per_key.entry(key).or_default().push((m.partition, m.offset, String::from_utf8(m.payload.to_vec()).unwrap()));
+    }
+    for (key, msgs) in &per_key {
+        assert!(msgs.iter().all(|m| m.0 == msgs[0].0), "{key} stays in one partition");
+        let values: Vec<String> = msgs.iter().map(|m| m.2.clone()).collect();
+        assert_eq!(values, (0..250).map(|i| format!("{key}:{i}")).collect::<Vec<_>>(), "{key} in order");
+        assert_eq!(msgs[0].0, streamforge::bus::partition_for_key(key.as_bytes(), 3), "murmur2, as the in-process bus");
+    }
+
+    let independent = python(&["read", &broker(), &topic, "1000"]);
+    assert_eq!(independent.len(), 1000);
+    for v in &independent {
+        let key = v["key"].as_str().unwrap();
+        let ours = &per_key[key];
+        let found = ours.iter().find(|m| m.1 == v["offset"].as_u64().unwrap()).unwrap();
+        assert_eq!((found.0 as u64, found.2.as_str()), (v["partition"].as_u64().unwrap(), v["value"].as_str().unwrap()));
+    }
+}
+
+/// A connector on the Kafka bus under a tree that ends when it has drained.
+async fn drain_with_connector(ctx: &NodeContext, topic: &str, group: &str, collection: &str) -> Arc<ConnectorShared> {
+    let shared = Arc::new(ConnectorShared::default());
+    shared.drain.store(true, Ordering::Release);
+    let route = ConnectorRoute { queue_id: "wf-kafka".into(), topic: topic.into(), group: group.into(), collection: collection.into() };
+    let spec = ctx.connector_child(route, shared.clone(), Restart::Transient);
+    let mut tree =
+        Tree::start(SupervisorArgs { auto_shutdown: true, ..ctx.supervisor_args("kafka", Strategy::OneForOne, vec![spec]) })
+            .await
+            .unwrap();
+    tree.wait_for(Duration::from_secs(120)).await.unwrap();
+    shared
+}
+
+fn recorded_candles() -> Vec<Candle> {
+    let body = include_bytes!("fixtures/rest/http_spot_market_klines.json");
+    Candle::from_rest_klines("BTCUSDT", "1m".parse().unwrap(), body, i64::MAX).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_are_dead_lettered_without_blocking_their_partition() {
+    let ctx = NodeContext::open(kafka_config("sqlite::memory:")).await.unwrap();
+    let topic = unique("poison");
+    ctx.bus.ensure_topic(&topic, 1).await.unwrap();
+    let candles = recorded_candles();
+    let mut records: Vec<OutRecord> =
+        candles.iter().map(|c| OutRecord::keyed("BTCUSDT", DataRecord::Candle(c.clone()).to_bytes())).collect();
+    records.insert(2, OutRecord::keyed("BTCUSDT", &b"\xff\xfe not json"[..]));
+    records.insert(6, OutRecord::keyed("BTCUSDT", &br#"{"record":"candle","oops":true}"#[..]));
+    ctx.bus.publish(&topic, records).await.unwrap();
+    let group = unique("connector");
+    let shared = drain_with_connector(&ctx, &topic, &group, "btcusdt_poison").await;
+    assert_eq!(shared.written.load(Ordering::Acquire), 10, "every good record after the poison ones was stored");
+    let stored = ctx.store.candles("btcusdt_poison", "BTCUSDT", 0, i64::MAX).await.unwrap();
+    assert_eq!(stored, candles);
+    let lag: u64 = ctx.bus.lag(&group, &topic).await.unwrap().iter().map(|p| p.lag()).sum();
+    assert_eq!(lag, 0, "committed past the poison");
+    let letters = python(&["read", &broker(), topics::DEAD_LETTER, "100000"]);
+    let mine: Vec<&serde_json::Value> = letters
+        .iter()
+        .map(|v| &v["value"])
+        .filter(|v| v.as_str().unwrap().contains(&format!("\"source_topic\":\"{topic}\"")))
+        .collect();
+    assert_eq!(mine.len(), 2, "both poison messages are in the dead-letter topic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_matches_what_the_broker_reports() {
+    let ctx = NodeContext::open(kafka_config("sqlite::memory:")).await.unwrap();
+    let topic = unique("lag");
+    ctx.bus.ensure_topic(&topic, 3).await.unwrap();
+    let records: Vec<OutRecord> = (0..900).map(|i| OutRecord::keyed(format!("k{i}"), format!("{i}").into_bytes())).collect();
+    ctx.bus.publish(&topic, records).await.unwrap();
+    let group = unique("lagging");
+    let mut consumer = ctx.bus.subscribe(&group, &topic).await.unwrap();
+    let got = consume(&mut consumer, 300).await;
+    consumer.commit(&commit_positions(&got)).await.unwrap();
+    let ours = ctx.bus.lag(&group, &topic).await.unwrap();
+    let theirs = python(&["offsets", &broker(), &topic, &group]);
+    assert_eq!(ours.len(), theirs.len());
+    for (o, t) in ours.iter().zip(&theirs) {
+        assert_eq!(o.partition as u64, t["partition"].as_u64().unwrap());
+        assert_eq!((o.committed, o.end), (t["committed"].as_u64().unwrap(), t["end"].as_u64().unwrap()));
+    }
+    assert_eq!(ours.iter().map(|p| p.lag()).sum::<u64>(), 600);
+}
