@@ -82,7 +82,10 @@ async fn records_keep_per_key_order_and_an_independent_client_reads_them_back() 
         let key = v["key"].as_str().unwrap();
         let ours = &per_key[key];
         let found = ours.iter().find(|m| m.1 == v["offset"].as_u64().unwrap()).unwrap();
-        assert_eq!((found.0 as u64, found.2.as_str()), (v["partition"].as_u64().unwrap(), v["value"].as_str().unwrap()));
+        assert_eq!(
+            (found.0 as u64, found.2.as_str()),
+            (v["partition"].as_u64().unwrap(), v["value"].as_str().unwrap())
+        );
     }
 }
 
@@ -90,12 +93,19 @@ async fn records_keep_per_key_order_and_an_independent_client_reads_them_back() 
 async fn drain_with_connector(ctx: &NodeContext, topic: &str, group: &str, collection: &str) -> Arc<ConnectorShared> {
     let shared = Arc::new(ConnectorShared::default());
     shared.drain.store(true, Ordering::Release);
-    let route = ConnectorRoute { queue_id: "wf-kafka".into(), topic: topic.into(), group: group.into(), collection: collection.into() };
+    let route = ConnectorRoute {
+        queue_id: "wf-kafka".into(),
+        topic: topic.into(),
+        group: group.into(),
+        collection: collection.into(),
+    };
     let spec = ctx.connector_child(route, shared.clone(), Restart::Transient);
-    let mut tree =
-        Tree::start(SupervisorArgs { auto_shutdown: true, ..ctx.supervisor_args("kafka", Strategy::OneForOne, vec![spec]) })
-            .await
-            .unwrap();
+    let mut tree = Tree::start(SupervisorArgs {
+        auto_shutdown: true,
+        ..ctx.supervisor_args("kafka", Strategy::OneForOne, vec![spec])
+    })
+    .await
+    .unwrap();
     tree.wait_for(Duration::from_secs(120)).await.unwrap();
     shared
 }
@@ -137,7 +147,8 @@ async fn lag_matches_what_the_broker_reports() {
     let ctx = NodeContext::open(kafka_config("sqlite::memory:")).await.unwrap();
     let topic = unique("lag");
     ctx.bus.ensure_topic(&topic, 3).await.unwrap();
-    let records: Vec<OutRecord> = (0..900).map(|i| OutRecord::keyed(format!("k{i}"), format!("{i}").into_bytes())).collect();
+    let records: Vec<OutRecord> =
+        (0..900).map(|i| OutRecord::keyed(format!("k{i}"), format!("{i}").into_bytes())).collect();
     ctx.bus.publish(&topic, records).await.unwrap();
     let group = unique("lagging");
     let mut consumer = ctx.bus.subscribe(&group, &topic).await.unwrap();
@@ -150,5 +161,5 @@ async fn lag_matches_what_the_broker_reports() {
         assert_eq!(o.partition as u64, t["partition"].as_u64().unwrap());
         assert_eq!((o.committed, o.end), (t["committed"].as_u64().unwrap(), t["end"].as_u64().unwrap()));
     }
-    assert_eq!(ours.iter().map(|p| p.lag()).sum::<u64>(), 600);
+    assert_eq!(ours.iter().map(|p| p.lag()).sum::<u64>(), 600, "{ours:?} after consuming {:?}", commit_positions(&got));
 }

@@ -141,8 +141,9 @@ async fn two_nodes_share_partitions_and_the_survivor_takes_over_after_sigkill() 
     publisher_cfg.bus.url = format!("kafka://{}", broker());
     publisher_cfg.bus.partitions = 6;
     let ctx = NodeContext::open(publisher_cfg).await.unwrap();
-    let sources = [("BTCUSDT", "BTC_USDT-1m.json.gz"), ("ETHUSDT", "ETH_USDT-1m.json.gz"), ("SOLUSDT", "SOL_USDT-1m.json.gz")]
-        .map(|(s, f)| (s, source(s, f)));
+    let sources =
+        [("BTCUSDT", "BTC_USDT-1m.json.gz"), ("ETHUSDT", "ETH_USDT-1m.json.gz"), ("SOLUSDT", "SOL_USDT-1m.json.gz")]
+            .map(|(s, f)| (s, source(s, f)));
     let all: Vec<OutRecord> = sources.iter().flat_map(|(_, v)| v.iter().map(|(_, r)| r.clone())).collect();
     let total = all.len() as u64;
     let (first, second) = all.split_at(all.len() / 2);
@@ -199,11 +200,19 @@ async fn a_broker_outage_of_15_s_loses_and_duplicates_nothing() {
     ctx.bus.ensure_topic(&topic, 3).await.unwrap();
 
     let shared = Arc::new(ConnectorShared::default());
-    let route = ConnectorRoute { queue_id: "wf-outage".into(), topic: topic.clone(), group: format!("{topic}-g"), collection: "btc_outage".into() };
+    let route = ConnectorRoute {
+        queue_id: "wf-outage".into(),
+        topic: topic.clone(),
+        group: format!("{topic}-g"),
+        collection: "btc_outage".into(),
+    };
     let spec = ctx.connector_child(route, shared.clone(), Restart::Transient);
-    let mut tree = Tree::start(SupervisorArgs { auto_shutdown: true, ..ctx.supervisor_args("outage", Strategy::OneForOne, vec![spec]) })
-        .await
-        .unwrap();
+    let mut tree = Tree::start(SupervisorArgs {
+        auto_shutdown: true,
+        ..ctx.supervisor_args("outage", Strategy::OneForOne, vec![spec])
+    })
+    .await
+    .unwrap();
 
     let src = source("BTCUSDT", "BTC_USDT-1m.json.gz");
     let records: Vec<OutRecord> = src.iter().map(|(_, r)| r.clone()).collect();

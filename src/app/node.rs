@@ -53,8 +53,7 @@ fn dummy_child(ctx: &NodeContext) -> ChildSpec {
 
 /// The admin server as the root's first child; `bound` receives its address.
 fn admin_child(ctx: &NodeContext, ready: Arc<AtomicBool>, bound: Arc<Mutex<Option<SocketAddr>>>) -> ChildSpec {
-    let state =
-        AdminState {
+    let state = AdminState {
         metrics: ctx.metrics.clone(),
         ready,
         view: ctx.view.clone(),

@@ -160,8 +160,7 @@ impl Bus for KafkaBus {
             .create()
             .map_err(|e| kafka_err("cannot create a Kafka consumer", e))?;
         consumer.subscribe(&[topic]).map_err(|e| kafka_err(&format!("cannot subscribe to {topic}"), e))?;
-        let offsets = Arc::new(self.offsets_client(group)?);
-        Ok(Box::new(KafkaConsumer { consumer: Arc::new(consumer), offsets, topic: Arc::from(topic) }))
+        Ok(Box::new(KafkaConsumer { consumer: Arc::new(consumer), topic: Arc::from(topic) }))
     }
 
     async fn lag(&self, group: &str, topic: &str) -> Result<Vec<PartitionLag>, BusError> {
@@ -189,25 +188,96 @@ fn group_lag(client: &BaseConsumer, topic: &str) -> Result<Vec<PartitionLag>, Bu
     let committed = client
         .committed_offsets(tpl, REQUEST_TIMEOUT)
         .map_err(|e| kafka_err(&format!("cannot read committed offsets of {topic}"), e))?;
-    partitions
+    let mut marks = Vec::with_capacity(partitions.len());
+    for p in &partitions {
+        let (low, high) = client
+            .fetch_watermarks(topic, *p, REQUEST_TIMEOUT)
+            .map_err(|e| kafka_err(&format!("cannot read offsets of {topic}/{p}"), e))?;
+        marks.push((*p, low, high));
+    }
+    let ends = fetched_high_watermarks(client, topic, &marks)?;
+    Ok(marks
         .iter()
-        .map(|p| {
-            let (low, high) = client
-                .fetch_watermarks(topic, *p, REQUEST_TIMEOUT)
-                .map_err(|e| kafka_err(&format!("cannot read offsets of {topic}/{p}"), e))?;
+        .zip(ends)
+        .map(|((p, low, _), end)| {
             let committed = match committed.find_partition(topic, *p).map(|e| e.offset()) {
                 Some(Offset::Offset(o)) => o,
-                _ => low,
+                _ => *low,
             };
-            Ok(PartitionLag { topic: topic.to_owned(), partition: *p as u32, committed: committed as u64, end: high as u64 })
+            PartitionLag { topic: topic.to_owned(), partition: *p as u32, committed: committed as u64, end: end as u64 }
         })
-        .collect()
+        .collect())
+}
+
+/// The end offset of each partition as a fetch response reports it.
+///
+/// Broker incompatibility (tansu 0.6.0): ListOffsets(latest) answers the base offset of the last
+/// record batch plus one, not the offset after its last record — with batching producers (every
+/// real one) it under-reports the end by up to a batch. Fetch responses carry the true high
+/// watermark, so this fetches from just below the listed end of each non-empty partition and
+/// reads the watermark librdkafka cached from that response. On a broker that lists correctly the
+/// fetch confirms the same number. No client setting avoids it short of one-record batches
+/// (`batch.num.messages=1`), which cut producer throughput about sevenfold here.
+fn fetched_high_watermarks(
+    client: &BaseConsumer,
+    topic: &str,
+    marks: &[(i32, i64, i64)],
+) -> Result<Vec<i64>, BusError> {
+    let mut tpl = TopicPartitionList::new();
+    for (p, low, high) in marks {
+        if high > low {
+            tpl.add_partition_offset(topic, *p, Offset::Offset(high - 1)).map_err(|e| kafka_err("bad offset", e))?;
+        }
+    }
+    if tpl.count() == 0 {
+        return Ok(marks.iter().map(|m| m.2).collect());
+    }
+    client.assign(&tpl).map_err(|e| kafka_err("cannot assign partitions to read watermarks", e))?;
+    let wanted = tpl.count();
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
+    while seen.len() < wanted && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = client.poll(Duration::from_millis(100)) {
+            seen.insert(m.partition());
+        }
+    }
+    let _ = client.unassign();
+    Ok(marks
+        .iter()
+        .map(|(p, _, high)| match cached_watermarks(client.client(), topic, *p) {
+            Some((_, fetched)) if fetched > *high => fetched,
+            _ => *high,
+        })
+        .collect())
+}
+
+/// The low and high watermarks librdkafka cached from the last fetch response of a partition
+/// (`rd_kafka_get_watermark_offsets`, which the rdkafka crate does not wrap); `None` before any
+/// fetch.
+fn cached_watermarks<C: rdkafka::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<(i64, i64)> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid for the life of `client`; the topic is a NUL-terminated
+    // string that outlives the call; low/high are valid for writes. The call only reads librdkafka's
+    // own cache and does not block.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            client.native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some((low, high))
 }
 
 struct KafkaConsumer {
     consumer: Arc<StreamConsumer>,
-    /// A non-member client of the same group, to read the group's committed offsets.
-    offsets: Arc<BaseConsumer>,
     topic: Arc<str>,
 }
 
@@ -256,14 +326,31 @@ impl Consumer for KafkaConsumer {
             .map_err(|e| kafka_err("cannot commit offsets", e))
     }
 
-    /// Records of the topic the group has not committed yet, over all its partitions: before the
-    /// first assignment arrives this member cannot know which partitions are its own.
+    /// Records of this member's partitions it has not read yet, from its positions and the high
+    /// watermarks of its own fetch responses (correct even where ListOffsets is not, see
+    /// [`fetched_high_watermarks`]). Before its first assignment, and for a partition it has not
+    /// fetched from yet, it cannot know and answers "at least one".
     async fn pending(&mut self) -> Result<u64, BusError> {
-        let (offsets, topic) = (self.offsets.clone(), self.topic.to_string());
-        let lag = tokio::task::spawn_blocking(move || group_lag(&offsets, &topic))
-            .await
-            .map_err(|e| kafka_err("offset lookup task", e))??;
-        Ok(lag.iter().map(PartitionLag::lag).sum())
+        let (consumer, topic) = (self.consumer.clone(), self.topic.to_string());
+        tokio::task::spawn_blocking(move || {
+            let positions = consumer.position().map_err(|e| kafka_err("cannot read positions", e))?;
+            let mine = positions.elements_for_topic(&topic);
+            if mine.is_empty() {
+                return Ok(1);
+            }
+            let mut pending = 0u64;
+            for e in mine {
+                let (low, high) = cached_watermarks(consumer.client(), &topic, e.partition()).unwrap_or((-1, -1));
+                pending += match e.offset() {
+                    Offset::Offset(pos) if high >= 0 => (high - pos).max(0) as u64,
+                    _ if high >= 0 && high == low => 0,
+                    _ => 1,
+                };
+            }
+            Ok(pending)
+        })
+        .await
+        .map_err(|e| kafka_err("offset lookup task", e))?
     }
 
     fn topic(&self) -> &str {

@@ -112,9 +112,8 @@ pub trait Consumer: Send {
     /// Commits positions (the next offset to read) for the group.
     async fn commit(&mut self, offsets: &[CommitOffset]) -> Result<(), BusError>;
 
-    /// Records this consumer may still have to deliver or commit: on the in-process bus, records
-    /// of its partitions it has not read; on Kafka, records of the topic its group has not
-    /// committed. Zero means there is nothing left to do.
+    /// Records of this member's partitions it has not read yet (at least 1 while that is not
+    /// known, e.g. before the first assignment). Zero means it has read everything there is.
     async fn pending(&mut self) -> Result<u64, BusError>;
 
     /// The topic this member consumes.

@@ -318,11 +318,31 @@ impl Config {
                 self.node.admin_addr
             ));
         }
-        if !self.bus.url.starts_with("memory://") {
-            errs.push(format!(
-                "bus.url: {:?} is not supported yet; use memory:// (Kafka arrives in a later release)",
-                self.bus.url
-            ));
+        match self.bus.url.split_once("://") {
+            Some(("memory", _)) => {}
+            Some(("kafka", brokers)) if !brokers.is_empty() => {}
+            _ => errs.push(format!("bus.url: {:?} is not memory:// or kafka://HOST:PORT", self.bus.url)),
+        }
+        if self.bus.replication < 1 {
+            errs.push("bus.replication: must be at least 1".into());
+        }
+        let k = &self.bus.kafka;
+        if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&k.compression.as_str()) {
+            errs.push(format!("bus.kafka.compression: {:?} is not none, gzip, snappy, lz4 or zstd", k.compression));
+        }
+        if let Some(p) = &k.security_protocol {
+            if !["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"].contains(&p.as_str()) {
+                errs.push(format!(
+                    "bus.kafka.security_protocol: {p:?} is not PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+                ));
+            }
+            if p.starts_with("SASL")
+                && (k.sasl_mechanism.is_none() || k.sasl_username.is_none() || k.sasl_password_file.is_none())
+            {
+                errs.push(format!(
+                    "bus.kafka: {p} needs sasl_mechanism (e.g. SCRAM-SHA-512), sasl_username and sasl_password_file"
+                ));
+            }
         }
         if self.bus.partitions == 0 {
             errs.push("bus.partitions: must be at least 1".into());

@@ -21,11 +21,15 @@ def read(bootstrap, topic, count):
     })
     c.subscribe([topic])
     got = 0
+    # Stop at `count`, or once the topic has been quiet for 5 s after the first record (so a
+    # caller that does not know the count reads everything there is), or after 60 s.
     deadline = time.time() + 60
-    while got < count and time.time() < deadline:
-        m = c.poll(1.0)
+    quiet_until = None
+    while got < count and time.time() < deadline and (quiet_until is None or time.time() < quiet_until):
+        m = c.poll(0.5)
         if m is None or m.error():
             continue
+        quiet_until = time.time() + 5
         print(json.dumps({
             "partition": m.partition(),
             "offset": m.offset(),
@@ -37,11 +41,29 @@ def read(bootstrap, topic, count):
 
 
 def offsets(bootstrap, topic, group):
+    """Committed offsets of the group, and each partition's end as a fetch response reports it.
+
+    tansu 0.6.0 answers ListOffsets(latest) with the last record batch's base offset + 1, so the
+    end is read from the high watermark of a fetch made just below the listed end (the same
+    protocol fact the Kafka bus relies on; on other brokers both agree).
+    """
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     meta = c.list_topics(topic, timeout=10)
     parts = [TopicPartition(topic, p) for p in sorted(meta.topics[topic].partitions)]
+    listed = {tp.partition: c.get_watermark_offsets(tp, timeout=10) for tp in parts}
+    fetch_from = [TopicPartition(topic, p, high - 1) for p, (low, high) in listed.items() if high > low]
+    if fetch_from:
+        c.assign(fetch_from)
+        seen = set()
+        deadline = time.time() + 10
+        while len(seen) < len(fetch_from) and time.time() < deadline:
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                seen.add(m.partition())
     for tp in c.committed(parts, timeout=10):
-        low, high = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
+        low, high = listed[tp.partition]
+        if high > low:
+            high = max(high, c.get_watermark_offsets(TopicPartition(topic, tp.partition), cached=True)[1])
         committed = tp.offset if tp.offset >= 0 else low
         print(json.dumps({"partition": tp.partition, "committed": committed, "end": high}))
     c.close()

@@ -1,0 +1,141 @@
+//! Through a real Kafka-protocol broker on loopback (`STREAMFORGE_TEST_KAFKA`, default
+//! 127.0.0.1:9092; `.ci/run` shows how to start tansu): producer records/s, and the connector path
+//! (consume → decode → SQLite upsert → commit) in records/s and CPU time per record of this process
+//! alone (the broker's CPU excluded). Run: `cargo bench --features kafka --bench kafka`.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use streamforge::actors::connector::{ConnectorRoute, ConnectorShared};
+use streamforge::app::NodeContext;
+use streamforge::bus::OutRecord;
+use streamforge::config::Config;
+use streamforge::model::{Candle, DataRecord, Interval};
+use streamforge::replay::ReplayData;
+use streamforge::supervision::{Restart, Strategy, SupervisorArgs, Tree};
+
+const RECORDS: usize = 48_432; // the bundled candles, four times
+
+fn records() -> Vec<OutRecord> {
+    let data = ReplayData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")).unwrap();
+    let interval: Interval = "1m".parse().unwrap();
+    let mut out = Vec::new();
+    for copy in 0..4 {
+        for (symbol, d) in &data.symbols {
+            let Some(rows) = d.klines.get(&interval) else { continue };
+            for r in rows {
+                let candle = Candle {
+                    symbol: format!("{symbol}{copy}"),
+                    interval,
+                    open_time: r.open_time,
+                    close_time: r.open_time + 59_999,
+                    open: r.open,
+                    high: r.high,
+                    low: r.low,
+                    close: r.close,
+                    volume: r.volume,
+                    quote_volume: None,
+                    trades: None,
+                    taker_buy_base: None,
+                    taker_buy_quote: None,
+                    closed: true,
+                };
+                out.push(OutRecord::keyed(&candle.symbol, DataRecord::Candle(candle.clone()).to_bytes()));
+            }
+        }
+    }
+    assert_eq!(out.len(), RECORDS);
+    out
+}
+
+/// User + system CPU time of this process so far (from /proc, 10 ms resolution).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{nanos}")
+}
+
+async fn context(store: &str) -> NodeContext {
+    let mut config = Config::default();
+    config.store.url = store.to_owned();
+    config.bus.url = format!("kafka://{}", std::env::var("STREAMFORGE_TEST_KAFKA").unwrap_or("127.0.0.1:9092".into()));
+    NodeContext::open(config).await.unwrap()
+}
+
+fn kafka(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let records = records();
+    let mut g = c.benchmark_group("kafka");
+    g.sample_size(10).measurement_time(Duration::from_secs(30)).throughput(Throughput::Elements(RECORDS as u64));
+    g.bench_function("produce_acknowledged", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let ctx = context("sqlite::memory:").await;
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let topic = unique("bench-produce");
+                    ctx.bus.ensure_topic(&topic, 3).await.unwrap();
+                    let t0 = Instant::now();
+                    ctx.bus.publish(&topic, records.clone()).await.unwrap();
+                    total += t0.elapsed();
+                }
+                total
+            })
+        })
+    });
+    let (mut cpu, mut n) = (Duration::ZERO, 0u64);
+    g.bench_function("connector_consume_decode_sqlite_commit", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let dir = tempfile::tempdir().unwrap();
+                    let ctx = context(&format!("sqlite://{}", dir.path().join("k.db").display())).await;
+                    let topic = unique("bench-connector");
+                    ctx.bus.ensure_topic(&topic, 3).await.unwrap();
+                    ctx.bus.publish(&topic, records.clone()).await.unwrap();
+                    let shared = Arc::new(ConnectorShared::default());
+                    shared.drain.store(true, Ordering::Release);
+                    let route = ConnectorRoute {
+                        queue_id: "bench".into(),
+                        topic: topic.clone(),
+                        group: unique("bench-group"),
+                        collection: "bench_candles".into(),
+                    };
+                    let spec = ctx.connector_child(route, shared.clone(), Restart::Transient);
+                    let (t0, c0) = (Instant::now(), cpu_time());
+                    let mut tree = Tree::start(SupervisorArgs {
+                        auto_shutdown: true,
+                        ..ctx.supervisor_args("bench", Strategy::OneForOne, vec![spec])
+                    })
+                    .await
+                    .unwrap();
+                    tree.wait().await.unwrap();
+                    total += t0.elapsed();
+                    cpu += cpu_time() - c0;
+                    n += shared.written.load(Ordering::Acquire);
+                }
+                total
+            })
+        })
+    });
+    g.finish();
+    if n > 0 {
+        println!(
+            "connector path CPU per record (this process): {:.2} µs over {n} records",
+            cpu.as_secs_f64() * 1e6 / n as f64
+        );
+    }
+}
+
+criterion_group!(benches, kafka);
+criterion_main!(benches);
