@@ -126,7 +126,7 @@ async fn two_nodes_share_partitions_and_the_survivor_takes_over_after_sigkill() 
     let mut cfg = tempfile::NamedTempFile::new().unwrap();
     writeln!(
         cfg,
-        "[bus]\npartitions = 6\n[connector]\nbatch_size = 500\nflush_interval_ms = 200\n\
+        "[bus]\npartitions = 6\n[bus.kafka]\nsession_timeout_ms = 6000\n[connector]\nbatch_size = 500\nflush_interval_ms = 200\n\
          [[connectors]]\ntopic = \"{topic}\"\ncollection = \"{collection}\"\ngroup = \"{topic}-group\""
     )
     .unwrap();

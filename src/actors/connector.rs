@@ -85,6 +85,9 @@ struct InFlight {
 const FAMILY: &str = "connector";
 /// Longest a poll may block, so that stop and fail requests are handled promptly.
 const MAX_POLL_WAIT: Duration = Duration::from_millis(100);
+/// The last poll of a draining connector that believes it has read everything: short, but long
+/// enough for a record already on its way from the broker to arrive.
+const DRAINED_POLL_WAIT: Duration = Duration::from_millis(10);
 
 impl ConnectorState {
     fn event(&self, status: EventStatus) -> QueueEvent {
@@ -213,9 +216,9 @@ impl Actor for Connector {
                 state.args.heartbeat.beat();
                 let room = state.args.batch_size.saturating_sub(state.pending.len()).max(1);
                 let draining = state.args.shared.drain.load(Ordering::Acquire);
-                // A draining connector that has read everything need not wait to learn it is done.
+                // A draining connector that has read everything need not wait long to learn it is done.
                 let wait = if draining && state.consumer.pending().await? == 0 {
-                    Duration::ZERO
+                    DRAINED_POLL_WAIT
                 } else {
                     state
                         .deadline

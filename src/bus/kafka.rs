@@ -27,6 +27,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct KafkaBus {
     base: ClientConfig,
+    session_timeout_ms: u64,
     producer: FutureProducer,
     admin: AdminClient<DefaultClientContext>,
     replication: i32,
@@ -84,7 +85,13 @@ impl KafkaBus {
             .create()
             .map_err(|e| kafka_err("cannot create the Kafka producer", e))?;
         let admin = base.create().map_err(|e| kafka_err("cannot create the Kafka admin client", e))?;
-        Ok(KafkaBus { base, producer, admin, replication: cfg.replication })
+        Ok(KafkaBus {
+            base,
+            producer,
+            admin,
+            replication: cfg.replication,
+            session_timeout_ms: cfg.kafka.session_timeout_ms,
+        })
     }
 
     fn offsets_client(&self, group: &str) -> Result<BaseConsumer, BusError> {
@@ -155,12 +162,13 @@ impl Bus for KafkaBus {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "cooperative-sticky")
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
+            .set("session.timeout.ms", self.session_timeout_ms.to_string())
+            .set("heartbeat.interval.ms", (self.session_timeout_ms / 10).clamp(100, 3000).to_string())
             .create()
             .map_err(|e| kafka_err("cannot create a Kafka consumer", e))?;
         consumer.subscribe(&[topic]).map_err(|e| kafka_err(&format!("cannot subscribe to {topic}"), e))?;
-        Ok(Box::new(KafkaConsumer { consumer: Arc::new(consumer), topic: Arc::from(topic) }))
+        let offsets = Arc::new(self.offsets_client(group)?);
+        Ok(Box::new(KafkaConsumer { consumer: Arc::new(consumer), offsets, topic: Arc::from(topic) }))
     }
 
     async fn lag(&self, group: &str, topic: &str) -> Result<Vec<PartitionLag>, BusError> {
@@ -278,6 +286,8 @@ fn cached_watermarks<C: rdkafka::ClientContext>(
 
 struct KafkaConsumer {
     consumer: Arc<StreamConsumer>,
+    /// A client of the same group that does not join it, for offsets and watermarks.
+    offsets: Arc<BaseConsumer>,
     topic: Arc<str>,
 }
 
@@ -326,26 +336,27 @@ impl Consumer for KafkaConsumer {
             .map_err(|e| kafka_err("cannot commit offsets", e))
     }
 
-    /// Records of this member's partitions it has not read yet, from its positions and the high
-    /// watermarks of its own fetch responses (correct even where ListOffsets is not, see
-    /// [`fetched_high_watermarks`]). Before its first assignment, and for a partition it has not
-    /// fetched from yet, it cannot know and answers "at least one".
+    /// Records of this member's partitions it has not read yet: the partitions' ends as a fresh
+    /// fetch reports them (see [`fetched_high_watermarks`]) less its positions (or the group's
+    /// committed offsets where it has read nothing since its assignment). Before its first
+    /// assignment it cannot know and answers "at least one".
     async fn pending(&mut self) -> Result<u64, BusError> {
-        let (consumer, topic) = (self.consumer.clone(), self.topic.to_string());
+        let (consumer, offsets, topic) = (self.consumer.clone(), self.offsets.clone(), self.topic.to_string());
         tokio::task::spawn_blocking(move || {
             let positions = consumer.position().map_err(|e| kafka_err("cannot read positions", e))?;
             let mine = positions.elements_for_topic(&topic);
             if mine.is_empty() {
                 return Ok(1);
             }
+            let lag = group_lag(&offsets, &topic)?;
             let mut pending = 0u64;
             for e in mine {
-                let (low, high) = cached_watermarks(consumer.client(), &topic, e.partition()).unwrap_or((-1, -1));
-                pending += match e.offset() {
-                    Offset::Offset(pos) if high >= 0 => (high - pos).max(0) as u64,
-                    _ if high >= 0 && high == low => 0,
-                    _ => 1,
+                let Some(p) = lag.iter().find(|l| l.partition == e.partition() as u32) else { return Ok(1) };
+                let position = match e.offset() {
+                    Offset::Offset(o) => (o as u64).max(p.committed),
+                    _ => p.committed,
                 };
+                pending += p.end.saturating_sub(position);
             }
             Ok(pending)
         })

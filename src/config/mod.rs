@@ -107,6 +107,8 @@ pub struct KafkaConfig {
     pub queue_max_messages: u32,
     /// How long the producer keeps retrying a record (e.g. through a broker outage), ms.
     pub delivery_timeout_ms: u64,
+    /// A consumer silent for this long leaves its group and its partitions move to the others, ms.
+    pub session_timeout_ms: u64,
     /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
     pub security_protocol: Option<String>,
     /// e.g. `SCRAM-SHA-512`.
@@ -127,6 +129,7 @@ impl Default for KafkaConfig {
             compression: "lz4".into(),
             queue_max_messages: 100_000,
             delivery_timeout_ms: 300_000,
+            session_timeout_ms: 45_000,
             security_protocol: None,
             sasl_mechanism: None,
             sasl_username: None,

@@ -88,6 +88,9 @@ impl SqliteStore {
                 .map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
         }
         let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+        // Several processes may open the same file at once (nodes sharing a volume); switching to
+        // WAL takes a lock, so wait for it like for any other.
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         Self::init(conn)
