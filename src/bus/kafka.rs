@@ -93,15 +93,15 @@ impl KafkaBus {
             session_timeout_ms: cfg.kafka.session_timeout_ms,
         })
     }
+}
 
-    fn offsets_client(&self, group: &str) -> Result<BaseConsumer, BusError> {
-        self.base
-            .clone()
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .create()
-            .map_err(|e| kafka_err("cannot create a Kafka client for offsets", e))
-    }
+/// A client of `group` that never joins it: it reads the group's committed offsets.
+fn offsets_client(base: &ClientConfig, group: &str) -> Result<BaseConsumer, BusError> {
+    base.clone()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| kafka_err("cannot create a Kafka client for offsets", e))
 }
 
 #[async_trait]
@@ -167,12 +167,13 @@ impl Bus for KafkaBus {
             .create()
             .map_err(|e| kafka_err("cannot create a Kafka consumer", e))?;
         consumer.subscribe(&[topic]).map_err(|e| kafka_err(&format!("cannot subscribe to {topic}"), e))?;
-        let offsets = Arc::new(self.offsets_client(group)?);
+        let (base, group) = (self.base.clone(), group.to_owned());
+        let offsets = Arc::new(move || offsets_client(&base, &group));
         Ok(Box::new(KafkaConsumer { consumer: Arc::new(consumer), offsets, topic: Arc::from(topic) }))
     }
 
     async fn lag(&self, group: &str, topic: &str) -> Result<Vec<PartitionLag>, BusError> {
-        let client = Arc::new(self.offsets_client(group)?);
+        let client = Arc::new(offsets_client(&self.base, group)?);
         let topic = topic.to_owned();
         tokio::task::spawn_blocking(move || group_lag(&client, &topic))
             .await
@@ -286,8 +287,8 @@ fn cached_watermarks<C: rdkafka::ClientContext>(
 
 struct KafkaConsumer {
     consumer: Arc<StreamConsumer>,
-    /// A client of the same group that does not join it, for offsets and watermarks.
-    offsets: Arc<BaseConsumer>,
+    /// Makes the client that reads the group's offsets, when first needed.
+    offsets: Arc<dyn Fn() -> Result<BaseConsumer, BusError> + Send + Sync>,
     topic: Arc<str>,
 }
 
@@ -348,7 +349,7 @@ impl Consumer for KafkaConsumer {
             if mine.is_empty() {
                 return Ok(1);
             }
-            let lag = group_lag(&offsets, &topic)?;
+            let lag = group_lag(&offsets()?, &topic)?;
             let mut pending = 0u64;
             for e in mine {
                 let Some(p) = lag.iter().find(|l| l.partition == e.partition() as u32) else { return Ok(1) };

@@ -88,11 +88,25 @@ impl SqliteStore {
                 .map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
         }
         let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
-        // Several processes may open the same file at once (nodes sharing a volume); switching to
-        // WAL takes a lock, so wait for it like for any other.
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Several processes may open the same file at once (nodes sharing a volume). Switching to
+        // WAL and creating the catalog can answer "busy" without waiting for the busy handler, so
+        // those first steps are retried for a while.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let attempt = conn
+                .pragma_update(None, "journal_mode", "WAL")
+                .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
+                .and_then(|()| conn.execute_batch(CATALOG));
+            match attempt {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other?,
+            }
+        }
         Self::init(conn)
     }
 
