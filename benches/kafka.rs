@@ -13,7 +13,7 @@ use streamforge::actors::connector::{ConnectorRoute, ConnectorShared};
 use streamforge::app::NodeContext;
 use streamforge::bus::OutRecord;
 use streamforge::config::Config;
-use streamforge::model::{Candle, DataRecord, Interval};
+use streamforge::model::{DataRecord, Interval};
 use streamforge::replay::ReplayData;
 use streamforge::supervision::{Restart, Strategy, SupervisorArgs, Tree};
 
@@ -27,22 +27,7 @@ fn records() -> Vec<OutRecord> {
         for (symbol, d) in &data.symbols {
             let Some(rows) = d.klines.get(&interval) else { continue };
             for r in rows {
-                let candle = Candle {
-                    symbol: format!("{symbol}{copy}"),
-                    interval,
-                    open_time: r.open_time,
-                    close_time: r.open_time + 59_999,
-                    open: r.open,
-                    high: r.high,
-                    low: r.low,
-                    close: r.close,
-                    volume: r.volume,
-                    quote_volume: None,
-                    trades: None,
-                    taker_buy_base: None,
-                    taker_buy_quote: None,
-                    closed: true,
-                };
+                let candle = r.candle(&format!("{symbol}{copy}"), interval);
                 out.push(OutRecord::keyed(&candle.symbol, DataRecord::Candle(candle.clone()).to_bytes()));
             }
         }

@@ -66,22 +66,7 @@ fn records(copies: usize) -> Vec<(String, Vec<u8>)> {
             };
             let name = format!("{symbol}{copy}");
             for r in rows {
-                let candle = Candle {
-                    symbol: name.clone(),
-                    interval,
-                    open_time: r.open_time,
-                    close_time: r.open_time + 59_999,
-                    open: r.open,
-                    high: r.high,
-                    low: r.low,
-                    close: r.close,
-                    volume: r.volume,
-                    quote_volume: None,
-                    trades: None,
-                    taker_buy_base: None,
-                    taker_buy_quote: None,
-                    closed: true,
-                };
+                let candle = r.candle(&name, interval);
                 out.push((name.clone(), DataRecord::Candle(candle).to_bytes()));
             }
         }

@@ -18,19 +18,9 @@ use streamforge::config::Config;
 use streamforge::model::{Candle, DataRecord};
 use streamforge::supervision::{Restart, Strategy, SupervisorArgs, Tree};
 
-fn broker() -> String {
-    std::env::var("STREAMFORGE_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-/// A name no other test (or earlier run against the same broker) uses.
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
 fn kafka_config(store_url: &str) -> Config {
     let mut c = common::test_config(store_url);
-    c.bus.url = format!("kafka://{}", broker());
+    c.bus.url = format!("kafka://{}", common::kafka_broker());
     c
 }
 
@@ -55,14 +45,14 @@ async fn consume(consumer: &mut Box<dyn Consumer>, n: usize) -> Vec<BusMessage> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_keep_per_key_order_and_an_independent_client_reads_them_back() {
     let ctx = NodeContext::open(kafka_config("sqlite::memory:")).await.unwrap();
-    let topic = unique("order");
+    let topic = common::unique_name("order");
     ctx.bus.ensure_topic(&topic, 3).await.unwrap();
     let keys = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"];
     let records: Vec<OutRecord> =
         (0..250).flat_map(|i| keys.map(|k| OutRecord::keyed(k, format!("{k}:{i}").into_bytes()))).collect();
     ctx.bus.publish(&topic, records).await.unwrap();
 
-    let mut consumer = ctx.bus.subscribe(&unique("g"), &topic).await.unwrap();
+    let mut consumer = ctx.bus.subscribe(&common::unique_name("g"), &topic).await.unwrap();
     let got = consume(&mut consumer, 1000).await;
     let mut per_key: BTreeMap<String, Vec<(u32, u64, String)>> = BTreeMap::new();
     for m in &got {
@@ -76,7 +66,7 @@ async fn records_keep_per_key_order_and_an_independent_client_reads_them_back() 
         assert_eq!(msgs[0].0, streamforge::bus::partition_for_key(key.as_bytes(), 3), "murmur2, as the in-process bus");
     }
 
-    let independent = python(&["read", &broker(), &topic, "1000"]);
+    let independent = python(&["read", &common::kafka_broker(), &topic, "1000"]);
     assert_eq!(independent.len(), 1000);
     for v in &independent {
         let key = v["key"].as_str().unwrap();
@@ -118,7 +108,7 @@ fn recorded_candles() -> Vec<Candle> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_messages_are_dead_lettered_without_blocking_their_partition() {
     let ctx = NodeContext::open(kafka_config("sqlite::memory:")).await.unwrap();
-    let topic = unique("poison");
+    let topic = common::unique_name("poison");
     ctx.bus.ensure_topic(&topic, 1).await.unwrap();
     let candles = recorded_candles();
     let mut records: Vec<OutRecord> =
@@ -126,14 +116,14 @@ async fn poison_messages_are_dead_lettered_without_blocking_their_partition() {
     records.insert(2, OutRecord::keyed("BTCUSDT", &b"\xff\xfe not json"[..]));
     records.insert(6, OutRecord::keyed("BTCUSDT", &br#"{"record":"candle","oops":true}"#[..]));
     ctx.bus.publish(&topic, records).await.unwrap();
-    let group = unique("connector");
+    let group = common::unique_name("connector");
     let shared = drain_with_connector(&ctx, &topic, &group, "btcusdt_poison").await;
     assert_eq!(shared.written.load(Ordering::Acquire), 10, "every good record after the poison ones was stored");
     let stored = ctx.store.candles("btcusdt_poison", "BTCUSDT", 0, i64::MAX).await.unwrap();
     assert_eq!(stored, candles);
     let lag: u64 = ctx.bus.lag(&group, &topic).await.unwrap().iter().map(|p| p.lag()).sum();
     assert_eq!(lag, 0, "committed past the poison");
-    let letters = python(&["read", &broker(), topics::DEAD_LETTER, "100000"]);
+    let letters = python(&["read", &common::kafka_broker(), topics::DEAD_LETTER, "100000"]);
     let mine: Vec<&serde_json::Value> = letters
         .iter()
         .map(|v| &v["value"])
@@ -145,17 +135,17 @@ async fn poison_messages_are_dead_lettered_without_blocking_their_partition() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lag_matches_what_the_broker_reports() {
     let ctx = NodeContext::open(kafka_config("sqlite::memory:")).await.unwrap();
-    let topic = unique("lag");
+    let topic = common::unique_name("lag");
     ctx.bus.ensure_topic(&topic, 3).await.unwrap();
     let records: Vec<OutRecord> =
         (0..900).map(|i| OutRecord::keyed(format!("k{i}"), format!("{i}").into_bytes())).collect();
     ctx.bus.publish(&topic, records).await.unwrap();
-    let group = unique("lagging");
+    let group = common::unique_name("lagging");
     let mut consumer = ctx.bus.subscribe(&group, &topic).await.unwrap();
     let got = consume(&mut consumer, 300).await;
     consumer.commit(&commit_positions(&got)).await.unwrap();
     let ours = ctx.bus.lag(&group, &topic).await.unwrap();
-    let theirs = python(&["offsets", &broker(), &topic, &group]);
+    let theirs = python(&["offsets", &common::kafka_broker(), &topic, &group]);
     assert_eq!(ours.len(), theirs.len());
     for (o, t) in ours.iter().zip(&theirs) {
         assert_eq!(o.partition as u64, t["partition"].as_u64().unwrap());

@@ -22,15 +22,6 @@ use streamforge::model::{Candle, DataRecord};
 use streamforge::store::{self, Store};
 use streamforge::supervision::{Restart, Strategy, SupervisorArgs, Tree};
 
-fn broker() -> String {
-    std::env::var("STREAMFORGE_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -93,7 +84,7 @@ impl Node {
         let child = Command::new(env!("CARGO_BIN_EXE_streamforge"))
             .args(["node", "--config"])
             .arg(config)
-            .args(["--bus", &format!("kafka://{}", broker()), "--store", store, "--admin-addr", &admin])
+            .args(["--bus", &format!("kafka://{}", common::kafka_broker()), "--store", store, "--admin-addr", &admin])
             .env("STREAMFORGE__LOG__LEVEL", "info,actix_server=warn,librdkafka=warn")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
@@ -128,7 +119,7 @@ impl Drop for Node {
 async fn two_nodes_share_partitions_and_the_survivor_takes_over_after_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let store_url = format!("sqlite://{}", dir.path().join("shared.db").display());
-    let topic = unique("failover");
+    let topic = common::unique_name("failover");
     let collection = "candles_failover";
     let mut cfg = tempfile::NamedTempFile::new().unwrap();
     writeln!(
@@ -145,7 +136,7 @@ async fn two_nodes_share_partitions_and_the_survivor_takes_over_after_sigkill() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut publisher_cfg = common::test_config("sqlite::memory:");
-    publisher_cfg.bus.url = format!("kafka://{}", broker());
+    publisher_cfg.bus.url = format!("kafka://{}", common::kafka_broker());
     publisher_cfg.bus.partitions = 6;
     let ctx = NodeContext::open(publisher_cfg).await.unwrap();
     let sources =
@@ -203,7 +194,7 @@ async fn a_broker_outage_of_15_s_loses_and_duplicates_nothing() {
     config.bus.url = format!("kafka://127.0.0.1:{port}");
     config.connector.batch_size = 200;
     let ctx = NodeContext::open(config).await.unwrap();
-    let topic = unique("outage");
+    let topic = common::unique_name("outage");
     ctx.bus.ensure_topic(&topic, 3).await.unwrap();
 
     let shared = Arc::new(ConnectorShared::default());

@@ -85,8 +85,7 @@ struct InFlight {
 const FAMILY: &str = "connector";
 /// Longest a poll may block, so that stop and fail requests are handled promptly.
 const MAX_POLL_WAIT: Duration = Duration::from_millis(100);
-/// The last poll of a draining connector that believes it has read everything: short, but long
-/// enough for a record already on its way from the broker to arrive.
+/// How long a draining connector waits for more records before asking the bus whether any are left.
 const DRAINED_POLL_WAIT: Duration = Duration::from_millis(10);
 
 impl ConnectorState {
@@ -216,8 +215,9 @@ impl Actor for Connector {
                 state.args.heartbeat.beat();
                 let room = state.args.batch_size.saturating_sub(state.pending.len()).max(1);
                 let draining = state.args.shared.drain.load(Ordering::Acquire);
-                // A draining connector that has read everything need not wait long to learn it is done.
-                let wait = if draining && state.consumer.pending().await? == 0 {
+                // Once draining, poll briefly: an empty answer is then checked against the bus (which
+                // may cost a broker round trip) rather than waited out.
+                let wait = if draining {
                     DRAINED_POLL_WAIT
                 } else {
                     state

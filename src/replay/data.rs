@@ -36,6 +36,29 @@ pub struct KlineRow {
     pub volume: Decimal,
 }
 
+impl KlineRow {
+    /// The recorded candle as a domain record. The recording has no quote volume, trade count or
+    /// taker volumes, so those stay empty.
+    pub fn candle(&self, symbol: &str, interval: Interval) -> crate::model::Candle {
+        crate::model::Candle {
+            symbol: symbol.to_owned(),
+            interval,
+            open_time: self.open_time,
+            close_time: self.open_time + interval.millis() - 1,
+            open: self.open,
+            high: self.high,
+            low: self.low,
+            close: self.close,
+            volume: self.volume,
+            quote_volume: None,
+            trades: None,
+            taker_buy_base: None,
+            taker_buy_quote: None,
+            closed: true,
+        }
+    }
+}
+
 /// One recorded aggregate trade, kept as Binance's raw JSON plus the fields used for paging.
 #[derive(Debug, Clone)]
 pub struct AggTradeRow {

@@ -74,3 +74,14 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The Kafka-protocol broker the tests use (`.ci/run` starts tansu there).
+pub fn kafka_broker() -> String {
+    std::env::var("STREAMFORGE_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// A topic or group name no other test (or earlier run against the same broker) uses.
+pub fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
