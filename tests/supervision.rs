@@ -99,25 +99,23 @@ struct Env {
 }
 
 impl Env {
-    fn spec(&self, id: &str, restart: Restart) -> ChildSpec {
-        let args = WorkerArgs {
+    fn worker(&self, id: &str) -> WorkerArgs {
+        WorkerArgs {
             id: id.into(),
             log: self.log.clone(),
             alive: self.alive.clone(),
             heartbeat: None,
             hang_on_stop: false,
-        };
+        }
+    }
+
+    fn spec(&self, id: &str, restart: Restart) -> ChildSpec {
+        let args = self.worker(id);
         ChildSpec::new(id, "test", restart, move || (Worker, args.clone()))
     }
 
     fn beating(&self, id: &str, timeout: Duration) -> ChildSpec {
-        let args = WorkerArgs {
-            id: id.into(),
-            log: self.log.clone(),
-            alive: self.alive.clone(),
-            heartbeat: None,
-            hang_on_stop: false,
-        };
+        let args = self.worker(id);
         ChildSpec::with_heartbeat(id, "test", Restart::Permanent, Some(timeout), move |hb| {
             (Worker, WorkerArgs { heartbeat: Some(hb), ..args.clone() })
         })
@@ -364,13 +362,7 @@ async fn dynamic_children_are_added_and_removed_at_run_time() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_stops_in_reverse_order_and_kills_a_child_that_overruns() {
     let env = Env::default();
-    let hang = WorkerArgs {
-        id: "slow".into(),
-        log: env.log.clone(),
-        alive: env.alive.clone(),
-        heartbeat: None,
-        hang_on_stop: true,
-    };
+    let hang = WorkerArgs { hang_on_stop: true, ..env.worker("slow") };
     let slow = ChildSpec::new("slow", "test", Restart::Permanent, move || (Worker, hang.clone()))
         .with_shutdown(Duration::from_secs(2));
     let mut t = Tree::start(args(
