@@ -7,11 +7,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use streamforge::actors::connector::{ConnectorRoute, ConnectorShared};
+use streamforge::actors::connector::ConnectorRoute;
 use streamforge::app::NodeContext;
 use streamforge::bus::{topics, OutRecord};
 use streamforge::model::{Candle, DataRecord};
-use streamforge::supervision::{Restart, Strategy, SupervisorArgs, Tree};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_messages_are_dead_lettered_and_counted_and_good_ones_stored() {
@@ -28,8 +27,6 @@ async fn bad_messages_are_dead_lettered_and_counted_and_good_ones_stored() {
     records.insert(7, OutRecord::keyed("BTCUSDT", &br#"{"record":"candle","symbol":"BTCUSDT","price":"1"}"#[..]));
     ctx.bus.publish(topic, records).await.unwrap();
 
-    let shared = Arc::new(ConnectorShared::default());
-    shared.drain.store(true, Ordering::Release);
     let route = ConnectorRoute {
         queue_id: "wf-test".into(),
         topic: topic.into(),
@@ -39,14 +36,7 @@ async fn bad_messages_are_dead_lettered_and_counted_and_good_ones_stored() {
     let mut config = (*ctx.config).clone();
     config.connector.batch_size = 4;
     let ctx = NodeContext { config: Arc::new(config), ..ctx };
-    let spec = ctx.connector_child(route, shared.clone(), Restart::Transient);
-    let mut tree = Tree::start(SupervisorArgs {
-        auto_shutdown: true,
-        ..ctx.supervisor_args("test", Strategy::OneForOne, vec![spec])
-    })
-    .await
-    .unwrap();
-    tree.wait_for(Duration::from_secs(20)).await.unwrap();
+    let (shared, tree) = common::drain_with_connector(&ctx, route, Duration::from_secs(20)).await;
 
     let stored = ctx.store.candles("btcusdt_api_candles_1m_2021_10_22", "BTCUSDT", 0, i64::MAX).await.unwrap();
     assert_eq!(stored, candles, "all good records stored, exactly");

@@ -8,15 +8,13 @@ mod common;
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
-use streamforge::actors::connector::{ConnectorRoute, ConnectorShared};
+use streamforge::actors::connector::ConnectorRoute;
 use streamforge::app::NodeContext;
 use streamforge::bus::{commit_positions, topics, BusMessage, Consumer, OutRecord};
 use streamforge::config::Config;
 use streamforge::model::{Candle, DataRecord};
-use streamforge::supervision::{Restart, Strategy, SupervisorArgs, Tree};
 
 fn kafka_config(store_url: &str) -> Config {
     let mut c = common::test_config(store_url);
@@ -79,27 +77,6 @@ async fn records_keep_per_key_order_and_an_independent_client_reads_them_back() 
     }
 }
 
-/// A connector on the Kafka bus under a tree that ends when it has drained.
-async fn drain_with_connector(ctx: &NodeContext, topic: &str, group: &str, collection: &str) -> Arc<ConnectorShared> {
-    let shared = Arc::new(ConnectorShared::default());
-    shared.drain.store(true, Ordering::Release);
-    let route = ConnectorRoute {
-        queue_id: "wf-kafka".into(),
-        topic: topic.into(),
-        group: group.into(),
-        collection: collection.into(),
-    };
-    let spec = ctx.connector_child(route, shared.clone(), Restart::Transient);
-    let mut tree = Tree::start(SupervisorArgs {
-        auto_shutdown: true,
-        ..ctx.supervisor_args("kafka", Strategy::OneForOne, vec![spec])
-    })
-    .await
-    .unwrap();
-    tree.wait_for(Duration::from_secs(120)).await.unwrap();
-    shared
-}
-
 fn recorded_candles() -> Vec<Candle> {
     let body = include_bytes!("fixtures/rest/http_spot_market_klines.json");
     Candle::from_rest_klines("BTCUSDT", "1m".parse().unwrap(), body, i64::MAX).unwrap()
@@ -117,7 +94,13 @@ async fn poison_messages_are_dead_lettered_without_blocking_their_partition() {
     records.insert(6, OutRecord::keyed("BTCUSDT", &br#"{"record":"candle","oops":true}"#[..]));
     ctx.bus.publish(&topic, records).await.unwrap();
     let group = common::unique_name("connector");
-    let shared = drain_with_connector(&ctx, &topic, &group, "btcusdt_poison").await;
+    let route = ConnectorRoute {
+        queue_id: "wf-kafka".into(),
+        topic: topic.clone(),
+        group: group.clone(),
+        collection: "btcusdt_poison".into(),
+    };
+    let (shared, _) = common::drain_with_connector(&ctx, route, Duration::from_secs(120)).await;
     assert_eq!(shared.written.load(Ordering::Acquire), 10, "every good record after the poison ones was stored");
     let stored = ctx.store.candles("btcusdt_poison", "BTCUSDT", 0, i64::MAX).await.unwrap();
     assert_eq!(stored, candles);

@@ -85,3 +85,24 @@ pub fn unique_name(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
+
+/// Runs one connector for `route` under a tree that ends once it has drained the topic; returns
+/// what it wrote and the ended tree.
+pub async fn drain_with_connector(
+    ctx: &streamforge::app::NodeContext,
+    route: streamforge::actors::connector::ConnectorRoute,
+    timeout: Duration,
+) -> (std::sync::Arc<streamforge::actors::connector::ConnectorShared>, streamforge::supervision::Tree) {
+    use streamforge::supervision::{Restart, Strategy, SupervisorArgs, Tree};
+    let shared = std::sync::Arc::new(streamforge::actors::connector::ConnectorShared::default());
+    shared.drain.store(true, std::sync::atomic::Ordering::Release);
+    let spec = ctx.connector_child(route, shared.clone(), Restart::Transient);
+    let mut tree = Tree::start(SupervisorArgs {
+        auto_shutdown: true,
+        ..ctx.supervisor_args("drain", Strategy::OneForOne, vec![spec])
+    })
+    .await
+    .unwrap();
+    tree.wait_for(timeout).await.unwrap();
+    (shared, tree)
+}
