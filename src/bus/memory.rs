@@ -16,7 +16,8 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::{
-    partition_for_key, validate_topic_name, Bus, BusError, BusMessage, CommitOffset, Consumer, OutRecord, PartitionLag,
+    partition_for_key, validate_topic_name, Bus, BusError, BusMessage, CommitOffset, Consumer, GroupEvent, GroupMember,
+    OutRecord, PartitionLag, RevokeAck,
 };
 
 pub struct MemoryBus {
@@ -80,9 +81,44 @@ impl MemoryBus {
     fn topic(&self, name: &str) -> Result<Arc<TopicLog>, BusError> {
         lock(&self.topics).get(name).cloned().ok_or_else(|| BusError::UnknownTopic(name.to_owned()))
     }
+
+    /// Adds a member to `group` on `topic`, which changes the group's assignment.
+    fn add_member(&self, group: &str, topic: &str) -> Result<(Arc<TopicLog>, u64), BusError> {
+        let log = self.topic(topic)?;
+        let member = self.next_member.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut st = lock(&log.state);
+            let n = st.partitions.len();
+            let g = st.groups.entry(group.to_owned()).or_insert_with(|| GroupState {
+                committed: vec![None; n],
+                members: BTreeSet::new(),
+                generation: 0,
+            });
+            g.members.insert(member);
+            g.generation += 1;
+        }
+        log.data.notify_waiters();
+        Ok((log, member))
+    }
 }
 
 impl TopicState {
+    /// The partitions of `member` in `group`: partition `p` belongs to the member at index
+    /// `p % members` in id order. `None` when it is not a member.
+    fn assignment(&self, group: &str, member: u64) -> Option<Vec<u32>> {
+        let g = self.groups.get(group)?;
+        let me = g.members.iter().position(|m| *m == member)?;
+        let n = g.members.len();
+        Some((0..self.partitions.len()).filter(|p| p % n == me).map(|p| p as u32).collect())
+    }
+
+    /// Where a member that takes `partition` over starts: the group's committed offset.
+    fn resume_position(&self, group: &str, partition: u32) -> u64 {
+        let part = &self.partitions[partition as usize];
+        let committed = self.groups.get(group).and_then(|g| g.committed[partition as usize]);
+        committed.unwrap_or(part.base).max(part.base)
+    }
+
     /// Drops head records every group has committed past; with no groups, drops freely.
     fn trim(&mut self, partition: usize, capacity: usize) -> bool {
         let min_committed = self.groups.values().map(|g| g.committed[partition].unwrap_or(0)).min().unwrap_or(u64::MAX);
@@ -165,24 +201,11 @@ impl Bus for MemoryBus {
     }
 
     async fn subscribe(&self, group: &str, topic: &str) -> Result<Box<dyn Consumer>, BusError> {
-        let log = self.topic(topic)?;
-        let member = self.next_member.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut st = lock(&log.state);
-            let n = st.partitions.len();
-            let g = st.groups.entry(group.to_owned()).or_insert_with(|| GroupState {
-                committed: vec![None; n],
-                members: BTreeSet::new(),
-                generation: 0,
-            });
-            g.members.insert(member);
-            g.generation += 1;
-        }
-        log.data.notify_waiters();
+        let (log, member) = self.add_member(group, topic)?;
         Ok(Box::new(MemoryConsumer {
             log,
             group: group.to_owned(),
-            member,
+            member: Some(member),
             generation: 0,
             positions: HashMap::new(),
             order: Vec::new(),
@@ -202,12 +225,100 @@ impl Bus for MemoryBus {
             })
             .collect())
     }
+
+    async fn join(&self, group: &str, topic: &str) -> Result<Arc<dyn GroupMember>, BusError> {
+        let (log, member) = self.add_member(group, topic)?;
+        Ok(Arc::new(MemoryMember {
+            log,
+            group: group.to_owned(),
+            member,
+            assigned: tokio::sync::Mutex::new(Vec::new()),
+        }))
+    }
+}
+
+/// A group member whose partitions are each read by their own [`MemoryConsumer`]. In one
+/// process there is no rebalance protocol to hold up: a revocation is reported and not waited for.
+struct MemoryMember {
+    log: Arc<TopicLog>,
+    group: String,
+    member: u64,
+    /// The assignment last reported through `next_event`.
+    assigned: tokio::sync::Mutex<Vec<u32>>,
+}
+
+#[async_trait]
+impl GroupMember for MemoryMember {
+    async fn next_event(&self) -> Result<GroupEvent, BusError> {
+        let mut reported = self.assigned.lock().await;
+        loop {
+            let changed = self.log.data.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let now = lock(&self.log.state).assignment(&self.group, self.member).ok_or(BusError::Closed)?;
+            let revoked: Vec<u32> = reported.iter().copied().filter(|p| !now.contains(p)).collect();
+            if !revoked.is_empty() {
+                reported.retain(|p| now.contains(p));
+                return Ok(GroupEvent::Revoked { partitions: revoked, lost: false, ack: RevokeAck::none() });
+            }
+            let added: Vec<u32> = now.iter().copied().filter(|p| !reported.contains(p)).collect();
+            if !added.is_empty() {
+                reported.extend(&added);
+                return Ok(GroupEvent::Assigned(added));
+            }
+            changed.await;
+        }
+    }
+
+    async fn partition(&self, partition: u32) -> Result<Box<dyn Consumer>, BusError> {
+        let st = lock(&self.log.state);
+        let mine = st.assignment(&self.group, self.member).unwrap_or_default();
+        if !mine.contains(&partition) {
+            return Err(BusError::NotAssigned { topic: self.log.name.to_string(), partition });
+        }
+        let position = st.resume_position(&self.group, partition);
+        Ok(Box::new(MemoryConsumer {
+            log: self.log.clone(),
+            group: self.group.clone(),
+            member: None,
+            generation: 0,
+            positions: HashMap::from([(partition, position)]),
+            order: vec![partition],
+        }))
+    }
+
+    fn group(&self) -> &str {
+        &self.group
+    }
+
+    fn topic(&self) -> &str {
+        &self.log.name
+    }
+}
+
+impl Drop for MemoryMember {
+    fn drop(&mut self) {
+        leave(&self.log, &self.group, self.member);
+    }
+}
+
+/// Removes `member` from `group`; the others take its partitions over.
+fn leave(log: &TopicLog, group: &str, member: u64) {
+    let mut st = lock(&log.state);
+    if let Some(g) = st.groups.get_mut(group) {
+        g.members.remove(&member);
+        g.generation += 1;
+    }
+    drop(st);
+    log.data.notify_waiters();
 }
 
 struct MemoryConsumer {
     log: Arc<TopicLog>,
     group: String,
-    member: u64,
+    /// Its id as a group member; `None` for the consumer of one partition of a [`MemoryMember`],
+    /// whose assignment is fixed.
+    member: Option<u64>,
     /// Group generation this member's assignment was computed for.
     generation: u64,
     /// Assigned partition → next offset to read.
@@ -217,26 +328,22 @@ struct MemoryConsumer {
 }
 
 impl MemoryConsumer {
-    /// Re-reads the assignment after a membership change: partition `p` belongs to the member at
-    /// index `p % members` in id order. Newly assigned partitions resume from the committed offset.
+    /// Re-reads the assignment after a membership change. Newly assigned partitions resume from
+    /// the committed offset.
     fn sync_assignment(&mut self, st: &TopicState) {
-        let Some(g) = st.groups.get(&self.group) else {
+        let (Some(member), Some(g)) = (self.member, st.groups.get(&self.group)) else {
             return;
         };
         if g.generation == self.generation {
             return;
         }
         self.generation = g.generation;
-        let members: Vec<u64> = g.members.iter().copied().collect();
-        let Some(me) = members.iter().position(|m| *m == self.member) else {
+        let Some(assigned) = st.assignment(&self.group, member) else {
             return;
         };
-        let n = st.partitions.len();
-        let assigned: Vec<u32> = (0..n).filter(|p| p % members.len() == me).map(|p| p as u32).collect();
         self.positions.retain(|p, _| assigned.contains(p));
         for p in &assigned {
-            let part = &st.partitions[*p as usize];
-            self.positions.entry(*p).or_insert_with(|| g.committed[*p as usize].unwrap_or(part.base).max(part.base));
+            self.positions.entry(*p).or_insert_with(|| st.resume_position(&self.group, *p));
         }
         self.order = assigned;
     }
@@ -327,13 +434,9 @@ impl Consumer for MemoryConsumer {
 
 impl Drop for MemoryConsumer {
     fn drop(&mut self) {
-        let mut st = lock(&self.log.state);
-        if let Some(g) = st.groups.get_mut(&self.group) {
-            g.members.remove(&self.member);
-            g.generation += 1;
+        if let Some(member) = self.member {
+            leave(&self.log, &self.group, member);
         }
-        drop(st);
-        self.log.data.notify_waiters();
     }
 }
 

@@ -100,6 +100,63 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Lag of `group` on every partition of `topic`.
     async fn lag(&self, group: &str, topic: &str) -> Result<Vec<PartitionLag>, BusError>;
+
+    /// Joins `group` on `topic` as a member that hands each assigned partition to its own
+    /// consumer (one actor per partition) and reports assignment changes as [`GroupEvent`]s.
+    async fn join(&self, group: &str, topic: &str) -> Result<Arc<dyn GroupMember>, BusError>;
+}
+
+/// A change of the partitions assigned to a [`GroupMember`].
+#[derive(Debug)]
+pub enum GroupEvent {
+    /// These partitions are now this member's: start their work.
+    Assigned(Vec<u32>),
+    /// These partitions are being taken away. The rebalance waits until `ack` is answered (or a
+    /// timeout passes), so the member flushes and commits their work first. `lost` means the
+    /// group already gave them to another member (e.g. this one missed its session): do not
+    /// commit, just stop.
+    Revoked { partitions: Vec<u32>, lost: bool, ack: RevokeAck },
+}
+
+/// Answers a revocation: dropping it (or calling [`RevokeAck::done`]) lets the rebalance go on.
+#[derive(Debug)]
+pub struct RevokeAck(Option<std::sync::mpsc::Sender<()>>);
+
+impl RevokeAck {
+    /// An acknowledgement nobody waits for.
+    pub fn none() -> Self {
+        RevokeAck(None)
+    }
+
+    /// One whose answer arrives on the returned receiver.
+    pub fn pair() -> (Self, std::sync::mpsc::Receiver<()>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        (RevokeAck(Some(tx)), rx)
+    }
+
+    /// The revoked partitions' work is flushed, committed and stopped.
+    pub fn done(self) {
+        if let Some(tx) = &self.0 {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// One member of a consumer group whose partitions are worked on separately. Leaving the group
+/// happens when the last handle (the member and every partition consumer) is dropped.
+#[async_trait]
+pub trait GroupMember: Send + Sync {
+    /// The next assignment change; `Err(Closed)` once the member has left.
+    async fn next_event(&self) -> Result<GroupEvent, BusError>;
+
+    /// A consumer of one assigned partition, starting at the group's committed offset (earliest
+    /// when none): after a crash of the partition's actor, what it had not committed is read
+    /// again. Fails with [`BusError::NotAssigned`] for a partition this member does not own.
+    async fn partition(&self, partition: u32) -> Result<Box<dyn Consumer>, BusError>;
+
+    fn group(&self) -> &str;
+
+    fn topic(&self) -> &str;
 }
 
 /// One member of a consumer group on one topic. Dropping it leaves the group; uncommitted

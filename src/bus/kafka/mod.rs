@@ -20,11 +20,17 @@ use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{validate_topic_name, Bus, BusError, BusMessage, CommitOffset, Consumer, OutRecord, PartitionLag};
+mod group;
+
+use super::{
+    validate_topic_name, Bus, BusError, BusMessage, CommitOffset, Consumer, GroupMember, OutRecord, PartitionLag,
+};
 use crate::config::BusConfig;
 
 /// How long a metadata or offset request to the broker may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Records fetched for one partition that may wait for the partition's actor.
+const PARTITION_BUFFER: usize = 10_000;
 
 pub struct KafkaBus {
     base: ClientConfig,
@@ -94,6 +100,20 @@ impl KafkaBus {
             session_timeout_ms: cfg.kafka.session_timeout_ms,
         })
     }
+
+    /// Settings of a group member: manual commits only, earliest when the group has no offset,
+    /// cooperative-sticky assignment (a rebalance moves only the partitions that change owner).
+    fn consumer_config(&self, group: &str) -> ClientConfig {
+        let mut c = self.base.clone();
+        c.set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("session.timeout.ms", self.session_timeout_ms.to_string())
+            .set("heartbeat.interval.ms", (self.session_timeout_ms / 10).clamp(100, 3000).to_string());
+        c
+    }
 }
 
 /// A client of `group` that never joins it: it reads the group's committed offsets.
@@ -155,22 +175,18 @@ impl Bus for KafkaBus {
     }
 
     async fn subscribe(&self, group: &str, topic: &str) -> Result<Box<dyn Consumer>, BusError> {
-        let consumer: StreamConsumer = self
-            .base
-            .clone()
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("partition.assignment.strategy", "cooperative-sticky")
-            .set("session.timeout.ms", self.session_timeout_ms.to_string())
-            .set("heartbeat.interval.ms", (self.session_timeout_ms / 10).clamp(100, 3000).to_string())
-            .create()
-            .map_err(|e| kafka_err("cannot create a Kafka consumer", e))?;
+        let consumer: StreamConsumer =
+            self.consumer_config(group).create().map_err(|e| kafka_err("cannot create a Kafka consumer", e))?;
         consumer.subscribe(&[topic]).map_err(|e| kafka_err(&format!("cannot subscribe to {topic}"), e))?;
         let (base, group) = (self.base.clone(), group.to_owned());
         let offsets = Arc::new(move || offsets_client(&base, &group));
         Ok(Box::new(KafkaConsumer { consumer: Arc::new(consumer), offsets, topic: Arc::from(topic) }))
+    }
+
+    async fn join(&self, group: &str, topic: &str) -> Result<Arc<dyn GroupMember>, BusError> {
+        let member =
+            group::KafkaMember::join(&self.consumer_config(group), self.base.clone(), group, topic, PARTITION_BUFFER)?;
+        Ok(Arc::new(member))
     }
 
     async fn lag(&self, group: &str, topic: &str) -> Result<Vec<PartitionLag>, BusError> {
