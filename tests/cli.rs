@@ -147,8 +147,24 @@ fn node_serves_health_readiness_and_metrics_and_stops_on_sigterm() {
         assert_eq!(families, ["admin", "connectors", "loaders", "dummies"], "start order");
         let connectors = &tree["children"][1];
         assert_eq!(connectors["kind"], "supervisor");
-        let connector = &connectors["children"][0];
-        assert_eq!((connector["kind"].as_str(), connector["state"].as_str()), (Some("connector"), Some("running")));
+        // The job's connectors: the group's partition assigner, then one connector per partition
+        // it was assigned (this node is the group's only member, so all of them).
+        let group = &connectors["children"][0];
+        assert_eq!(group["id"], "connectors:ethusdt_api_candles_1m_2021_04_24");
+        let members: Vec<(&str, &str, &str)> = group["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["id"].as_str().unwrap(), c["kind"].as_str().unwrap(), c["state"].as_str().unwrap()))
+            .collect();
+        let partitions = streamforge::config::Config::default().bus.partitions;
+        assert_eq!(members.len(), 1 + partitions as usize, "{members:?}");
+        assert_eq!(members[0], ("assigner:ethusdt_api_candles_1m_2021_04_24", "assigner", "running"));
+        for (p, (id, kind, state)) in members[1..].iter().enumerate() {
+            assert_eq!(*id, format!("connector:ethusdt_api_candles_1m_2021_04_24:p{p}"));
+            assert_eq!((*kind, *state), ("connector", "running"));
+        }
+        let connector = &group["children"][1];
         assert_eq!(connector["restarts"], 0);
         assert!(connector["up_since_ms"].as_i64().unwrap() > 0);
         let loader = &tree["children"][2]["children"][0];

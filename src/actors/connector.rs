@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::dead_letter::json_error_reason;
 use super::{DeadLetters, Telemetry};
 use crate::admin::metrics::Metrics;
-use crate::bus::{Bus, BusMessage, CommitOffset, Consumer};
+use crate::bus::{Bus, BusMessage, CommitOffset, Consumer, GroupMember};
 use crate::model::{DataRecord, EventStatus, QueueEvent};
 use crate::store::{Store, StoreError};
 use crate::supervision::Heartbeat;
@@ -38,8 +38,19 @@ pub struct ConnectorRoute {
     pub collection: String,
 }
 
+/// Where a connector's records come from.
+#[derive(Clone)]
+pub enum ConnectorSource {
+    /// A member of the route's group reading whatever partitions the group gives it (a
+    /// workflow's connector, which drains the topic and finishes).
+    Group,
+    /// One partition of a node's group member, handed over by the partition assigner.
+    Partition(Arc<dyn GroupMember>, u32),
+}
+
 pub struct ConnectorArgs {
     pub route: ConnectorRoute,
+    pub source: ConnectorSource,
     /// Beaten on every poll; the supervisor restarts a connector that stops beating.
     pub heartbeat: Heartbeat,
     /// Flush when this many records are pending…
@@ -175,8 +186,15 @@ impl Actor for Connector {
         _myself: ActorRef<ConnectorMsg>,
         args: ConnectorArgs,
     ) -> Result<ConnectorState, ActorProcessingErr> {
-        let consumer = args.bus.subscribe(&args.route.group, &args.route.topic).await?;
-        let producer = format!("connector__{}", args.route.collection);
+        let (consumer, producer) = match &args.source {
+            ConnectorSource::Group => (
+                args.bus.subscribe(&args.route.group, &args.route.topic).await?,
+                format!("connector__{}", args.route.collection),
+            ),
+            ConnectorSource::Partition(member, p) => {
+                (member.partition(*p).await?, format!("connector__{}__p{p}", args.route.collection))
+            }
+        };
         let state = ConnectorState {
             consumer,
             producer,

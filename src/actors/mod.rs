@@ -1,6 +1,7 @@
 //! The actors of a node. Each is a `ractor` actor whose state is rebuilt from its arguments when a
 //! supervisor restarts it, and each reports its lifecycle on `queue-events`.
 
+pub mod assigner;
 pub mod connector;
 mod dead_letter;
 pub mod dummy;

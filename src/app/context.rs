@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::actors::connector::{Connector, ConnectorArgs, ConnectorRoute, ConnectorShared};
+use crate::actors::assigner::{AssignerArgs, PartitionAssigner, WorkerFactory};
+use crate::actors::connector::{Connector, ConnectorArgs, ConnectorRoute, ConnectorShared, ConnectorSource};
 use crate::actors::{DeadLetters, Telemetry};
 use crate::admin::metrics::Metrics;
 use crate::admin::LagSource;
@@ -56,15 +57,53 @@ impl NodeContext {
         })
     }
 
-    /// A connector for `route` with this node's connector settings, as a supervised child.
+    /// A connector for `route` with this node's connector settings, as a supervised child; it reads
+    /// the partitions its group gives it as one member (a workflow's connector).
     pub fn connector_child(&self, route: ConnectorRoute, shared: Arc<ConnectorShared>, restart: Restart) -> ChildSpec {
-        let ctx = self.clone();
         self.lag.watch(&route.group, &route.topic);
         let id = format!("connector:{}", route.collection);
+        self.connector_spec(id, route, ConnectorSource::Group, shared, restart)
+    }
+
+    /// The connectors of `route` on this node, partitioned: a supervisor `connectors:<collection>`
+    /// whose first child is the group's partition assigner, which adds one connector per partition
+    /// the group assigns this node and stops it (flushed and committed) when it is revoked.
+    pub fn partitioned_connectors(&self, route: ConnectorRoute) -> ChildSpec {
+        self.lag.watch(&route.group, &route.topic);
+        let (ctx, shared, worker_route) = (self.clone(), Arc::<ConnectorShared>::default(), route.clone());
+        let worker: WorkerFactory = Arc::new(move |member, p| {
+            let id = format!("connector:{}:p{p}", worker_route.collection);
+            let source = ConnectorSource::Partition(member, p);
+            ctx.connector_spec(id, worker_route.clone(), source, shared.clone(), Restart::Transient)
+        });
+        let bus = self.bus.clone();
+        let assigner =
+            ChildSpec::new(format!("assigner:{}", route.collection), "assigner", Restart::Permanent, move || {
+                let args = AssignerArgs {
+                    bus: bus.clone(),
+                    group: route.group.clone(),
+                    topic: route.topic.clone(),
+                    worker: worker.clone(),
+                };
+                (PartitionAssigner, args)
+            });
+        self.family(&format!("connectors:{}", route.collection), Strategy::OneForOne, vec![assigner], false)
+    }
+
+    fn connector_spec(
+        &self,
+        id: String,
+        route: ConnectorRoute,
+        source: ConnectorSource,
+        shared: Arc<ConnectorShared>,
+        restart: Restart,
+    ) -> ChildSpec {
+        let ctx = self.clone();
         ChildSpec::with_heartbeat(id, "connector", restart, Some(CONNECTOR_HEARTBEAT), move |heartbeat| {
             let args = ConnectorArgs {
                 heartbeat,
                 route: route.clone(),
+                source: source.clone(),
                 batch_size: ctx.config.connector.batch_size,
                 flush_interval: ctx.config.connector.flush_interval(),
                 bus: ctx.bus.clone(),

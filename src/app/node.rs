@@ -95,7 +95,7 @@ impl Node {
                 group: c.group.clone().unwrap_or_else(|| format!("connector-{}", c.collection)),
                 collection: c.collection.clone(),
             };
-            connectors.push(ctx.connector_child(route, Arc::default(), Restart::Permanent));
+            connectors.push(ctx.partitioned_connectors(route));
         }
         let mut children = vec![
             admin_child(&ctx, ready.clone(), bound.clone()),
@@ -159,7 +159,7 @@ async fn job_children(ctx: &NodeContext) -> Result<(ChildSpec, ChildSpec), AppEr
         ctx.config.loader.page_limit,
     );
     let rest = BinanceRest::new(&ctx.config.binance.rest_url, ctx.metrics.clone())?;
-    wf.children(ctx, &rest, Restart::Permanent).await
+    wf.children(ctx, &rest, true).await
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -13,7 +13,7 @@ use crate::exchange::binance::BinanceRest;
 use crate::model::{format_ms, now_ms, Interval};
 use crate::replay::ReplayServer;
 use crate::store::Workflow;
-use crate::supervision::{Restart, Strategy, SupervisorArgs, Tree, TreeFailed};
+use crate::supervision::{Strategy, SupervisorArgs, Tree, TreeFailed};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -136,7 +136,7 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
             None,
             ctx.config.loader.page_limit,
         );
-        let (connector, loader) = wf.children(&ctx, &rest, Restart::Transient).await?;
+        let (connector, loader) = wf.children(&ctx, &rest, false).await?;
         connectors.push(connector);
         loaders.push(loader);
         let now = now_ms();

@@ -71,12 +71,14 @@ impl KlineWorkflow {
         }
     }
 
-    /// Creates the data topic; returns the connector and the loader as supervised children.
+    /// Creates the data topic; returns the connector and the loader as supervised children. A
+    /// `long_running` workflow (a node's job) gets partitioned connectors that share the topic
+    /// with the other nodes of its group; otherwise one connector drains the topic and finishes.
     pub async fn children(
         &self,
         ctx: &NodeContext,
         rest: &BinanceRest,
-        connector_restart: Restart,
+        long_running: bool,
     ) -> Result<(ChildSpec, ChildSpec), AppError> {
         ctx.bus.ensure_topic(&self.job.topic, ctx.config.bus.partitions).await?;
         let route = ConnectorRoute {
@@ -85,7 +87,11 @@ impl KlineWorkflow {
             group: format!("connector-{}", self.collection),
             collection: self.collection.clone(),
         };
-        let connector = ctx.connector_child(route, self.connector.clone(), connector_restart);
+        let connector = if long_running {
+            ctx.partitioned_connectors(route)
+        } else {
+            ctx.connector_child(route, self.connector.clone(), Restart::Transient)
+        };
         let loader = {
             let (ctx, job, rest, progress) = (ctx.clone(), self.job.clone(), rest.clone(), self.progress.clone());
             let id = format!("loader:{}", self.job.queue_id);
