@@ -5,14 +5,17 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use streamforge::actors::connector::ConnectorRoute;
 use streamforge::app::NodeContext;
-use streamforge::bus::{commit_positions, topics, BusMessage, Consumer, OutRecord};
+use streamforge::bus::{
+    commit_positions, partition_for_key, topics, BusError, BusMessage, Consumer, GroupEvent, GroupMember, OutRecord,
+};
 use streamforge::config::Config;
 use streamforge::model::{Candle, DataRecord};
 
@@ -135,4 +138,63 @@ async fn lag_matches_what_the_broker_reports() {
         assert_eq!((o.committed, o.end), (t["committed"].as_u64().unwrap(), t["end"].as_u64().unwrap()));
     }
     assert_eq!(ours.iter().map(|p| p.lag()).sum::<u64>(), 600, "{ours:?} after consuming {:?}", commit_positions(&got));
+}
+
+/// The next assignment change of `member`; fails after a minute.
+async fn next_event(member: &Arc<dyn GroupMember>) -> GroupEvent {
+    tokio::time::timeout(Duration::from_secs(60), member.next_event()).await.expect("a rebalance").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_split_partitions_and_a_revocation_waits_for_the_owner_to_commit() {
+    let ctx = NodeContext::open(kafka_config("sqlite::memory:")).await.unwrap();
+    let (topic, group) = (common::unique_name("members"), common::unique_name("members-group"));
+    ctx.bus.ensure_topic(&topic, 4).await.unwrap();
+    let records: Vec<OutRecord> = (0..400).map(|i| OutRecord::keyed(format!("k{i}"), format!("{i}"))).collect();
+    ctx.bus.publish(&topic, records).await.unwrap();
+
+    let first = ctx.bus.join(&group, &topic).await.unwrap();
+    let GroupEvent::Assigned(all) = next_event(&first).await else { panic!("first event is an assignment") };
+    assert_eq!(all.iter().copied().collect::<BTreeSet<u32>>(), BTreeSet::from([0, 1, 2, 3]));
+    // The first member reads every partition to its end; it has committed none of it yet.
+    let mut readers = BTreeMap::new();
+    for p in all {
+        let mut c = first.partition(p).await.unwrap();
+        let expected = (0..400).filter(|i| partition_for_key(format!("k{i}").as_bytes(), 4) == p).count();
+        let read = consume(&mut c, expected).await;
+        assert!(read.iter().all(|m| m.partition == p), "partition {p} reads only itself");
+        readers.insert(p, (c, read));
+    }
+
+    let second = ctx.bus.join(&group, &topic).await.unwrap();
+    let GroupEvent::Revoked { partitions: revoked, lost, ack } = next_event(&first).await else {
+        panic!("the first member gives partitions up")
+    };
+    assert!(!lost && !revoked.is_empty() && revoked.len() < 4, "cooperative: some, not all, move: {revoked:?}");
+    // The owner commits what it read of the revoked partitions, slowly: the rebalance must wait.
+    let mut committed = BTreeMap::new();
+    for p in &revoked {
+        let (c, read) = readers.get_mut(p).unwrap();
+        c.commit(&commit_positions(read)).await.unwrap();
+        committed.insert(*p, read.last().unwrap().offset + 1);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let answered = std::time::Instant::now();
+    ack.done();
+
+    let GroupEvent::Assigned(taken) = next_event(&second).await else { panic!("the second member is assigned") };
+    assert!(std::time::Instant::now() >= answered, "assigned only after the revocation was answered");
+    assert_eq!(taken.iter().copied().collect::<BTreeSet<u32>>(), revoked.iter().copied().collect(), "what moved");
+    for p in &taken {
+        assert!(
+            matches!(first.partition(*p).await, Err(BusError::NotAssigned { .. })),
+            "p{p} is no longer the first's"
+        );
+        let mut c = second.partition(*p).await.unwrap();
+        let rest = c.poll(1_000, Duration::from_secs(2)).await.unwrap();
+        let resumes = rest.first().map(|m| m.offset);
+        // Every record of the partition was read and committed by the first member.
+        assert!(resumes.is_none() || resumes >= Some(committed[p]), "p{p} resumes after the commit: {resumes:?}");
+        assert_eq!(rest.len(), 0, "nothing of p{p} is read twice");
+    }
 }

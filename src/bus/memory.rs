@@ -526,4 +526,42 @@ mod tests {
         bus.ensure_topic("t", 2).await.unwrap();
         assert!(matches!(bus.ensure_topic("t", 3).await, Err(BusError::PartitionMismatch { .. })));
     }
+
+    #[tokio::test]
+    async fn group_members_hand_partitions_over_and_resume_from_the_commit() {
+        let bus = MemoryBus::new(1000);
+        bus.ensure_topic("d", 4).await.unwrap();
+        let first = bus.join("g", "d").await.unwrap();
+        let assigned = |e: GroupEvent| match e {
+            GroupEvent::Assigned(p) => p,
+            other => panic!("expected an assignment, got {other:?}"),
+        };
+        assert_eq!(assigned(first.next_event().await.unwrap()), [0, 1, 2, 3]);
+        bus.publish("d", (0..40).map(|i| rec(&format!("k{i}"), &i.to_string())).collect()).await.unwrap();
+        let mut p1 = first.partition(1).await.unwrap();
+        let read = p1.poll(100, T).await.unwrap();
+        assert!(!read.is_empty() && read.iter().all(|m| m.partition == 1), "only its own partition");
+        let half = &read[..read.len() / 2];
+        p1.commit(&crate::bus::commit_positions(half)).await.unwrap();
+
+        let second = bus.join("g", "d").await.unwrap();
+        match first.next_event().await.unwrap() {
+            GroupEvent::Revoked { partitions, lost, .. } => assert_eq!((partitions, lost), (vec![1, 3], false)),
+            other => panic!("expected a revocation, got {other:?}"),
+        }
+        assert_eq!(assigned(second.next_event().await.unwrap()), [1, 3]);
+        assert!(matches!(first.partition(1).await, Err(BusError::NotAssigned { partition: 1, .. })));
+        let mut taken = second.partition(1).await.unwrap();
+        let again = taken.poll(100, T).await.unwrap();
+        assert_eq!(again.first().map(|m| m.offset), Some(half.len() as u64), "resumes at the committed offset");
+        assert_eq!(again.len(), read.len() - half.len());
+
+        drop(second);
+        drop(taken);
+        assert_eq!(
+            assigned(first.next_event().await.unwrap()),
+            [1, 3],
+            "a member that leaves gives its partitions back"
+        );
+    }
 }
