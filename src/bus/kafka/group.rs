@@ -14,6 +14,7 @@
 //! A restarted partition actor asks for its partition again: the fetcher opens a fresh channel and
 //! seeks the partition back to the group's committed offset, so what the crashed incarnation had
 //! read but not committed is read again. librdkafka discards records fetched before a seek.
+//! Assignments and seeks start a little before the committed offset (see [`super::resume`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,11 +23,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{group_lag, kafka_err, offsets_client, to_bus_message, REQUEST_TIMEOUT};
+use super::resume::{self, ResumePoints, Rewinding};
+use super::{group_lag, kafka_err, offsets_client, to_bus_message};
 use crate::bus::{BusError, BusMessage, CommitOffset, Consumer, GroupEvent, GroupMember, RevokeAck};
 
 /// Longest a revocation waits for the partitions' actors to flush, commit and stop.
@@ -47,6 +50,7 @@ struct GroupContext {
     /// Channels opened at assignment that no actor has taken yet.
     inbox: Mutex<HashMap<u32, Inbox>>,
     events: mpsc::UnboundedSender<GroupEvent>,
+    resume: Arc<ResumePoints>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -69,8 +73,17 @@ impl GroupContext {
 impl ClientContext for GroupContext {}
 
 impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(tpl) = rebalance else { return };
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        resume::rebalance(self, consumer, err, tpl);
+    }
+}
+
+impl Rewinding for GroupContext {
+    fn resume(&self) -> &Arc<ResumePoints> {
+        &self.resume
+    }
+
+    fn before_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
         let partitions = self.partitions_of(tpl);
         {
             let mut routes = lock(&self.routes);
@@ -90,23 +103,17 @@ impl ConsumerContext for GroupContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                let partitions = self.partitions_of(tpl);
-                if partitions.is_empty() {
-                    return;
-                }
-                for p in &partitions {
-                    let rx = self.open_route(*p);
-                    lock(&self.inbox).insert(*p, rx);
-                }
-                tracing::info!(topic = %self.topic, ?partitions, "Partitions assigned.");
-                let _ = self.events.send(GroupEvent::Assigned(partitions));
-            }
-            Rebalance::Revoke(_) => {}
-            Rebalance::Error(error) => tracing::warn!(topic = %self.topic, %error, "Rebalance failed."),
+    fn after_assign(&self, tpl: &TopicPartitionList) {
+        let partitions = self.partitions_of(tpl);
+        if partitions.is_empty() {
+            return;
         }
+        for p in &partitions {
+            let rx = self.open_route(*p);
+            lock(&self.inbox).insert(*p, rx);
+        }
+        tracing::info!(topic = %self.topic, ?partitions, "Partitions assigned.");
+        let _ = self.events.send(GroupEvent::Assigned(partitions));
     }
 }
 
@@ -142,6 +149,7 @@ impl KafkaMember {
             routes: Mutex::default(),
             inbox: Mutex::default(),
             events: events_tx,
+            resume: Arc::default(),
         };
         let consumer: BaseConsumer<GroupContext> =
             config.create_with_context(context).map_err(|e| kafka_err("cannot create a Kafka consumer", e))?;
@@ -241,7 +249,11 @@ impl Fetcher {
     /// backpressure that keeps memory bounded). A record of a partition without an actor is
     /// dropped: it is not committed, so it is read again by whoever owns the partition next.
     fn route(&self, record: BusMessage) {
-        let route = lock(&self.consumer.context().routes).get(&record.partition).cloned();
+        let ctx = self.consumer.context();
+        if !ctx.resume.keep(record.partition as i32, record.offset as i64) {
+            return;
+        }
+        let route = lock(&ctx.routes).get(&record.partition).cloned();
         if let Some(tx) = route {
             let _ = tx.blocking_send(record);
         }
@@ -252,19 +264,10 @@ impl Fetcher {
         if !lock(&ctx.routes).contains_key(&partition) {
             return Err(BusError::NotAssigned { topic: self.topic.to_string(), partition });
         }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&self.topic, partition as i32);
-        let committed = self
-            .consumer
-            .committed_offsets(tpl, REQUEST_TIMEOUT)
-            .map_err(|e| kafka_err("cannot read the committed offset", e))?;
-        let offset = match committed.find_partition(&self.topic, partition as i32).map(|e| e.offset()) {
-            Some(Offset::Offset(o)) => Offset::Offset(o),
-            _ => Offset::Beginning,
-        };
         let rx = ctx.open_route(partition);
-        self.consumer
-            .seek(&self.topic, partition as i32, offset, REQUEST_TIMEOUT)
+        let offset = ctx
+            .resume
+            .reopen(&self.consumer, &self.topic, partition as i32)
             .map_err(|e| kafka_err(&format!("cannot rewind partition {partition}"), e))?;
         tracing::info!(topic = %self.topic, partition, ?offset, "Partition reopened at the committed offset.");
         Ok(rx)
@@ -288,7 +291,12 @@ impl Consumer for PartitionConsumer {
         let mut out = Vec::new();
         match tokio::time::timeout(timeout, self.inbox.recv()).await {
             Err(_) => return Ok(out),
-            Ok(None) => return Err(BusError::NotAssigned { topic: self.topic.to_string(), partition: self.partition }),
+            // Revoked: nothing more comes; the assigner stops this consumer's actor (which flushes
+            // and commits) before the rebalance completes.
+            Ok(None) => {
+                tokio::time::sleep(timeout).await;
+                return Ok(out);
+            }
             Ok(Some(m)) => out.push(m),
         }
         while out.len() < max {

@@ -14,13 +14,14 @@ use futures_util::FutureExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
 mod group;
+mod resume;
 
 use super::{
     validate_topic_name, Bus, BusError, BusMessage, CommitOffset, Consumer, GroupMember, OutRecord, PartitionLag,
@@ -86,6 +87,7 @@ impl KafkaBus {
             .set("acks", "all")
             .set("partitioner", "murmur2_random")
             .set("linger.ms", cfg.kafka.linger_ms.to_string())
+            .set("batch.num.messages", resume::REWIND.to_string())
             .set("compression.type", &cfg.kafka.compression)
             .set("queue.buffering.max.messages", cfg.kafka.queue_max_messages.to_string())
             .set("message.timeout.ms", cfg.kafka.delivery_timeout_ms.to_string())
@@ -175,8 +177,10 @@ impl Bus for KafkaBus {
     }
 
     async fn subscribe(&self, group: &str, topic: &str) -> Result<Box<dyn Consumer>, BusError> {
-        let consumer: StreamConsumer =
-            self.consumer_config(group).create().map_err(|e| kafka_err("cannot create a Kafka consumer", e))?;
+        let consumer: StreamConsumer<TopicContext> = self
+            .consumer_config(group)
+            .create_with_context(TopicContext::default())
+            .map_err(|e| kafka_err("cannot create a Kafka consumer", e))?;
         consumer.subscribe(&[topic]).map_err(|e| kafka_err(&format!("cannot subscribe to {topic}"), e))?;
         let (base, group) = (self.base.clone(), group.to_owned());
         let offsets = Arc::new(move || offsets_client(&base, &group));
@@ -302,8 +306,33 @@ fn cached_watermarks<C: rdkafka::ClientContext>(
     (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some((low, high))
 }
 
+/// The context of a whole-topic member: assigns at rewound offsets (see [`resume`]).
+#[derive(Default)]
+struct TopicContext {
+    resume: Arc<resume::ResumePoints>,
+}
+
+impl rdkafka::ClientContext for TopicContext {}
+
+impl ConsumerContext for TopicContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: rdkafka::types::RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        resume::rebalance(self, consumer, err, tpl);
+    }
+}
+
+impl resume::Rewinding for TopicContext {
+    fn resume(&self) -> &Arc<resume::ResumePoints> {
+        &self.resume
+    }
+}
+
 struct KafkaConsumer {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<TopicContext>>,
     /// Makes the client that reads the group's offsets, when first needed.
     offsets: Arc<dyn Fn() -> Result<BaseConsumer, BusError> + Send + Sync>,
     topic: Arc<str>,
@@ -338,6 +367,7 @@ impl Consumer for KafkaConsumer {
                 None => break,
             }
         }
+        self.consumer.context().resume.retain(&mut out);
         Ok(out)
     }
 
