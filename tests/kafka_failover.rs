@@ -8,7 +8,6 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -96,10 +95,6 @@ impl Node {
     async fn metric(&self, name: &str) -> Option<u64> {
         let text = reqwest::get(format!("{}/metrics", self.1)).await.ok()?.text().await.ok()?;
         text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok())
-    }
-
-    async fn ready(&self) -> bool {
-        reqwest::get(format!("{}/readyz", self.1)).await.is_ok_and(|r| r.status().as_u16() == 200)
     }
 }
 
