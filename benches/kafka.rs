@@ -118,12 +118,50 @@ fn kafka(c: &mut Criterion) {
             })
         })
     });
+    let (mut pcpu, mut pn) = (Duration::ZERO, 0u64);
+    g.bench_function("partitioned_connectors_consume_decode_sqlite_commit", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let dir = tempfile::tempdir().unwrap();
+                    let ctx = context(&format!("sqlite://{}", dir.path().join("k.db").display())).await;
+                    let topic = unique("bench-partitioned");
+                    ctx.bus.ensure_topic(&topic, 3).await.unwrap();
+                    ctx.bus.publish(&topic, records.clone()).await.unwrap();
+                    // A node's path: the group's assigner and one connector per partition.
+                    let route = ConnectorRoute {
+                        queue_id: "bench".into(),
+                        topic: topic.clone(),
+                        group: unique("bench-group"),
+                        collection: "bench_candles".into(),
+                    };
+                    let family = ctx.partitioned_connectors(route);
+                    let stored = ctx.metrics.records_out.with_label_values(&["connector"]);
+                    let (t0, c0) = (Instant::now(), cpu_time());
+                    let mut tree =
+                        Tree::start(ctx.supervisor_args("bench", Strategy::OneForOne, vec![family])).await.unwrap();
+                    while stored.get() < RECORDS as u64 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    total += t0.elapsed();
+                    pcpu += cpu_time() - c0;
+                    pn += stored.get();
+                    tree.shutdown();
+                    tree.wait_for(Duration::from_secs(30)).await.unwrap();
+                }
+                total
+            })
+        })
+    });
     g.finish();
-    if n > 0 {
-        println!(
-            "connector path CPU per record (this process): {:.2} µs over {n} records",
-            cpu.as_secs_f64() * 1e6 / n as f64
-        );
+    for (path, cpu, n) in [("connector", cpu, n), ("partitioned connectors", pcpu, pn)] {
+        if n > 0 {
+            println!(
+                "{path} path CPU per record (this process): {:.2} µs over {n} records",
+                cpu.as_secs_f64() * 1e6 / n as f64
+            );
+        }
     }
 }
 
