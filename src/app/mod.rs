@@ -1,6 +1,7 @@
 //! The commands the binary runs, built from the library's parts: `run` (one backfill to the store,
-//! then exit), `node` (the long-running actor node), `replay-server`.
+//! then exit), `node` (the long-running actor node), `book` (a local order book), `replay-server`.
 
+pub mod book;
 mod context;
 pub mod node;
 mod offline;

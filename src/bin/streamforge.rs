@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use streamforge::app::{self, node, run, AppError};
 use streamforge::config::{self, Config};
 use streamforge::model::{parse_date_or_time_ms, parse_time_range, Interval};
+use streamforge::exchange::binance::{BinanceRest, BinanceWs};
 use streamforge::replay::ReplayServer;
 
 #[derive(Parser)]
@@ -91,6 +92,20 @@ enum Command {
         fail_after: Option<u32>,
         #[arg(long, default_value_t = 1000)]
         tick_ms: u64,
+    },
+    /// Keep one symbol's local order book from its depth stream; print it when the stream ends.
+    Book {
+        #[command(flatten)]
+        common: Common,
+        /// Symbol, e.g. ETHUSDT.
+        #[arg(long)]
+        symbol: String,
+        /// Levels a side to print.
+        #[arg(long, default_value_t = 20)]
+        depth: usize,
+        /// Print the book as JSON: {"symbol", "last_update_id", "bids": [[price, qty], …], "asks": …}.
+        #[arg(long)]
+        json: bool,
     },
     /// Serve recorded Binance data over Binance's REST and WebSocket API.
     ReplayServer {
@@ -187,6 +202,41 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
                 };
             })?;
             node::Node::start(cfg, None).await?.run_until(node::shutdown_signal()).await
+        }
+        Command::Book { common, symbol, depth, json } => {
+            let cfg = load_config(common, &cli, |_| {})?;
+            let (replay, rest_url, ws_url) = match (common.offline || cfg.node.offline, &common.data) {
+                (true, data) => {
+                    let dir = data.clone().unwrap_or_else(|| PathBuf::from(&cfg.node.offline_data));
+                    let (server, _) = app::start_replay(&dir).await?;
+                    let urls = (server.rest_url(), server.ws_url());
+                    (Some(server), urls.0, urls.1)
+                }
+                (false, _) => (None, cfg.binance.rest_url.clone(), cfg.binance.ws_url.clone()),
+            };
+            let metrics = std::sync::Arc::new(streamforge::admin::metrics::Metrics::new());
+            let rest = BinanceRest::new(&rest_url, metrics)?;
+            let ws = BinanceWs::new(&ws_url)?;
+            let outcome = app::book::follow_book(&ws, &rest, &symbol.to_ascii_uppercase(), Some(*depth)).await;
+            if let Some(server) = replay {
+                server.stop().await;
+            }
+            let run = outcome?;
+            let book = run.book.ok_or_else(|| {
+                AppError::Usage(format!("{symbol}: the stream ended before the book was synchronised"))
+            })?;
+            if *json {
+                println!("{}", serde_json::to_string(&book).expect("a book serializes"));
+            } else {
+                println!(
+                    "{} at update {} ({} events, {} snapshots, {} resyncs)",
+                    book.symbol, book.last_update_id, run.events, run.snapshots, run.resyncs
+                );
+                for ((bp, bq), (ap, aq)) in book.bids.iter().zip(&book.asks) {
+                    println!("{bq:>18} {bp:>16} | {ap:<16} {aq:<18}");
+                }
+            }
+            Ok(())
         }
         Command::ReplayServer { data, addr, speed } => {
             streamforge::log::init(cli.log_json, cli.log_level.as_deref().unwrap_or("info"));

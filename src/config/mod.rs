@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 pub use load::{load, ConfigErrors};
 
-use crate::exchange::binance::DEFAULT_REST_URL;
+use crate::exchange::binance::{DEFAULT_REST_URL, DEFAULT_WS_URL};
 use crate::model::{parse_time_range, Interval};
 use crate::store::validate_collection;
 
@@ -159,11 +159,13 @@ impl Default for StoreConfig {
 pub struct BinanceConfig {
     /// REST base URL.
     pub rest_url: String,
+    /// WebSocket market-stream base URL.
+    pub ws_url: String,
 }
 
 impl Default for BinanceConfig {
     fn default() -> Self {
-        BinanceConfig { rest_url: DEFAULT_REST_URL.into() }
+        BinanceConfig { rest_url: DEFAULT_REST_URL.into(), ws_url: DEFAULT_WS_URL.into() }
     }
 }
 
@@ -358,6 +360,9 @@ impl Config {
         }
         if !valid_url(&self.binance.rest_url, &["http", "https"]) {
             errs.push(format!("binance.rest_url: {:?} is not an http(s) URL", self.binance.rest_url));
+        }
+        if !valid_url(&self.binance.ws_url, &["ws", "wss"]) {
+            errs.push(format!("binance.ws_url: {:?} is not a ws(s) URL", self.binance.ws_url));
         }
         if !(1..=1000).contains(&self.loader.page_limit) {
             errs.push(format!(

@@ -1,5 +1,10 @@
-//! Binance spot: the REST client used by loaders.
+//! Binance spot: the REST client used by loaders, the WebSocket stream client and the local order
+//! book.
 
+pub mod book;
 mod rest;
+mod ws;
 
+pub use book::{BookFault, BookStep, LocalBook, OrderBook};
 pub use rest::{BinanceRest, ExchangeError, DEFAULT_REST_URL};
+pub use ws::{BinanceWs, StreamMessage, WsConnection, DEFAULT_WS_URL, MAX_STREAMS_PER_CONNECTION};

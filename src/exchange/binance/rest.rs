@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admin::metrics::Metrics;
-use crate::model::{now_ms, Candle, Interval, ParseError};
+use crate::model::{now_ms, BookSnapshot, Candle, Interval, ParseError};
 
 pub const DEFAULT_REST_URL: &str = "https://api.binance.com";
 
@@ -19,13 +19,15 @@ pub enum ExchangeError {
     Decode { url: String, source: ParseError },
     #[error("invalid REST base URL {0:?}: expected http(s)://host[:port]")]
     BaseUrl(String),
+    #[error("WebSocket {url}: {reason}")]
+    WebSocket { url: String, reason: String },
 }
 
 impl ExchangeError {
     /// True when retrying cannot help (a rejected request, an unreadable body, a ban).
     pub fn is_terminal(&self) -> bool {
         match self {
-            ExchangeError::Transport { .. } => false,
+            ExchangeError::Transport { .. } | ExchangeError::WebSocket { .. } => false,
             ExchangeError::Status { status, .. } => *status != 429 && *status < 500 || *status == 418,
             ExchangeError::Decode { .. } | ExchangeError::BaseUrl(_) => true,
         }
@@ -35,6 +37,7 @@ impl ExchangeError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             ExchangeError::Transport { .. } => "transport",
+            ExchangeError::WebSocket { .. } => "websocket",
             ExchangeError::Status { status: 429, .. } => "rate_limited",
             ExchangeError::Status { status: 418, .. } => "banned",
             ExchangeError::Status { status, .. } if *status >= 500 => "server",
@@ -111,5 +114,12 @@ impl BinanceRest {
         let (url, body) = self.get("/api/v3/klines", &query).await?;
         Candle::from_rest_klines(symbol, interval, &body, now_ms())
             .map_err(|source| ExchangeError::Decode { url, source })
+    }
+
+    /// `GET /api/v3/depth`: the book's `limit` best levels a side (5, 10, 20, 50, 100, 500, 1000 or
+    /// 5000; weight 5 to 250).
+    pub async fn depth(&self, symbol: &str, limit: u32) -> Result<BookSnapshot, ExchangeError> {
+        let (url, body) = self.get("/api/v3/depth", &[("symbol", symbol.to_owned()), ("limit", limit.to_string())]).await?;
+        BookSnapshot::from_rest(symbol, &body).map_err(|source| ExchangeError::Decode { url, source })
     }
 }

@@ -1,0 +1,275 @@
+//! A local order book kept with Binance's documented algorithm, checked for its whole life:
+//!
+//! 1. buffer the `@depth` events while the REST snapshot is fetched;
+//! 2. drop buffered events with `u <= lastUpdateId`;
+//! 3. the first applied event must straddle `lastUpdateId + 1` (`U <= lastUpdateId + 1 <= u`);
+//! 4. every later event must continue the previous one exactly (`U == previous u + 1`).
+//!
+//! A break of 3 or 4 is a gap: the book of that symbol is rebuilt from a fresh snapshot (and only
+//! that symbol's). A crossed book (best bid ≥ best ask) after an event is a fault as well.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+
+use crate::model::{BookSnapshot, DepthUpdate, PriceLevel};
+
+/// Why a book must be rebuilt.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BookFault {
+    #[error("{symbol}: update ids jump from {expected} to {got} (a depth event was missed)")]
+    Gap { symbol: String, expected: i64, got: i64 },
+    #[error("{symbol}: the first event after the snapshot ({first}..={last}) does not contain {wanted}")]
+    NoStraddle { symbol: String, wanted: i64, first: i64, last: i64 },
+    #[error("{symbol}: crossed book at update {update_id}: best bid {bid} >= best ask {ask}")]
+    Crossed { symbol: String, update_id: i64, bid: Decimal, ask: Decimal },
+}
+
+/// The levels of one symbol at `last_update_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderBook {
+    pub symbol: String,
+    pub last_update_id: i64,
+    bids: BTreeMap<Decimal, Decimal>,
+    asks: BTreeMap<Decimal, Decimal>,
+}
+
+fn set_levels(side: &mut BTreeMap<Decimal, Decimal>, levels: &[PriceLevel]) {
+    for (price, qty) in levels {
+        if qty.is_zero() {
+            side.remove(price);
+        } else {
+            side.insert(*price, *qty);
+        }
+    }
+}
+
+impl OrderBook {
+    pub fn from_snapshot(s: &BookSnapshot) -> OrderBook {
+        let mut book = OrderBook {
+            symbol: s.symbol.clone(),
+            last_update_id: s.last_update_id,
+            bids: BTreeMap::new(),
+            asks: BTreeMap::new(),
+        };
+        set_levels(&mut book.bids, &s.bids);
+        set_levels(&mut book.asks, &s.asks);
+        book
+    }
+
+    /// Applies an event that continues this book (the caller checked the ids).
+    fn apply_unchecked(&mut self, u: &DepthUpdate) {
+        set_levels(&mut self.bids, &u.bids);
+        set_levels(&mut self.asks, &u.asks);
+        self.last_update_id = u.final_update_id;
+    }
+
+    pub fn best_bid(&self) -> Option<PriceLevel> {
+        self.bids.iter().next_back().map(|(p, q)| (*p, *q))
+    }
+
+    pub fn best_ask(&self) -> Option<PriceLevel> {
+        self.asks.iter().next().map(|(p, q)| (*p, *q))
+    }
+
+    fn check_crossed(&self) -> Result<(), BookFault> {
+        match (self.best_bid(), self.best_ask()) {
+            (Some((bid, _)), Some((ask, _))) if bid >= ask => Err(BookFault::Crossed {
+                symbol: self.symbol.clone(),
+                update_id: self.last_update_id,
+                bid,
+                ask,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The best `depth` levels a side (all of them with `None`): bids high to low, asks low to high.
+    pub fn top(&self, depth: Option<usize>) -> BookSnapshot {
+        let n = depth.unwrap_or(usize::MAX);
+        BookSnapshot {
+            symbol: self.symbol.clone(),
+            last_update_id: self.last_update_id,
+            bids: self.bids.iter().rev().take(n).map(|(p, q)| (*p, *q)).collect(),
+            asks: self.asks.iter().take(n).map(|(p, q)| (*p, *q)).collect(),
+        }
+    }
+}
+
+/// What the caller must do after feeding an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BookStep {
+    /// Buffered; a snapshot is needed (fetch one unless a fetch is already under way).
+    NeedSnapshot,
+    /// Older than the book; ignored.
+    Stale,
+    /// Applied; the book is in sync.
+    Applied,
+    /// The book broke and was dropped; events are buffered again until a new snapshot arrives.
+    Resync(BookFault),
+}
+
+/// The synchronisation state of one symbol's book.
+#[derive(Debug)]
+pub enum LocalBook {
+    /// Waiting for a snapshot; events received meanwhile, in order.
+    Buffering { symbol: String, buffer: Vec<DepthUpdate> },
+    Live(OrderBook),
+}
+
+impl LocalBook {
+    pub fn new(symbol: &str) -> LocalBook {
+        LocalBook::Buffering { symbol: symbol.to_owned(), buffer: Vec::new() }
+    }
+
+    pub fn book(&self) -> Option<&OrderBook> {
+        match self {
+            LocalBook::Live(b) => Some(b),
+            LocalBook::Buffering { .. } => None,
+        }
+    }
+
+    fn symbol(&self) -> &str {
+        match self {
+            LocalBook::Live(b) => &b.symbol,
+            LocalBook::Buffering { symbol, .. } => symbol,
+        }
+    }
+
+    /// Feeds one `@depth` event.
+    pub fn on_event(&mut self, update: DepthUpdate) -> BookStep {
+        match self {
+            LocalBook::Buffering { buffer, .. } => {
+                buffer.push(update);
+                BookStep::NeedSnapshot
+            }
+            LocalBook::Live(book) => {
+                if update.final_update_id <= book.last_update_id {
+                    return BookStep::Stale;
+                }
+                let expected = book.last_update_id + 1;
+                if update.first_update_id != expected {
+                    let fault = BookFault::Gap { symbol: book.symbol.clone(), expected, got: update.first_update_id };
+                    return self.restart(update, fault);
+                }
+                book.apply_unchecked(&update);
+                match book.check_crossed() {
+                    Ok(()) => BookStep::Applied,
+                    Err(fault) => {
+                        *self = LocalBook::new(&book.symbol);
+                        BookStep::Resync(fault)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops the book after `fault`, keeping `pending` (the event that revealed it) for the next sync.
+    fn restart(&mut self, pending: DepthUpdate, fault: BookFault) -> BookStep {
+        *self = LocalBook::Buffering { symbol: self.symbol().to_owned(), buffer: vec![pending] };
+        BookStep::Resync(fault)
+    }
+
+    /// Starts the book from `snapshot` and applies the buffered events after it. An error when the
+    /// events do not connect to it: the book keeps buffering and needs a newer snapshot.
+    pub fn on_snapshot(&mut self, snapshot: &BookSnapshot) -> Result<(), BookFault> {
+        let LocalBook::Buffering { symbol, buffer } = self else {
+            return Ok(());
+        };
+        let wanted = snapshot.last_update_id + 1;
+        let pending: Vec<DepthUpdate> = buffer.drain(..).filter(|u| u.final_update_id >= wanted).collect();
+        let Some(first) = pending.first() else {
+            // Every buffered event predates the snapshot: start live, the next event must continue it.
+            *self = LocalBook::Live(OrderBook::from_snapshot(snapshot));
+            return Ok(());
+        };
+        if first.first_update_id > wanted {
+            let fault =
+                BookFault::NoStraddle { symbol: symbol.clone(), wanted, first: first.first_update_id, last: first.final_update_id };
+            *buffer = pending;
+            return Err(fault);
+        }
+        let mut book = OrderBook::from_snapshot(snapshot);
+        book.apply_unchecked(first);
+        book.check_crossed()?;
+        *self = LocalBook::Live(book);
+        for update in pending.into_iter().skip(1) {
+            if let BookStep::Resync(fault) = self.on_event(update) {
+                return Err(fault);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn update(first: i64, last: i64, bids: &[(&str, &str)], asks: &[(&str, &str)]) -> DepthUpdate {
+        DepthUpdate {
+            symbol: "ETHUSDT".into(),
+            event_time: 0,
+            first_update_id: first,
+            final_update_id: last,
+            bids: bids.iter().map(|(p, q)| (d(p), d(q))).collect(),
+            asks: asks.iter().map(|(p, q)| (d(p), d(q))).collect(),
+        }
+    }
+
+    fn snapshot(id: i64) -> BookSnapshot {
+        BookSnapshot {
+            symbol: "ETHUSDT".into(),
+            last_update_id: id,
+            bids: vec![(d("100.00"), d("1.0")), (d("99.00"), d("2.0"))],
+            asks: vec![(d("101.00"), d("1.5")), (d("102.00"), d("3.0"))],
+        }
+    }
+
+    #[test]
+    fn buffered_events_before_the_snapshot_are_dropped_and_the_straddling_one_applies() {
+        let mut b = LocalBook::new("ETHUSDT");
+        assert_eq!(b.on_event(update(5, 8, &[("100.00", "9.0")], &[])), BookStep::NeedSnapshot);
+        b.on_event(update(9, 12, &[("99.00", "0")], &[("101.50", "1.0")]));
+        b.on_event(update(13, 13, &[], &[("102.00", "0")]));
+        assert_eq!(b.on_snapshot(&snapshot(10)), Ok(()));
+        let top = b.book().unwrap().top(None);
+        assert_eq!(top.last_update_id, 13);
+        assert_eq!(top.bids, vec![(d("100.00"), d("1.0"))], "the event at 5..8 predates the snapshot");
+        assert_eq!(top.asks, vec![(d("101.00"), d("1.5")), (d("101.50"), d("1.0"))]);
+    }
+
+    #[test]
+    fn a_gap_after_sync_drops_the_book_and_asks_for_a_new_snapshot() {
+        let mut b = LocalBook::new("ETHUSDT");
+        b.on_event(update(10, 11, &[], &[]));
+        b.on_snapshot(&snapshot(10)).unwrap();
+        assert_eq!(b.on_event(update(12, 14, &[], &[])), BookStep::Applied);
+        assert_eq!(b.on_event(update(10, 13, &[], &[])), BookStep::Stale);
+        let step = b.on_event(update(16, 17, &[], &[]));
+        assert_eq!(step, BookStep::Resync(BookFault::Gap { symbol: "ETHUSDT".into(), expected: 15, got: 16 }));
+        assert!(b.book().is_none(), "rebuilt from a new snapshot");
+        assert_eq!(b.on_snapshot(&snapshot(16)), Ok(()));
+        assert_eq!(b.book().unwrap().last_update_id, 17, "the event that revealed the gap is kept");
+    }
+
+    #[test]
+    fn events_that_do_not_reach_the_snapshot_are_a_fault() {
+        let mut b = LocalBook::new("ETHUSDT");
+        b.on_event(update(15, 16, &[], &[]));
+        let fault = b.on_snapshot(&snapshot(10)).unwrap_err();
+        assert_eq!(fault, BookFault::NoStraddle { symbol: "ETHUSDT".into(), wanted: 11, first: 15, last: 16 });
+    }
+
+    #[test]
+    fn a_crossed_book_is_detected() {
+        let mut b = LocalBook::new("ETHUSDT");
+        b.on_snapshot(&snapshot(10)).unwrap();
+        let step = b.on_event(update(11, 11, &[("101.00", "1.0")], &[]));
+        assert!(matches!(step, BookStep::Resync(BookFault::Crossed { update_id: 11, .. })), "{step:?}");
+    }
+}

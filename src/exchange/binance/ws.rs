@@ -1,0 +1,88 @@
+//! Binance WebSocket market streams over the combined endpoint (`/stream?streams=a/b`), whose
+//! messages arrive wrapped as `{"stream": "<name>", "data": {…}}`. Server pings are answered by
+//! tungstenite itself (the pong goes out with the next read), as Binance requires within a minute.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::ExchangeError;
+
+pub const DEFAULT_WS_URL: &str = "wss://stream.binance.com:9443";
+/// Binance serves at most this many streams on one connection.
+pub const MAX_STREAMS_PER_CONNECTION: usize = 1024;
+
+/// A Binance WebSocket endpoint (the real exchange or a replay server).
+#[derive(Clone)]
+pub struct BinanceWs {
+    base: Arc<str>,
+}
+
+/// One data message of a combined stream.
+#[derive(Debug, Deserialize)]
+pub struct StreamMessage {
+    /// e.g. `ethusdt@depth@100ms`
+    pub stream: String,
+    pub data: Box<RawValue>,
+}
+
+pub struct WsConnection {
+    url: String,
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl BinanceWs {
+    pub fn new(base_url: &str) -> Result<BinanceWs, ExchangeError> {
+        let base = base_url.trim_end_matches('/');
+        if !(base.starts_with("ws://") || base.starts_with("wss://")) {
+            return Err(ExchangeError::BaseUrl(base_url.to_owned()));
+        }
+        Ok(BinanceWs { base: Arc::from(base) })
+    }
+
+    /// Opens one connection carrying `streams` (1 to [`MAX_STREAMS_PER_CONNECTION`]).
+    pub async fn connect(&self, streams: &[String]) -> Result<WsConnection, ExchangeError> {
+        let url = format!("{}/stream?streams={}", self.base, streams.join("/"));
+        if streams.is_empty() || streams.len() > MAX_STREAMS_PER_CONNECTION {
+            let reason = format!("{} streams asked; one connection carries 1 to 1024", streams.len());
+            return Err(ExchangeError::WebSocket { url, reason });
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .map_err(|e| ExchangeError::WebSocket { url: url.clone(), reason: e.to_string() })?;
+        Ok(WsConnection { url, socket })
+    }
+}
+
+impl WsConnection {
+    /// The next data message; `None` once the server has closed the connection.
+    pub async fn next(&mut self) -> Option<Result<StreamMessage, ExchangeError>> {
+        loop {
+            let frame = match self.socket.next().await? {
+                Ok(frame) => frame,
+                Err(e) => return Some(Err(self.error(e.to_string()))),
+            };
+            let text = match frame {
+                Message::Text(t) => t,
+                Message::Close(_) => return None,
+                Message::Binary(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+            };
+            let decoded = serde_json::from_str::<StreamMessage>(text.as_str())
+                .map_err(|e| self.error(format!("not a combined-stream message ({e}): {}", head(text.as_str()))));
+            return Some(decoded);
+        }
+    }
+
+    fn error(&self, reason: String) -> ExchangeError {
+        ExchangeError::WebSocket { url: self.url.clone(), reason }
+    }
+}
+
+fn head(s: &str) -> &str {
+    s.char_indices().nth(200).map_or(s, |(i, _)| &s[..i])
+}
