@@ -63,7 +63,9 @@ pub async fn follow_book(
                 misses += 1;
                 tracing::warn!(%fault, misses, "Snapshot does not connect to the stream; fetching another.");
                 if misses >= MAX_SNAPSHOT_MISSES {
-                    return Err(AppError::Usage(format!("{symbol}: {misses} snapshots in a row missed the stream: {fault}")));
+                    return Err(AppError::Usage(format!(
+                        "{symbol}: {misses} snapshots in a row missed the stream: {fault}"
+                    )));
                 }
             }
         }

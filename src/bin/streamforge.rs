@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use streamforge::app::{self, node, run, AppError};
 use streamforge::config::{self, Config};
-use streamforge::model::{parse_date_or_time_ms, parse_time_range, Interval};
 use streamforge::exchange::binance::{BinanceRest, BinanceWs};
+use streamforge::model::{parse_date_or_time_ms, parse_time_range, Interval};
 use streamforge::replay::ReplayServer;
 
 #[derive(Parser)]

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::model::{decimal_from_json_number, Decimal, Interval, ParseError};
+use crate::exchange::binance::LocalBook;
+use crate::model::{decimal_from_json_number, BookSnapshot, Decimal, DepthUpdate, Interval, ParseError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayDataError {
@@ -234,7 +235,38 @@ fn parse_capture(path: &Path, sym: &mut SymbolData) -> Result<(), ReplayDataErro
     Ok(())
 }
 
+impl SymbolData {
+    /// Whether `row` is a `@depth` diff event.
+    pub fn is_depth(row: &WsRow) -> bool {
+        row.stream.contains("@depth")
+    }
+}
+
 impl ReplayData {
+    /// The book of `symbol` after update `update_id` (the recorded snapshot with every recorded
+    /// depth event up to that id applied); the recorded snapshot itself when `None`. `None` when
+    /// nothing was recorded for the symbol.
+    pub fn book_at(&self, symbol: &str, update_id: Option<i64>) -> Option<Result<BookSnapshot, ParseError>> {
+        let data = self.symbols.get(symbol)?;
+        let raw = data.depth_snapshot.as_ref()?;
+        Some((|| {
+            let snapshot = BookSnapshot::from_rest(symbol, raw.get().as_bytes())?;
+            let mut book = LocalBook::new(symbol);
+            if book.on_snapshot(&snapshot).is_err() {
+                return Ok(snapshot);
+            }
+            let until = update_id.unwrap_or(snapshot.last_update_id);
+            for row in data.ws.iter().filter(|r| SymbolData::is_depth(r)) {
+                let update = DepthUpdate::from_ws(row.data.as_bytes())?;
+                if update.final_update_id > until {
+                    break;
+                }
+                book.on_event(update);
+            }
+            Ok(book.book().map_or(snapshot, |b| b.top(None)))
+        })())
+    }
+
     /// Reads every recognised file under `dir`.
     pub fn load(dir: &Path) -> Result<ReplayData, ReplayDataError> {
         let mut data = ReplayData::default();

@@ -30,14 +30,34 @@ pub enum ReplayError {
     Bind { addr: String, source: std::io::Error },
 }
 
+/// Faults the replay server injects, to test how clients cope.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayFaults {
+    /// Depth events (0-based, counted per WebSocket connection) that are not sent: a sequence gap
+    /// in the client's stream. The server's own book still includes them.
+    pub drop_depth_events: Vec<u64>,
+}
+
 pub(crate) struct ReplayState {
     data: Arc<ReplayData>,
     speed: f64,
     minute: AtomicI64,
     used: AtomicU32,
+    faults: ReplayFaults,
+    /// Per symbol, the update id the exchange's book has reached: the last depth event replayed
+    /// (sent or dropped). REST snapshots are served at that point, as Binance serves its live book.
+    depth_position: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 impl ReplayState {
+    fn depth_position(&self, symbol: &str) -> Option<i64> {
+        self.depth_position.lock().unwrap_or_else(|e| e.into_inner()).get(symbol).copied()
+    }
+
+    fn set_depth_position(&self, symbol: &str, update_id: i64) {
+        self.depth_position.lock().unwrap_or_else(|e| e.into_inner()).insert(symbol.to_owned(), update_id);
+    }
+
     /// Adds `weight` to this minute's usage and returns the total, as `X-MBX-USED-WEIGHT-1M` reports.
     fn spend(&self, weight: u32) -> u32 {
         let minute = crate::model::now_ms() / 60_000;
@@ -76,7 +96,24 @@ impl ReplayServer {
     }
 
     pub async fn start(data: Arc<ReplayData>, addr: &str, speed: f64) -> Result<ReplayServer, ReplayError> {
-        let state = ReplayState { data, speed, minute: AtomicI64::new(0), used: AtomicU32::new(0) };
+        Self::start_with_faults(data, addr, speed, ReplayFaults::default()).await
+    }
+
+    /// Like [`ReplayServer::start`], injecting `faults`.
+    pub async fn start_with_faults(
+        data: Arc<ReplayData>,
+        addr: &str,
+        speed: f64,
+        faults: ReplayFaults,
+    ) -> Result<ReplayServer, ReplayError> {
+        let state = ReplayState {
+            data,
+            speed,
+            minute: AtomicI64::new(0),
+            used: AtomicU32::new(0),
+            faults,
+            depth_position: Default::default(),
+        };
         let http = HttpService::start(addr, 2, state, routes)
             .await
             .map_err(|source| ReplayError::Bind { addr: addr.to_owned(), source })?;

@@ -5,11 +5,10 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use actix_web::{web, HttpResponse};
-use serde_json::value::RawValue;
 
 use super::data::{KlineRow, SymbolData};
 use super::ReplayState;
-use crate::model::{now_ms, Decimal, Interval};
+use crate::model::{now_ms, Decimal, Interval, PriceLevel};
 
 /// An error answered the way Binance answers it: HTTP 4xx and `{"code":…,"msg":…}`.
 #[derive(Debug)]
@@ -194,31 +193,27 @@ pub(super) async fn depth(state: web::Data<ReplayState>, q: Query) -> HttpRespon
         _ => 250,
     });
     let result: Result<String, ApiError> = (|| {
-        let (sym, data) = symbol(&state, &q)?;
+        let (sym, _) = symbol(&state, &q)?;
         let limit = limit(&q, 100, 5000)?;
-        let Some(raw) = &data.depth_snapshot else {
-            return Err(ApiError::bad(-1121, format!("The replay has no depth snapshot recorded for {sym}.")));
+        let book = state
+            .data
+            .book_at(&sym, state.depth_position(&sym))
+            .ok_or_else(|| ApiError::bad(-1121, format!("The replay has no depth snapshot recorded for {sym}.")))?
+            .map_err(|e| ApiError {
+                status: 500,
+                code: -1000,
+                msg: format!("recorded depth data is unreadable: {e}"),
+            })?;
+        let side = |levels: &[PriceLevel]| {
+            let cut: Vec<[String; 2]> =
+                levels.iter().take(limit).map(|(p, q)| [p.to_string(), q.to_string()]).collect();
+            serde_json::to_string(&cut).expect("strings serialize")
         };
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Snap<'a> {
-            last_update_id: i64,
-            #[serde(borrow)]
-            bids: Vec<&'a RawValue>,
-            #[serde(borrow)]
-            asks: Vec<&'a RawValue>,
-        }
-        let snap: Snap<'_> = serde_json::from_str(raw.get()).map_err(|e| ApiError {
-            status: 500,
-            code: -1000,
-            msg: format!("recorded snapshot is unreadable: {e}"),
-        })?;
-        let side = |levels: &[&RawValue]| json_array(levels.iter().take(limit).map(|l| l.get()));
         Ok(format!(
             "{{\"lastUpdateId\":{},\"bids\":{},\"asks\":{}}}",
-            snap.last_update_id,
-            side(&snap.bids),
-            side(&snap.asks)
+            book.last_update_id,
+            side(&book.bids),
+            side(&book.asks)
         ))
     })();
     match result {

@@ -8,9 +8,10 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message};
 
-use super::data::WsRow;
+use super::data::{SymbolData, WsRow};
 use super::rest::ApiError;
 use super::ReplayState;
+use crate::model::DepthUpdate;
 
 #[derive(Clone, Copy)]
 enum Framing {
@@ -82,20 +83,22 @@ fn serve(
         return Ok(ApiError::bad(-1121, msg).response(0));
     }
     let (response, session, incoming) = actix_ws::handle(&req, body)?;
-    let speed = state.speed;
-    actix_web::rt::spawn(replay(rows, framing, speed, session, incoming));
+    actix_web::rt::spawn(replay(rows, framing, state, session, incoming));
     Ok(response)
 }
 
-/// Sends `rows` at the recorded pace divided by `speed` (0 = as fast as the client reads),
-/// answering pings, until the recording ends or the client leaves.
+/// Sends `rows` at the recorded pace divided by the server's speed (0 = as fast as the client
+/// reads), answering pings, until the recording ends or the client leaves. Depth events move the
+/// server's book forward (REST snapshots follow it); those the faults name are not sent.
 async fn replay(
     rows: Vec<WsRow>,
     framing: Framing,
-    speed: f64,
+    state: web::Data<ReplayState>,
     mut session: actix_ws::Session,
     mut incoming: actix_ws::MessageStream,
 ) {
+    let speed = state.speed;
+    let mut depth_events = 0u64;
     let start = tokio::time::Instant::now();
     let t0 = rows.first().map_or(0, |r| r.recv_ns);
     for row in rows {
@@ -110,6 +113,16 @@ async fn replay(
                         Some(Ok(_)) => {}
                     },
                 }
+            }
+        }
+        if SymbolData::is_depth(&row) {
+            if let Ok(update) = DepthUpdate::from_ws(row.data.as_bytes()) {
+                state.set_depth_position(&update.symbol, update.final_update_id);
+            }
+            depth_events += 1;
+            if state.faults.drop_depth_events.contains(&(depth_events - 1)) {
+                tracing::info!(stream = %row.stream, event = depth_events - 1, "Fault: depth event not sent.");
+                continue;
             }
         }
         let text: Arc<str> = match framing {

@@ -74,12 +74,9 @@ impl OrderBook {
 
     fn check_crossed(&self) -> Result<(), BookFault> {
         match (self.best_bid(), self.best_ask()) {
-            (Some((bid, _)), Some((ask, _))) if bid >= ask => Err(BookFault::Crossed {
-                symbol: self.symbol.clone(),
-                update_id: self.last_update_id,
-                bid,
-                ask,
-            }),
+            (Some((bid, _)), Some((ask, _))) if bid >= ask => {
+                Err(BookFault::Crossed { symbol: self.symbol.clone(), update_id: self.last_update_id, bid, ask })
+            }
             _ => Ok(()),
         }
     }
@@ -113,7 +110,10 @@ pub enum BookStep {
 #[derive(Debug)]
 pub enum LocalBook {
     /// Waiting for a snapshot; events received meanwhile, in order.
-    Buffering { symbol: String, buffer: Vec<DepthUpdate> },
+    Buffering {
+        symbol: String,
+        buffer: Vec<DepthUpdate>,
+    },
     Live(OrderBook),
 }
 
@@ -184,8 +184,12 @@ impl LocalBook {
             return Ok(());
         };
         if first.first_update_id > wanted {
-            let fault =
-                BookFault::NoStraddle { symbol: symbol.clone(), wanted, first: first.first_update_id, last: first.final_update_id };
+            let fault = BookFault::NoStraddle {
+                symbol: symbol.clone(),
+                wanted,
+                first: first.first_update_id,
+                last: first.final_update_id,
+            };
             *buffer = pending;
             return Err(fault);
         }

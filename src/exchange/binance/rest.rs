@@ -119,7 +119,8 @@ impl BinanceRest {
     /// `GET /api/v3/depth`: the book's `limit` best levels a side (5, 10, 20, 50, 100, 500, 1000 or
     /// 5000; weight 5 to 250).
     pub async fn depth(&self, symbol: &str, limit: u32) -> Result<BookSnapshot, ExchangeError> {
-        let (url, body) = self.get("/api/v3/depth", &[("symbol", symbol.to_owned()), ("limit", limit.to_string())]).await?;
+        let (url, body) =
+            self.get("/api/v3/depth", &[("symbol", symbol.to_owned()), ("limit", limit.to_string())]).await?;
         BookSnapshot::from_rest(symbol, &body).map_err(|source| ExchangeError::Decode { url, source })
     }
 }
