@@ -115,7 +115,7 @@ fn book_command_prints_the_top_levels_as_binance_decimal_strings() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_depth_event_triggers_exactly_one_resync_and_the_book_is_right_after_it() {
     let data = ReplayData::load(&common::sample_dir()).unwrap();
-    let faults = ReplayFaults { drop_depth_events: vec![3_000] };
+    let faults = ReplayFaults { drop_depth_events: vec![3_000], ..Default::default() };
     let server = ReplayServer::start_with_faults(Arc::new(data), "127.0.0.1:0", 0.0, faults).await.unwrap();
     let rest = BinanceRest::new(&server.rest_url(), Arc::new(Metrics::new())).unwrap();
     let ws = BinanceWs::new(&server.ws_url()).unwrap();

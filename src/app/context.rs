@@ -10,6 +10,7 @@ use crate::admin::metrics::Metrics;
 use crate::admin::LagSource;
 use crate::bus::{self, topics, Bus};
 use crate::config::Config;
+use crate::exchange::binance::{BinanceRest, WeightLimiter};
 use crate::store::{self, Store};
 use crate::supervision::{ChildSpec, Restart, Strategy, SupervisorArgs, TreeView};
 
@@ -31,6 +32,8 @@ pub struct NodeContext {
     pub view: TreeView,
     /// The consumer groups this node's connectors belong to, for lag reporting.
     pub lag: LagSource,
+    /// The REST weight budget every loader of the node spends from.
+    pub rest_weight: Arc<WeightLimiter>,
 }
 
 impl NodeContext {
@@ -50,6 +53,7 @@ impl NodeContext {
             dead_letters: DeadLetters::new(bus.clone(), metrics.clone()),
             view: TreeView::default(),
             lag: LagSource::new(bus.clone()),
+            rest_weight: Arc::new(WeightLimiter::new(config.binance.weight_share)),
             config: Arc::new(config),
             bus,
             store,
@@ -115,6 +119,12 @@ impl NodeContext {
             };
             (Connector, args)
         })
+    }
+
+    /// A Binance REST client on `binance.rest_url` that spends from the node's weight budget.
+    pub fn binance_rest(&self) -> Result<BinanceRest, AppError> {
+        Ok(BinanceRest::new(&self.config.binance.rest_url, self.metrics.clone())?
+            .with_limiter(self.rest_weight.clone()))
     }
 
     /// A supervisor with this node's intensity, backoff, telemetry and tree view.

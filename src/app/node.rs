@@ -15,7 +15,6 @@ use crate::actors::connector::ConnectorRoute;
 use crate::actors::dummy::{Dummy, DummyArgs, DummyOptions};
 use crate::admin::{AdminActor, AdminArgs, AdminState};
 use crate::config::{candle_interval_of_type, Config};
-use crate::exchange::binance::BinanceRest;
 use crate::model::parse_time_range;
 use crate::supervision::{ChildSpec, Restart, Strategy, Tree};
 
@@ -158,7 +157,7 @@ async fn job_children(ctx: &NodeContext) -> Result<(ChildSpec, ChildSpec), AppEr
         j.collection_name.clone(),
         ctx.config.loader.page_limit,
     );
-    let rest = BinanceRest::new(&ctx.config.binance.rest_url, ctx.metrics.clone())?;
+    let rest = ctx.binance_rest()?;
     wf.children(ctx, &rest, true).await
 }
 

@@ -9,7 +9,6 @@ use std::time::Instant;
 use super::{start_replay, AppError, KlineWorkflow, NodeContext};
 use crate::actors::loader::Gap;
 use crate::config::Config;
-use crate::exchange::binance::BinanceRest;
 use crate::model::{format_ms, now_ms, Interval};
 use crate::replay::ReplayServer;
 use crate::store::Workflow;
@@ -123,7 +122,7 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
         config.binance.rest_url = r.rest_url();
     }
     let ctx = NodeContext::open(config).await?;
-    let rest = BinanceRest::new(&ctx.config.binance.rest_url, ctx.metrics.clone())?;
+    let rest = ctx.binance_rest()?;
     let mut workflows = Vec::new();
     let (mut connectors, mut loaders) = (Vec::new(), Vec::new());
     for symbol in &symbols {

@@ -161,11 +161,13 @@ pub struct BinanceConfig {
     pub rest_url: String,
     /// WebSocket market-stream base URL.
     pub ws_url: String,
+    /// Share of Binance's 6,000 weight a minute the node's REST calls may spend (0 < share ≤ 1).
+    pub weight_share: f64,
 }
 
 impl Default for BinanceConfig {
     fn default() -> Self {
-        BinanceConfig { rest_url: DEFAULT_REST_URL.into(), ws_url: DEFAULT_WS_URL.into() }
+        BinanceConfig { rest_url: DEFAULT_REST_URL.into(), ws_url: DEFAULT_WS_URL.into(), weight_share: 0.9 }
     }
 }
 
@@ -363,6 +365,9 @@ impl Config {
         }
         if !valid_url(&self.binance.ws_url, &["ws", "wss"]) {
             errs.push(format!("binance.ws_url: {:?} is not a ws(s) URL", self.binance.ws_url));
+        }
+        if !(self.binance.weight_share > 0.0 && self.binance.weight_share <= 1.0) {
+            errs.push(format!("binance.weight_share: {} is not in (0, 1]", self.binance.weight_share));
         }
         if !(1..=1000).contains(&self.loader.page_limit) {
             errs.push(format!(

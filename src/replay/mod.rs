@@ -3,17 +3,20 @@
 //! Binance's paging and weight header; WebSocket `/ws/<stream>` and `/stream?streams=…`.
 
 pub mod data;
+mod limits;
 mod rest;
 mod ws;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use actix_web::web;
 
 pub use data::{ReplayData, ReplayDataError};
+pub use limits::ReplayStats;
+
+use limits::Gate;
 
 use crate::http::HttpService;
 
@@ -36,13 +39,17 @@ pub struct ReplayFaults {
     /// Depth events (0-based, counted per WebSocket connection) that are not sent: a sequence gap
     /// in the client's stream. The server's own book still includes them.
     pub drop_depth_events: Vec<u64>,
+    /// Every n-th REST request is answered 429 with `Retry-After: retry_after_secs`.
+    pub rate_limit_every: Option<u64>,
+    pub retry_after_secs: u64,
+    /// Added to every REST answer (a slow exchange).
+    pub rest_delay: std::time::Duration,
 }
 
 pub(crate) struct ReplayState {
     data: Arc<ReplayData>,
     speed: f64,
-    minute: AtomicI64,
-    used: AtomicU32,
+    gate: Arc<Gate>,
     faults: ReplayFaults,
     /// Per symbol, the update id the exchange's book has reached: the last depth event replayed
     /// (sent or dropped). REST snapshots are served at that point, as Binance serves its live book.
@@ -58,19 +65,20 @@ impl ReplayState {
         self.depth_position.lock().unwrap_or_else(|e| e.into_inner()).insert(symbol.to_owned(), update_id);
     }
 
-    /// Adds `weight` to this minute's usage and returns the total, as `X-MBX-USED-WEIGHT-1M` reports.
-    fn spend(&self, weight: u32) -> u32 {
-        let minute = crate::model::now_ms() / 60_000;
-        if self.minute.swap(minute, Ordering::AcqRel) != minute {
-            self.used.store(0, Ordering::Release);
+    /// Spends `weight` of this minute's budget for a request to `endpoint` (after the configured
+    /// delay): the minute's total as `X-MBX-USED-WEIGHT-1M` reports it, or a 429/418 to send.
+    async fn admit(&self, endpoint: &str, weight: u32) -> Result<u32, actix_web::HttpResponse> {
+        if !self.faults.rest_delay.is_zero() {
+            tokio::time::sleep(self.faults.rest_delay).await;
         }
-        self.used.fetch_add(weight, Ordering::AcqRel) + weight
+        self.gate.admit(endpoint, weight)
     }
 }
 
 /// A running replay server; stops when [`ReplayServer::stop`] is called.
 pub struct ReplayServer {
     http: HttpService,
+    gate: Arc<Gate>,
 }
 
 fn routes(cfg: &mut web::ServiceConfig) {
@@ -81,7 +89,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v3/ping", web::get().to(rest::ping))
         .route("/api/v3/time", web::get().to(rest::time))
         .route("/ws/{stream}", web::get().to(ws::single))
-        .route("/stream", web::get().to(ws::combined));
+        .route("/stream", web::get().to(ws::combined))
+        .route("/replay/stats", web::get().to(rest::stats));
 }
 
 impl ReplayServer {
@@ -106,19 +115,18 @@ impl ReplayServer {
         speed: f64,
         faults: ReplayFaults,
     ) -> Result<ReplayServer, ReplayError> {
-        let state = ReplayState {
-            data,
-            speed,
-            minute: AtomicI64::new(0),
-            used: AtomicU32::new(0),
-            faults,
-            depth_position: Default::default(),
-        };
+        let gate = Arc::new(Gate::new(faults.rate_limit_every.map(|n| (n.max(1), faults.retry_after_secs))));
+        let state = ReplayState { data, speed, gate: gate.clone(), faults, depth_position: Default::default() };
         let http = HttpService::start(addr, 2, state, routes)
             .await
             .map_err(|source| ReplayError::Bind { addr: addr.to_owned(), source })?;
         tracing::info!(addr = %http.addr(), "Replay server listening.");
-        Ok(ReplayServer { http })
+        Ok(ReplayServer { http, gate })
+    }
+
+    /// What clients have asked so far (also served at `GET /replay/stats`).
+    pub fn stats(&self) -> ReplayStats {
+        self.gate.stats()
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -127,7 +127,10 @@ fn page<T>(rows: &[T], key: impl Fn(&T) -> i64, start: Option<i64>, end: Option<
 }
 
 pub(super) async fn klines(state: web::Data<ReplayState>, q: Query) -> HttpResponse {
-    let weight = state.spend(2);
+    let weight = match state.admit("klines", 2).await {
+        Ok(w) => w,
+        Err(refused) => return refused,
+    };
     let result: Result<String, ApiError> = (|| {
         let (sym, data) = symbol(&state, &q)?;
         let interval: Interval =
@@ -164,7 +167,10 @@ pub(super) async fn klines(state: web::Data<ReplayState>, q: Query) -> HttpRespo
 }
 
 pub(super) async fn agg_trades(state: web::Data<ReplayState>, q: Query) -> HttpResponse {
-    let weight = state.spend(4);
+    let weight = match state.admit("aggTrades", 4).await {
+        Ok(w) => w,
+        Err(refused) => return refused,
+    };
     let result: Result<String, ApiError> = (|| {
         let (_, data) = symbol(&state, &q)?;
         let limit = limit(&q, 500, 1000)?;
@@ -186,12 +192,16 @@ pub(super) async fn agg_trades(state: web::Data<ReplayState>, q: Query) -> HttpR
 
 pub(super) async fn depth(state: web::Data<ReplayState>, q: Query) -> HttpResponse {
     let requested = q.get("limit").and_then(|l| l.parse::<i64>().ok()).unwrap_or(100);
-    let weight = state.spend(match requested {
+    let cost = match requested {
         ..=100 => 5,
         101..=500 => 25,
         501..=1000 => 50,
         _ => 250,
-    });
+    };
+    let weight = match state.admit("depth", cost).await {
+        Ok(w) => w,
+        Err(refused) => return refused,
+    };
     let result: Result<String, ApiError> = (|| {
         let (sym, _) = symbol(&state, &q)?;
         let limit = limit(&q, 100, 5000)?;
@@ -223,7 +233,10 @@ pub(super) async fn depth(state: web::Data<ReplayState>, q: Query) -> HttpRespon
 }
 
 pub(super) async fn exchange_info(state: web::Data<ReplayState>) -> HttpResponse {
-    let weight = state.spend(20);
+    let weight = match state.admit("exchangeInfo", 20).await {
+        Ok(w) => w,
+        Err(refused) => return refused,
+    };
     let symbols: Vec<serde_json::Value> = state
         .data
         .symbols
@@ -250,11 +263,17 @@ pub(super) async fn exchange_info(state: web::Data<ReplayState>) -> HttpResponse
 }
 
 pub(super) async fn ping(state: web::Data<ReplayState>) -> HttpResponse {
-    ok_json("{}".into(), state.spend(1))
+    match state.admit("ping", 1).await {
+        Ok(w) => ok_json("{}".into(), w),
+        Err(refused) => refused,
+    }
 }
 
 pub(super) async fn time(state: web::Data<ReplayState>) -> HttpResponse {
-    ok_json(format!("{{\"serverTime\":{}}}", now_ms()), state.spend(1))
+    match state.admit("time", 1).await {
+        Ok(w) => ok_json(format!("{{\"serverTime\":{}}}", now_ms()), w),
+        Err(refused) => refused,
+    }
 }
 
 #[cfg(test)]
@@ -278,4 +297,9 @@ mod tests {
         assert_eq!(binance_decimal("58720.45".parse().unwrap()), "58720.45000000");
         assert_eq!(binance_decimal("0.000000001".parse().unwrap()), "0.000000001");
     }
+}
+
+/// `GET /replay/stats`: what clients have asked so far (not a Binance endpoint; for tests).
+pub(super) async fn stats(state: web::Data<ReplayState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.gate.stats())
 }

@@ -2,9 +2,11 @@
 //! book.
 
 pub mod book;
+mod limit;
 mod rest;
 mod ws;
 
 pub use book::{BookFault, BookStep, LocalBook, OrderBook};
+pub use limit::{WeightLimiter, WEIGHT_PER_MINUTE};
 pub use rest::{BinanceRest, ExchangeError, DEFAULT_REST_URL};
 pub use ws::{BinanceWs, StreamMessage, WsConnection, DEFAULT_WS_URL, MAX_STREAMS_PER_CONNECTION};

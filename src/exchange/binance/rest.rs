@@ -4,10 +4,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::limit::WeightLimiter;
 use crate::admin::metrics::Metrics;
 use crate::model::{now_ms, BookSnapshot, Candle, Interval, ParseError};
 
 pub const DEFAULT_REST_URL: &str = "https://api.binance.com";
+
+/// Request weights (Binance spot API docs).
+const KLINES_WEIGHT: u32 = 2;
+
+fn depth_weight(limit: u32) -> u32 {
+    match limit {
+        ..=100 => 5,
+        101..=500 => 25,
+        501..=1000 => 50,
+        _ => 250,
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
@@ -54,7 +67,13 @@ pub struct BinanceRest {
     http: reqwest::Client,
     base: Arc<str>,
     metrics: Arc<Metrics>,
+    limiter: Arc<WeightLimiter>,
 }
+
+/// 429 answers in a row one call waits out before it reports the error.
+const MAX_RATE_LIMITED: u32 = 5;
+/// The wait after a 429 without a usable `Retry-After`.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl BinanceRest {
     pub fn new(base_url: &str, metrics: Arc<Metrics>) -> Result<Self, ExchangeError> {
@@ -67,32 +86,61 @@ impl BinanceRest {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|source| ExchangeError::Transport { url: base.to_owned(), source })?;
-        Ok(BinanceRest { http, base: Arc::from(base), metrics })
+        Ok(BinanceRest { http, base: Arc::from(base), metrics, limiter: Arc::new(WeightLimiter::new(1.0)) })
+    }
+
+    /// Shares `limiter`'s weight budget (one per node: every REST loader spends from it).
+    pub fn with_limiter(mut self, limiter: Arc<WeightLimiter>) -> Self {
+        self.limiter = limiter;
+        self
     }
 
     pub fn base_url(&self) -> &str {
         &self.base
     }
 
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<(String, bytes::Bytes), ExchangeError> {
+    /// A GET costing `weight`, within the node's budget. A 429 holds every request of the node for
+    /// its `Retry-After` and is retried; a 418 (banned) or any other failure is returned.
+    async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        weight: u32,
+    ) -> Result<(String, bytes::Bytes), ExchangeError> {
         let url = format!("{}{}", self.base, path);
-        let resp = self
-            .http
-            .get(&url)
-            .query(query)
-            .send()
-            .await
-            .map_err(|source| ExchangeError::Transport { url: url.clone(), source })?;
-        if let Some(w) = resp.headers().get("x-mbx-used-weight-1m").and_then(|v| v.to_str().ok()?.parse::<i64>().ok()) {
-            self.metrics.rest_weight_used.with_label_values(&["binance"]).set(w);
+        let mut rate_limited = 0;
+        loop {
+            self.limiter.acquire(weight).await;
+            let resp = self
+                .http
+                .get(&url)
+                .query(query)
+                .send()
+                .await
+                .map_err(|source| ExchangeError::Transport { url: url.clone(), source })?;
+            let header =
+                |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+            if let Some(used) = header("x-mbx-used-weight-1m") {
+                self.metrics.rest_weight_used.with_label_values(&["binance"]).set(used as i64);
+                self.limiter.observe(used.min(u32::MAX as u64) as u32).await;
+            }
+            let retry_after = header("retry-after").map(Duration::from_secs);
+            let status = resp.status().as_u16();
+            let body = resp.bytes().await.map_err(|source| ExchangeError::Transport { url: url.clone(), source })?;
+            if status == 429 && rate_limited < MAX_RATE_LIMITED {
+                rate_limited += 1;
+                let wait = retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
+                self.metrics.errors.with_label_values(&["rest", "rate_limited"]).inc();
+                tracing::warn!(%url, wait_ms = wait.as_millis() as u64, "Binance answered 429; waiting as told.");
+                self.limiter.hold(wait).await;
+                continue;
+            }
+            if status != 200 {
+                let body = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+                return Err(ExchangeError::Status { url, status, body });
+            }
+            return Ok((url, body));
         }
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|source| ExchangeError::Transport { url: url.clone(), source })?;
-        if status != 200 {
-            let body = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
-            return Err(ExchangeError::Status { url, status, body });
-        }
-        Ok((url, body))
     }
 
     /// `GET /api/v3/klines` for `[start, end]` (open times, ms), at most `limit` rows.
@@ -111,7 +159,7 @@ impl BinanceRest {
             ("endTime", end.to_string()),
             ("limit", limit.to_string()),
         ];
-        let (url, body) = self.get("/api/v3/klines", &query).await?;
+        let (url, body) = self.get("/api/v3/klines", &query, KLINES_WEIGHT).await?;
         Candle::from_rest_klines(symbol, interval, &body, now_ms())
             .map_err(|source| ExchangeError::Decode { url, source })
     }
@@ -119,8 +167,8 @@ impl BinanceRest {
     /// `GET /api/v3/depth`: the book's `limit` best levels a side (5, 10, 20, 50, 100, 500, 1000 or
     /// 5000; weight 5 to 250).
     pub async fn depth(&self, symbol: &str, limit: u32) -> Result<BookSnapshot, ExchangeError> {
-        let (url, body) =
-            self.get("/api/v3/depth", &[("symbol", symbol.to_owned()), ("limit", limit.to_string())]).await?;
+        let query = [("symbol", symbol.to_owned()), ("limit", limit.to_string())];
+        let (url, body) = self.get("/api/v3/depth", &query, depth_weight(limit)).await?;
         BookSnapshot::from_rest(symbol, &body).map_err(|source| ExchangeError::Decode { url, source })
     }
 }

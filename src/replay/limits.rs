@@ -1,0 +1,105 @@
+//! Binance's request-weight rules as the replay server enforces them: 6,000 weight a minute per IP
+//! (`X-MBX-USED-WEIGHT-1M` on every answer); over it, HTTP 429 with `Retry-After`; a request
+//! before that wait is over earns a 418 ban (Binance bans for 2 minutes to 3 days, here 2 minutes).
+//! Faults can add 429s. Counters say what a client did, for tests.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use actix_web::HttpResponse;
+use serde::Serialize;
+
+use super::WEIGHT_LIMIT_1M;
+use crate::model::now_ms;
+
+/// How long a ban lasts.
+const BAN_MS: i64 = 120_000;
+
+/// What clients have asked of the server so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReplayStats {
+    /// Requests per endpoint (`klines`, `aggTrades`, `depth`, …), answered or refused.
+    pub requests: BTreeMap<String, u64>,
+    /// 429 answers.
+    pub rate_limited: u64,
+    /// 418 answers: requests sent while told to wait, or while banned.
+    pub banned: u64,
+}
+
+#[derive(Default)]
+struct GateState {
+    minute: i64,
+    used: u32,
+    served: u64,
+    /// Epoch ms before which the client was told (429) to wait.
+    wait_until: i64,
+    banned_until: i64,
+    stats: ReplayStats,
+}
+
+/// The weight budget of the server's one client IP (loopback).
+pub(super) struct Gate {
+    state: Mutex<GateState>,
+    /// Every n-th request is answered 429 (a fault), with this `Retry-After` in seconds.
+    every_429: Option<(u64, u64)>,
+}
+
+fn refuse(status: u16, retry_after_ms: i64, used: u32, msg: &str) -> HttpResponse {
+    let code = actix_web::http::StatusCode::from_u16(status).expect("429 and 418 are valid statuses");
+    let secs = (retry_after_ms.max(0) + 999) / 1000;
+    HttpResponse::build(code)
+        .insert_header(("Retry-After", secs.to_string()))
+        .insert_header(("X-MBX-USED-WEIGHT-1M", used.to_string()))
+        .json(serde_json::json!({ "code": -1003, "msg": msg }))
+}
+
+impl Gate {
+    pub(super) fn new(every_429: Option<(u64, u64)>) -> Gate {
+        Gate { state: Mutex::default(), every_429 }
+    }
+
+    pub(super) fn stats(&self) -> ReplayStats {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).stats.clone()
+    }
+
+    /// Spends `weight` for a request to `endpoint`: the minute's total, or the refusal to send.
+    pub(super) fn admit(&self, endpoint: &str, weight: u32) -> Result<u32, HttpResponse> {
+        let now = now_ms();
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        *st.stats.requests.entry(endpoint.to_owned()).or_default() += 1;
+        if now / 60_000 != st.minute {
+            (st.minute, st.used) = (now / 60_000, 0);
+        }
+        let used = st.used;
+        if now < st.banned_until {
+            st.stats.banned += 1;
+            return Err(refuse(418, st.banned_until - now, used, "IP banned until the ban expires."));
+        }
+        if now < st.wait_until {
+            st.stats.banned += 1;
+            st.banned_until = now + BAN_MS;
+            return Err(refuse(418, BAN_MS, used, "Way too many requests; IP banned for ignoring 429."));
+        }
+        st.served += 1;
+        if let Some((n, secs)) = self.every_429 {
+            if st.served % n == 0 {
+                st.stats.rate_limited += 1;
+                st.wait_until = now + secs as i64 * 1000;
+                return Err(refuse(429, secs as i64 * 1000, used, "Too many requests (injected)."));
+            }
+        }
+        if used + weight > WEIGHT_LIMIT_1M {
+            st.stats.rate_limited += 1;
+            let next_minute = (now / 60_000 + 1) * 60_000;
+            st.wait_until = next_minute;
+            return Err(refuse(
+                429,
+                next_minute - now,
+                used,
+                "Too much request weight used; current limit is 6000 request weight per 1 MINUTE.",
+            ));
+        }
+        st.used += weight;
+        Ok(st.used)
+    }
+}
