@@ -14,7 +14,7 @@ use streamforge::admin::metrics::Metrics;
 use streamforge::app::book::follow_book;
 use streamforge::exchange::binance::{BinanceRest, BinanceWs};
 use streamforge::model::{BookSnapshot, Decimal};
-use streamforge::replay::{ReplayData, ReplayFaults, ReplayServer};
+use streamforge::replay::{ReplayFaults, ReplayServer};
 
 type Side = BTreeMap<Decimal, Decimal>;
 
@@ -75,7 +75,7 @@ fn levels(side: &Side, descending: bool) -> Vec<(Decimal, Decimal)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_book_after_the_replayed_capture_equals_the_book_derived_from_the_raw_file() {
-    let server = ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0).await.unwrap();
+    let server = ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0, Default::default()).await.unwrap();
     let rest = BinanceRest::new(&server.rest_url(), Arc::new(Metrics::new())).unwrap();
     let ws = BinanceWs::new(&server.ws_url()).unwrap();
     let run = follow_book(&ws, &rest, "ETHUSDT", None).await.unwrap();
@@ -114,9 +114,8 @@ fn book_command_prints_the_top_levels_as_binance_decimal_strings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_depth_event_triggers_exactly_one_resync_and_the_book_is_right_after_it() {
-    let data = ReplayData::load(&common::sample_dir()).unwrap();
     let faults = ReplayFaults { drop_depth_events: vec![3_000], ..Default::default() };
-    let server = ReplayServer::start_with_faults(Arc::new(data), "127.0.0.1:0", 0.0, faults).await.unwrap();
+    let server = ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0, faults).await.unwrap();
     let rest = BinanceRest::new(&server.rest_url(), Arc::new(Metrics::new())).unwrap();
     let ws = BinanceWs::new(&server.ws_url()).unwrap();
     let run = follow_book(&ws, &rest, "ETHUSDT", None).await.unwrap();

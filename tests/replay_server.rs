@@ -9,7 +9,7 @@ use streamforge::replay::ReplayServer;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn server() -> ReplayServer {
-    ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0).await.unwrap()
+    ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0, Default::default()).await.unwrap()
 }
 
 async fn get(server: &ReplayServer, path_and_query: &str) -> (u16, Option<String>, Value) {

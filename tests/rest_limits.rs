@@ -4,17 +4,14 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::{recorded_candles, sample_dir, test_config};
 use streamforge::app::run::{run, RunOptions};
 use streamforge::model::parse_date_or_time_ms;
-use streamforge::replay::{ReplayData, ReplayFaults, ReplayServer};
+use streamforge::replay::{ReplayFaults, ReplayServer};
 use streamforge::store;
 
 async fn server(faults: ReplayFaults) -> ReplayServer {
-    let data = Arc::new(ReplayData::load(&sample_dir()).unwrap());
-    ReplayServer::start_with_faults(data, "127.0.0.1:0", 0.0, faults).await.unwrap()
+    ReplayServer::start_dir(&sample_dir(), "127.0.0.1:0", 0.0, faults).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -71,6 +71,31 @@ impl KlineWorkflow {
         }
     }
 
+    /// A backfill that was stopped or killed continues after the newest candle the store already
+    /// has for this collection and symbol (its high-water mark), not from the start. Candles are
+    /// stored in order per symbol (one partition, commits in offset order), so everything before
+    /// the mark is stored too.
+    async fn resume_from_store(&self, ctx: &NodeContext) -> Result<(), AppError> {
+        let job = &self.job;
+        let Some(mark) = ctx.store.high_water_mark(&self.collection, &job.symbol).await? else {
+            return Ok(());
+        };
+        if !(job.start_ms..job.end_ms).contains(&mark) {
+            return Ok(());
+        }
+        // Calendar intervals (1M) cannot step by a fixed width: the last stored candle is fetched
+        // again, an idempotent upsert.
+        let next = if job.interval.is_fixed() { mark + job.interval.millis() } else { mark };
+        self.progress.send_modify(|p| {
+            if p.next_open_time < next {
+                p.next_open_time = next;
+                p.last_open_time = Some(mark);
+            }
+        });
+        tracing::info!(symbol = %job.symbol, collection = %self.collection, from = %format_ms(next), "Resuming the backfill after the store's newest candle.");
+        Ok(())
+    }
+
     /// Creates the data topic; returns the connector and the loader as supervised children. A
     /// `long_running` workflow (a node's job) gets partitioned connectors that share the topic
     /// with the other nodes of its group; otherwise one connector drains the topic and finishes.
@@ -81,6 +106,7 @@ impl KlineWorkflow {
         long_running: bool,
     ) -> Result<(ChildSpec, ChildSpec), AppError> {
         ctx.bus.ensure_topic(&self.job.topic, ctx.config.bus.partitions).await?;
+        self.resume_from_store(ctx).await?;
         let route = ConnectorRoute {
             queue_id: self.job.queue_id.clone(),
             topic: self.job.topic.clone(),

@@ -8,7 +8,7 @@ use streamforge::app::{self, node, run, AppError};
 use streamforge::config::{self, Config};
 use streamforge::exchange::binance::{BinanceRest, BinanceWs};
 use streamforge::model::{parse_date_or_time_ms, parse_time_range, Interval};
-use streamforge::replay::ReplayServer;
+use streamforge::replay::{ReplayFaults, ReplayServer};
 
 #[derive(Parser)]
 #[command(name = "streamforge", version, about = "Binance market data → bus → store, run by supervised actors.")]
@@ -117,6 +117,14 @@ enum Command {
         /// WebSocket pace: 1 = as recorded, 10 = ten times faster, 0 = no waiting.
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
+        /// Fault: delay every REST answer by this many milliseconds (a slow exchange).
+        #[arg(long, default_value_t = 0)]
+        rest_delay_ms: u64,
+        /// Fault: answer every N-th REST request with 429 and `Retry-After: --retry-after`.
+        #[arg(long, value_name = "N")]
+        rate_limit_every: Option<u64>,
+        #[arg(long, default_value_t = 1, value_name = "SECONDS")]
+        retry_after: u64,
     },
 }
 
@@ -238,13 +246,19 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
             }
             Ok(())
         }
-        Command::ReplayServer { data, addr, speed } => {
+        Command::ReplayServer { data, addr, speed, rest_delay_ms, rate_limit_every, retry_after } => {
             streamforge::log::init(cli.log_json, cli.log_level.as_deref().unwrap_or("info"));
             if !(*speed >= 0.0 && speed.is_finite()) {
                 return Err(AppError::Usage(format!("--speed: {speed} must be 0 or a positive number")));
             }
             let dir = app::resolve_data_dir(data)?;
-            let server = ReplayServer::start_dir(&dir, addr, *speed).await?;
+            let faults = ReplayFaults {
+                rest_delay: std::time::Duration::from_millis(*rest_delay_ms),
+                rate_limit_every: *rate_limit_every,
+                retry_after_secs: *retry_after,
+                ..Default::default()
+            };
+            let server = ReplayServer::start_dir(&dir, addr, *speed, faults).await?;
             println!("Replaying {}: REST {}, WebSocket {}", dir.display(), server.rest_url(), server.ws_url());
             node::shutdown_signal().await;
             server.stop().await;

@@ -65,13 +65,15 @@ impl ReplayState {
         self.depth_position.lock().unwrap_or_else(|e| e.into_inner()).insert(symbol.to_owned(), update_id);
     }
 
-    /// Spends `weight` of this minute's budget for a request to `endpoint` (after the configured
-    /// delay): the minute's total as `X-MBX-USED-WEIGHT-1M` reports it, or a 429/418 to send.
+    /// Spends `weight` of this minute's budget for a request to `endpoint` as it arrives: the
+    /// minute's total as `X-MBX-USED-WEIGHT-1M` reports it, or a 429/418 to send. The configured
+    /// delay comes after, so a request is counted even if its client dies waiting for the answer.
     async fn admit(&self, endpoint: &str, weight: u32) -> Result<u32, actix_web::HttpResponse> {
+        let admitted = self.gate.admit(endpoint, weight);
         if !self.faults.rest_delay.is_zero() {
             tokio::time::sleep(self.faults.rest_delay).await;
         }
-        self.gate.admit(endpoint, weight)
+        admitted
     }
 }
 
@@ -96,12 +98,17 @@ fn routes(cfg: &mut web::ServiceConfig) {
 impl ReplayServer {
     /// Loads `dir` and serves it on `addr` (`127.0.0.1:0` picks a free port). `speed` scales the
     /// WebSocket pace: 1.0 is as recorded, 0 sends without waiting.
-    pub async fn start_dir(dir: &Path, addr: &str, speed: f64) -> Result<ReplayServer, ReplayError> {
+    pub async fn start_dir(
+        dir: &Path,
+        addr: &str,
+        speed: f64,
+        faults: ReplayFaults,
+    ) -> Result<ReplayServer, ReplayError> {
         let dir = dir.to_owned();
         let data = tokio::task::spawn_blocking(move || ReplayData::load(&dir))
             .await
             .map_err(|e| ReplayError::LoadTask(e.to_string()))??;
-        Self::start(Arc::new(data), addr, speed).await
+        Self::start_with_faults(Arc::new(data), addr, speed, faults).await
     }
 
     pub async fn start(data: Arc<ReplayData>, addr: &str, speed: f64) -> Result<ReplayServer, ReplayError> {
