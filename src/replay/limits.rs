@@ -44,13 +44,27 @@ pub(super) struct Gate {
     every_429: Option<(u64, u64)>,
 }
 
-fn refuse(status: u16, retry_after_ms: i64, used: u32, msg: &str) -> HttpResponse {
-    let code = actix_web::http::StatusCode::from_u16(status).expect("429 and 418 are valid statuses");
-    let secs = (retry_after_ms.max(0) + 999) / 1000;
-    HttpResponse::build(code)
-        .insert_header(("Retry-After", secs.to_string()))
-        .insert_header(("X-MBX-USED-WEIGHT-1M", used.to_string()))
-        .json(serde_json::json!({ "code": -1003, "msg": msg }))
+/// A request the budget turns away: 429 (wait `retry_after_ms`) or 418 (banned).
+pub(super) struct Refusal {
+    status: u16,
+    retry_after_ms: i64,
+    used: u32,
+    msg: &'static str,
+}
+
+impl Refusal {
+    pub(super) fn response(&self) -> HttpResponse {
+        let code = actix_web::http::StatusCode::from_u16(self.status).expect("429 and 418 are valid statuses");
+        let secs = (self.retry_after_ms.max(0) + 999) / 1000;
+        HttpResponse::build(code)
+            .insert_header(("Retry-After", secs.to_string()))
+            .insert_header(("X-MBX-USED-WEIGHT-1M", self.used.to_string()))
+            .json(serde_json::json!({ "code": -1003, "msg": self.msg }))
+    }
+}
+
+fn refuse(status: u16, retry_after_ms: i64, used: u32, msg: &'static str) -> Refusal {
+    Refusal { status, retry_after_ms, used, msg }
 }
 
 impl Gate {
@@ -63,7 +77,7 @@ impl Gate {
     }
 
     /// Spends `weight` for a request to `endpoint`: the minute's total, or the refusal to send.
-    pub(super) fn admit(&self, endpoint: &str, weight: u32) -> Result<u32, HttpResponse> {
+    pub(super) fn admit(&self, endpoint: &str, weight: u32) -> Result<u32, Refusal> {
         let now = now_ms();
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         *st.stats.requests.entry(endpoint.to_owned()).or_default() += 1;

@@ -69,7 +69,7 @@ impl ReplayState {
     /// minute's total as `X-MBX-USED-WEIGHT-1M` reports it, or a 429/418 to send. The configured
     /// delay comes after, so a request is counted even if its client dies waiting for the answer.
     async fn admit(&self, endpoint: &str, weight: u32) -> Result<u32, actix_web::HttpResponse> {
-        let admitted = self.gate.admit(endpoint, weight);
+        let admitted = self.gate.admit(endpoint, weight).map_err(|r| r.response());
         if !self.faults.rest_delay.is_zero() {
             tokio::time::sleep(self.faults.rest_delay).await;
         }

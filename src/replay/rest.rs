@@ -276,6 +276,11 @@ pub(super) async fn time(state: web::Data<ReplayState>) -> HttpResponse {
     }
 }
 
+/// `GET /replay/stats`: what clients have asked so far (not a Binance endpoint; for tests).
+pub(super) async fn stats(state: web::Data<ReplayState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.gate.stats())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,9 +302,4 @@ mod tests {
         assert_eq!(binance_decimal("58720.45".parse().unwrap()), "58720.45000000");
         assert_eq!(binance_decimal("0.000000001".parse().unwrap()), "0.000000001");
     }
-}
-
-/// `GET /replay/stats`: what clients have asked so far (not a Binance endpoint; for tests).
-pub(super) async fn stats(state: web::Data<ReplayState>) -> HttpResponse {
-    HttpResponse::Ok().json(state.gate.stats())
 }
