@@ -27,6 +27,8 @@ pub fn decimal_from_json_number(field: &'static str, value: f64) -> Result<Decim
 pub(crate) mod level_serde {
     //! `[["price","qty"], …]` ⇄ `Vec<(Decimal, Decimal)>` with the strings kept exact.
     use super::{Decimal, PriceLevel};
+    use std::borrow::Cow;
+
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer>(levels: &[PriceLevel], s: S) -> Result<S::Ok, S::Error> {
@@ -34,10 +36,14 @@ pub(crate) mod level_serde {
         as_strings.serialize(s)
     }
 
+    /// `[price, qty]` as Binance sends it; borrowed from the input when it has no escapes.
+    #[derive(Deserialize)]
+    struct Level<'a>(#[serde(borrow)] Cow<'a, str>, #[serde(borrow)] Cow<'a, str>);
+
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PriceLevel>, D::Error> {
-        let raw: Vec<[String; 2]> = Vec::deserialize(d)?;
+        let raw: Vec<Level<'de>> = Vec::deserialize(d)?;
         raw.into_iter()
-            .map(|[p, q]| {
+            .map(|Level(p, q)| {
                 let price = p.parse::<Decimal>().map_err(serde::de::Error::custom)?;
                 let qty = q.parse::<Decimal>().map_err(serde::de::Error::custom)?;
                 Ok((price, qty))
