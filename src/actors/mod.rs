@@ -7,6 +7,7 @@ mod dead_letter;
 pub mod dummy;
 pub mod loader;
 mod telemetry;
+pub mod trade_stream;
 
 pub use dead_letter::DeadLetters;
 pub use telemetry::Telemetry;

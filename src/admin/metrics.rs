@@ -19,6 +19,12 @@ pub struct Metrics {
     pub rest_weight_used: IntGaugeVec,
     /// Records not yet committed by a consumer group, per partition (what KEDA scales on).
     pub consumer_lag: IntGaugeVec,
+    /// WebSocket messages received, by stream kind (`aggTrade`, `trade`, `depth`, `kline`).
+    pub ws_messages: IntCounterVec,
+    /// WebSocket connections lost and opened again, by stream kind.
+    pub ws_reconnects: IntCounterVec,
+    /// Trades missed while a stream was away and fetched over REST, by stream kind.
+    pub backfilled: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -66,6 +72,24 @@ impl Metrics {
                 "streamforge_dead_letters_total",
                 "Messages sent to the dead-letter topic, by reason.",
                 &["reason"],
+            ),
+            ws_messages: counter(
+                &registry,
+                "streamforge_ws_messages_total",
+                "WebSocket messages received, by stream kind.",
+                &["stream"],
+            ),
+            ws_reconnects: counter(
+                &registry,
+                "streamforge_ws_reconnects_total",
+                "WebSocket connections lost and opened again, by stream kind.",
+                &["stream"],
+            ),
+            backfilled: counter(
+                &registry,
+                "streamforge_backfilled_trades_total",
+                "Trades missed during a reconnect and fetched over REST, by stream kind.",
+                &["stream"],
             ),
             events: counter(
                 &registry,

@@ -236,6 +236,26 @@ fn parse_capture(path: &Path, sym: &mut SymbolData) -> Result<(), ReplayDataErro
 }
 
 impl SymbolData {
+    /// Serves the recorded aggregate trades as the `<symbol>@aggTrade` WebSocket stream too: the
+    /// same trades in Binance's WebSocket event shape, paced by their trade times.
+    fn add_agg_trade_stream(&mut self, symbol: &str) {
+        if self.agg_trades.is_empty() {
+            return;
+        }
+        let stream: Arc<str> = Arc::from(format!("{}@aggTrade", symbol.to_ascii_lowercase()));
+        for t in &self.agg_trades {
+            let fields = t.raw.get().trim_start().strip_prefix('{').unwrap_or_default();
+            let data = format!("{{\"e\":\"aggTrade\",\"E\":{},\"s\":\"{symbol}\",{fields}", t.time);
+            let combined = format!("{{\"stream\":\"{stream}\",\"data\":{data}}}");
+            self.ws.push(WsRow {
+                recv_ns: t.time * 1_000_000,
+                stream: stream.clone(),
+                data: Arc::from(data),
+                combined: Arc::from(combined),
+            });
+        }
+    }
+
     /// Whether `row` is a `@depth` diff event.
     pub fn is_depth(row: &WsRow) -> bool {
         row.stream.contains("@depth")
@@ -302,6 +322,9 @@ impl ReplayData {
             sym.agg_trades.extend(rows);
             sym.agg_trades.sort_by_key(|r| r.id);
             sym.agg_trades.dedup_by_key(|r| r.id);
+        }
+        for (symbol, sym) in data.symbols.iter_mut() {
+            sym.add_agg_trade_stream(symbol);
         }
         files.clear();
         walk(&dir.join("ws"), &mut files)?;

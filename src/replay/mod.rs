@@ -44,6 +44,12 @@ pub struct ReplayFaults {
     pub retry_after_secs: u64,
     /// Added to every REST answer (a slow exchange).
     pub rest_delay: std::time::Duration,
+    /// Once this many WebSocket messages have been sent (server-wide), the connection about to
+    /// send the next one is dropped without a close frame — once.
+    pub drop_ws_after: Option<u64>,
+    /// Messages of the dropped connection's streams that pass while it is away: never sent, so
+    /// a client must fetch them over REST.
+    pub ws_drop_skips: u64,
 }
 
 pub(crate) struct ReplayState {
@@ -54,6 +60,10 @@ pub(crate) struct ReplayState {
     /// Per symbol, the update id the exchange's book has reached: the last depth event replayed
     /// (sent or dropped). REST snapshots are served at that point, as Binance serves its live book.
     depth_position: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    /// Per set of streams (`a/b`), the index of the next message of the live recording.
+    stream_positions: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    ws_sent: std::sync::atomic::AtomicU64,
+    ws_dropped: std::sync::atomic::AtomicBool,
 }
 
 impl ReplayState {
@@ -63,6 +73,22 @@ impl ReplayState {
 
     fn set_depth_position(&self, symbol: &str, update_id: i64) {
         self.depth_position.lock().unwrap_or_else(|e| e.into_inner()).insert(symbol.to_owned(), update_id);
+    }
+
+    /// Index of the next message of a set of streams (`a/b`); `None` before anyone connected.
+    fn stream_position(&self, streams: &str) -> Option<usize> {
+        self.stream_positions.lock().unwrap_or_else(|e| e.into_inner()).get(streams).copied()
+    }
+
+    fn set_stream_position(&self, streams: &str, next: usize) {
+        self.stream_positions.lock().unwrap_or_else(|e| e.into_inner()).insert(streams.to_owned(), next);
+    }
+
+    /// Counts a message about to be sent; true when the drop fault says to cut the connection.
+    fn drop_connection_now(&self) -> bool {
+        use std::sync::atomic::Ordering::AcqRel;
+        let sent = self.ws_sent.fetch_add(1, AcqRel);
+        self.faults.drop_ws_after.is_some_and(|n| sent >= n) && !self.ws_dropped.swap(true, AcqRel)
     }
 
     /// Spends `weight` of this minute's budget for a request to `endpoint` as it arrives: the
@@ -123,7 +149,16 @@ impl ReplayServer {
         faults: ReplayFaults,
     ) -> Result<ReplayServer, ReplayError> {
         let gate = Arc::new(Gate::new(faults.rate_limit_every.map(|n| (n.max(1), faults.retry_after_secs))));
-        let state = ReplayState { data, speed, gate: gate.clone(), faults, depth_position: Default::default() };
+        let state = ReplayState {
+            data,
+            speed,
+            gate: gate.clone(),
+            faults,
+            depth_position: Default::default(),
+            stream_positions: Default::default(),
+            ws_sent: Default::default(),
+            ws_dropped: Default::default(),
+        };
         let http = HttpService::start(addr, 2, state, routes)
             .await
             .map_err(|source| ReplayError::Bind { addr: addr.to_owned(), source })?;

@@ -172,9 +172,11 @@ pub(super) async fn agg_trades(state: web::Data<ReplayState>, q: Query) -> HttpR
         Err(refused) => return refused,
     };
     let result: Result<String, ApiError> = (|| {
-        let (_, data) = symbol(&state, &q)?;
+        let (sym, data) = symbol(&state, &q)?;
         let limit = limit(&q, 500, 1000)?;
-        let rows = &data.agg_trades;
+        // While the `@aggTrade` stream is being replayed, only the trades it has reached exist.
+        let live = state.stream_position(&format!("{}@aggTrade", sym.to_ascii_lowercase()));
+        let rows = &data.agg_trades[..live.map_or(data.agg_trades.len(), |p| p.min(data.agg_trades.len()))];
         let selected = match optional_i64(&q, "fromId")? {
             Some(from) => {
                 let lo = rows.partition_point(|r| r.id < from);

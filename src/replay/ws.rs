@@ -82,8 +82,11 @@ fn serve(
             format!("The replay has no recording of {streams:?}; recorded streams: {:?}.", recorded_streams(&state));
         return Ok(ApiError::bad(-1121, msg).response(0));
     }
+    // The stream is live: a connection starts where the recording has got to, not at its start.
+    let key = streams.join("/");
+    let start = state.stream_position(&key).unwrap_or(0).min(rows.len());
     let (response, session, incoming) = actix_ws::handle(&req, body)?;
-    actix_web::rt::spawn(replay(rows, framing, state, session, incoming));
+    actix_web::rt::spawn(replay(rows, start, key, framing, state, session, incoming));
     Ok(response)
 }
 
@@ -92,6 +95,8 @@ fn serve(
 /// server's book forward (REST snapshots follow it); those the faults name are not sent.
 async fn replay(
     rows: Vec<WsRow>,
+    start_at: usize,
+    key: String,
     framing: Framing,
     state: web::Data<ReplayState>,
     mut session: actix_ws::Session,
@@ -100,8 +105,15 @@ async fn replay(
     let speed = state.speed;
     let mut depth_events = 0u64;
     let start = tokio::time::Instant::now();
-    let t0 = rows.first().map_or(0, |r| r.recv_ns);
-    for row in rows {
+    let t0 = rows.get(start_at).map_or(0, |r| r.recv_ns);
+    for (i, row) in rows.into_iter().enumerate().skip(start_at) {
+        if state.drop_connection_now() {
+            // Gone without a close frame; what happens meanwhile is never sent to anyone.
+            state.set_stream_position(&key, i + state.faults.ws_drop_skips as usize);
+            tracing::info!(streams = %key, at = i, "Fault: WebSocket connection dropped.");
+            return;
+        }
+        state.set_stream_position(&key, i + 1);
         if speed > 0.0 {
             let due = start + Duration::from_nanos(((row.recv_ns - t0).max(0) as f64 / speed) as u64);
             loop {
