@@ -37,8 +37,11 @@ pub struct AggTradeStreamArgs {
     pub heartbeat: Heartbeat,
     /// Between reconnection attempts.
     pub backoff: Backoff,
-    /// A connection that sends nothing for this long is treated as dead.
+    /// A connection that sends nothing for this long, not even a ping, is treated as dead.
     pub silence: Duration,
+    /// Connections are renewed after this long, before Binance's 24 h cut-off; give each
+    /// connection of a node a different age so that they do not all renew at once.
+    pub max_age: Duration,
 }
 
 pub enum AggTradeStreamMsg {
@@ -56,7 +59,6 @@ pub struct AggTradeStreamState {
     last_id: HashMap<String, i64>,
     /// Connection attempts failed in a row.
     failures: u32,
-    silent: Duration,
     jitter: Jitter,
 }
 
@@ -142,7 +144,6 @@ impl Actor for AggTradeStream {
             conn: None,
             last_id: HashMap::new(),
             failures: 0,
-            silent: Duration::ZERO,
             jitter: Jitter::new(seed),
         })
     }
@@ -158,7 +159,6 @@ impl Actor for AggTradeStream {
             AggTradeStreamMsg::Connect => match state.args.ws.connect(&state.streams).await {
                 Ok(conn) => {
                     state.conn = Some(conn);
-                    state.silent = Duration::ZERO;
                     state.backfill().await?;
                     myself.send_message(AggTradeStreamMsg::Read)?;
                 }
@@ -166,10 +166,16 @@ impl Actor for AggTradeStream {
             },
             AggTradeStreamMsg::Read => {
                 let Some(conn) = state.conn.as_mut() else { return Ok(()) };
+                if conn.age() >= state.args.max_age {
+                    // Renewed before the exchange cuts it; the backfill covers the switch.
+                    tracing::info!(streams = state.streams.len(), "Renewing the WebSocket connection before 24 h.");
+                    state.conn = None;
+                    myself.send_message(AggTradeStreamMsg::Connect)?;
+                    return Ok(());
+                }
                 let first = match tokio::time::timeout(READ_WAIT, conn.next()).await {
                     Err(_) => {
-                        state.silent += READ_WAIT;
-                        if state.silent >= state.args.silence {
+                        if conn.idle() >= state.args.silence {
                             state.args.metrics.ws_reconnects.with_label_values(&[STREAM]).inc();
                             state.retry_later(&myself, "silent connection");
                         } else {
@@ -197,7 +203,6 @@ impl Actor for AggTradeStream {
                     }
                 }
                 state.args.metrics.ws_messages.with_label_values(&[STREAM]).inc_by(trades.len() as u64);
-                state.silent = Duration::ZERO;
                 state.failures = 0;
                 state.publish(trades).await?;
                 myself.send_message(AggTradeStreamMsg::Read)?;

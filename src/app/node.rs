@@ -13,8 +13,10 @@ use std::time::Duration;
 use super::{start_replay, AppError, KlineWorkflow, NodeContext};
 use crate::actors::connector::ConnectorRoute;
 use crate::actors::dummy::{Dummy, DummyArgs, DummyOptions};
+use crate::actors::trade_stream::{AggTradeStream, AggTradeStreamArgs};
 use crate::admin::{AdminActor, AdminArgs, AdminState};
 use crate::config::{candle_interval_of_type, Config};
+use crate::exchange::binance::{BinanceWs, MAX_STREAMS_PER_CONNECTION};
 use crate::model::parse_time_range;
 use crate::supervision::{ChildSpec, Restart, Strategy, Tree};
 
@@ -73,6 +75,7 @@ impl Node {
             Some(dir) => {
                 let (server, _) = start_replay(&dir).await?;
                 config.binance.rest_url = server.rest_url();
+                config.binance.ws_url = server.ws_url();
                 Some(server)
             }
             None => None,
@@ -96,6 +99,7 @@ impl Node {
             };
             connectors.push(ctx.partitioned_connectors(route));
         }
+        loaders.extend(stream_children(&ctx).await?);
         let mut children = vec![
             admin_child(&ctx, ready.clone(), bound.clone()),
             ctx.family("connectors", Strategy::OneForOne, connectors, false),
@@ -159,6 +163,52 @@ async fn job_children(ctx: &NodeContext) -> Result<(ChildSpec, ChildSpec), AppEr
     );
     let rest = ctx.binance_rest()?;
     wf.children(ctx, &rest, true).await
+}
+
+/// A stream loader beats at least every second while connected and before every REST page.
+const STREAM_HEARTBEAT: Duration = Duration::from_secs(60);
+/// Connections are renewed after 23 h (Binance cuts them at 24 h), the n-th of a node 5 min later
+/// than the one before, so that they do not all renew at once.
+const CONNECTION_MAX_AGE: Duration = Duration::from_secs(23 * 3600);
+const CONNECTION_STAGGER: Duration = Duration::from_secs(300);
+/// Silence (not even a ping; Binance pings every 20 s) after which a connection is dead.
+const STREAM_SILENCE: Duration = Duration::from_secs(60);
+
+/// The `[[streams]]` loaders: one per connection of at most 1,024 streams.
+async fn stream_children(ctx: &NodeContext) -> Result<Vec<ChildSpec>, AppError> {
+    let mut out = Vec::new();
+    for entry in &ctx.config.streams {
+        ctx.bus.ensure_topic(&entry.topic, ctx.config.bus.partitions).await?;
+        let ws = BinanceWs::new(&ctx.config.binance.ws_url)?;
+        for (n, symbols) in entry.symbols.chunks(MAX_STREAMS_PER_CONNECTION).enumerate() {
+            let (ctx, ws, rest, symbols, topic) =
+                (ctx.clone(), ws.clone(), ctx.binance_rest()?, symbols.to_vec(), entry.topic.clone());
+            let max_age = CONNECTION_MAX_AGE + CONNECTION_STAGGER * out.len() as u32;
+            let id = format!("stream:{}:{}:{n}", entry.kind, entry.topic);
+            out.push(ChildSpec::with_heartbeat(
+                id,
+                "loader",
+                Restart::Permanent,
+                Some(STREAM_HEARTBEAT),
+                move |heartbeat| {
+                    let args = AggTradeStreamArgs {
+                        symbols: symbols.clone(),
+                        topic: topic.clone(),
+                        ws: ws.clone(),
+                        rest: rest.clone(),
+                        bus: ctx.bus.clone(),
+                        metrics: ctx.metrics.clone(),
+                        heartbeat,
+                        backoff: ctx.config.supervision.backoff(),
+                        silence: STREAM_SILENCE,
+                        max_age,
+                    };
+                    (AggTradeStream, args)
+                },
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -30,7 +30,24 @@ pub struct Config {
     pub job: JobConfig,
     /// Long-running connectors: each consumes a stable topic into a collection.
     pub connectors: Vec<ConnectorRouteConfig>,
+    /// Real-time WebSocket loaders: each publishes its symbols' stream to a stable topic.
+    pub streams: Vec<StreamConfig>,
     pub log: LogConfig,
+}
+
+/// The stream kinds a `[[streams]]` entry can load.
+pub const STREAM_KINDS: &[&str] = &["aggTrade"];
+
+/// One `[[streams]]` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// `aggTrade`.
+    pub kind: String,
+    /// Upper-case symbols; more than 1,024 are spread over several connections.
+    pub symbols: Vec<String>,
+    /// Stable topic the records go to, keyed by symbol.
+    pub topic: String,
 }
 
 /// One `[[connectors]]` entry.
@@ -401,6 +418,22 @@ impl Config {
         }
         if self.job.is_set() {
             self.validate_job(&mut errs);
+        }
+        for (i, s) in self.streams.iter().enumerate() {
+            if !STREAM_KINDS.contains(&s.kind.as_str()) {
+                errs.push(format!("streams[{i}].kind: {:?} is not one of {STREAM_KINDS:?}", s.kind));
+            }
+            if s.symbols.is_empty() {
+                errs.push(format!("streams[{i}].symbols: name at least one symbol"));
+            }
+            for sym in &s.symbols {
+                if sym.is_empty() || !sym.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+                    errs.push(format!("streams[{i}].symbols: {sym:?} is not an upper-case symbol like BTCUSDT"));
+                }
+            }
+            if let Err(e) = crate::bus::validate_topic_name(&s.topic) {
+                errs.push(format!("streams[{i}].topic: {e}"));
+            }
         }
         for (i, c) in self.connectors.iter().enumerate() {
             if let Err(e) = crate::bus::validate_topic_name(&c.topic) {

@@ -3,11 +3,13 @@
 //! tungstenite itself (the pong goes out with the next read), as Binance requires within a minute.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -34,6 +36,9 @@ pub struct StreamMessage {
 pub struct WsConnection {
     url: String,
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    opened: Instant,
+    /// Last frame of any kind (data or ping): the connection is alive.
+    last_frame: Instant,
 }
 
 impl BinanceWs {
@@ -55,7 +60,8 @@ impl BinanceWs {
         let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
             .map_err(|e| ExchangeError::WebSocket { url: url.clone(), reason: e.to_string() })?;
-        Ok(WsConnection { url, socket })
+        let now = Instant::now();
+        Ok(WsConnection { url, socket, opened: now, last_frame: now })
     }
 }
 
@@ -67,6 +73,7 @@ impl WsConnection {
                 Ok(frame) => frame,
                 Err(e) => return Some(Err(self.error(e.to_string()))),
             };
+            self.last_frame = Instant::now();
             let text = match frame {
                 Message::Text(t) => t,
                 Message::Close(_) => return None,
@@ -76,6 +83,16 @@ impl WsConnection {
                 .map_err(|e| self.error(format!("not a combined-stream message ({e}): {}", head(text.as_str()))));
             return Some(decoded);
         }
+    }
+
+    /// How long the server has sent nothing, not even a ping (Binance pings every 20 s).
+    pub fn idle(&self) -> Duration {
+        self.last_frame.elapsed()
+    }
+
+    /// How long the connection has been open (Binance cuts connections at 24 h).
+    pub fn age(&self) -> Duration {
+        self.opened.elapsed()
     }
 
     fn error(&self, reason: String) -> ExchangeError {
