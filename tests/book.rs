@@ -13,7 +13,7 @@ use std::sync::Arc;
 use streamforge::admin::metrics::Metrics;
 use streamforge::app::book::follow_book;
 use streamforge::exchange::binance::{BinanceRest, BinanceWs};
-use streamforge::model::{BookSnapshot, Decimal};
+use streamforge::model::{BookSnapshot, DataRecord, Decimal};
 use streamforge::replay::{ReplayFaults, ReplayServer};
 
 type Side = BTreeMap<Decimal, Decimal>;
@@ -129,4 +129,42 @@ async fn a_missing_depth_event_triggers_exactly_one_resync_and_the_book_is_right
     assert_eq!(book.last_update_id, last);
     assert_eq!(book.bids, levels(&bids, true));
     assert_eq!(book.asks, levels(&asks, false));
+}
+
+/// A node with a `[[streams]] kind = "depth"` loader, offline: every recorded depth event is
+/// published, and the book snapshot published when the capture ends is the book derived here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_publishes_every_depth_event_and_the_exact_book() {
+    let mut config = common::test_config("sqlite::memory:");
+    config.node.admin_addr = "127.0.0.1:0".into();
+    config.streams = vec![streamforge::config::StreamConfig {
+        kind: "depth".into(),
+        symbols: vec!["ETHUSDT".into()],
+        topic: "ethusdt-depth".into(),
+    }];
+    let node = streamforge::app::node::Node::start(config, Some(common::sample_dir())).await.unwrap();
+    let mut consumer = node.ctx.bus.subscribe("check", "ethusdt-depth").await.unwrap();
+    let (last, bids, asks) = derive_from_capture();
+    let (mut updates, mut book) = (0, None::<BookSnapshot>);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while book.as_ref().is_none_or(|b| b.last_update_id < last) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{updates} depth events, book at {:?}",
+            book.map(|b| b.last_update_id)
+        );
+        for m in consumer.poll(10_000, std::time::Duration::from_millis(200)).await.unwrap() {
+            match DataRecord::from_bytes(&m.payload).unwrap() {
+                DataRecord::DepthUpdate(_) => updates += 1,
+                DataRecord::BookSnapshot(s) => book = Some(s),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    node.run_until(async {}).await.unwrap();
+    let book = book.unwrap();
+    assert_eq!(updates, 6_470, "every recorded depth event published");
+    assert_eq!(book.last_update_id, last);
+    assert_eq!(book.bids, levels(&bids, true)[..20], "best 20 bids");
+    assert_eq!(book.asks, levels(&asks, false)[..20], "best 20 asks");
 }

@@ -10,11 +10,12 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use streamforge::actors::trade_stream::{AggTradeStream, AggTradeStreamArgs};
+use streamforge::actors::stream::StreamArgs;
+use streamforge::actors::trade_stream::AggTradeStream;
 use streamforge::admin::metrics::Metrics;
 use streamforge::bus::memory::MemoryBus;
 use streamforge::bus::Bus;
-use streamforge::exchange::binance::{BinanceRest, BinanceWs};
+use streamforge::exchange::binance::{BinanceRest, BinanceWs, LinkPolicy};
 use streamforge::model::DataRecord;
 use streamforge::replay::{ReplayFaults, ReplayServer};
 use streamforge::supervision::{Backoff, ChildSpec, Restart, Strategy, SupervisorArgs, Tree};
@@ -45,7 +46,7 @@ async fn a_dropped_stream_is_reconnected_and_backfilled_without_a_hole() {
         Restart::Permanent,
         Some(Duration::from_secs(30)),
         move |heartbeat| {
-            let args = AggTradeStreamArgs {
+            let args = StreamArgs {
                 symbols: vec!["XRPETH".into()],
                 topic: "xrp-trades".into(),
                 ws: ws.clone(),
@@ -53,14 +54,16 @@ async fn a_dropped_stream_is_reconnected_and_backfilled_without_a_hole() {
                 bus: b.clone(),
                 metrics: m.clone(),
                 heartbeat,
-                backoff: Backoff {
-                    min: Duration::from_millis(50),
-                    max: Duration::from_millis(500),
-                    reset_after: Duration::from_secs(60),
-                    jitter: 0.5,
+                link: LinkPolicy {
+                    backoff: Backoff {
+                        min: Duration::from_millis(50),
+                        max: Duration::from_millis(500),
+                        reset_after: Duration::from_secs(60),
+                        jitter: 0.5,
+                    },
+                    silence: Duration::from_secs(10),
+                    max_age: Duration::from_secs(23 * 3600),
                 },
-                silence: Duration::from_secs(10),
-                max_age: Duration::from_secs(23 * 3600),
             };
             (AggTradeStream, args)
         },

@@ -2,10 +2,12 @@
 //! supervisor restarts it, and each reports its lifecycle on `queue-events`.
 
 pub mod assigner;
+pub mod book_stream;
 pub mod connector;
 mod dead_letter;
 pub mod dummy;
 pub mod loader;
+pub mod stream;
 mod telemetry;
 pub mod trade_stream;
 

@@ -6,43 +6,17 @@
 //! published (the REST pages overlap the new connection) are skipped by id.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
 
-use futures_util::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::admin::metrics::Metrics;
-use crate::bus::{Bus, OutRecord};
-use crate::exchange::binance::{BinanceRest, BinanceWs, StreamMessage, WsConnection};
+use super::stream::{StreamArgs, MAX_BATCH, READ_WAIT};
+use crate::bus::OutRecord;
+use crate::exchange::binance::{LinkEvent, StreamLink, StreamMessage};
 use crate::model::{DataRecord, Trade};
-use crate::supervision::{Backoff, Heartbeat, Jitter};
 
 const STREAM: &str = "aggTrade";
 /// Rows per REST backfill request (Binance's maximum).
 const BACKFILL_PAGE: u32 = 1000;
-/// Longest one read waits, so the actor beats its heartbeat and handles stop requests.
-const READ_WAIT: Duration = Duration::from_secs(1);
-/// Messages taken per read when more are already waiting.
-const MAX_BATCH: usize = 1000;
-
-pub struct AggTradeStreamArgs {
-    /// Upper-case symbols, at most 1,024 (one connection).
-    pub symbols: Vec<String>,
-    pub topic: String,
-    pub ws: BinanceWs,
-    pub rest: BinanceRest,
-    pub bus: Arc<dyn Bus>,
-    pub metrics: Arc<Metrics>,
-    pub heartbeat: Heartbeat,
-    /// Between reconnection attempts.
-    pub backoff: Backoff,
-    /// A connection that sends nothing for this long, not even a ping, is treated as dead.
-    pub silence: Duration,
-    /// Connections are renewed after this long, before Binance's 24 h cut-off; give each
-    /// connection of a node a different age so that they do not all renew at once.
-    pub max_age: Duration,
-}
 
 pub enum AggTradeStreamMsg {
     Connect,
@@ -52,14 +26,10 @@ pub enum AggTradeStreamMsg {
 pub struct AggTradeStream;
 
 pub struct AggTradeStreamState {
-    args: AggTradeStreamArgs,
-    streams: Vec<String>,
-    conn: Option<WsConnection>,
+    args: StreamArgs,
+    link: StreamLink,
     /// Newest aggregate trade id published, per symbol.
     last_id: HashMap<String, i64>,
-    /// Connection attempts failed in a row.
-    failures: u32,
-    jitter: Jitter,
 }
 
 impl AggTradeStreamState {
@@ -104,19 +74,6 @@ impl AggTradeStreamState {
         }
         Ok(())
     }
-
-    fn retry_later(&mut self, myself: &ActorRef<AggTradeStreamMsg>, why: &str) {
-        self.conn = None;
-        self.failures += 1;
-        let delay = self.args.backoff.delay(self.failures, self.jitter.next_unit());
-        tracing::warn!(
-            streams = self.streams.len(),
-            delay_ms = delay.as_millis() as u64,
-            why,
-            "WebSocket lost; reconnecting."
-        );
-        myself.send_after(delay, || AggTradeStreamMsg::Connect);
-    }
 }
 
 fn decode(msg: &StreamMessage) -> Option<Trade> {
@@ -128,24 +85,17 @@ fn decode(msg: &StreamMessage) -> Option<Trade> {
 impl Actor for AggTradeStream {
     type Msg = AggTradeStreamMsg;
     type State = AggTradeStreamState;
-    type Arguments = AggTradeStreamArgs;
+    type Arguments = StreamArgs;
 
     async fn pre_start(
         &self,
         myself: ActorRef<AggTradeStreamMsg>,
-        args: AggTradeStreamArgs,
+        args: StreamArgs,
     ) -> Result<AggTradeStreamState, ActorProcessingErr> {
         let streams = args.symbols.iter().map(|s| format!("{}@aggTrade", s.to_ascii_lowercase())).collect();
+        let link = StreamLink::new(args.ws.clone(), streams, args.link.clone(), myself.get_id().pid());
         myself.send_message(AggTradeStreamMsg::Connect)?;
-        let seed = myself.get_id().pid();
-        Ok(AggTradeStreamState {
-            args,
-            streams,
-            conn: None,
-            last_id: HashMap::new(),
-            failures: 0,
-            jitter: Jitter::new(seed),
-        })
+        Ok(AggTradeStreamState { args, link, last_id: HashMap::new() })
     }
 
     async fn handle(
@@ -155,59 +105,27 @@ impl Actor for AggTradeStream {
         state: &mut AggTradeStreamState,
     ) -> Result<(), ActorProcessingErr> {
         state.args.heartbeat.beat();
-        match msg {
-            AggTradeStreamMsg::Connect => match state.args.ws.connect(&state.streams).await {
-                Ok(conn) => {
-                    state.conn = Some(conn);
-                    state.backfill().await?;
-                    myself.send_message(AggTradeStreamMsg::Read)?;
-                }
-                Err(error) => state.retry_later(&myself, &error.to_string()),
-            },
-            AggTradeStreamMsg::Read => {
-                let Some(conn) = state.conn.as_mut() else { return Ok(()) };
-                if conn.age() >= state.args.max_age {
-                    // Renewed before the exchange cuts it; the backfill covers the switch.
-                    tracing::info!(streams = state.streams.len(), "Renewing the WebSocket connection before 24 h.");
-                    state.conn = None;
-                    myself.send_message(AggTradeStreamMsg::Connect)?;
-                    return Ok(());
-                }
-                let first = match tokio::time::timeout(READ_WAIT, conn.next()).await {
-                    Err(_) => {
-                        if conn.idle() >= state.args.silence {
-                            state.args.metrics.ws_reconnects.with_label_values(&[STREAM]).inc();
-                            state.retry_later(&myself, "silent connection");
-                        } else {
-                            myself.send_message(AggTradeStreamMsg::Read)?;
-                        }
-                        return Ok(());
-                    }
-                    Ok(Some(Ok(m))) => m,
-                    Ok(Some(Err(error))) => {
-                        state.args.metrics.ws_reconnects.with_label_values(&[STREAM]).inc();
-                        state.retry_later(&myself, &error.to_string());
-                        return Ok(());
-                    }
-                    Ok(None) => {
-                        state.args.metrics.ws_reconnects.with_label_values(&[STREAM]).inc();
-                        state.retry_later(&myself, "closed by the server");
-                        return Ok(());
-                    }
-                };
-                let mut trades: Vec<Trade> = decode(&first).into_iter().collect();
-                while trades.len() < MAX_BATCH {
-                    match conn.next().now_or_never() {
-                        Some(Some(Ok(m))) => trades.extend(decode(&m)),
-                        _ => break,
-                    }
-                }
-                state.args.metrics.ws_messages.with_label_values(&[STREAM]).inc_by(trades.len() as u64);
-                state.failures = 0;
+        let event = match msg {
+            AggTradeStreamMsg::Connect => state.link.connect().await,
+            AggTradeStreamMsg::Read => state.link.read(READ_WAIT, MAX_BATCH).await,
+        };
+        match event {
+            LinkEvent::Connected => state.backfill().await?,
+            LinkEvent::Messages(messages) => {
+                state.args.metrics.ws_messages.with_label_values(&[STREAM]).inc_by(messages.len() as u64);
+                let trades = messages.iter().filter_map(decode).collect();
                 state.publish(trades).await?;
-                myself.send_message(AggTradeStreamMsg::Read)?;
+            }
+            LinkEvent::Idle => {}
+            LinkEvent::Down { retry_in, failure, .. } => {
+                if failure {
+                    state.args.metrics.ws_reconnects.with_label_values(&[STREAM]).inc();
+                }
+                myself.send_after(retry_in, || AggTradeStreamMsg::Connect);
+                return Ok(());
             }
         }
+        myself.send_message(AggTradeStreamMsg::Read)?;
         Ok(())
     }
 }

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub ws_reconnects: IntCounterVec,
     /// Trades missed while a stream was away and fetched over REST, by stream kind.
     pub backfilled: IntCounterVec,
+    /// Local order books rebuilt from a new snapshot, by reason (`gap`, `crossed`, `no_straddle`).
+    pub book_resyncs: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -90,6 +92,12 @@ impl Metrics {
                 "streamforge_backfilled_trades_total",
                 "Trades missed during a reconnect and fetched over REST, by stream kind.",
                 &["stream"],
+            ),
+            book_resyncs: counter(
+                &registry,
+                "streamforge_book_resyncs_total",
+                "Local order books rebuilt from a new snapshot, by reason.",
+                &["reason"],
             ),
             events: counter(
                 &registry,

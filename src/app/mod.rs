@@ -14,7 +14,7 @@ pub use workflow::{new_queue_id, KlineWorkflow};
 
 use crate::admin::AdminError;
 use crate::bus::BusError;
-use crate::exchange::binance::ExchangeError;
+use crate::exchange::binance::{ExchangeError, KeeperError};
 use crate::replay::ReplayError;
 use crate::store::StoreError;
 use crate::supervision::TreeFailed;
@@ -30,6 +30,8 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Exchange(#[from] ExchangeError),
+    #[error(transparent)]
+    Book(#[from] KeeperError),
     #[error(transparent)]
     Replay(#[from] ReplayError),
     #[error(transparent)]

@@ -11,12 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{start_replay, AppError, KlineWorkflow, NodeContext};
+use crate::actors::book_stream::{BookStream, BookStreamArgs};
 use crate::actors::connector::ConnectorRoute;
 use crate::actors::dummy::{Dummy, DummyArgs, DummyOptions};
-use crate::actors::trade_stream::{AggTradeStream, AggTradeStreamArgs};
+use crate::actors::stream::StreamArgs;
+use crate::actors::trade_stream::AggTradeStream;
 use crate::admin::{AdminActor, AdminArgs, AdminState};
 use crate::config::{candle_interval_of_type, Config};
-use crate::exchange::binance::{BinanceWs, MAX_STREAMS_PER_CONNECTION};
+use crate::exchange::binance::{BinanceWs, LinkPolicy, MAX_STREAMS_PER_CONNECTION};
 use crate::model::parse_time_range;
 use crate::supervision::{ChildSpec, Restart, Strategy, Tree};
 
@@ -171,6 +173,9 @@ const STREAM_HEARTBEAT: Duration = Duration::from_secs(60);
 /// than the one before, so that they do not all renew at once.
 const CONNECTION_MAX_AGE: Duration = Duration::from_secs(23 * 3600);
 const CONNECTION_STAGGER: Duration = Duration::from_secs(300);
+/// A depth loader publishes the best 20 levels a side of each book every second.
+const BOOK_DEPTH: usize = 20;
+const BOOK_SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 /// Silence (not even a ping; Binance pings every 20 s) after which a connection is dead.
 const STREAM_SILENCE: Duration = Duration::from_secs(60);
 
@@ -185,27 +190,27 @@ async fn stream_children(ctx: &NodeContext) -> Result<Vec<ChildSpec>, AppError> 
                 (ctx.clone(), ws.clone(), ctx.binance_rest()?, symbols.to_vec(), entry.topic.clone());
             let max_age = CONNECTION_MAX_AGE + CONNECTION_STAGGER * out.len() as u32;
             let id = format!("stream:{}:{}:{n}", entry.kind, entry.topic);
-            out.push(ChildSpec::with_heartbeat(
-                id,
-                "loader",
-                Restart::Permanent,
-                Some(STREAM_HEARTBEAT),
-                move |heartbeat| {
-                    let args = AggTradeStreamArgs {
-                        symbols: symbols.clone(),
-                        topic: topic.clone(),
-                        ws: ws.clone(),
-                        rest: rest.clone(),
-                        bus: ctx.bus.clone(),
-                        metrics: ctx.metrics.clone(),
-                        heartbeat,
-                        backoff: ctx.config.supervision.backoff(),
-                        silence: STREAM_SILENCE,
-                        max_age,
-                    };
-                    (AggTradeStream, args)
-                },
-            ));
+            let link = LinkPolicy { backoff: ctx.config.supervision.backoff(), silence: STREAM_SILENCE, max_age };
+            let args = move |heartbeat| StreamArgs {
+                symbols: symbols.clone(),
+                topic: topic.clone(),
+                ws: ws.clone(),
+                rest: rest.clone(),
+                bus: ctx.bus.clone(),
+                metrics: ctx.metrics.clone(),
+                heartbeat,
+                link: link.clone(),
+            };
+            let (family, restart, beat) = ("loader", Restart::Permanent, Some(STREAM_HEARTBEAT));
+            out.push(match entry.kind.as_str() {
+                "depth" => ChildSpec::with_heartbeat(id, family, restart, beat, move |heartbeat| {
+                    let stream = args(heartbeat);
+                    (BookStream, BookStreamArgs { stream, depth: BOOK_DEPTH, snapshot_every: BOOK_SNAPSHOT_EVERY })
+                }),
+                _ => ChildSpec::with_heartbeat(id, family, restart, beat, move |heartbeat| {
+                    (AggTradeStream, args(heartbeat))
+                }),
+            });
         }
     }
     Ok(out)

@@ -36,13 +36,14 @@ pub struct Config {
 }
 
 /// The stream kinds a `[[streams]]` entry can load.
-pub const STREAM_KINDS: &[&str] = &["aggTrade"];
+pub const STREAM_KINDS: &[&str] = &["aggTrade", "depth"];
 
 /// One `[[streams]]` entry.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StreamConfig {
-    /// `aggTrade`.
+    /// `aggTrade` (trades, backfilled over REST after a reconnect) or `depth` (diff events plus a
+    /// local order book whose best levels are published every second).
     pub kind: String,
     /// Upper-case symbols; more than 1,024 are spread over several connections.
     pub symbols: Vec<String>,

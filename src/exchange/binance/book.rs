@@ -25,6 +25,17 @@ pub enum BookFault {
     Crossed { symbol: String, update_id: i64, bid: Decimal, ask: Decimal },
 }
 
+impl BookFault {
+    /// A bounded label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            BookFault::Gap { .. } => "gap",
+            BookFault::NoStraddle { .. } => "no_straddle",
+            BookFault::Crossed { .. } => "crossed",
+        }
+    }
+}
+
 /// The levels of one symbol at `last_update_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderBook {

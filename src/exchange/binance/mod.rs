@@ -2,11 +2,15 @@
 //! book.
 
 pub mod book;
+mod keeper;
 mod limit;
+mod link;
 mod rest;
 mod ws;
 
 pub use book::{BookFault, BookStep, LocalBook, OrderBook};
+pub use keeper::{BookKeeper, Fed, KeeperError, MAX_SNAPSHOT_MISSES, SNAPSHOT_LIMIT};
 pub use limit::{WeightLimiter, WEIGHT_PER_MINUTE};
+pub use link::{LinkEvent, LinkPolicy, StreamLink};
 pub use rest::{BinanceRest, ExchangeError, DEFAULT_REST_URL};
 pub use ws::{BinanceWs, StreamMessage, WsConnection, DEFAULT_WS_URL, MAX_STREAMS_PER_CONNECTION};
