@@ -28,9 +28,10 @@ async fn a_client_that_ignores_a_429_is_banned() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_429s_injected_the_loader_waits_as_told_and_is_never_banned() {
-    let server = server(ReplayFaults { rate_limit_every: Some(3), retry_after_secs: 1, ..Default::default() }).await;
+/// A backfill of ETHUSDT (3 days, 500-row pages) against a server with `faults`: every recorded
+/// candle must be stored; returns what the server saw.
+async fn backfill_stores_every_candle(faults: ReplayFaults) -> streamforge::replay::ReplayStats {
+    let server = server(faults).await;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("sf.db").display());
     let mut config = test_config(&url);
@@ -48,11 +49,31 @@ async fn with_429s_injected_the_loader_waits_as_told_and_is_never_banned() {
     .unwrap();
     let stats = server.stats();
     server.stop().await;
-
-    assert!(stats.rate_limited >= 2, "429s were injected: {stats:?}");
-    assert_eq!(stats.banned, 0, "never asked before Retry-After passed: {stats:?}");
     let recorded = recorded_candles("ETH_USDT-1m.json.gz");
     let stored =
         store::open(&url).unwrap().candles(&summary.symbols[0].collection, "ETHUSDT", 0, i64::MAX).await.unwrap();
-    assert_eq!(stored.len(), recorded.len(), "every candle arrived despite the 429s");
+    assert_eq!(stored.len(), recorded.len(), "every candle arrived despite the faults");
+    for (got, want) in stored.iter().zip(&recorded) {
+        assert_eq!((got.open_time, [got.open, got.high, got.low, got.close, got.volume]), (want.open_time, want.ohlcv));
+    }
+    stats
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_429s_injected_the_loader_waits_as_told_and_is_never_banned() {
+    let stats = backfill_stores_every_candle(ReplayFaults {
+        rate_limit_every: Some(3),
+        retry_after_secs: 1,
+        ..Default::default()
+    })
+    .await;
+    assert!(stats.rate_limited >= 2, "429s were injected: {stats:?}");
+    assert_eq!(stats.banned, 0, "never asked before Retry-After passed: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_5xx_injected_the_loader_retries_and_stores_every_candle_once() {
+    let stats = backfill_stores_every_candle(ReplayFaults { server_error_every: Some(3), ..Default::default() }).await;
+    assert!(stats.server_errors >= 2, "503s were injected: {stats:?}");
+    assert_eq!(stats.banned, 0);
 }

@@ -29,9 +29,9 @@ fn recorded_ids() -> Vec<i64> {
     rows.iter().map(|r| r["info"]["a"].as_i64().unwrap()).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_stream_is_reconnected_and_backfilled_without_a_hole() {
-    let faults = ReplayFaults { drop_ws_after: Some(4_000), ws_drop_skips: 1_500, ..Default::default() };
+/// Runs the loader on XRPETH against a replay server with `faults` until every recorded trade is
+/// published; checks no id is missing or published twice; returns (reconnects, backfilled).
+async fn loader_publishes_every_trade_once(faults: ReplayFaults) -> (u64, u64) {
     let server = ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0, faults).await.unwrap();
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(100_000));
     bus.ensure_topic("xrp-trades", 3).await.unwrap();
@@ -61,7 +61,7 @@ async fn a_dropped_stream_is_reconnected_and_backfilled_without_a_hole() {
                         reset_after: Duration::from_secs(60),
                         jitter: 0.5,
                     },
-                    silence: Duration::from_secs(10),
+                    silence: Duration::from_secs(2),
                     max_age: Duration::from_secs(23 * 3600),
                 },
             };
@@ -90,10 +90,26 @@ async fn a_dropped_stream_is_reconnected_and_backfilled_without_a_hole() {
     let unique: BTreeSet<i64> = got.iter().copied().collect();
     assert_eq!(unique.len(), got.len(), "no trade published twice");
     assert_eq!(unique.into_iter().collect::<Vec<_>>(), want, "every recorded id, no hole");
-    let reconnects = metrics.ws_reconnects.with_label_values(&["aggTrade"]).get();
-    let backfilled = metrics.backfilled.with_label_values(&["aggTrade"]).get();
+    (
+        metrics.ws_reconnects.with_label_values(&["aggTrade"]).get(),
+        metrics.backfilled.with_label_values(&["aggTrade"]).get(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_stream_is_reconnected_and_backfilled_without_a_hole() {
+    let faults = ReplayFaults { drop_ws_after: Some(4_000), ws_drop_skips: 1_500, ..Default::default() };
+    let (reconnects, backfilled) = loader_publishes_every_trade_once(faults).await;
     assert!(reconnects >= 1, "the dropped connection was noticed");
     assert!(backfilled >= 1_500, "the trades passed while away came over REST: {backfilled}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_stream_is_detected_replaced_and_backfilled_without_a_hole() {
+    let faults = ReplayFaults { silence_ws_after: Some(6_000), ws_drop_skips: 1_000, ..Default::default() };
+    let (reconnects, backfilled) = loader_publishes_every_trade_once(faults).await;
+    assert!(reconnects >= 1, "the silent connection was given up");
+    assert!(backfilled >= 1_000, "the trades passed while silent came over REST: {backfilled}");
 }
 
 /// The node as configured by `[[streams]]` + `[[connectors]]`, offline: the recorded XRPETH trades

@@ -125,6 +125,9 @@ enum Command {
         rate_limit_every: Option<u64>,
         #[arg(long, default_value_t = 1, value_name = "SECONDS")]
         retry_after: u64,
+        /// Fault: answer every N-th REST request with 503.
+        #[arg(long, value_name = "N")]
+        server_error_every: Option<u64>,
     },
 }
 
@@ -246,7 +249,15 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
             }
             Ok(())
         }
-        Command::ReplayServer { data, addr, speed, rest_delay_ms, rate_limit_every, retry_after } => {
+        Command::ReplayServer {
+            data,
+            addr,
+            speed,
+            rest_delay_ms,
+            rate_limit_every,
+            retry_after,
+            server_error_every,
+        } => {
             streamforge::log::init(cli.log_json, cli.log_level.as_deref().unwrap_or("info"));
             if !(*speed >= 0.0 && speed.is_finite()) {
                 return Err(AppError::Usage(format!("--speed: {speed} must be 0 or a positive number")));
@@ -256,6 +267,7 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
                 rest_delay: std::time::Duration::from_millis(*rest_delay_ms),
                 rate_limit_every: *rate_limit_every,
                 retry_after_secs: *retry_after,
+                server_error_every: *server_error_every,
                 ..Default::default()
             };
             let server = ReplayServer::start_dir(&dir, addr, *speed, faults).await?;

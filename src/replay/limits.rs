@@ -24,6 +24,8 @@ pub struct ReplayStats {
     pub rate_limited: u64,
     /// 418 answers: requests sent while told to wait, or while banned.
     pub banned: u64,
+    /// 5xx answers (injected).
+    pub server_errors: u64,
 }
 
 #[derive(Default)]
@@ -42,6 +44,8 @@ pub(super) struct Gate {
     state: Mutex<GateState>,
     /// Every n-th request is answered 429 (a fault), with this `Retry-After` in seconds.
     every_429: Option<(u64, u64)>,
+    /// Every n-th request is answered 503 (a fault): the outcome is unknown to the client.
+    every_503: Option<u64>,
 }
 
 /// A request the budget turns away: 429 (wait `retry_after_ms`) or 418 (banned).
@@ -54,7 +58,7 @@ pub(super) struct Refusal {
 
 impl Refusal {
     pub(super) fn response(&self) -> HttpResponse {
-        let code = actix_web::http::StatusCode::from_u16(self.status).expect("429 and 418 are valid statuses");
+        let code = actix_web::http::StatusCode::from_u16(self.status).expect("429, 418 and 503 are valid statuses");
         let secs = (self.retry_after_ms.max(0) + 999) / 1000;
         HttpResponse::build(code)
             .insert_header(("Retry-After", secs.to_string()))
@@ -68,8 +72,12 @@ fn refuse(status: u16, retry_after_ms: i64, used: u32, msg: &'static str) -> Ref
 }
 
 impl Gate {
-    pub(super) fn new(every_429: Option<(u64, u64)>) -> Gate {
-        Gate { state: Mutex::default(), every_429 }
+    pub(super) fn new(faults: &super::ReplayFaults) -> Gate {
+        Gate {
+            state: Mutex::default(),
+            every_429: faults.rate_limit_every.map(|n| (n.max(1), faults.retry_after_secs)),
+            every_503: faults.server_error_every.map(|n| n.max(1)),
+        }
     }
 
     pub(super) fn stats(&self) -> ReplayStats {
@@ -101,6 +109,10 @@ impl Gate {
                 st.wait_until = now + secs as i64 * 1000;
                 return Err(refuse(429, secs as i64 * 1000, used, "Too many requests (injected)."));
             }
+        }
+        if self.every_503.is_some_and(|n| st.served % n == 0) {
+            st.stats.server_errors += 1;
+            return Err(Refusal { status: 503, retry_after_ms: 0, used, msg: "Service unavailable (injected)." });
         }
         if used + weight > WEIGHT_LIMIT_1M {
             st.stats.rate_limited += 1;

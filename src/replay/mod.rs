@@ -33,6 +33,15 @@ pub enum ReplayError {
     Bind { addr: String, source: std::io::Error },
 }
 
+/// How a connection fault takes a WebSocket connection away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnectionFault {
+    /// Gone without a close frame.
+    Drop,
+    /// Open but silent: no data, no pings, no pongs.
+    Silence,
+}
+
 /// Faults the replay server injects, to test how clients cope.
 #[derive(Debug, Clone, Default)]
 pub struct ReplayFaults {
@@ -44,11 +53,17 @@ pub struct ReplayFaults {
     pub retry_after_secs: u64,
     /// Added to every REST answer (a slow exchange).
     pub rest_delay: std::time::Duration,
+    /// Every n-th REST request is answered 503: the client cannot know whether it was served.
+    pub server_error_every: Option<u64>,
     /// Once this many WebSocket messages have been sent (server-wide), the connection about to
-    /// send the next one is dropped without a close frame — once.
+    /// send the next one goes silent — no data, no pings, no pongs — but stays open; once.
+    pub silence_ws_after: Option<u64>,
+    /// Once this many WebSocket messages have been sent (server-wide), the connection about to
+    /// send the next one is dropped without a close frame — once (with `silence_ws_after`, the
+    /// first of the two that is due).
     pub drop_ws_after: Option<u64>,
-    /// Messages of the dropped connection's streams that pass while it is away: never sent, so
-    /// a client must fetch them over REST.
+    /// Messages of the dropped or silenced connection's streams that pass while its client is
+    /// away: never sent, so a client must fetch them over REST.
     pub ws_drop_skips: u64,
 }
 
@@ -63,7 +78,8 @@ pub(crate) struct ReplayState {
     /// Per set of streams (`a/b`), the index of the next message of the live recording.
     stream_positions: std::sync::Mutex<std::collections::HashMap<String, usize>>,
     ws_sent: std::sync::atomic::AtomicU64,
-    ws_dropped: std::sync::atomic::AtomicBool,
+    /// A connection fault happened already (each happens once).
+    ws_faulted: std::sync::atomic::AtomicBool,
 }
 
 impl ReplayState {
@@ -84,11 +100,18 @@ impl ReplayState {
         self.stream_positions.lock().unwrap_or_else(|e| e.into_inner()).insert(streams.to_owned(), next);
     }
 
-    /// Counts a message about to be sent; true when the drop fault says to cut the connection.
-    fn drop_connection_now(&self) -> bool {
+    /// Counts a message about to be sent; says whether a fault takes the connection away now.
+    fn connection_fault(&self) -> Option<ConnectionFault> {
         use std::sync::atomic::Ordering::AcqRel;
         let sent = self.ws_sent.fetch_add(1, AcqRel);
-        self.faults.drop_ws_after.is_some_and(|n| sent >= n) && !self.ws_dropped.swap(true, AcqRel)
+        let due = |at: Option<u64>| at.is_some_and(|n| sent >= n) && !self.ws_faulted.swap(true, AcqRel);
+        if due(self.faults.drop_ws_after) {
+            Some(ConnectionFault::Drop)
+        } else if due(self.faults.silence_ws_after) {
+            Some(ConnectionFault::Silence)
+        } else {
+            None
+        }
     }
 
     /// Spends `weight` of this minute's budget for a request to `endpoint` as it arrives: the
@@ -148,7 +171,7 @@ impl ReplayServer {
         speed: f64,
         faults: ReplayFaults,
     ) -> Result<ReplayServer, ReplayError> {
-        let gate = Arc::new(Gate::new(faults.rate_limit_every.map(|n| (n.max(1), faults.retry_after_secs))));
+        let gate = Arc::new(Gate::new(&faults));
         let state = ReplayState {
             data,
             speed,
@@ -157,7 +180,7 @@ impl ReplayServer {
             depth_position: Default::default(),
             stream_positions: Default::default(),
             ws_sent: Default::default(),
-            ws_dropped: Default::default(),
+            ws_faulted: Default::default(),
         };
         let http = HttpService::start(addr, 2, state, routes)
             .await

@@ -10,7 +10,7 @@ use actix_ws::{CloseCode, CloseReason, Message};
 
 use super::data::{SymbolData, WsRow};
 use super::rest::ApiError;
-use super::ReplayState;
+use super::{ConnectionFault, ReplayState};
 use crate::model::DepthUpdate;
 
 #[derive(Clone, Copy)]
@@ -107,10 +107,14 @@ async fn replay(
     let start = tokio::time::Instant::now();
     let t0 = rows.get(start_at).map_or(0, |r| r.recv_ns);
     for (i, row) in rows.into_iter().enumerate().skip(start_at) {
-        if state.drop_connection_now() {
-            // Gone without a close frame; what happens meanwhile is never sent to anyone.
+        if let Some(fault) = state.connection_fault() {
+            // What happens while the client is away is never sent to anyone.
             state.set_stream_position(&key, i + state.faults.ws_drop_skips as usize);
-            tracing::info!(streams = %key, at = i, "Fault: WebSocket connection dropped.");
+            tracing::info!(streams = %key, at = i, ?fault, "Fault: WebSocket connection taken away.");
+            if fault == ConnectionFault::Silence {
+                // Read (and ignore) whatever the client sends until it gives up and leaves.
+                while let Some(Ok(_)) = incoming.recv().await {}
+            }
             return;
         }
         state.set_stream_position(&key, i + 1);
