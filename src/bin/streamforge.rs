@@ -189,7 +189,14 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
                 start_ms,
                 end_ms,
             };
-            let summary = run::run(opts).await?;
+            let handle = run::start(opts).await?;
+            // A bar per symbol on a terminal (hidden when stderr is not one, e.g. in CI or a pipe).
+            let bars = (!*json).then(|| progress_bars(handle.workflows()));
+            let summary = handle.finish().await;
+            if let Some(bars) = bars {
+                bars.abort();
+            }
+            let summary = summary?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
             } else {
@@ -277,6 +284,38 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
             Ok(())
         }
     }
+}
+
+/// Draws each workflow's progress (the share of its time range loaded) until aborted.
+fn progress_bars(workflows: &[app::KlineWorkflow]) -> tokio::task::JoinHandle<()> {
+    use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+    let multi = MultiProgress::new();
+    let style = ProgressStyle::with_template("{prefix:>10} [{bar:40}] {percent:>3}% {msg}")
+        .expect("a valid template")
+        .progress_chars("=> ");
+    let tracked: Vec<_> = workflows
+        .iter()
+        .map(|wf| {
+            let (start, end) = (wf.job.start_ms, wf.job.end_ms);
+            let bar = multi.add(ProgressBar::new((end - start).max(1) as u64).with_style(style.clone()));
+            bar.set_prefix(wf.job.symbol.clone());
+            (bar, start, wf.progress.subscribe())
+        })
+        .collect();
+    tokio::spawn(async move {
+        let _multi = multi;
+        loop {
+            for (bar, start, rx) in &tracked {
+                let p = rx.borrow().clone();
+                bar.set_position((p.next_open_time - start).max(0) as u64);
+                bar.set_message(format!("{} candles, {} gaps", p.records, p.gaps.len()));
+                if p.done {
+                    bar.finish();
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
 }
 
 #[tokio::main]
