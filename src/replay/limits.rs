@@ -1,4 +1,5 @@
 //! Binance's request-weight rules as the replay server enforces them: 6,000 weight a minute per IP
+//! (the window can be shortened with the budget unchanged, for benchmarks on a scaled clock)
 //! (`X-MBX-USED-WEIGHT-1M` on every answer); over it, HTTP 429 with `Retry-After`; a request
 //! before that wait is over earns a 418 ban (Binance bans for 2 minutes to 3 days, here 2 minutes).
 //! Faults can add 429s. Counters say what a client did, for tests.
@@ -26,6 +27,8 @@ pub struct ReplayStats {
     pub banned: u64,
     /// 5xx answers (injected).
     pub server_errors: u64,
+    /// Weight spent per budget window (keyed by the window's start, epoch ms).
+    pub weight_by_window: BTreeMap<i64, u32>,
 }
 
 #[derive(Default)]
@@ -46,6 +49,8 @@ pub(super) struct Gate {
     every_429: Option<(u64, u64)>,
     /// Every n-th request is answered 503 (a fault): the outcome is unknown to the client.
     every_503: Option<u64>,
+    /// The budget's window: a minute, as at Binance (shorter in benchmarks).
+    window_ms: i64,
 }
 
 /// A request the budget turns away: 429 (wait `retry_after_ms`) or 418 (banned).
@@ -77,6 +82,7 @@ impl Gate {
             state: Mutex::default(),
             every_429: faults.rate_limit_every.map(|n| (n.max(1), faults.retry_after_secs)),
             every_503: faults.server_error_every.map(|n| n.max(1)),
+            window_ms: (faults.weight_window.as_millis() as i64).max(1),
         }
     }
 
@@ -89,8 +95,8 @@ impl Gate {
         let now = now_ms();
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         *st.stats.requests.entry(endpoint.to_owned()).or_default() += 1;
-        if now / 60_000 != st.minute {
-            (st.minute, st.used) = (now / 60_000, 0);
+        if now / self.window_ms != st.minute {
+            (st.minute, st.used) = (now / self.window_ms, 0);
         }
         let used = st.used;
         if now < st.banned_until {
@@ -116,7 +122,7 @@ impl Gate {
         }
         if used + weight > WEIGHT_LIMIT_1M {
             st.stats.rate_limited += 1;
-            let next_minute = (now / 60_000 + 1) * 60_000;
+            let next_minute = (now / self.window_ms + 1) * self.window_ms;
             st.wait_until = next_minute;
             return Err(refuse(
                 429,
@@ -126,6 +132,8 @@ impl Gate {
             ));
         }
         st.used += weight;
+        let window_start = st.minute * self.window_ms;
+        *st.stats.weight_by_window.entry(window_start).or_default() = st.used;
         Ok(st.used)
     }
 }

@@ -33,6 +33,22 @@ pub enum ReplayError {
     Bind { addr: String, source: std::io::Error },
 }
 
+impl Default for ReplayFaults {
+    fn default() -> Self {
+        ReplayFaults {
+            weight_window: std::time::Duration::from_secs(60),
+            drop_depth_events: Vec::new(),
+            rate_limit_every: None,
+            retry_after_secs: 0,
+            rest_delay: std::time::Duration::ZERO,
+            server_error_every: None,
+            silence_ws_after: None,
+            drop_ws_after: None,
+            ws_drop_skips: 0,
+        }
+    }
+}
+
 /// How a connection fault takes a WebSocket connection away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ConnectionFault {
@@ -43,8 +59,11 @@ enum ConnectionFault {
 }
 
 /// Faults the replay server injects, to test how clients cope.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ReplayFaults {
+    /// The window the 6,000 weight budget is counted over: Binance's minute; shorter only to
+    /// benchmark a client's budget use on a scaled clock.
+    pub weight_window: std::time::Duration,
     /// Depth events (0-based, counted per WebSocket connection) that are not sent: a sequence gap
     /// in the client's stream. The server's own book still includes them.
     pub drop_depth_events: Vec<u64>,
