@@ -10,12 +10,12 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use streamforge::actors::sequenced_stream::{SequencedStream, SequencedStreamArgs};
 use streamforge::actors::stream::StreamArgs;
-use streamforge::actors::trade_stream::AggTradeStream;
 use streamforge::admin::metrics::Metrics;
 use streamforge::bus::memory::MemoryBus;
 use streamforge::bus::Bus;
-use streamforge::exchange::binance::{BinanceRest, BinanceWs, LinkPolicy};
+use streamforge::exchange::binance::{AggTrades, BinanceRest, BinanceWs, LinkPolicy};
 use streamforge::model::DataRecord;
 use streamforge::replay::{ReplayFaults, ReplayServer};
 use streamforge::supervision::{Backoff, ChildSpec, Restart, Strategy, SupervisorArgs, Tree};
@@ -65,7 +65,7 @@ async fn loader_publishes_every_trade_once(faults: ReplayFaults) -> (u64, u64) {
                     max_age: Duration::from_secs(23 * 3600),
                 },
             };
-            (AggTradeStream, args)
+            (SequencedStream, SequencedStreamArgs { stream: args, kind: Arc::new(AggTrades) })
         },
     );
     let tree =

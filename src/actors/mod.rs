@@ -7,9 +7,9 @@ pub mod connector;
 mod dead_letter;
 pub mod dummy;
 pub mod loader;
+pub mod sequenced_stream;
 pub mod stream;
 mod telemetry;
-pub mod trade_stream;
 
 pub use dead_letter::DeadLetters;
 pub use telemetry::Telemetry;

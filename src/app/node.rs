@@ -14,11 +14,11 @@ use super::{start_replay, AppError, KlineWorkflow, NodeContext};
 use crate::actors::book_stream::{BookStream, BookStreamArgs};
 use crate::actors::connector::ConnectorRoute;
 use crate::actors::dummy::{Dummy, DummyArgs, DummyOptions};
+use crate::actors::sequenced_stream::{SequencedStream, SequencedStreamArgs};
 use crate::actors::stream::StreamArgs;
-use crate::actors::trade_stream::AggTradeStream;
 use crate::admin::{AdminActor, AdminArgs, AdminState};
 use crate::config::{candle_interval_of_type, Config};
-use crate::exchange::binance::{BinanceWs, LinkPolicy, MAX_STREAMS_PER_CONNECTION};
+use crate::exchange::binance::{sequenced_kind, BinanceWs, LinkPolicy, MAX_STREAMS_PER_CONNECTION};
 use crate::model::parse_time_range;
 use crate::supervision::{ChildSpec, Restart, Strategy, Tree};
 
@@ -202,13 +202,13 @@ async fn stream_children(ctx: &NodeContext) -> Result<Vec<ChildSpec>, AppError> 
                 link: link.clone(),
             };
             let (family, restart, beat) = ("loader", Restart::Permanent, Some(STREAM_HEARTBEAT));
-            out.push(match entry.kind.as_str() {
-                "depth" => ChildSpec::with_heartbeat(id, family, restart, beat, move |heartbeat| {
+            out.push(match sequenced_kind(&entry.kind) {
+                Some(kind) => ChildSpec::with_heartbeat(id, family, restart, beat, move |heartbeat| {
+                    (SequencedStream, SequencedStreamArgs { stream: args(heartbeat), kind: kind.clone() })
+                }),
+                None => ChildSpec::with_heartbeat(id, family, restart, beat, move |heartbeat| {
                     let stream = args(heartbeat);
                     (BookStream, BookStreamArgs { stream, depth: BOOK_DEPTH, snapshot_every: BOOK_SNAPSHOT_EVERY })
-                }),
-                _ => ChildSpec::with_heartbeat(id, family, restart, beat, move |heartbeat| {
-                    (AggTradeStream, args(heartbeat))
                 }),
             });
         }

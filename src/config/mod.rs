@@ -35,15 +35,13 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-/// The stream kinds a `[[streams]]` entry can load.
-pub const STREAM_KINDS: &[&str] = &["aggTrade", "depth"];
-
 /// One `[[streams]]` entry.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StreamConfig {
-    /// `aggTrade` (trades, backfilled over REST after a reconnect) or `depth` (diff events plus a
-    /// local order book whose best levels are published every second).
+    /// `aggTrade`, `trade`, `kline_<interval>` (backfilled over REST after a reconnect, so the
+    /// sequence has no hole) or `depth` (diff events plus a local order book whose best levels are
+    /// published every second).
     pub kind: String,
     /// Upper-case symbols; more than 1,024 are spread over several connections.
     pub symbols: Vec<String>,
@@ -421,8 +419,11 @@ impl Config {
             self.validate_job(&mut errs);
         }
         for (i, s) in self.streams.iter().enumerate() {
-            if !STREAM_KINDS.contains(&s.kind.as_str()) {
-                errs.push(format!("streams[{i}].kind: {:?} is not one of {STREAM_KINDS:?}", s.kind));
+            if s.kind != "depth" && crate::exchange::binance::sequenced_kind(&s.kind).is_none() {
+                errs.push(format!(
+                    "streams[{i}].kind: {:?} is not aggTrade, trade, kline_<interval> (e.g. kline_1m) or depth",
+                    s.kind
+                ));
             }
             if s.symbols.is_empty() {
                 errs.push(format!("streams[{i}].symbols: name at least one symbol"));

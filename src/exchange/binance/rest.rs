@@ -13,6 +13,7 @@ pub const DEFAULT_REST_URL: &str = "https://api.binance.com";
 /// Request weights (Binance spot API docs).
 const KLINES_WEIGHT: u32 = 2;
 const AGG_TRADES_WEIGHT: u32 = 4;
+const HISTORICAL_TRADES_WEIGHT: u32 = 25;
 
 fn depth_weight(limit: u32) -> u32 {
     match limit {
@@ -170,6 +171,13 @@ impl BinanceRest {
         let query = [("symbol", symbol.to_owned()), ("fromId", from_id.to_string()), ("limit", limit.to_string())];
         let (url, body) = self.get("/api/v3/aggTrades", &query, AGG_TRADES_WEIGHT).await?;
         Trade::from_rest_agg_trades(symbol, &body).map_err(|source| ExchangeError::Decode { url, source })
+    }
+
+    /// `GET /api/v3/historicalTrades` from trade id `from_id` on, at most `limit` (≤ 1000).
+    pub async fn historical_trades(&self, symbol: &str, from_id: i64, limit: u32) -> Result<Vec<Trade>, ExchangeError> {
+        let query = [("symbol", symbol.to_owned()), ("fromId", from_id.to_string()), ("limit", limit.to_string())];
+        let (url, body) = self.get("/api/v3/historicalTrades", &query, HISTORICAL_TRADES_WEIGHT).await?;
+        Trade::from_rest_trades(symbol, &body).map_err(|source| ExchangeError::Decode { url, source })
     }
 
     /// `GET /api/v3/depth`: the book's `limit` best levels a side (5, 10, 20, 50, 100, 500, 1000 or

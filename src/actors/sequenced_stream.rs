@@ -1,0 +1,134 @@
+//! The WebSocket loader of a sequenced stream (the seeds' `loader-ws-*` for trades, aggregate
+//! trades and klines; see [`crate::exchange::binance::SequencedKind`]): one connection carrying the
+//! stream of each of its symbols, every record published to a data topic keyed by symbol. After
+//! every reconnect (the link reconnects with backoff, gives up on silent connections and renews
+//! them before 24 h) what each symbol missed is fetched over REST from its last published record
+//! on, and records already published are skipped, so the published sequence has no hole.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use super::stream::{StreamArgs, MAX_BATCH, READ_WAIT};
+use crate::bus::OutRecord;
+use crate::exchange::binance::{LinkEvent, SequencedKind, StreamLink};
+use crate::model::DataRecord;
+
+pub struct SequencedStreamArgs {
+    pub stream: StreamArgs,
+    pub kind: Arc<dyn SequencedKind>,
+}
+
+pub enum SequencedStreamMsg {
+    Connect,
+    Read,
+}
+
+pub struct SequencedStream;
+
+pub struct SequencedStreamState {
+    args: SequencedStreamArgs,
+    link: StreamLink,
+    /// Sequence of the newest record published, per symbol.
+    last: HashMap<String, i64>,
+}
+
+impl SequencedStreamState {
+    /// Publishes the records not published yet, in sequence order per symbol; returns how many.
+    async fn publish(&mut self, records: Vec<(String, i64, DataRecord)>) -> Result<u64, ActorProcessingErr> {
+        let mut out = Vec::with_capacity(records.len());
+        for (symbol, seq, record) in records {
+            let last = self.last.entry(symbol).or_insert(i64::MIN);
+            if seq <= *last {
+                continue;
+            }
+            *last = seq;
+            out.push(OutRecord::keyed(record.symbol(), record.to_bytes()));
+        }
+        let n = out.len() as u64;
+        if n > 0 {
+            self.args.stream.bus.publish(&self.args.stream.topic, out).await?;
+            self.args.stream.metrics.records_out.with_label_values(&["loader-ws"]).inc_by(n);
+        }
+        Ok(n)
+    }
+
+    /// Fetches over REST what each symbol missed since its last published record.
+    async fn backfill(&mut self) -> Result<(), ActorProcessingErr> {
+        let symbols: Vec<(String, i64)> = self.last.iter().map(|(s, id)| (s.clone(), *id)).collect();
+        let (kind, label) = (self.args.kind.clone(), self.args.kind.label());
+        for (symbol, mut last) in symbols {
+            loop {
+                self.args.stream.heartbeat.beat();
+                let (page, more) = kind.after(&self.args.stream.rest, &symbol, last).await?;
+                last = page.last().map_or(last, |(seq, _)| *seq);
+                let n = self.publish(page.into_iter().map(|(seq, r)| (symbol.clone(), seq, r)).collect()).await?;
+                self.args.stream.metrics.backfilled.with_label_values(&[label]).inc_by(n);
+                if n > 0 {
+                    tracing::info!(%symbol, records = n, stream = label, "Backfilled what was missed while disconnected.");
+                }
+                if !more {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Actor for SequencedStream {
+    type Msg = SequencedStreamMsg;
+    type State = SequencedStreamState;
+    type Arguments = SequencedStreamArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SequencedStreamMsg>,
+        args: SequencedStreamArgs,
+    ) -> Result<SequencedStreamState, ActorProcessingErr> {
+        let streams = args.stream.symbols.iter().map(|s| args.kind.stream(s)).collect();
+        let link = StreamLink::new(args.stream.ws.clone(), streams, args.stream.link.clone(), myself.get_id().pid());
+        myself.send_message(SequencedStreamMsg::Connect)?;
+        Ok(SequencedStreamState { args, link, last: HashMap::new() })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SequencedStreamMsg>,
+        msg: SequencedStreamMsg,
+        state: &mut SequencedStreamState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.args.stream.heartbeat.beat();
+        let label = state.args.kind.label();
+        let event = match msg {
+            SequencedStreamMsg::Connect => state.link.connect().await,
+            SequencedStreamMsg::Read => state.link.read(READ_WAIT, MAX_BATCH).await,
+        };
+        match event {
+            LinkEvent::Connected => state.backfill().await?,
+            LinkEvent::Messages(messages) => {
+                state.args.stream.metrics.ws_messages.with_label_values(&[label]).inc_by(messages.len() as u64);
+                let mut records = Vec::with_capacity(messages.len());
+                for m in &messages {
+                    match state.args.kind.decode(m) {
+                        Ok(Some(r)) => records.push(r),
+                        Ok(None) => {}
+                        Err(error) => tracing::warn!(stream = %m.stream, %error, "Undecodable message; skipped."),
+                    }
+                }
+                state.publish(records).await?;
+            }
+            LinkEvent::Idle => {}
+            LinkEvent::Down { retry_in, failure, .. } => {
+                if failure {
+                    state.args.stream.metrics.ws_reconnects.with_label_values(&[label]).inc();
+                }
+                myself.send_after(retry_in, || SequencedStreamMsg::Connect);
+                return Ok(());
+            }
+        }
+        myself.send_message(SequencedStreamMsg::Read)?;
+        Ok(())
+    }
+}
