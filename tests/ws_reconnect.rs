@@ -15,7 +15,7 @@ use streamforge::actors::stream::StreamArgs;
 use streamforge::admin::metrics::Metrics;
 use streamforge::bus::memory::MemoryBus;
 use streamforge::bus::Bus;
-use streamforge::exchange::binance::{AggTrades, BinanceRest, BinanceWs, LinkPolicy};
+use streamforge::exchange::binance::{AggTrades, BinanceRest, BinanceWs, LinkPolicy, SequencedKind, Trades};
 use streamforge::model::DataRecord;
 use streamforge::replay::{ReplayFaults, ReplayServer};
 use streamforge::supervision::{Backoff, ChildSpec, Restart, Strategy, SupervisorArgs, Tree};
@@ -29,9 +29,33 @@ fn recorded_ids() -> Vec<i64> {
     rows.iter().map(|r| r["info"]["a"].as_i64().unwrap()).collect()
 }
 
-/// Runs the loader on XRPETH against a replay server with `faults` until every recorded trade is
-/// published; checks no id is missing or published twice; returns (reconnects, backfilled).
-async fn loader_publishes_every_trade_once(faults: ReplayFaults) -> (u64, u64) {
+/// The trade ids of the capture's `ethusdt@trade` messages, read straight from the files.
+fn recorded_trade_ids() -> Vec<i64> {
+    let dir = common::sample_dir().join("ws/hftbacktest_raw_binance/spot");
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let mut ids = Vec::new();
+    for f in files {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(f).unwrap()).read_to_string(&mut text).unwrap();
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line.split_once(' ').unwrap().1).unwrap();
+            if v["stream"] == "ethusdt@trade" {
+                ids.push(v["data"]["t"].as_i64().unwrap());
+            }
+        }
+    }
+    ids
+}
+
+/// Runs the loader of `kind` on `symbol` against a replay server with `faults` until `want` ids
+/// are published; checks no id is missing or published twice; returns (reconnects, backfilled).
+async fn loader_publishes_every_trade_once(
+    faults: ReplayFaults,
+    kind: Arc<dyn SequencedKind>,
+    symbol: &str,
+    want: Vec<i64>,
+) -> (u64, u64) {
     let server = ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0, faults).await.unwrap();
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(100_000));
     bus.ensure_topic("xrp-trades", 3).await.unwrap();
@@ -39,7 +63,7 @@ async fn loader_publishes_every_trade_once(faults: ReplayFaults) -> (u64, u64) {
     let metrics = Arc::new(Metrics::new());
     let (rest, ws) =
         (BinanceRest::new(&server.rest_url(), metrics.clone()).unwrap(), BinanceWs::new(&server.ws_url()).unwrap());
-    let (b, m) = (bus.clone(), metrics.clone());
+    let (b, m, symbol, label) = (bus.clone(), metrics.clone(), symbol.to_owned(), kind.label());
     let spec = ChildSpec::with_heartbeat(
         "loader-ws",
         "loader",
@@ -47,7 +71,7 @@ async fn loader_publishes_every_trade_once(faults: ReplayFaults) -> (u64, u64) {
         Some(Duration::from_secs(30)),
         move |heartbeat| {
             let args = StreamArgs {
-                symbols: vec!["XRPETH".into()],
+                symbols: vec![symbol.clone()],
                 topic: "xrp-trades".into(),
                 ws: ws.clone(),
                 rest: rest.clone(),
@@ -65,13 +89,12 @@ async fn loader_publishes_every_trade_once(faults: ReplayFaults) -> (u64, u64) {
                     max_age: Duration::from_secs(23 * 3600),
                 },
             };
-            (SequencedStream, SequencedStreamArgs { stream: args, kind: Arc::new(AggTrades) })
+            (SequencedStream, SequencedStreamArgs { stream: args, kind: kind.clone() })
         },
     );
     let tree =
         Tree::start(SupervisorArgs::new("test", Strategy::OneForOne, vec![spec], metrics.clone())).await.unwrap();
 
-    let want = recorded_ids();
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while got.len() < want.len() {
@@ -90,16 +113,14 @@ async fn loader_publishes_every_trade_once(faults: ReplayFaults) -> (u64, u64) {
     let unique: BTreeSet<i64> = got.iter().copied().collect();
     assert_eq!(unique.len(), got.len(), "no trade published twice");
     assert_eq!(unique.into_iter().collect::<Vec<_>>(), want, "every recorded id, no hole");
-    (
-        metrics.ws_reconnects.with_label_values(&["aggTrade"]).get(),
-        metrics.backfilled.with_label_values(&["aggTrade"]).get(),
-    )
+    (metrics.ws_reconnects.with_label_values(&[label]).get(), metrics.backfilled.with_label_values(&[label]).get())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_stream_is_reconnected_and_backfilled_without_a_hole() {
     let faults = ReplayFaults { drop_ws_after: Some(4_000), ws_drop_skips: 1_500, ..Default::default() };
-    let (reconnects, backfilled) = loader_publishes_every_trade_once(faults).await;
+    let (reconnects, backfilled) =
+        loader_publishes_every_trade_once(faults, Arc::new(AggTrades), "XRPETH", recorded_ids()).await;
     assert!(reconnects >= 1, "the dropped connection was noticed");
     assert!(backfilled >= 1_500, "the trades passed while away came over REST: {backfilled}");
 }
@@ -107,9 +128,20 @@ async fn a_dropped_stream_is_reconnected_and_backfilled_without_a_hole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_stream_is_detected_replaced_and_backfilled_without_a_hole() {
     let faults = ReplayFaults { silence_ws_after: Some(6_000), ws_drop_skips: 1_000, ..Default::default() };
-    let (reconnects, backfilled) = loader_publishes_every_trade_once(faults).await;
+    let (reconnects, backfilled) =
+        loader_publishes_every_trade_once(faults, Arc::new(AggTrades), "XRPETH", recorded_ids()).await;
     assert!(reconnects >= 1, "the silent connection was given up");
     assert!(backfilled >= 1_000, "the trades passed while silent came over REST: {backfilled}");
+}
+
+/// The same on the real `ethusdt@trade` capture: the missed trades come from `historicalTrades`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_trade_stream_is_backfilled_from_historical_trades_without_a_hole() {
+    let faults = ReplayFaults { drop_ws_after: Some(5_000), ws_drop_skips: 2_000, ..Default::default() };
+    let (reconnects, backfilled) =
+        loader_publishes_every_trade_once(faults, Arc::new(Trades), "ETHUSDT", recorded_trade_ids()).await;
+    assert!(reconnects >= 1);
+    assert!(backfilled >= 2_000, "the trades passed while away came over REST: {backfilled}");
 }
 
 /// The node as configured by `[[streams]]` + `[[connectors]]`, offline: the recorded XRPETH trades
@@ -142,4 +174,36 @@ async fn a_node_streams_recorded_trades_into_the_store() {
     node.run_until(async {}).await.unwrap();
     let rows = store.collections().await.unwrap().iter().find(|c| c.name == "xrpeth_aggtrades").map_or(0, |c| c.rows);
     assert_eq!(rows, want, "exactly the recorded trades, none twice");
+}
+
+/// A node with `[[streams]] kind = "kline_1m"`, offline: the recorded BTCUSDT candles arrive as
+/// closed kline events and end in the store exactly as recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_streams_closed_klines_into_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("sf.db").display());
+    let mut config = common::test_config(&url);
+    config.node.admin_addr = "127.0.0.1:0".into();
+    config.streams = vec![streamforge::config::StreamConfig {
+        kind: "kline_1m".into(),
+        symbols: vec!["BTCUSDT".into()],
+        topic: "btcusdt-klines".into(),
+    }];
+    config.connectors = vec![streamforge::config::ConnectorRouteConfig {
+        topic: "btcusdt-klines".into(),
+        collection: "btcusdt_klines_1m".into(),
+        group: None,
+    }];
+    let node = streamforge::app::node::Node::start(config, Some(common::sample_dir())).await.unwrap();
+    let store = node.ctx.store.clone();
+    let want = common::recorded_candles("BTC_USDT-1m.json.gz");
+    common::wait_until("every recorded candle stored", Duration::from_secs(60), || async {
+        let got = store.candles("btcusdt_klines_1m", "BTCUSDT", i64::MIN, i64::MAX).await.unwrap();
+        (got.len() == want.len()).then_some(got)
+    })
+    .await
+    .iter()
+    .zip(&want)
+    .for_each(|(g, w)| assert_eq!((g.open_time, [g.open, g.high, g.low, g.close, g.volume]), (w.open_time, w.ohlcv)));
+    node.run_until(async {}).await.unwrap();
 }

@@ -74,13 +74,14 @@ struct WsKline<'a> {
     h: &'a str,
     l: &'a str,
     v: &'a str,
-    n: u64,
+    // Binance always sends these; a replay of a recording that lacks them sends null.
+    n: Option<u64>,
     x: bool,
-    q: &'a str,
+    q: Option<&'a str>,
     #[serde(rename = "V")]
-    taker_base: &'a str,
+    taker_base: Option<&'a str>,
     #[serde(rename = "Q")]
-    taker_quote: &'a str,
+    taker_quote: Option<&'a str>,
 }
 
 fn opt_decimal(field: &'static str, v: Option<&str>) -> Result<Option<Decimal>, ParseError> {
@@ -133,10 +134,10 @@ impl Candle {
             low: parse_decimal("low", k.l)?,
             close: parse_decimal("close", k.c)?,
             volume: parse_decimal("volume", k.v)?,
-            quote_volume: Some(parse_decimal("quote_volume", k.q)?),
-            trades: Some(k.n),
-            taker_buy_base: Some(parse_decimal("taker_buy_base", k.taker_base)?),
-            taker_buy_quote: Some(parse_decimal("taker_buy_quote", k.taker_quote)?),
+            quote_volume: opt_decimal("quote_volume", k.q)?,
+            trades: k.n,
+            taker_buy_base: opt_decimal("taker_buy_base", k.taker_base)?,
+            taker_buy_quote: opt_decimal("taker_buy_quote", k.taker_quote)?,
             closed: k.x,
         })
     }

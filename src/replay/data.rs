@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::exchange::binance::LocalBook;
-use crate::model::{decimal_from_json_number, BookSnapshot, Decimal, DepthUpdate, Interval, ParseError};
+use crate::model::{decimal_from_json_number, BookSnapshot, Decimal, DepthUpdate, Interval, ParseError, Trade};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayDataError {
@@ -60,9 +60,9 @@ impl KlineRow {
     }
 }
 
-/// One recorded aggregate trade, kept as Binance's raw JSON plus the fields used for paging.
+/// One recorded (aggregate) trade, kept as Binance's REST JSON plus the fields used for paging.
 #[derive(Debug, Clone)]
-pub struct AggTradeRow {
+pub struct TradeRow {
     pub id: i64,
     pub time: i64,
     pub raw: Arc<RawValue>,
@@ -86,7 +86,9 @@ pub struct SymbolData {
     pub base: String,
     pub quote: String,
     pub klines: BTreeMap<Interval, Vec<KlineRow>>,
-    pub agg_trades: Vec<AggTradeRow>,
+    pub agg_trades: Vec<TradeRow>,
+    /// The capture's `@trade` messages in `/api/v3/historicalTrades` shape, in id order.
+    pub trades: Vec<TradeRow>,
     /// The REST depth snapshot found in the capture, raw.
     pub depth_snapshot: Option<Arc<RawValue>>,
     pub ws: Vec<WsRow>,
@@ -183,7 +185,7 @@ struct AggIds {
     time: i64,
 }
 
-fn parse_agg_trades(path: &Path) -> Result<Vec<AggTradeRow>, ReplayDataError> {
+fn parse_agg_trades(path: &Path) -> Result<Vec<TradeRow>, ReplayDataError> {
     let items: Vec<Box<RawValue>> = serde_json::from_slice(&read_all(path)?).map_err(|e| format_err(path, e))?;
     let mut out = Vec::with_capacity(items.len());
     for item in items {
@@ -196,7 +198,7 @@ fn parse_agg_trades(path: &Path) -> Result<Vec<AggTradeRow>, ReplayDataError> {
             Err(_) => item,
         };
         let ids: AggIds = serde_json::from_str(raw.get()).map_err(|e| format_err(path, e))?;
-        out.push(AggTradeRow { id: ids.a, time: ids.time, raw: Arc::from(raw) });
+        out.push(TradeRow { id: ids.a, time: ids.time, raw: Arc::from(raw) });
     }
     out.sort_by_key(|r| r.id);
     out.dedup_by_key(|r| r.id);
@@ -236,6 +238,58 @@ fn parse_capture(path: &Path, sym: &mut SymbolData) -> Result<(), ReplayDataErro
 }
 
 impl SymbolData {
+    /// Serves the recorded klines as `<symbol>@kline_<interval>` WebSocket streams too: one closed
+    /// kline event per candle, sent when it closes. Fields the recording lacks (quote volume,
+    /// trade count, taker volumes, trade ids) are `null`, never invented.
+    fn add_kline_streams(&mut self, symbol: &str) {
+        for (interval, rows) in &self.klines {
+            let stream: Arc<str> = Arc::from(format!("{}@kline_{interval}", symbol.to_ascii_lowercase()));
+            for r in rows {
+                let close = r.open_time + interval.millis() - 1;
+                let data = format!(
+                    "{{\"e\":\"kline\",\"E\":{},\"s\":\"{symbol}\",\"k\":{{\"t\":{},\"T\":{close},\"s\":\"{symbol}\",\"i\":\"{interval}\",\"f\":null,\"L\":null,\"o\":\"{}\",\"c\":\"{}\",\"h\":\"{}\",\"l\":\"{}\",\"v\":\"{}\",\"n\":null,\"x\":true,\"q\":null,\"V\":null,\"Q\":null,\"B\":\"0\"}}}}",
+                    close + 1,
+                    r.open_time,
+                    r.open,
+                    r.close,
+                    r.high,
+                    r.low,
+                    r.volume
+                );
+                let combined = format!("{{\"stream\":\"{stream}\",\"data\":{data}}}");
+                self.ws.push(WsRow {
+                    recv_ns: (close + 1) * 1_000_000,
+                    stream: stream.clone(),
+                    data: Arc::from(data),
+                    combined: Arc::from(combined),
+                });
+            }
+        }
+    }
+
+    /// The capture's `@trade` messages as `/api/v3/historicalTrades` rows (`quoteQty` is price ×
+    /// quantity, as Binance computes it).
+    fn add_historical_trades(&mut self, symbol: &str) -> Result<(), ParseError> {
+        let stream = format!("{}@trade", symbol.to_ascii_lowercase());
+        for row in self.ws.iter().filter(|r| *r.stream == *stream) {
+            let t = Trade::from_ws_trade(row.data.as_bytes())?;
+            let best: serde_json::Value = serde_json::from_str(&row.data)?;
+            let raw = serde_json::json!({
+                "id": t.id,
+                "price": t.price.to_string(),
+                "qty": t.qty.to_string(),
+                "quoteQty": (t.price * t.qty).to_string(),
+                "time": t.time,
+                "isBuyerMaker": t.is_buyer_maker,
+                "isBestMatch": best["M"].as_bool().unwrap_or(true),
+            });
+            let raw = RawValue::from_string(raw.to_string())?;
+            self.trades.push(TradeRow { id: t.id, time: t.time, raw: Arc::from(raw) });
+        }
+        self.trades.sort_by_key(|r| r.id);
+        Ok(())
+    }
+
     /// Serves the recorded aggregate trades as the `<symbol>@aggTrade` WebSocket stream too: the
     /// same trades in Binance's WebSocket event shape, paced by their trade times.
     fn add_agg_trade_stream(&mut self, symbol: &str) {
@@ -323,9 +377,6 @@ impl ReplayData {
             sym.agg_trades.sort_by_key(|r| r.id);
             sym.agg_trades.dedup_by_key(|r| r.id);
         }
-        for (symbol, sym) in data.symbols.iter_mut() {
-            sym.add_agg_trade_stream(symbol);
-        }
         files.clear();
         walk(&dir.join("ws"), &mut files)?;
         for path in &files {
@@ -336,7 +387,10 @@ impl ReplayData {
             let sym = data.symbols.entry(symbol).or_default();
             parse_capture(path, sym)?;
         }
-        for sym in data.symbols.values_mut() {
+        for (symbol, sym) in data.symbols.iter_mut() {
+            sym.add_agg_trade_stream(symbol);
+            sym.add_kline_streams(symbol);
+            sym.add_historical_trades(symbol).map_err(|e| format_err(&dir.join("ws"), e))?;
             sym.ws.sort_by_key(|r| r.recv_ns);
         }
         if data.symbols.is_empty() {

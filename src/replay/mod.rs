@@ -1,5 +1,5 @@
 //! A local Binance-compatible server replaying recorded data: the test double for Binance and the
-//! offline demo's source. REST `/api/v3/{klines,aggTrades,depth,exchangeInfo,ping,time}` with
+//! offline demo's source. REST `/api/v3/{klines,aggTrades,historicalTrades,depth,exchangeInfo,ping,time}` with
 //! Binance's paging and weight header; WebSocket `/ws/<stream>` and `/stream?streams=…`.
 
 pub mod data;
@@ -154,6 +154,7 @@ pub struct ReplayServer {
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v3/klines", web::get().to(rest::klines))
         .route("/api/v3/aggTrades", web::get().to(rest::agg_trades))
+        .route("/api/v3/historicalTrades", web::get().to(rest::historical_trades))
         .route("/api/v3/depth", web::get().to(rest::depth))
         .route("/api/v3/exchangeInfo", web::get().to(rest::exchange_info))
         .route("/api/v3/ping", web::get().to(rest::ping))

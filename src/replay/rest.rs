@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use actix_web::{web, HttpResponse};
 
-use super::data::{KlineRow, SymbolData};
+use super::data::{KlineRow, SymbolData, TradeRow};
 use super::ReplayState;
 use crate::model::{now_ms, Decimal, Interval, PriceLevel};
 
@@ -167,16 +167,33 @@ pub(super) async fn klines(state: web::Data<ReplayState>, q: Query) -> HttpRespo
 }
 
 pub(super) async fn agg_trades(state: web::Data<ReplayState>, q: Query) -> HttpResponse {
-    let weight = match state.admit("aggTrades", 4).await {
+    trades_by_id(state, q, "aggTrades", 4, "aggTrade", |d| &d.agg_trades).await
+}
+
+pub(super) async fn historical_trades(state: web::Data<ReplayState>, q: Query) -> HttpResponse {
+    trades_by_id(state, q, "historicalTrades", 25, "trade", |d| &d.trades).await
+}
+
+/// `aggTrades` / `historicalTrades`: paged by `fromId` (or by time); while the matching stream
+/// (`<symbol>@<stream>`) is being replayed, only the trades it has reached exist.
+async fn trades_by_id(
+    state: web::Data<ReplayState>,
+    q: Query,
+    endpoint: &str,
+    cost: u32,
+    stream: &str,
+    rows_of: fn(&SymbolData) -> &[TradeRow],
+) -> HttpResponse {
+    let weight = match state.admit(endpoint, cost).await {
         Ok(w) => w,
         Err(refused) => return refused,
     };
     let result: Result<String, ApiError> = (|| {
         let (sym, data) = symbol(&state, &q)?;
         let limit = limit(&q, 500, 1000)?;
-        // While the `@aggTrade` stream is being replayed, only the trades it has reached exist.
-        let live = state.stream_position(&format!("{}@aggTrade", sym.to_ascii_lowercase()));
-        let rows = &data.agg_trades[..live.map_or(data.agg_trades.len(), |p| p.min(data.agg_trades.len()))];
+        let all = rows_of(data);
+        let live = state.stream_position(&format!("{}@{stream}", sym.to_ascii_lowercase()));
+        let rows = &all[..live.map_or(all.len(), |p| p.min(all.len()))];
         let selected = match optional_i64(&q, "fromId")? {
             Some(from) => {
                 let lo = rows.partition_point(|r| r.id < from);
