@@ -10,7 +10,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use streamforge::actors::sequenced_stream::{SequencedStream, SequencedStreamArgs};
+use streamforge::actors::sequenced_stream::{Published, SequencedStream, SequencedStreamArgs};
 use streamforge::actors::stream::StreamArgs;
 use streamforge::admin::metrics::Metrics;
 use streamforge::bus::memory::MemoryBus;
@@ -49,13 +49,14 @@ fn recorded_trade_ids() -> Vec<i64> {
 }
 
 /// Runs the loader of `kind` on `symbol` against a replay server with `faults` until `want` ids
-/// are published; checks no id is missing or published twice; returns (reconnects, backfilled).
+/// are published; checks no id is missing or published twice; returns (reconnects, backfilled,
+/// restarts of the loader).
 async fn loader_publishes_every_trade_once(
     faults: ReplayFaults,
     kind: Arc<dyn SequencedKind>,
     symbol: &str,
     want: Vec<i64>,
-) -> (u64, u64) {
+) -> (u64, u64, u64) {
     let server = ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0, faults).await.unwrap();
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(100_000));
     bus.ensure_topic("xrp-trades", 3).await.unwrap();
@@ -64,6 +65,7 @@ async fn loader_publishes_every_trade_once(
     let (rest, ws) =
         (BinanceRest::new(&server.rest_url(), metrics.clone()).unwrap(), BinanceWs::new(&server.ws_url()).unwrap());
     let (b, m, symbol, label) = (bus.clone(), metrics.clone(), symbol.to_owned(), kind.label());
+    let published = Published::default();
     let spec = ChildSpec::with_heartbeat(
         "loader-ws",
         "loader",
@@ -89,7 +91,7 @@ async fn loader_publishes_every_trade_once(
                     max_age: Duration::from_secs(23 * 3600),
                 },
             };
-            (SequencedStream, SequencedStreamArgs { stream: args, kind: kind.clone() })
+            (SequencedStream, SequencedStreamArgs { stream: args, kind: kind.clone(), published: published.clone() })
         },
     );
     let tree =
@@ -113,24 +115,30 @@ async fn loader_publishes_every_trade_once(
     let unique: BTreeSet<i64> = got.iter().copied().collect();
     assert_eq!(unique.len(), got.len(), "no trade published twice");
     assert_eq!(unique.into_iter().collect::<Vec<_>>(), want, "every recorded id, no hole");
-    (metrics.ws_reconnects.with_label_values(&[label]).get(), metrics.backfilled.with_label_values(&[label]).get())
+    (
+        metrics.ws_reconnects.with_label_values(&[label]).get(),
+        metrics.backfilled.with_label_values(&[label]).get(),
+        metrics.restarts.with_label_values(&["loader"]).get(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_stream_is_reconnected_and_backfilled_without_a_hole() {
     let faults = ReplayFaults { drop_ws_after: Some(4_000), ws_drop_skips: 1_500, ..Default::default() };
-    let (reconnects, backfilled) =
+    let (reconnects, backfilled, restarts) =
         loader_publishes_every_trade_once(faults, Arc::new(AggTrades), "XRPETH", recorded_ids()).await;
     assert!(reconnects >= 1, "the dropped connection was noticed");
+    assert_eq!(restarts, 0, "a lost connection is the link's business, not a failure");
     assert!(backfilled >= 1_500, "the trades passed while away came over REST: {backfilled}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_stream_is_detected_replaced_and_backfilled_without_a_hole() {
     let faults = ReplayFaults { silence_ws_after: Some(6_000), ws_drop_skips: 1_000, ..Default::default() };
-    let (reconnects, backfilled) =
+    let (reconnects, backfilled, restarts) =
         loader_publishes_every_trade_once(faults, Arc::new(AggTrades), "XRPETH", recorded_ids()).await;
     assert!(reconnects >= 1, "the silent connection was given up");
+    assert_eq!(restarts, 0, "a lost connection is the link's business, not a failure");
     assert!(backfilled >= 1_000, "the trades passed while silent came over REST: {backfilled}");
 }
 
@@ -138,9 +146,10 @@ async fn a_silent_stream_is_detected_replaced_and_backfilled_without_a_hole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_trade_stream_is_backfilled_from_historical_trades_without_a_hole() {
     let faults = ReplayFaults { drop_ws_after: Some(5_000), ws_drop_skips: 2_000, ..Default::default() };
-    let (reconnects, backfilled) =
+    let (reconnects, backfilled, restarts) =
         loader_publishes_every_trade_once(faults, Arc::new(Trades), "ETHUSDT", recorded_trade_ids()).await;
     assert!(reconnects >= 1);
+    assert_eq!(restarts, 0, "a lost connection is the link's business, not a failure");
     assert!(backfilled >= 2_000, "the trades passed while away came over REST: {backfilled}");
 }
 
@@ -206,4 +215,21 @@ async fn a_node_streams_closed_klines_into_the_store() {
     .zip(&want)
     .for_each(|(g, w)| assert_eq!((g.open_time, [g.open, g.high, g.low, g.close, g.volume]), (w.open_time, w.ohlcv)));
     node.run_until(async {}).await.unwrap();
+}
+
+/// REST answers 503 now and then while the loader backfills: the loader fails, its supervisor
+/// restarts it, and the new incarnation resumes from the last record the failed one published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loader_that_fails_mid_backfill_resumes_where_it_stopped() {
+    let faults = ReplayFaults {
+        drop_ws_after: Some(4_000),
+        ws_drop_skips: 3_500,
+        server_error_every: Some(3),
+        ..Default::default()
+    };
+    let (reconnects, backfilled, restarts) =
+        loader_publishes_every_trade_once(faults, Arc::new(AggTrades), "XRPETH", recorded_ids()).await;
+    assert!(reconnects >= 1);
+    assert!(restarts >= 1, "a 503 failed the loader and it was restarted");
+    assert!(backfilled >= 3_500, "{backfilled}");
 }

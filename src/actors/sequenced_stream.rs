@@ -6,7 +6,7 @@
 //! on, and records already published are skipped, so the published sequence has no hole.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
@@ -18,7 +18,13 @@ use crate::model::DataRecord;
 pub struct SequencedStreamArgs {
     pub stream: StreamArgs,
     pub kind: Arc<dyn SequencedKind>,
+    /// Sequence of the newest record published, per symbol. Shared by the loader's incarnations:
+    /// one restarted after a failure resumes (over REST) where the failed one stopped.
+    pub published: Published,
 }
+
+/// See [`SequencedStreamArgs::published`].
+pub type Published = Arc<Mutex<HashMap<String, i64>>>;
 
 pub enum SequencedStreamMsg {
     Connect,
@@ -30,33 +36,41 @@ pub struct SequencedStream;
 pub struct SequencedStreamState {
     args: SequencedStreamArgs,
     link: StreamLink,
-    /// Sequence of the newest record published, per symbol.
-    last: HashMap<String, i64>,
+}
+
+fn lock(p: &Published) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl SequencedStreamState {
     /// Publishes the records not published yet, in sequence order per symbol; returns how many.
     async fn publish(&mut self, records: Vec<(String, i64, DataRecord)>) -> Result<u64, ActorProcessingErr> {
         let mut out = Vec::with_capacity(records.len());
-        for (symbol, seq, record) in records {
-            let last = self.last.entry(symbol).or_insert(i64::MIN);
-            if seq <= *last {
-                continue;
+        let mut newest: HashMap<String, i64> = HashMap::new();
+        {
+            let published = lock(&self.args.published);
+            for (symbol, seq, record) in records {
+                let last = newest.get(&symbol).or(published.get(&symbol)).copied().unwrap_or(i64::MIN);
+                if seq <= last {
+                    continue;
+                }
+                newest.insert(symbol, seq);
+                out.push(OutRecord::keyed(record.symbol(), record.to_bytes()));
             }
-            *last = seq;
-            out.push(OutRecord::keyed(record.symbol(), record.to_bytes()));
         }
         let n = out.len() as u64;
         if n > 0 {
             self.args.stream.bus.publish(&self.args.stream.topic, out).await?;
             self.args.stream.metrics.records_out.with_label_values(&["loader-ws"]).inc_by(n);
+            // Only once the bus has them: a failure before this re-fetches them after the restart.
+            lock(&self.args.published).extend(newest);
         }
         Ok(n)
     }
 
     /// Fetches over REST what each symbol missed since its last published record.
     async fn backfill(&mut self) -> Result<(), ActorProcessingErr> {
-        let symbols: Vec<(String, i64)> = self.last.iter().map(|(s, id)| (s.clone(), *id)).collect();
+        let symbols: Vec<(String, i64)> = lock(&self.args.published).iter().map(|(s, id)| (s.clone(), *id)).collect();
         let (kind, label) = (self.args.kind.clone(), self.args.kind.label());
         for (symbol, mut last) in symbols {
             loop {
@@ -90,7 +104,7 @@ impl Actor for SequencedStream {
         let streams = args.stream.symbols.iter().map(|s| args.kind.stream(s)).collect();
         let link = StreamLink::new(args.stream.ws.clone(), streams, args.stream.link.clone(), myself.get_id().pid());
         myself.send_message(SequencedStreamMsg::Connect)?;
-        Ok(SequencedStreamState { args, link, last: HashMap::new() })
+        Ok(SequencedStreamState { args, link })
     }
 
     async fn handle(

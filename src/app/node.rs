@@ -14,7 +14,7 @@ use super::{start_replay, AppError, KlineWorkflow, NodeContext};
 use crate::actors::book_stream::{BookStream, BookStreamArgs};
 use crate::actors::connector::ConnectorRoute;
 use crate::actors::dummy::{Dummy, DummyArgs, DummyOptions};
-use crate::actors::sequenced_stream::{SequencedStream, SequencedStreamArgs};
+use crate::actors::sequenced_stream::{Published, SequencedStream, SequencedStreamArgs};
 use crate::actors::stream::StreamArgs;
 use crate::admin::{AdminActor, AdminArgs, AdminState};
 use crate::config::{candle_interval_of_type, Config};
@@ -203,9 +203,13 @@ async fn stream_children(ctx: &NodeContext) -> Result<Vec<ChildSpec>, AppError> 
             };
             let (family, restart, beat) = ("loader", Restart::Permanent, Some(STREAM_HEARTBEAT));
             out.push(match sequenced_kind(&entry.kind) {
-                Some(kind) => ChildSpec::with_heartbeat(id, family, restart, beat, move |heartbeat| {
-                    (SequencedStream, SequencedStreamArgs { stream: args(heartbeat), kind: kind.clone() })
-                }),
+                Some(kind) => {
+                    let published = Published::default();
+                    ChildSpec::with_heartbeat(id, family, restart, beat, move |heartbeat| {
+                        let (kind, published) = (kind.clone(), published.clone());
+                        (SequencedStream, SequencedStreamArgs { stream: args(heartbeat), kind, published })
+                    })
+                }
                 None => ChildSpec::with_heartbeat(id, family, restart, beat, move |heartbeat| {
                     let stream = args(heartbeat);
                     (BookStream, BookStreamArgs { stream, depth: BOOK_DEPTH, snapshot_every: BOOK_SNAPSHOT_EVERY })
