@@ -53,7 +53,7 @@ pub fn decimal_from_json_number(field: &'static str, value: f64) -> Result<Decim
 
 pub(crate) mod level_serde {
     //! `[["price","qty"], …]` ⇄ `Vec<(Decimal, Decimal)>` with the strings kept exact.
-    use super::{Decimal, PriceLevel};
+    use super::PriceLevel;
     use std::borrow::Cow;
 
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
