@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use streamforge::admin::metrics::Metrics;
-use streamforge::app::book::follow_book;
+use streamforge::app::book::{follow_book, Until};
 use streamforge::exchange::binance::{BinanceRest, BinanceWs};
 use streamforge::model::{BookSnapshot, DataRecord, Decimal};
 use streamforge::replay::{ReplayFaults, ReplayServer};
@@ -78,7 +78,8 @@ async fn the_book_after_the_replayed_capture_equals_the_book_derived_from_the_ra
     let server = ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0, Default::default()).await.unwrap();
     let rest = BinanceRest::new(&server.rest_url(), Arc::new(Metrics::new())).unwrap();
     let ws = BinanceWs::new(&server.ws_url()).unwrap();
-    let run = follow_book(&ws, &rest, "ETHUSDT", None).await.unwrap();
+    let run =
+        follow_book(&ws, &rest, "ETHUSDT", None, Until { events: None, stop: std::future::pending() }).await.unwrap();
     server.stop().await;
 
     let (last, bids, asks) = derive_from_capture();
@@ -118,7 +119,8 @@ async fn a_missing_depth_event_triggers_exactly_one_resync_and_the_book_is_right
     let server = ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0, faults).await.unwrap();
     let rest = BinanceRest::new(&server.rest_url(), Arc::new(Metrics::new())).unwrap();
     let ws = BinanceWs::new(&server.ws_url()).unwrap();
-    let run = follow_book(&ws, &rest, "ETHUSDT", None).await.unwrap();
+    let run =
+        follow_book(&ws, &rest, "ETHUSDT", None, Until { events: None, stop: std::future::pending() }).await.unwrap();
     server.stop().await;
 
     assert_eq!(run.events, 6_469, "one event was held back");
@@ -167,4 +169,18 @@ async fn a_node_publishes_every_depth_event_and_the_exact_book() {
     assert_eq!(book.last_update_id, last);
     assert_eq!(book.bids, levels(&bids, true)[..20], "best 20 bids");
     assert_eq!(book.asks, levels(&asks, false)[..20], "best 20 asks");
+}
+
+#[test]
+fn book_command_stops_after_the_events_asked_for_and_prints_the_book_so_far() {
+    let out = Command::new(env!("CARGO_BIN_EXE_streamforge"))
+        .args(["book", "--offline", "--symbol", "ETHUSDT", "--depth", "5", "--events", "2000"])
+        .env_remove("STREAMFORGE_LOG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let header = text.lines().next().unwrap();
+    assert!(header.starts_with("ETHUSDT at update ") && header.contains("(2000 events,"), "{header}");
+    assert_eq!(text.lines().count(), 1 + 5, "five levels a side:\n{text}");
 }

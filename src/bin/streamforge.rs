@@ -106,6 +106,9 @@ enum Command {
         /// Print the book as JSON: {"symbol", "last_update_id", "bids": [[price, qty], …], "asks": …}.
         #[arg(long)]
         json: bool,
+        /// Stop after this many depth events (default: when the stream ends, or on Ctrl-C/SIGTERM).
+        #[arg(long, value_name = "N")]
+        events: Option<u64>,
     },
     /// Serve recorded Binance data over Binance's REST and WebSocket API.
     ReplayServer {
@@ -221,7 +224,7 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
             })?;
             node::Node::start(cfg, None).await?.run_until(node::shutdown_signal()).await
         }
-        Command::Book { common, symbol, depth, json } => {
+        Command::Book { common, symbol, depth, json, events } => {
             let cfg = load_config(common, &cli, |_| {})?;
             let (replay, rest_url, ws_url) = match (common.offline || cfg.node.offline, &common.data) {
                 (true, data) => {
@@ -235,7 +238,8 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
             let metrics = std::sync::Arc::new(streamforge::admin::metrics::Metrics::new());
             let rest = BinanceRest::new(&rest_url, metrics)?;
             let ws = BinanceWs::new(&ws_url)?;
-            let outcome = app::book::follow_book(&ws, &rest, &symbol.to_ascii_uppercase(), Some(*depth)).await;
+            let until = app::book::Until { events: *events, stop: node::shutdown_signal() };
+            let outcome = app::book::follow_book(&ws, &rest, &symbol.to_ascii_uppercase(), Some(*depth), until).await;
             if let Some(server) = replay {
                 server.stop().await;
             }
