@@ -233,3 +233,25 @@ async fn a_loader_that_fails_mid_backfill_resumes_where_it_stopped() {
     assert!(restarts >= 1, "a 503 failed the loader and it was restarted");
     assert!(backfilled >= 3_500, "{backfilled}");
 }
+
+/// Binance carries at most 1,024 streams on one connection: 2,100 symbols take three loaders, each
+/// with its own connection. (Their WebSocket URL is a closed loopback port: the loaders keep
+/// retrying, nothing leaves the machine.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_1024_symbols_are_spread_over_several_connections() {
+    let mut config = common::test_config("sqlite::memory:");
+    config.node.admin_addr = "127.0.0.1:0".into();
+    config.binance.ws_url = "ws://127.0.0.1:9".into();
+    config.binance.rest_url = "http://127.0.0.1:9".into();
+    let symbols: Vec<String> = (0..2_100).map(|i| format!("SYM{i}USDT")).collect();
+    config.streams =
+        vec![streamforge::config::StreamConfig { kind: "aggTrade".into(), symbols, topic: "many-trades".into() }];
+    let node = streamforge::app::node::Node::start(config, None).await.unwrap();
+    let loaders: Vec<String> =
+        node.tree.view().children_of("streamforge-0/loaders").into_iter().map(|c| c.id).collect();
+    node.run_until(async {}).await.unwrap();
+    assert_eq!(
+        loaders,
+        ["stream:aggTrade:many-trades:0", "stream:aggTrade:many-trades:1", "stream:aggTrade:many-trades:2"]
+    );
+}
