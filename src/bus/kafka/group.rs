@@ -23,13 +23,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
 use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 
 use super::resume::{self, ResumePoints, Rewinding};
-use super::{group_lag, kafka_err, offsets_client, to_bus_message};
+use super::{commit_sync, group_lag, kafka_err, offsets_client, to_bus_message};
 use crate::bus::{BusError, BusMessage, CommitOffset, Consumer, GroupEvent, GroupMember, RevokeAck};
 
 /// Longest a revocation waits for the partitions' actors to flush, commit and stop.
@@ -310,19 +310,10 @@ impl Consumer for PartitionConsumer {
     }
 
     async fn commit(&mut self, offsets: &[CommitOffset]) -> Result<(), BusError> {
-        let mut tpl = TopicPartitionList::new();
-        for c in offsets {
-            if c.partition != self.partition {
-                return Err(BusError::NotAssigned { topic: self.topic.to_string(), partition: c.partition });
-            }
-            tpl.add_partition_offset(&self.topic, c.partition as i32, Offset::Offset(c.next_offset as i64))
-                .map_err(|e| kafka_err("bad offset", e))?;
+        if let Some(c) = offsets.iter().find(|c| c.partition != self.partition) {
+            return Err(BusError::NotAssigned { topic: self.topic.to_string(), partition: c.partition });
         }
-        let consumer = self.consumer.clone();
-        tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
-            .await
-            .map_err(|e| kafka_err("commit task", e))?
-            .map_err(|e| kafka_err("cannot commit offsets", e))
+        commit_sync(self.consumer.clone(), &self.topic, offsets).await
     }
 
     async fn pending(&mut self) -> Result<u64, BusError> {

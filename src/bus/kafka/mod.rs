@@ -118,6 +118,24 @@ impl KafkaBus {
     }
 }
 
+/// Commits `offsets` of `topic` for the consumer's group and waits for the broker's answer (on a
+/// blocking thread: librdkafka's synchronous commit blocks).
+async fn commit_sync<K, X>(consumer: Arc<K>, topic: &str, offsets: &[CommitOffset]) -> Result<(), BusError>
+where
+    K: rdkafka::consumer::Consumer<X> + Send + Sync + 'static,
+    X: ConsumerContext + 'static,
+{
+    let mut tpl = TopicPartitionList::new();
+    for c in offsets {
+        tpl.add_partition_offset(topic, c.partition as i32, Offset::Offset(c.next_offset as i64))
+            .map_err(|e| kafka_err("bad offset", e))?;
+    }
+    tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
+        .await
+        .map_err(|e| kafka_err("commit task", e))?
+        .map_err(|e| kafka_err("cannot commit offsets", e))
+}
+
 /// A client of `group` that never joins it: it reads the group's committed offsets.
 fn offsets_client(base: &ClientConfig, group: &str) -> Result<BaseConsumer, BusError> {
     base.clone()
@@ -372,16 +390,7 @@ impl Consumer for KafkaConsumer {
     }
 
     async fn commit(&mut self, offsets: &[CommitOffset]) -> Result<(), BusError> {
-        let mut tpl = TopicPartitionList::new();
-        for c in offsets {
-            tpl.add_partition_offset(&self.topic, c.partition as i32, Offset::Offset(c.next_offset as i64))
-                .map_err(|e| kafka_err("bad offset", e))?;
-        }
-        let consumer = self.consumer.clone();
-        tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
-            .await
-            .map_err(|e| kafka_err("commit task", e))?
-            .map_err(|e| kafka_err("cannot commit offsets", e))
+        commit_sync(self.consumer.clone(), &self.topic, offsets).await
     }
 
     /// Records of this member's partitions it has not read yet: the partitions' ends as a fresh
