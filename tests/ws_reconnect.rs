@@ -15,7 +15,7 @@ use streamforge::actors::stream::StreamArgs;
 use streamforge::admin::metrics::Metrics;
 use streamforge::bus::memory::MemoryBus;
 use streamforge::bus::Bus;
-use streamforge::exchange::binance::{AggTrades, BinanceRest, BinanceWs, LinkPolicy, SequencedKind, Trades};
+use streamforge::exchange::binance::{BinanceRest, BinanceWs, LinkPolicy, SequencedKind, TradeStream};
 use streamforge::model::DataRecord;
 use streamforge::replay::{ReplayFaults, ReplayServer};
 use streamforge::supervision::{Backoff, ChildSpec, Restart, Strategy, SupervisorArgs, Tree};
@@ -126,7 +126,7 @@ async fn loader_publishes_every_trade_once(
 async fn a_dropped_stream_is_reconnected_and_backfilled_without_a_hole() {
     let faults = ReplayFaults { drop_ws_after: Some(4_000), ws_drop_skips: 1_500, ..Default::default() };
     let (reconnects, backfilled, restarts) =
-        loader_publishes_every_trade_once(faults, Arc::new(AggTrades), "XRPETH", recorded_ids()).await;
+        loader_publishes_every_trade_once(faults, Arc::new(TradeStream::Aggregated), "XRPETH", recorded_ids()).await;
     assert!(reconnects >= 1, "the dropped connection was noticed");
     assert_eq!(restarts, 0, "a lost connection is the link's business, not a failure");
     assert!(backfilled >= 1_500, "the trades passed while away came over REST: {backfilled}");
@@ -136,7 +136,7 @@ async fn a_dropped_stream_is_reconnected_and_backfilled_without_a_hole() {
 async fn a_silent_stream_is_detected_replaced_and_backfilled_without_a_hole() {
     let faults = ReplayFaults { silence_ws_after: Some(6_000), ws_drop_skips: 1_000, ..Default::default() };
     let (reconnects, backfilled, restarts) =
-        loader_publishes_every_trade_once(faults, Arc::new(AggTrades), "XRPETH", recorded_ids()).await;
+        loader_publishes_every_trade_once(faults, Arc::new(TradeStream::Aggregated), "XRPETH", recorded_ids()).await;
     assert!(reconnects >= 1, "the silent connection was given up");
     assert_eq!(restarts, 0, "a lost connection is the link's business, not a failure");
     assert!(backfilled >= 1_000, "the trades passed while silent came over REST: {backfilled}");
@@ -147,7 +147,7 @@ async fn a_silent_stream_is_detected_replaced_and_backfilled_without_a_hole() {
 async fn a_dropped_trade_stream_is_backfilled_from_historical_trades_without_a_hole() {
     let faults = ReplayFaults { drop_ws_after: Some(5_000), ws_drop_skips: 2_000, ..Default::default() };
     let (reconnects, backfilled, restarts) =
-        loader_publishes_every_trade_once(faults, Arc::new(Trades), "ETHUSDT", recorded_trade_ids()).await;
+        loader_publishes_every_trade_once(faults, Arc::new(TradeStream::Every), "ETHUSDT", recorded_trade_ids()).await;
     assert!(reconnects >= 1);
     assert_eq!(restarts, 0, "a lost connection is the link's business, not a failure");
     assert!(backfilled >= 2_000, "the trades passed while away came over REST: {backfilled}");
@@ -228,7 +228,7 @@ async fn a_loader_that_fails_mid_backfill_resumes_where_it_stopped() {
         ..Default::default()
     };
     let (reconnects, backfilled, restarts) =
-        loader_publishes_every_trade_once(faults, Arc::new(AggTrades), "XRPETH", recorded_ids()).await;
+        loader_publishes_every_trade_once(faults, Arc::new(TradeStream::Aggregated), "XRPETH", recorded_ids()).await;
     assert!(reconnects >= 1);
     assert!(restarts >= 1, "a 503 failed the loader and it was restarted");
     assert!(backfilled >= 3_500, "{backfilled}");

@@ -12,8 +12,8 @@ use crate::model::{Candle, DataRecord, Interval, ParseError, Trade};
 /// The kind a `[[streams]]` entry names: `aggTrade`, `trade` or `kline_<interval>`.
 pub fn sequenced_kind(name: &str) -> Option<std::sync::Arc<dyn SequencedKind>> {
     match name {
-        "aggTrade" => Some(std::sync::Arc::new(AggTrades)),
-        "trade" => Some(std::sync::Arc::new(Trades)),
+        "aggTrade" => Some(std::sync::Arc::new(TradeStream::Aggregated)),
+        "trade" => Some(std::sync::Arc::new(TradeStream::Every)),
         _ => name.strip_prefix("kline_")?.parse().ok().map(|i| std::sync::Arc::new(Klines(i)) as _),
     }
 }
@@ -43,25 +43,33 @@ pub trait SequencedKind: Send + Sync + 'static {
     ) -> Result<(Vec<(i64, DataRecord)>, bool), ExchangeError>;
 }
 
-fn trades(page: Vec<Trade>) -> (Vec<(i64, DataRecord)>, bool) {
-    let more = page.len() as u32 >= PAGE;
-    (page.into_iter().map(|t| (t.id, DataRecord::Trade(t))).collect(), more)
+/// Aggregate trades (`@aggTrade`, resumed with `aggTrades`) or every trade (`@trade`, resumed
+/// with `historicalTrades`); the sequence is the (aggregate) trade id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TradeStream {
+    Aggregated,
+    Every,
 }
 
-pub struct AggTrades;
-
 #[async_trait]
-impl SequencedKind for AggTrades {
+impl SequencedKind for TradeStream {
     fn stream(&self, symbol: &str) -> String {
-        format!("{}@aggTrade", symbol.to_ascii_lowercase())
+        format!("{}@{}", symbol.to_ascii_lowercase(), self.label())
     }
 
     fn label(&self) -> &'static str {
-        "aggTrade"
+        match self {
+            TradeStream::Aggregated => "aggTrade",
+            TradeStream::Every => "trade",
+        }
     }
 
     fn decode(&self, msg: &StreamMessage) -> Result<Option<(String, i64, DataRecord)>, ParseError> {
-        let t = Trade::from_ws_agg_trade(msg.data.get().as_bytes())?;
+        let data = msg.data.get().as_bytes();
+        let t = match self {
+            TradeStream::Aggregated => Trade::from_ws_agg_trade(data)?,
+            TradeStream::Every => Trade::from_ws_trade(data)?,
+        };
         Ok(Some((t.symbol.clone(), t.id, DataRecord::Trade(t))))
     }
 
@@ -71,34 +79,12 @@ impl SequencedKind for AggTrades {
         symbol: &str,
         last: i64,
     ) -> Result<(Vec<(i64, DataRecord)>, bool), ExchangeError> {
-        Ok(trades(rest.agg_trades(symbol, last + 1, PAGE).await?))
-    }
-}
-
-pub struct Trades;
-
-#[async_trait]
-impl SequencedKind for Trades {
-    fn stream(&self, symbol: &str) -> String {
-        format!("{}@trade", symbol.to_ascii_lowercase())
-    }
-
-    fn label(&self) -> &'static str {
-        "trade"
-    }
-
-    fn decode(&self, msg: &StreamMessage) -> Result<Option<(String, i64, DataRecord)>, ParseError> {
-        let t = Trade::from_ws_trade(msg.data.get().as_bytes())?;
-        Ok(Some((t.symbol.clone(), t.id, DataRecord::Trade(t))))
-    }
-
-    async fn after(
-        &self,
-        rest: &BinanceRest,
-        symbol: &str,
-        last: i64,
-    ) -> Result<(Vec<(i64, DataRecord)>, bool), ExchangeError> {
-        Ok(trades(rest.historical_trades(symbol, last + 1, PAGE).await?))
+        let page = match self {
+            TradeStream::Aggregated => rest.agg_trades(symbol, last + 1, PAGE).await?,
+            TradeStream::Every => rest.historical_trades(symbol, last + 1, PAGE).await?,
+        };
+        let more = page.len() as u32 >= PAGE;
+        Ok((page.into_iter().map(|t| (t.id, DataRecord::Trade(t))).collect(), more))
     }
 }
 
