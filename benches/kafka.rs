@@ -56,6 +56,22 @@ async fn context(store: &str) -> NodeContext {
     NodeContext::open(config).await.unwrap()
 }
 
+/// A node on a fresh SQLite file, a new topic holding `records`, and a route that consumes it.
+async fn published(prefix: &str, records: &[OutRecord]) -> (tempfile::TempDir, NodeContext, ConnectorRoute) {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(&format!("sqlite://{}", dir.path().join("k.db").display())).await;
+    let topic = unique(prefix);
+    ctx.bus.ensure_topic(&topic, 3).await.unwrap();
+    ctx.bus.publish(&topic, records.to_vec()).await.unwrap();
+    let route = ConnectorRoute {
+        queue_id: "bench".into(),
+        topic,
+        group: unique("bench-group"),
+        collection: "bench_candles".into(),
+    };
+    (dir, ctx, route)
+}
+
 fn kafka(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let records = records();
@@ -83,20 +99,10 @@ fn kafka(c: &mut Criterion) {
             rt.block_on(async {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let dir = tempfile::tempdir().unwrap();
-                    let ctx = context(&format!("sqlite://{}", dir.path().join("k.db").display())).await;
-                    let topic = unique("bench-connector");
-                    ctx.bus.ensure_topic(&topic, 3).await.unwrap();
-                    ctx.bus.publish(&topic, records.clone()).await.unwrap();
+                    let (_dir, ctx, route) = published("bench-connector", &records).await;
                     // Steady state: the connector is not told to drain until it has stored everything,
                     // so the measurement is consume → decode → upsert → commit, not end-of-stream checks.
                     let shared = Arc::new(ConnectorShared::default());
-                    let route = ConnectorRoute {
-                        queue_id: "bench".into(),
-                        topic: topic.clone(),
-                        group: unique("bench-group"),
-                        collection: "bench_candles".into(),
-                    };
                     let spec = ctx.connector_child(route, shared.clone(), Restart::Transient);
                     let (t0, c0) = (Instant::now(), cpu_time());
                     let mut tree = Tree::start(SupervisorArgs {
@@ -124,18 +130,8 @@ fn kafka(c: &mut Criterion) {
             rt.block_on(async {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let dir = tempfile::tempdir().unwrap();
-                    let ctx = context(&format!("sqlite://{}", dir.path().join("k.db").display())).await;
-                    let topic = unique("bench-partitioned");
-                    ctx.bus.ensure_topic(&topic, 3).await.unwrap();
-                    ctx.bus.publish(&topic, records.clone()).await.unwrap();
+                    let (_dir, ctx, route) = published("bench-partitioned", &records).await;
                     // A node's path: the group's assigner and one connector per partition.
-                    let route = ConnectorRoute {
-                        queue_id: "bench".into(),
-                        topic: topic.clone(),
-                        group: unique("bench-group"),
-                        collection: "bench_candles".into(),
-                    };
                     let family = ctx.partitioned_connectors(route);
                     let stored = ctx.metrics.records_out.with_label_values(&["connector"]);
                     let (t0, c0) = (Instant::now(), cpu_time());

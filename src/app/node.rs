@@ -184,10 +184,10 @@ async fn stream_children(ctx: &NodeContext) -> Result<Vec<ChildSpec>, AppError> 
     let mut out = Vec::new();
     for entry in &ctx.config.streams {
         ctx.bus.ensure_topic(&entry.topic, ctx.config.bus.partitions).await?;
-        let ws = BinanceWs::new(&ctx.config.binance.ws_url)?;
+        let (ws, rest) = (BinanceWs::new(&ctx.config.binance.ws_url)?, ctx.binance_rest()?);
         for (n, symbols) in entry.symbols.chunks(MAX_STREAMS_PER_CONNECTION).enumerate() {
             let (ctx, ws, rest, symbols, topic) =
-                (ctx.clone(), ws.clone(), ctx.binance_rest()?, symbols.to_vec(), entry.topic.clone());
+                (ctx.clone(), ws.clone(), rest.clone(), symbols.to_vec(), entry.topic.clone());
             let max_age = CONNECTION_MAX_AGE + CONNECTION_STAGGER * out.len() as u32;
             let id = format!("stream:{}:{}:{n}", entry.kind, entry.topic);
             let link = LinkPolicy { backoff: ctx.config.supervision.backoff(), silence: STREAM_SILENCE, max_age };
