@@ -22,7 +22,7 @@ async fn killed_connector_is_restarted_and_every_row_is_stored_once() {
     let opts = RunOptions {
         config,
         symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
-        interval: "1m".parse().unwrap(),
+        kind: streamforge::exchange::binance::backfill_kind("api_candles_1m").unwrap(),
         start_ms: None,
         end_ms: None,
         offline_data: Some(sample_dir()),

@@ -24,7 +24,7 @@ async fn a_loader_whose_exchange_is_gone_backs_off_instead_of_spinning() {
     let opts = RunOptions {
         config,
         symbols: vec!["BTCUSDT".into()],
-        interval: "1m".parse().unwrap(),
+        kind: streamforge::exchange::binance::backfill_kind("api_candles_1m").unwrap(),
         start_ms: Some(1_619_222_400_000),
         end_ms: Some(1_619_308_800_000),
         offline_data: None,

@@ -11,7 +11,7 @@ fn options(store_url: &str) -> RunOptions {
     RunOptions {
         config: test_config(store_url),
         symbols: Vec::new(),
-        interval: "1m".parse().unwrap(),
+        kind: streamforge::exchange::binance::backfill_kind("api_candles_1m").unwrap(),
         start_ms: None,
         end_ms: None,
         offline_data: Some(sample_dir()),
@@ -51,8 +51,8 @@ async fn store_holds_exactly_the_recorded_candles_and_reports_true_gaps() {
             s.gaps.iter().map(|g| (g.first_missing, g.last_missing, g.missing)).collect();
         assert_eq!(got_gaps, want_gaps, "{symbol}: gaps");
         assert_eq!(got_gaps.len(), 1, "the 2021-04-25 outage is in the sample");
-        assert_eq!(s.first_open_time, times.first().copied());
-        assert_eq!(s.last_open_time, times.last().copied());
+        assert_eq!(s.first_time, times.first().copied());
+        assert_eq!(s.last_time, times.last().copied());
     }
     let wf = store.workflow(&summary.symbols[0].queue_id).await.unwrap().unwrap();
     assert_eq!((wf.status.as_str(), wf.records_written), ("finished", summary.symbols[0].loaded));

@@ -40,7 +40,7 @@ async fn backfill_stores_every_candle(faults: ReplayFaults) -> streamforge::repl
     let summary = run(RunOptions {
         config,
         symbols: vec!["ETHUSDT".into()],
-        interval: "1m".parse().unwrap(),
+        kind: streamforge::exchange::binance::backfill_kind("api_candles_1m").unwrap(),
         start_ms: Some(parse_date_or_time_ms("2021-04-24").unwrap()),
         end_ms: Some(parse_date_or_time_ms("2021-04-27").unwrap()),
         offline_data: None,

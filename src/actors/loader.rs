@@ -1,6 +1,7 @@
-//! The REST kline loader: pages through a symbol's klines over a time range from a Binance base URL
-//! and publishes them, keyed by symbol, to a data topic. Progress lives outside the actor so that a
-//! restarted loader continues from the last acknowledged page instead of starting over.
+//! The REST backfill loader (the seeds' `loader-api-*`): pages through one symbol's klines,
+//! aggregate trades or trades over a time range (see [`SequencedKind`]) and publishes them, keyed
+//! by symbol, to a data topic. Progress lives outside the actor so that a restarted loader
+//! continues from the last acknowledged page instead of starting over.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,16 +12,16 @@ use tokio::sync::watch;
 use super::Telemetry;
 use crate::admin::metrics::Metrics;
 use crate::bus::{Bus, OutRecord};
-use crate::exchange::binance::{BinanceRest, ExchangeError};
-use crate::model::{format_ms, Candle, DataRecord, EventStatus, Interval, QueueEvent};
+use crate::exchange::binance::{BinanceRest, ExchangeError, Sequenced, SequencedKind};
+use crate::model::{format_ms, EventStatus, QueueEvent};
 use crate::supervision::Heartbeat;
 
-/// One backfill: `symbol` at `interval`, candles opening in `[start_ms, end_ms)`.
+/// One backfill: `symbol`'s records of `kind` whose time is in `[start_ms, end_ms)`.
 #[derive(Debug, Clone)]
-pub struct KlineJob {
+pub struct BackfillJob {
     pub queue_id: String,
     pub symbol: String,
-    pub interval: Interval,
+    pub kind: Arc<dyn SequencedKind>,
     pub start_ms: i64,
     pub end_ms: i64,
     pub topic: String,
@@ -28,19 +29,19 @@ pub struct KlineJob {
     pub page_limit: u32,
 }
 
-impl KlineJob {
-    /// The seeds' `type` of this job, e.g. `api_candles_1m`.
-    pub fn kind(&self) -> String {
-        format!("api_candles_{}", self.interval)
+impl BackfillJob {
+    /// The seeds' `type` of this job, e.g. `api_candles_1m` or `api_agg_trades`.
+    pub fn job_type(&self) -> String {
+        self.kind.job_type()
     }
 }
 
-/// Candles absent from the exchange between two present ones.
+/// Records absent at the exchange between two present ones: candles of a period without trades,
+/// or trade ids that never came. `first_missing`/`last_missing` are sequences (open times of
+/// candles, ids of trades).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Gap {
-    /// Open time of the first missing candle.
     pub first_missing: i64,
-    /// Open time of the last missing candle.
     pub last_missing: i64,
     pub missing: u64,
 }
@@ -48,23 +49,28 @@ pub struct Gap {
 /// Where a loader stands; survives restarts.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct LoaderProgress {
-    /// Open time the next request starts from.
-    pub next_open_time: i64,
+    /// Sequence of the newest published record, or the one just before the range: the next
+    /// request asks for what follows it. `None` until the loader knows where the range starts.
+    pub cursor: Option<i64>,
     pub records: u64,
     pub pages: u64,
-    pub first_open_time: Option<i64>,
-    pub last_open_time: Option<i64>,
+    /// Times (candle open time, trade time) of the first and the newest record loaded.
+    pub first_time: Option<i64>,
+    pub last_time: Option<i64>,
     pub gaps: Vec<Gap>,
     pub done: bool,
 }
 
-pub struct KlineLoaderArgs {
-    pub job: KlineJob,
+pub struct LoaderArgs {
+    pub job: BackfillJob,
     pub rest: BinanceRest,
     pub bus: Arc<dyn Bus>,
     pub telemetry: Telemetry,
     pub metrics: Arc<Metrics>,
     pub progress: Arc<watch::Sender<LoaderProgress>>,
+    /// The store's high-water mark for this symbol when the workflow started: a backfill that
+    /// was stopped or killed continues after it instead of from the start.
+    pub stored: Option<i64>,
     /// Beaten before every request; a request that hangs past the supervisor's timeout is a stall.
     pub heartbeat: Heartbeat,
 }
@@ -73,35 +79,59 @@ pub enum LoaderMsg {
     NextPage,
 }
 
-pub struct KlineLoader;
+pub struct Loader;
 
 pub struct LoaderState {
-    args: KlineLoaderArgs,
+    args: LoaderArgs,
     producer: String,
 }
 
 const FAMILY: &str = "loader";
 const RETRIES: u32 = 4;
 
+/// Holes in the sequence between consecutive records (and the previous page's last one).
+fn find_gaps(step: Option<i64>, last_before: Option<i64>, page: &[Sequenced]) -> Vec<Gap> {
+    let Some(step) = step else {
+        return Vec::new();
+    };
+    let mut prev = last_before;
+    let mut gaps = Vec::new();
+    for r in page {
+        if let Some(p) = prev {
+            if r.seq > p + step {
+                gaps.push(Gap {
+                    first_missing: p + step,
+                    last_missing: r.seq - step,
+                    missing: ((r.seq - p) / step - 1) as u64,
+                });
+            }
+        }
+        prev = Some(r.seq);
+    }
+    gaps
+}
+
 impl LoaderState {
     fn event(&self, status: EventStatus) -> QueueEvent {
         QueueEvent::new(&self.args.job.queue_id, &self.producer, status)
             .symbol(&self.args.job.symbol)
-            .kind(self.args.job.kind())
+            .kind(self.args.job.job_type())
     }
 
-    /// One page, retrying errors that a retry can fix with a growing pause.
-    async fn fetch(&self, from: i64) -> Result<Vec<Candle>, ExchangeError> {
-        let job = &self.args.job;
+    /// Retries errors that a retry can fix with a growing pause; REST reads are idempotent.
+    async fn retrying<T, F>(&self, what: &str, call: impl Fn() -> F) -> Result<T, ExchangeError>
+    where
+        F: std::future::Future<Output = Result<T, ExchangeError>>,
+    {
         let mut delay = Duration::from_millis(200);
         let mut attempt = 0;
         loop {
             self.args.heartbeat.beat();
-            match self.args.rest.klines(&job.symbol, job.interval, from, job.end_ms - 1, job.page_limit).await {
-                Ok(c) => return Ok(c),
+            match call().await {
+                Ok(v) => return Ok(v),
                 Err(error) if !error.is_terminal() && attempt < RETRIES => {
                     self.args.metrics.errors.with_label_values(&[FAMILY, error.metric_label()]).inc();
-                    tracing::warn!(symbol = %job.symbol, attempt, %error, "Kline page failed; retrying.");
+                    tracing::warn!(symbol = %self.args.job.symbol, attempt, %error, "{what} failed; retrying.");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                     attempt += 1;
@@ -114,85 +144,117 @@ impl LoaderState {
         }
     }
 
-    /// Holes between consecutive candles of this page (and the previous page's last one).
-    fn find_gaps(&self, last_before: Option<i64>, page: &[Candle]) -> Vec<Gap> {
-        let step = self.args.job.interval.millis();
-        if !self.args.job.interval.is_fixed() {
-            return Vec::new();
-        }
-        let mut prev = last_before;
-        let mut gaps = Vec::new();
-        for c in page {
-            if let Some(p) = prev {
-                if c.open_time > p + step {
-                    gaps.push(Gap {
-                        first_missing: p + step,
-                        last_missing: c.open_time - step,
-                        missing: ((c.open_time - p) / step - 1) as u64,
-                    });
-                }
+    /// Where paging starts: just before the range, or after the store's high-water mark when
+    /// the store already holds the start of the range. `None`: the exchange has nothing in range.
+    async fn locate(&self) -> Result<Option<i64>, ExchangeError> {
+        let job = &self.args.job;
+        let before =
+            self.retrying("Locating the range", || job.kind.before(&self.args.rest, &job.symbol, job.start_ms, job.end_ms));
+        let Some(before) = before.await? else {
+            return Ok(None);
+        };
+        match self.args.stored {
+            Some(mark) if mark > before => {
+                tracing::info!(symbol = %job.symbol, after = %job.kind.show(mark), "Resuming the backfill after the store's newest record.");
+                Ok(Some(mark))
             }
-            prev = Some(c.open_time);
+            _ => Ok(Some(before)),
         }
-        gaps
     }
 
     async fn finish(&self, myself: &ActorRef<LoaderMsg>) {
         self.args.progress.send_modify(|p| p.done = true);
         let p = self.args.progress.borrow().clone();
+        let job = &self.args.job;
         let message = format!(
-            "Loaded {} candles of {} {} ({} → {}), {} gap(s)",
+            "Loaded {} {} of {} ({} → {}), {} gap(s)",
             p.records,
-            self.args.job.symbol,
-            self.args.job.interval,
-            p.first_open_time.map(format_ms).unwrap_or_else(|| "-".into()),
-            p.last_open_time.map(format_ms).unwrap_or_else(|| "-".into()),
+            job.kind.noun(),
+            job.symbol,
+            p.first_time.map(format_ms).unwrap_or_else(|| "-".into()),
+            p.last_time.map(format_ms).unwrap_or_else(|| "-".into()),
             p.gaps.len()
         );
-        tracing::info!(symbol = %self.args.job.symbol, records = p.records, gaps = p.gaps.len(), "Backfill finished.");
+        tracing::info!(symbol = %job.symbol, records = p.records, gaps = p.gaps.len(), "Backfill finished.");
         self.args.telemetry.emit(self.event(EventStatus::Finished).records_written(p.records).message(message)).await;
         myself.stop(None);
     }
+
+    /// Fetches, publishes and accounts for one page; returns whether more may follow.
+    async fn next_page(&mut self) -> Result<bool, ActorProcessingErr> {
+        let known = self.args.progress.borrow().cursor;
+        let cursor = match known {
+            Some(c) => c,
+            None => match self.locate().await? {
+                Some(c) => c,
+                None => return Ok(false),
+            },
+        };
+        self.args.progress.send_modify(|p| p.cursor = Some(cursor));
+        let job = self.args.job.clone();
+        let (mut page, more) = self
+            .retrying("A page", || job.kind.after(&self.args.rest, &job.symbol, cursor, job.page_limit))
+            .await?;
+        let past_end = page.iter().position(|r| r.time >= job.end_ms);
+        if let Some(cut) = past_end {
+            page.truncate(cut);
+        }
+        let more = more && past_end.is_none();
+        let Some(last) = page.last() else {
+            return Ok(false);
+        };
+        let last_before = Some(cursor).filter(|_| self.args.progress.borrow().records > 0);
+        let gaps = find_gaps(job.kind.step(), last_before, &page);
+        let (n, first_time, last_time, last_seq) = (page.len() as u64, page[0].time, last.time, last.seq);
+        let records: Vec<OutRecord> =
+            page.into_iter().map(|r| OutRecord::keyed(job.symbol.as_bytes(), r.record.to_bytes())).collect();
+        self.args.metrics.records_in.with_label_values(&[FAMILY]).inc_by(n);
+        // Progress moves only once the bus has acknowledged the page.
+        self.args.bus.publish(&job.topic, records).await?;
+        self.args.metrics.records_out.with_label_values(&[FAMILY]).inc_by(n);
+        self.args.progress.send_modify(|p| {
+            p.cursor = Some(last_seq);
+            p.records += n;
+            p.pages += 1;
+            p.first_time.get_or_insert(first_time);
+            p.last_time = Some(last_time);
+            p.gaps.extend(gaps.iter().cloned());
+        });
+        for g in &gaps {
+            let message = format!(
+                "No {} from {} to {} ({} missing) — reported, not filled",
+                job.kind.noun(),
+                job.kind.show(g.first_missing),
+                job.kind.show(g.last_missing),
+                g.missing
+            );
+            tracing::info!(symbol = %job.symbol, missing = g.missing, "{message}");
+            self.args.telemetry.emit(self.event(EventStatus::Gap).message(message)).await;
+        }
+        let total = self.args.progress.borrow().records;
+        self.args.telemetry.emit(self.event(EventStatus::Loading).records_written(total)).await;
+        Ok(more)
+    }
 }
 
-impl Actor for KlineLoader {
+impl Actor for Loader {
     type Msg = LoaderMsg;
     type State = LoaderState;
-    type Arguments = KlineLoaderArgs;
+    type Arguments = LoaderArgs;
 
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<LoaderMsg>,
-        args: KlineLoaderArgs,
-    ) -> Result<LoaderState, ActorProcessingErr> {
-        let producer = format!("loader-api-candles__{}", args.job.symbol.to_ascii_lowercase());
-        let resumed = {
-            let mut resumed = false;
-            args.progress.send_modify(|p| {
-                if p.next_open_time == 0 {
-                    p.next_open_time = args.job.start_ms;
-                } else {
-                    resumed = true;
-                }
-            });
-            resumed
+    async fn pre_start(&self, _myself: ActorRef<LoaderMsg>, args: LoaderArgs) -> Result<LoaderState, ActorProcessingErr> {
+        let job = &args.job;
+        let producer = format!("loader-{}__{}", job.job_type().replace('_', "-"), job.symbol.to_ascii_lowercase());
+        let message = match args.progress.borrow().cursor {
+            Some(c) => format!("Resuming {} {} after {}", job.symbol, job.kind.noun(), job.kind.show(c)),
+            None => format!("Loading {} {} from {}", job.symbol, job.kind.noun(), format_ms(job.start_ms)),
         };
         let state = LoaderState { args, producer };
-        let from = state.args.progress.borrow().next_open_time;
-        let message = if resumed {
-            format!("Resuming {} from {}", state.args.job.symbol, format_ms(from))
-        } else {
-            format!("Loading {} {} from {}", state.args.job.symbol, state.args.job.interval, format_ms(from))
-        };
         state.args.telemetry.emit(state.event(EventStatus::Started).message(message)).await;
         Ok(state)
     }
 
-    async fn post_start(
-        &self,
-        myself: ActorRef<LoaderMsg>,
-        _state: &mut LoaderState,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn post_start(&self, myself: ActorRef<LoaderMsg>, _state: &mut LoaderState) -> Result<(), ActorProcessingErr> {
         myself.send_message(LoaderMsg::NextPage)?;
         Ok(())
     }
@@ -204,70 +266,54 @@ impl Actor for KlineLoader {
         state: &mut LoaderState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            LoaderMsg::NextPage => {
-                let (from, last_before) = {
-                    let p = state.args.progress.borrow();
-                    (p.next_open_time, p.last_open_time)
-                };
-                if from >= state.args.job.end_ms {
-                    state.finish(&myself).await;
-                    return Ok(());
+            LoaderMsg::NextPage => match state.next_page().await {
+                Ok(true) => myself.send_message(LoaderMsg::NextPage)?,
+                Ok(false) => state.finish(&myself).await,
+                Err(error) => {
+                    state.args.telemetry.emit(state.event(EventStatus::Error).message(error.to_string())).await;
+                    return Err(error);
                 }
-                let page = match state.fetch(from).await {
-                    Ok(page) => page,
-                    Err(error) => {
-                        state.args.telemetry.emit(state.event(EventStatus::Error).message(error.to_string())).await;
-                        return Err(error.into());
-                    }
-                };
-                let Some(last) = page.last() else {
-                    state.finish(&myself).await;
-                    return Ok(());
-                };
-                let next = if state.args.job.interval.is_fixed() {
-                    last.open_time + state.args.job.interval.millis()
-                } else {
-                    last.close_time + 1
-                };
-                let gaps = state.find_gaps(last_before, &page);
-                let (n, first, last_open) = (page.len() as u64, page[0].open_time, last.open_time);
-                let full_page = page.len() as u32 >= state.args.job.page_limit;
-                let symbol = state.args.job.symbol.clone();
-                let records: Vec<OutRecord> = page
-                    .into_iter()
-                    .map(|c| OutRecord::keyed(symbol.as_bytes(), DataRecord::Candle(c).to_bytes()))
-                    .collect();
-                state.args.metrics.records_in.with_label_values(&[FAMILY]).inc_by(n);
-                // Progress moves only once the bus has acknowledged the page.
-                state.args.bus.publish(&state.args.job.topic, records).await?;
-                state.args.metrics.records_out.with_label_values(&[FAMILY]).inc_by(n);
-                state.args.progress.send_modify(|p| {
-                    p.next_open_time = next;
-                    p.records += n;
-                    p.pages += 1;
-                    p.first_open_time.get_or_insert(first);
-                    p.last_open_time = Some(last_open);
-                    p.gaps.extend(gaps.iter().cloned());
-                });
-                for g in &gaps {
-                    let message = format!(
-                        "No klines from {} to {} ({} missing) — reported, not filled",
-                        format_ms(g.first_missing),
-                        format_ms(g.last_missing),
-                        g.missing
-                    );
-                    tracing::info!(symbol = %symbol, missing = g.missing, "{message}");
-                    state.args.telemetry.emit(state.event(EventStatus::Gap).message(message)).await;
-                }
-                let total = state.args.progress.borrow().records;
-                state.args.telemetry.emit(state.event(EventStatus::Loading).records_written(total)).await;
-                if full_page {
-                    myself.send_message(LoaderMsg::NextPage)?;
-                } else {
-                    state.finish(&myself).await;
-                }
-            }
+            },
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DataRecord, Trade, TradeKind};
+
+    fn trade(id: i64) -> Sequenced {
+        let t = Trade {
+            symbol: "ETHUSDT".into(),
+            kind: TradeKind::Trade,
+            id,
+            price: "2683.81".parse().unwrap(),
+            qty: "0.0042".parse().unwrap(),
+            time: 1_723_161_253_999 + id,
+            is_buyer_maker: false,
+            first_trade_id: None,
+            last_trade_id: None,
+        };
+        Sequenced { seq: id, time: t.time, record: DataRecord::Trade(t) }
+    }
+
+    #[test]
+    fn gaps_are_holes_in_the_sequence_including_across_pages() {
+        let page: Vec<Sequenced> = [11, 12, 15, 16, 20].into_iter().map(trade).collect();
+        let gaps = find_gaps(Some(1), Some(9), &page);
+        assert_eq!(
+            gaps,
+            vec![
+                Gap { first_missing: 10, last_missing: 10, missing: 1 },
+                Gap { first_missing: 13, last_missing: 14, missing: 2 },
+                Gap { first_missing: 17, last_missing: 19, missing: 3 },
+            ]
+        );
+        assert!(find_gaps(Some(1), Some(10), &page[..2]).is_empty());
+        assert!(find_gaps(None, Some(1), &page).is_empty(), "calendar months have no fixed step");
+        let minutes: Vec<Sequenced> = [0, 60_000, 240_000].into_iter().map(trade).collect();
+        assert_eq!(find_gaps(Some(60_000), None, &minutes), vec![Gap { first_missing: 120_000, last_missing: 180_000, missing: 2 }]);
     }
 }

@@ -12,7 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::stream::{StreamArgs, MAX_BATCH, READ_WAIT};
 use crate::bus::OutRecord;
-use crate::exchange::binance::{LinkEvent, SequencedKind, StreamLink};
+use crate::exchange::binance::{LinkEvent, SequencedKind, StreamLink, PAGE};
 use crate::model::DataRecord;
 
 pub struct SequencedStreamArgs {
@@ -75,9 +75,9 @@ impl SequencedStreamState {
         for (symbol, mut last) in symbols {
             loop {
                 self.args.stream.heartbeat.beat();
-                let (page, more) = kind.after(&self.args.stream.rest, &symbol, last).await?;
-                last = page.last().map_or(last, |(seq, _)| *seq);
-                let n = self.publish(page.into_iter().map(|(seq, r)| (symbol.clone(), seq, r)).collect()).await?;
+                let (page, more) = kind.after(&self.args.stream.rest, &symbol, last, PAGE).await?;
+                last = page.last().map_or(last, |r| r.seq);
+                let n = self.publish(page.into_iter().map(|r| (symbol.clone(), r.seq, r.record)).collect()).await?;
                 self.args.stream.metrics.backfilled.with_label_values(&[label]).inc_by(n);
                 if n > 0 {
                     tracing::info!(%symbol, records = n, stream = label, "Backfilled what was missed while disconnected.");

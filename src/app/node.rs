@@ -10,15 +10,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{start_replay, AppError, KlineWorkflow, NodeContext};
+use super::{start_replay, AppError, BackfillWorkflow, NodeContext};
 use crate::actors::book_stream::{BookStream, BookStreamArgs};
 use crate::actors::connector::ConnectorRoute;
 use crate::actors::dummy::{Dummy, DummyArgs, DummyOptions};
 use crate::actors::sequenced_stream::{Published, SequencedStream, SequencedStreamArgs};
 use crate::actors::stream::StreamArgs;
 use crate::admin::{AdminActor, AdminArgs, AdminState};
-use crate::config::{candle_interval_of_type, Config};
-use crate::exchange::binance::{sequenced_kind, BinanceWs, LinkPolicy, MAX_STREAMS_PER_CONNECTION};
+use crate::config::Config;
+use crate::exchange::binance::{backfill_kind, sequenced_kind, BinanceWs, LinkPolicy, MAX_STREAMS_PER_CONNECTION};
 use crate::model::parse_time_range;
 use crate::supervision::{ChildSpec, Restart, Strategy, Tree};
 
@@ -150,14 +150,14 @@ impl Node {
 async fn job_children(ctx: &NodeContext) -> Result<(ChildSpec, ChildSpec), AppError> {
     let j = &ctx.config.job;
     let bad = |what: &str| AppError::Usage(format!("job: {what}"));
-    let interval = j.kind.as_deref().and_then(candle_interval_of_type).ok_or_else(|| bad("type"))?;
+    let kind = j.kind.as_deref().and_then(backfill_kind).ok_or_else(|| bad("type"))?;
     let range = j.time_range.as_deref().map(parse_time_range).transpose().map_err(|e| bad(&e.to_string()))?;
     let range = range.ok_or_else(|| bad("time_range"))?;
     let symbol = j.symbol.clone().ok_or_else(|| bad("symbol"))?;
-    let wf = KlineWorkflow::new(
+    let wf = BackfillWorkflow::new(
         j.queue_id.clone(),
         &symbol,
-        interval,
+        kind,
         range,
         j.kafka_topic.clone(),
         j.collection_name.clone(),

@@ -1,15 +1,19 @@
-//! `streamforge run`: backfill klines of some symbols over a time range into the store through the
-//! bus and connectors, then print a summary and exit. `--offline` serves the bundled recording.
+//! `streamforge run`: backfill klines, aggregate trades or trades of some symbols over a time range
+//! into the store through the bus and connectors, then print a summary and exit. `--offline`
+//! serves the bundled recording.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::{start_replay, AppError, KlineWorkflow, NodeContext};
+use std::sync::Arc;
+
+use super::{start_replay, AppError, BackfillWorkflow, NodeContext};
 use crate::actors::loader::Gap;
 use crate::config::Config;
-use crate::model::{format_ms, now_ms, Interval};
+use crate::exchange::binance::{backfill_kind, SequencedKind};
+use crate::model::{format_ms, now_ms};
 use crate::replay::ReplayServer;
 use crate::store::Workflow;
 use crate::supervision::{Strategy, SupervisorArgs, Tree, TreeFailed};
@@ -19,8 +23,10 @@ pub struct RunOptions {
     pub config: Config,
     /// Upper-case symbols; empty means every symbol of the recording (offline only).
     pub symbols: Vec<String>,
-    pub interval: Interval,
-    /// Range of open times `[start, end)`, epoch ms; offline defaults to the recording's span.
+    /// What to load: klines of an interval, aggregate trades or trades.
+    pub kind: Arc<dyn SequencedKind>,
+    /// Range of times `[start, end)` (candle open times, trade times), epoch ms; offline
+    /// defaults to the recording's span.
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
     /// Serve recorded data from this folder on loopback instead of calling Binance.
@@ -30,14 +36,20 @@ pub struct RunOptions {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SymbolSummary {
     pub symbol: String,
+    /// `api_candles_<interval>`, `api_agg_trades` or `api_trades`.
+    #[serde(rename = "type")]
+    pub job_type: String,
     pub queue_id: String,
     pub collection: String,
-    /// Candles received from the exchange.
+    /// Records received from the exchange.
     pub loaded: u64,
     /// Rows the workflow's collection holds after the run.
     pub stored: u64,
-    pub first_open_time: Option<i64>,
-    pub last_open_time: Option<i64>,
+    /// Times (candle open time, trade time) of the first and the last record loaded.
+    pub first_time: Option<i64>,
+    pub last_time: Option<i64>,
+    /// Holes in the exchange's sequence: candles of periods without trades, trade ids that never
+    /// came (`first_missing`/`last_missing` are open times or ids).
     pub gaps: Vec<Gap>,
 }
 
@@ -53,7 +65,7 @@ pub struct RunSummary {
 /// stops the tree.
 pub struct RunHandle {
     ctx: NodeContext,
-    workflows: Vec<KlineWorkflow>,
+    workflows: Vec<BackfillWorkflow>,
     tree: Tree,
     started: Instant,
     replay: Option<ReplayServer>,
@@ -75,7 +87,7 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
     };
     let symbols: Vec<String> = match (&data, opts.symbols.is_empty()) {
         (_, false) => opts.symbols.iter().map(|s| s.to_ascii_uppercase()).collect(),
-        (Some(d), true) => d.kline_symbols(opts.interval),
+        (Some(d), true) => d.recorded_symbols(&opts.kind.job_type()),
         (None, true) => {
             problems
                 .push("--symbols is required when loading from Binance (e.g. --symbols BTCUSDT,ETHUSDT)".to_owned());
@@ -83,13 +95,18 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
         }
     };
     if data.is_some() && symbols.is_empty() {
-        problems.push(format!("the recording has no {} klines; try another --interval", opts.interval));
+        problems.push(format!(
+            "the recording has no {} ({}); try another --data or --interval",
+            opts.kind.noun(),
+            opts.kind.job_type()
+        ));
     }
     let span = data.as_ref().map(|d| {
-        let spans: Vec<(i64, i64)> = symbols.iter().filter_map(|s| d.kline_span(s, opts.interval)).collect();
+        let spans: Vec<(i64, i64)> =
+            symbols.iter().filter_map(|s| d.recorded_span(s, &opts.kind.job_type())).collect();
         let first = spans.iter().map(|s| s.0).min().unwrap_or(0);
         let last = spans.iter().map(|s| s.1).max().unwrap_or(0);
-        (first, last + opts.interval.millis())
+        (first, last + opts.kind.step().unwrap_or(1))
     });
     let start_ms = match (opts.start_ms, span) {
         (Some(s), _) => Some(s),
@@ -126,10 +143,10 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
     let mut workflows = Vec::new();
     let (mut connectors, mut loaders) = (Vec::new(), Vec::new());
     for symbol in &symbols {
-        let wf = KlineWorkflow::new(
+        let wf = BackfillWorkflow::new(
             None,
             symbol,
-            opts.interval,
+            opts.kind.clone(),
             (start_ms, end_ms),
             None,
             None,
@@ -144,7 +161,7 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
                 id: wf.job.queue_id.clone(),
                 status: "running".into(),
                 symbol: Some(wf.job.symbol.clone()),
-                kind: Some(wf.job.kind()),
+                kind: Some(wf.job.job_type()),
                 time_range: Some(format!("{}:{}", format_ms(start_ms), format_ms(end_ms))),
                 records_written: 0,
                 message: None,
@@ -178,7 +195,7 @@ impl RunHandle {
         &self.tree
     }
 
-    pub fn workflows(&self) -> &[KlineWorkflow] {
+    pub fn workflows(&self) -> &[BackfillWorkflow] {
         &self.workflows
     }
 
@@ -236,12 +253,13 @@ impl RunHandle {
             let stored = collections.iter().find(|c| c.name == wf.collection).map_or(0, |c| c.rows);
             symbols.push(SymbolSummary {
                 symbol: wf.job.symbol.clone(),
+                job_type: wf.job.job_type(),
                 queue_id: wf.job.queue_id.clone(),
                 collection: wf.collection.clone(),
                 loaded: p.records,
                 stored,
-                first_open_time: p.first_open_time,
-                last_open_time: p.last_open_time,
+                first_time: p.first_time,
+                last_time: p.last_time,
                 gaps: p.gaps,
             });
         }
@@ -264,18 +282,20 @@ impl fmt::Display for RunSummary {
                 s.symbol,
                 s.loaded,
                 s.stored,
-                s.first_open_time.map(format_ms).unwrap_or_else(|| "-".into()),
-                s.last_open_time.map(format_ms).unwrap_or_else(|| "-".into()),
+                s.first_time.map(format_ms).unwrap_or_else(|| "-".into()),
+                s.last_time.map(format_ms).unwrap_or_else(|| "-".into()),
                 s.gaps.len(),
                 s.collection
             )?;
+            let Some(kind) = backfill_kind(&s.job_type) else { continue };
             for g in &s.gaps {
                 writeln!(
                     f,
-                    "    gap: {} → {} ({} candles missing at the exchange; not filled)",
-                    format_ms(g.first_missing),
-                    format_ms(g.last_missing),
-                    g.missing
+                    "    gap: {} → {} ({} {} missing at the exchange; not filled)",
+                    kind.show(g.first_missing),
+                    kind.show(g.last_missing),
+                    g.missing,
+                    kind.noun()
                 )?;
             }
         }

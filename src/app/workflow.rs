@@ -1,5 +1,6 @@
-//! A kline backfill workflow: one loader publishing to the workflow's data topic and one connector
-//! writing that topic into the workflow's collection, named as the seeds name them.
+//! A REST backfill workflow (klines, aggregate trades or trades of one symbol over a time range):
+//! one loader publishing to the workflow's data topic and one connector writing that topic into
+//! the workflow's collection, named as the seeds name them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,10 +10,10 @@ use tokio::sync::watch;
 
 use super::{AppError, NodeContext};
 use crate::actors::connector::{ConnectorRoute, ConnectorShared};
-use crate::actors::loader::{KlineJob, KlineLoader, KlineLoaderArgs, LoaderProgress};
+use crate::actors::loader::{BackfillJob, Loader, LoaderArgs, LoaderProgress};
 use crate::bus::topics::data_topic;
-use crate::exchange::binance::BinanceRest;
-use crate::model::{format_ms, Interval};
+use crate::exchange::binance::{BinanceRest, SequencedKind};
+use crate::model::format_ms;
 use crate::store::collection_name;
 use crate::supervision::{ChildSpec, Restart};
 
@@ -32,36 +33,37 @@ pub fn new_queue_id(symbol: &str, kind: &str, start_ms: i64) -> String {
 /// retry pause, so silence for this long means it is stuck.
 const LOADER_HEARTBEAT: Duration = Duration::from_secs(60);
 
-pub struct KlineWorkflow {
-    pub job: KlineJob,
+pub struct BackfillWorkflow {
+    pub job: BackfillJob,
     pub collection: String,
     pub progress: Arc<watch::Sender<LoaderProgress>>,
     pub connector: Arc<ConnectorShared>,
 }
 
-impl KlineWorkflow {
+impl BackfillWorkflow {
     /// A workflow with the seeds' names: data topic `<queue_id>-data`, collection
-    /// `<symbol>_api_candles_<interval>_<start date>` (stable across runs of the same backfill).
+    /// `<symbol>_<type>_<start date>`, e.g. `btcusdt_api_candles_1m_2024_08_01` (stable across
+    /// runs of the same backfill).
     pub fn new(
         queue_id: Option<String>,
         symbol: &str,
-        interval: Interval,
+        kind: Arc<dyn SequencedKind>,
         (start_ms, end_ms): (i64, i64),
         topic: Option<String>,
         collection: Option<String>,
         page_limit: u32,
-    ) -> KlineWorkflow {
+    ) -> BackfillWorkflow {
         let symbol = symbol.to_ascii_uppercase();
-        let kind = format!("api_candles_{interval}");
-        let queue_id = queue_id.unwrap_or_else(|| new_queue_id(&symbol, &kind, start_ms));
+        let job_type = kind.job_type();
+        let queue_id = queue_id.unwrap_or_else(|| new_queue_id(&symbol, &job_type, start_ms));
         let start_date: String = format_ms(start_ms).chars().take(10).collect();
-        KlineWorkflow {
-            collection: collection.unwrap_or_else(|| collection_name(&symbol, &kind, &start_date)),
-            job: KlineJob {
+        BackfillWorkflow {
+            collection: collection.unwrap_or_else(|| collection_name(&symbol, &job_type, &start_date)),
+            job: BackfillJob {
                 topic: topic.unwrap_or_else(|| data_topic(&queue_id)),
                 queue_id,
                 symbol,
-                interval,
+                kind,
                 start_ms,
                 end_ms,
                 page_limit,
@@ -69,31 +71,6 @@ impl KlineWorkflow {
             progress: Arc::new(watch::channel(LoaderProgress::default()).0),
             connector: Arc::new(ConnectorShared::default()),
         }
-    }
-
-    /// A backfill that was stopped or killed continues after the newest candle the store already
-    /// has for this collection and symbol (its high-water mark), not from the start. Candles are
-    /// stored in order per symbol (one partition, commits in offset order), so everything before
-    /// the mark is stored too.
-    async fn resume_from_store(&self, ctx: &NodeContext) -> Result<(), AppError> {
-        let job = &self.job;
-        let Some(mark) = ctx.store.high_water_mark(&self.collection, &job.symbol).await? else {
-            return Ok(());
-        };
-        if !(job.start_ms..job.end_ms).contains(&mark) {
-            return Ok(());
-        }
-        // Calendar intervals (1M) cannot step by a fixed width: the last stored candle is fetched
-        // again, an idempotent upsert.
-        let next = if job.interval.is_fixed() { mark + job.interval.millis() } else { mark };
-        self.progress.send_modify(|p| {
-            if p.next_open_time < next {
-                p.next_open_time = next;
-                p.last_open_time = Some(mark);
-            }
-        });
-        tracing::info!(symbol = %job.symbol, collection = %self.collection, from = %format_ms(next), "Resuming the backfill after the store's newest candle.");
-        Ok(())
     }
 
     /// Creates the data topic; returns the connector and the loader as supervised children. A
@@ -106,7 +83,10 @@ impl KlineWorkflow {
         long_running: bool,
     ) -> Result<(ChildSpec, ChildSpec), AppError> {
         ctx.bus.ensure_topic(&self.job.topic, ctx.config.bus.partitions).await?;
-        self.resume_from_store(ctx).await?;
+        // A backfill that was stopped or killed continues after the newest record the store has
+        // for this collection and symbol. Records are stored in order per symbol (one partition,
+        // commits in offset order), so everything before that mark is stored too.
+        let stored = ctx.store.high_water_mark(&self.collection, &self.job.symbol).await?;
         let route = ConnectorRoute {
             queue_id: self.job.queue_id.clone(),
             topic: self.job.topic.clone(),
@@ -122,8 +102,9 @@ impl KlineWorkflow {
             let (ctx, job, rest, progress) = (ctx.clone(), self.job.clone(), rest.clone(), self.progress.clone());
             let id = format!("loader:{}", self.job.queue_id);
             ChildSpec::with_heartbeat(id, "loader", Restart::Transient, Some(LOADER_HEARTBEAT), move |heartbeat| {
-                let args = KlineLoaderArgs {
+                let args = LoaderArgs {
                     job: job.clone(),
+                    stored,
                     rest: rest.clone(),
                     bus: ctx.bus.clone(),
                     telemetry: ctx.telemetry.clone(),
@@ -131,7 +112,7 @@ impl KlineWorkflow {
                     progress: progress.clone(),
                     heartbeat,
                 };
-                (KlineLoader, args)
+                (Loader, args)
             })
         };
         Ok((connector, loader))

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use streamforge::app::{self, node, run, AppError};
 use streamforge::config::{self, Config};
-use streamforge::exchange::binance::{BinanceRest, BinanceWs};
+use streamforge::exchange::binance::{backfill_kind, BinanceRest, BinanceWs};
 use streamforge::model::{parse_date_or_time_ms, parse_time_range, Interval};
 use streamforge::replay::{ReplayFaults, ReplayServer};
 
@@ -54,6 +54,9 @@ enum Command {
         /// Comma-separated symbols, e.g. BTCUSDT,ETHUSDT (offline default: all recorded).
         #[arg(long, value_delimiter = ',')]
         symbols: Vec<String>,
+        /// What to load: klines (at --interval), aggTrades (aggregate trades) or trades.
+        #[arg(long, value_enum, default_value_t = RunKind::Klines)]
+        kind: RunKind,
         /// Kline interval: 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M.
         #[arg(long, default_value = "1m")]
         interval: String,
@@ -171,13 +174,19 @@ fn parse_time(flag: &str, v: &Option<String>) -> Result<Option<i64>, AppError> {
 
 async fn execute(cli: Cli) -> Result<(), AppError> {
     match &cli.command {
-        Command::Run { common, symbols, interval, start, end, time_range, base_url, json } => {
+        Command::Run { common, symbols, kind, interval, start, end, time_range, base_url, json } => {
             let cfg = load_config(common, &cli, |c| {
                 if let Some(url) = base_url {
                     c.binance.rest_url = url.clone();
                 }
             })?;
             let interval: Interval = interval.parse().map_err(|e| AppError::Usage(format!("--interval: {e}")))?;
+            let job_type = match kind {
+                RunKind::Klines => format!("api_candles_{interval}"),
+                RunKind::AggTrades => "api_agg_trades".into(),
+                RunKind::Trades => "api_trades".into(),
+            };
+            let kind = backfill_kind(&job_type).ok_or_else(|| AppError::Usage(format!("cannot load {job_type}")))?;
             let (start_ms, end_ms) = match time_range {
                 Some(r) => parse_time_range(r)
                     .map(|(a, b)| (Some(a), Some(b)))
@@ -188,7 +197,7 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
                 offline_data: offline_dir(common, &cfg),
                 config: cfg,
                 symbols: symbols.clone(),
-                interval,
+                kind,
                 start_ms,
                 end_ms,
             };
@@ -290,8 +299,16 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RunKind {
+    Klines,
+    #[value(name = "aggTrades")]
+    AggTrades,
+    Trades,
+}
+
 /// Draws each workflow's progress (the share of its time range loaded) until aborted.
-fn progress_bars(workflows: &[app::KlineWorkflow]) -> tokio::task::JoinHandle<()> {
+fn progress_bars(workflows: &[app::BackfillWorkflow]) -> tokio::task::JoinHandle<()> {
     use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
     let multi = MultiProgress::new();
     let style = ProgressStyle::with_template("{prefix:>10} [{bar:40}] {percent:>3}% {msg}")
@@ -303,16 +320,16 @@ fn progress_bars(workflows: &[app::KlineWorkflow]) -> tokio::task::JoinHandle<()
             let (start, end) = (wf.job.start_ms, wf.job.end_ms);
             let bar = multi.add(ProgressBar::new((end - start).max(1) as u64).with_style(style.clone()));
             bar.set_prefix(wf.job.symbol.clone());
-            (bar, start, wf.progress.subscribe())
+            (bar, start, wf.job.kind.noun(), wf.progress.subscribe())
         })
         .collect();
     tokio::spawn(async move {
         let _multi = multi;
         loop {
-            for (bar, start, rx) in &tracked {
+            for (bar, start, noun, rx) in &tracked {
                 let p = rx.borrow().clone();
-                bar.set_position((p.next_open_time - start).max(0) as u64);
-                bar.set_message(format!("{} candles, {} gaps", p.records, p.gaps.len()));
+                bar.set_position(p.last_time.map_or(0, |t| (t - start).max(0) as u64));
+                bar.set_message(format!("{} {noun}, {} gaps", p.records, p.gaps.len()));
                 if p.done {
                     bar.finish();
                 }

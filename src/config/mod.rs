@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 pub use load::{load, ConfigErrors};
 
-use crate::exchange::binance::{DEFAULT_REST_URL, DEFAULT_WS_URL};
-use crate::model::{parse_time_range, Interval};
+use crate::exchange::binance::{backfill_kind, DEFAULT_REST_URL, DEFAULT_WS_URL};
+use crate::model::parse_time_range;
 use crate::store::validate_collection;
 
 /// A node's whole configuration. Every field has a default, so an empty file is valid.
@@ -289,7 +289,7 @@ impl Default for DummyConfig {
 pub struct JobConfig {
     pub queue_id: Option<String>,
     pub symbol: Option<String>,
-    /// `api_candles_<interval>`, e.g. `api_candles_5m`.
+    /// `api_candles_<interval>` (e.g. `api_candles_5m`), `api_agg_trades` or `api_trades`.
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub kafka_topic: Option<String>,
@@ -317,11 +317,6 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig { json: false, level: "info,actix_server=warn".into() }
     }
-}
-
-/// The interval in a seed job type (`api_candles_5m` → 5m).
-pub fn candle_interval_of_type(kind: &str) -> Option<Interval> {
-    kind.strip_prefix("api_candles_")?.parse().ok()
 }
 
 fn valid_url(url: &str, schemes: &[&str]) -> bool {
@@ -459,8 +454,8 @@ impl Config {
         }
         match j.kind.as_deref() {
             None => errs.push("job.type (TYPE): required when a job is configured, e.g. api_candles_5m".into()),
-            Some(k) if candle_interval_of_type(k).is_none() => errs.push(format!(
-                "job.type (TYPE): {k:?} is not supported; use api_candles_<interval> with a Binance interval, e.g. api_candles_1m"
+            Some(k) if backfill_kind(k).is_none() => errs.push(format!(
+                "job.type (TYPE): {k:?} is not supported; use api_candles_<interval> with a Binance interval (e.g. api_candles_1m), api_agg_trades or api_trades"
             )),
             Some(_) => {}
         }

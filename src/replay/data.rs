@@ -406,15 +406,26 @@ impl ReplayData {
         sym
     }
 
-    /// Symbols that have klines at `interval`.
-    pub fn kline_symbols(&self, interval: Interval) -> Vec<String> {
-        self.symbols.iter().filter(|(_, d)| d.klines.contains_key(&interval)).map(|(s, _)| s.clone()).collect()
+    /// Symbols with records for a backfill of `job_type` (`api_candles_<interval>`,
+    /// `api_agg_trades`, `api_trades`).
+    pub fn recorded_symbols(&self, job_type: &str) -> Vec<String> {
+        self.symbols.keys().filter(|s| self.recorded_span(s, job_type).is_some()).cloned().collect()
     }
 
-    /// First and last open time of `symbol`'s klines at `interval`.
-    pub fn kline_span(&self, symbol: &str, interval: Interval) -> Option<(i64, i64)> {
-        let rows = self.symbols.get(symbol)?.klines.get(&interval)?;
-        Some((rows.first()?.open_time, rows.last()?.open_time))
+    /// First and last time of `symbol`'s records for a backfill of `job_type`: open times of
+    /// klines, trade times of (aggregate) trades.
+    pub fn recorded_span(&self, symbol: &str, job_type: &str) -> Option<(i64, i64)> {
+        let data = self.symbols.get(symbol)?;
+        let trades = |rows: &[TradeRow]| Some((rows.iter().map(|r| r.time).min()?, rows.iter().map(|r| r.time).max()?));
+        match job_type {
+            "api_agg_trades" => trades(&data.agg_trades),
+            "api_trades" => trades(&data.trades),
+            _ => {
+                let interval: Interval = job_type.strip_prefix("api_candles_")?.parse().ok()?;
+                let rows = data.klines.get(&interval)?;
+                Some((rows.first()?.open_time, rows.last()?.open_time))
+            }
+        }
     }
 }
 

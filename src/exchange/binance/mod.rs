@@ -14,5 +14,5 @@ pub use keeper::{BookKeeper, Fed, KeeperError, MAX_SNAPSHOT_MISSES, SNAPSHOT_LIM
 pub use limit::{WeightLimiter, WEIGHT_PER_MINUTE};
 pub use link::{LinkEvent, LinkPolicy, StreamLink};
 pub use rest::{BinanceRest, ExchangeError, DEFAULT_REST_URL};
-pub use sequenced::{sequenced_kind, Klines, SequencedKind, TradeStream};
+pub use sequenced::{backfill_kind, sequenced_kind, Klines, Sequenced, SequencedKind, TradeStream, PAGE};
 pub use ws::{BinanceWs, StreamMessage, WsConnection, DEFAULT_WS_URL, MAX_STREAMS_PER_CONNECTION};

@@ -173,6 +173,24 @@ impl BinanceRest {
         Trade::from_rest_agg_trades(symbol, &body).map_err(|source| ExchangeError::Decode { url, source })
     }
 
+    /// `GET /api/v3/aggTrades` with trade times in `[start, end]` (ms), at most `limit` (≤ 1000).
+    pub async fn agg_trades_between(
+        &self,
+        symbol: &str,
+        start: i64,
+        end: i64,
+        limit: u32,
+    ) -> Result<Vec<Trade>, ExchangeError> {
+        let query = [
+            ("symbol", symbol.to_owned()),
+            ("startTime", start.to_string()),
+            ("endTime", end.to_string()),
+            ("limit", limit.to_string()),
+        ];
+        let (url, body) = self.get("/api/v3/aggTrades", &query, AGG_TRADES_WEIGHT).await?;
+        Trade::from_rest_agg_trades(symbol, &body).map_err(|source| ExchangeError::Decode { url, source })
+    }
+
     /// `GET /api/v3/historicalTrades` from trade id `from_id` on, at most `limit` (≤ 1000).
     pub async fn historical_trades(&self, symbol: &str, from_id: i64, limit: u32) -> Result<Vec<Trade>, ExchangeError> {
         let query = [("symbol", symbol.to_owned()), ("fromId", from_id.to_string()), ("limit", limit.to_string())];

@@ -1,25 +1,46 @@
-//! Streams whose records carry a per-symbol sequence a REST endpoint can resume from: aggregate
-//! trades (`@aggTrade`, resumed with `aggTrades?fromId=`), trades (`@trade`, resumed with
-//! `historicalTrades?fromId=`) and closed klines (`@kline_<i>`, resumed with `klines?startTime=`).
-//! After a reconnect the loader asks for what followed the last record it published, so the
-//! sequence has no hole.
+//! Records that carry a per-symbol sequence a REST endpoint pages by: aggregate trades
+//! (`@aggTrade`, `aggTrades?fromId=`), trades (`@trade`, `historicalTrades?fromId=`) and closed
+//! klines (`@kline_<i>`, `klines?startTime=`). The WebSocket loaders ask for what followed the last
+//! record they published after a reconnect, so the sequence has no hole; the REST backfill loader
+//! pages through a time range the same way.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use super::{BinanceRest, ExchangeError, StreamMessage};
-use crate::model::{Candle, DataRecord, Interval, ParseError, Trade};
+use crate::model::{format_ms, now_ms, Candle, DataRecord, Interval, ParseError, Trade};
 
 /// The kind a `[[streams]]` entry names: `aggTrade`, `trade` or `kline_<interval>`.
-pub fn sequenced_kind(name: &str) -> Option<std::sync::Arc<dyn SequencedKind>> {
+pub fn sequenced_kind(name: &str) -> Option<Arc<dyn SequencedKind>> {
     match name {
-        "aggTrade" => Some(std::sync::Arc::new(TradeStream::Aggregated)),
-        "trade" => Some(std::sync::Arc::new(TradeStream::Every)),
-        _ => name.strip_prefix("kline_")?.parse().ok().map(|i| std::sync::Arc::new(Klines(i)) as _),
+        "aggTrade" => Some(Arc::new(TradeStream::Aggregated)),
+        "trade" => Some(Arc::new(TradeStream::Every)),
+        _ => name.strip_prefix("kline_")?.parse().ok().map(|i| Arc::new(Klines(i)) as _),
     }
 }
 
-/// Rows per REST backfill request (Binance's maximum for all three endpoints).
-const PAGE: u32 = 1000;
+/// The kind a REST backfill job names, as the seeds' `TYPE` does: `api_candles_<interval>`,
+/// `api_agg_trades` or `api_trades`.
+pub fn backfill_kind(job_type: &str) -> Option<Arc<dyn SequencedKind>> {
+    match job_type {
+        "api_agg_trades" => Some(Arc::new(TradeStream::Aggregated)),
+        "api_trades" => Some(Arc::new(TradeStream::Every)),
+        _ => job_type.strip_prefix("api_candles_")?.parse().ok().map(|i| Arc::new(Klines(i)) as _),
+    }
+}
+
+/// Rows per REST request (Binance's maximum for all three endpoints).
+pub const PAGE: u32 = 1000;
+
+/// A record with its place in the symbol's sequence and its time (open time of a candle, trade
+/// time of a trade), epoch ms.
+#[derive(Debug, Clone)]
+pub struct Sequenced {
+    pub seq: i64,
+    pub time: i64,
+    pub record: DataRecord,
+}
 
 /// One kind of sequenced stream.
 #[async_trait]
@@ -34,13 +55,47 @@ pub trait SequencedKind: Send + Sync + 'static {
     /// has not closed).
     fn decode(&self, msg: &StreamMessage) -> Result<Option<(String, i64, DataRecord)>, ParseError>;
 
-    /// The records of `symbol` after sequence `last`, one page, and whether more may follow.
+    /// The seeds' type of a REST backfill of this kind: `api_candles_1m`, `api_agg_trades`,
+    /// `api_trades`.
+    fn job_type(&self) -> String;
+
+    /// What the records are called in messages: `candles`, `aggregate trades`, `trades`.
+    fn noun(&self) -> &'static str;
+
+    /// The distance between consecutive sequences when nothing is missing: the interval of
+    /// klines, 1 for trade ids; `None` for calendar months.
+    fn step(&self) -> Option<i64>;
+
+    /// A sequence as people read it: a time for klines, the id for trades.
+    fn show(&self, seq: i64) -> String {
+        seq.to_string()
+    }
+
+    /// The sequence just before the first record of `symbol` at or after `start_ms` and before
+    /// `end_ms`, to page from; `None` when the exchange has no record in that range.
+    async fn before(
+        &self,
+        rest: &BinanceRest,
+        symbol: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Option<i64>, ExchangeError>;
+
+    /// The records of `symbol` after sequence `last`, one page of at most `limit`, and whether
+    /// more may follow.
     async fn after(
         &self,
         rest: &BinanceRest,
         symbol: &str,
         last: i64,
-    ) -> Result<(Vec<(i64, DataRecord)>, bool), ExchangeError>;
+        limit: u32,
+    ) -> Result<(Vec<Sequenced>, bool), ExchangeError>;
+}
+
+impl std::fmt::Debug for dyn SequencedKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.job_type())
+    }
 }
 
 /// Aggregate trades (`@aggTrade`, resumed with `aggTrades`) or every trade (`@trade`, resumed
@@ -73,18 +128,53 @@ impl SequencedKind for TradeStream {
         Ok(Some((t.symbol.clone(), t.id, DataRecord::Trade(t))))
     }
 
+    fn job_type(&self) -> String {
+        match self {
+            TradeStream::Aggregated => "api_agg_trades".into(),
+            TradeStream::Every => "api_trades".into(),
+        }
+    }
+
+    fn noun(&self) -> &'static str {
+        match self {
+            TradeStream::Aggregated => "aggregate trades",
+            TradeStream::Every => "trades",
+        }
+    }
+
+    fn step(&self) -> Option<i64> {
+        Some(1)
+    }
+
+    /// Trades have no time index but aggregate trades do: the first aggregate trade in the range
+    /// gives its own id and that of its first trade.
+    async fn before(
+        &self,
+        rest: &BinanceRest,
+        symbol: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Option<i64>, ExchangeError> {
+        let first = rest.agg_trades_between(symbol, start_ms, end_ms - 1, 1).await?.into_iter().next();
+        Ok(first.and_then(|t| match self {
+            TradeStream::Aggregated => Some(t.id - 1),
+            TradeStream::Every => t.first_trade_id.map(|f| f - 1),
+        }))
+    }
+
     async fn after(
         &self,
         rest: &BinanceRest,
         symbol: &str,
         last: i64,
-    ) -> Result<(Vec<(i64, DataRecord)>, bool), ExchangeError> {
+        limit: u32,
+    ) -> Result<(Vec<Sequenced>, bool), ExchangeError> {
         let page = match self {
-            TradeStream::Aggregated => rest.agg_trades(symbol, last + 1, PAGE).await?,
-            TradeStream::Every => rest.historical_trades(symbol, last + 1, PAGE).await?,
+            TradeStream::Aggregated => rest.agg_trades(symbol, last + 1, limit).await?,
+            TradeStream::Every => rest.historical_trades(symbol, last + 1, limit).await?,
         };
-        let more = page.len() as u32 >= PAGE;
-        Ok((page.into_iter().map(|t| (t.id, DataRecord::Trade(t))).collect(), more))
+        let more = page.len() as u32 >= limit;
+        Ok((page.into_iter().map(|t| Sequenced { seq: t.id, time: t.time, record: DataRecord::Trade(t) }).collect(), more))
     }
 }
 
@@ -106,16 +196,47 @@ impl SequencedKind for Klines {
         Ok(c.closed.then(|| (c.symbol.clone(), c.open_time, DataRecord::Candle(c))))
     }
 
+    fn job_type(&self) -> String {
+        format!("api_candles_{}", self.0)
+    }
+
+    fn noun(&self) -> &'static str {
+        "candles"
+    }
+
+    fn step(&self) -> Option<i64> {
+        self.0.is_fixed().then(|| self.0.millis())
+    }
+
+    fn show(&self, seq: i64) -> String {
+        format_ms(seq)
+    }
+
+    async fn before(
+        &self,
+        _rest: &BinanceRest,
+        _symbol: &str,
+        start_ms: i64,
+        _end_ms: i64,
+    ) -> Result<Option<i64>, ExchangeError> {
+        Ok(Some(start_ms - 1))
+    }
+
     async fn after(
         &self,
         rest: &BinanceRest,
         symbol: &str,
         last: i64,
-    ) -> Result<(Vec<(i64, DataRecord)>, bool), ExchangeError> {
-        let page = rest.klines(symbol, self.0, last + 1, crate::model::now_ms(), PAGE).await?;
-        let more = page.len() as u32 >= PAGE;
+        limit: u32,
+    ) -> Result<(Vec<Sequenced>, bool), ExchangeError> {
+        let page = rest.klines(symbol, self.0, last + 1, now_ms(), limit).await?;
+        let more = page.len() as u32 >= limit;
         // Only closed candles: the one still forming comes on the stream when it closes.
-        let closed = page.into_iter().filter(|c| c.closed).map(|c| (c.open_time, DataRecord::Candle(c))).collect();
+        let closed = page
+            .into_iter()
+            .filter(|c| c.closed)
+            .map(|c| Sequenced { seq: c.open_time, time: c.open_time, record: DataRecord::Candle(c) })
+            .collect();
         Ok((closed, more))
     }
 }
