@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,30 +21,12 @@ use streamforge::supervision::{Backoff, ChildSpec, Restart, Strategy, Supervisor
 
 /// The aggregate-trade ids of the recording, read straight from the file.
 fn recorded_ids() -> Vec<i64> {
-    let path = common::sample_dir().join("trades/freqtrade_XRP_ETH_aggtrades_2019-10/XRP_ETH-aggTrades.json.gz");
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_string(&mut text).unwrap();
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
-    rows.iter().map(|r| r["info"]["a"].as_i64().unwrap()).collect()
+    common::recorded_agg_trades().iter().map(|t| t["a"].as_i64().unwrap()).collect()
 }
 
 /// The trade ids of the capture's `ethusdt@trade` messages, read straight from the files.
 fn recorded_trade_ids() -> Vec<i64> {
-    let dir = common::sample_dir().join("ws/hftbacktest_raw_binance/spot");
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    let mut ids = Vec::new();
-    for f in files {
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(f).unwrap()).read_to_string(&mut text).unwrap();
-        for line in text.lines() {
-            let v: serde_json::Value = serde_json::from_str(line.split_once(' ').unwrap().1).unwrap();
-            if v["stream"] == "ethusdt@trade" {
-                ids.push(v["data"]["t"].as_i64().unwrap());
-            }
-        }
-    }
-    ids
+    common::recorded_capture_trades().iter().map(|t| t["t"].as_i64().unwrap()).collect()
 }
 
 /// Runs the loader of `kind` on `symbol` against a replay server with `faults` until `want` ids

@@ -148,8 +148,8 @@ impl LoaderState {
     /// the store already holds the start of the range. `None`: the exchange has nothing in range.
     async fn locate(&self) -> Result<Option<i64>, ExchangeError> {
         let job = &self.args.job;
-        let before =
-            self.retrying("Locating the range", || job.kind.before(&self.args.rest, &job.symbol, job.start_ms, job.end_ms));
+        let before = self
+            .retrying("Locating the range", || job.kind.before(&self.args.rest, &job.symbol, job.start_ms, job.end_ms));
         let Some(before) = before.await? else {
             return Ok(None);
         };
@@ -192,9 +192,8 @@ impl LoaderState {
         };
         self.args.progress.send_modify(|p| p.cursor = Some(cursor));
         let job = self.args.job.clone();
-        let (mut page, more) = self
-            .retrying("A page", || job.kind.after(&self.args.rest, &job.symbol, cursor, job.page_limit))
-            .await?;
+        let (mut page, more) =
+            self.retrying("A page", || job.kind.after(&self.args.rest, &job.symbol, cursor, job.page_limit)).await?;
         let past_end = page.iter().position(|r| r.time >= job.end_ms);
         if let Some(cut) = past_end {
             page.truncate(cut);
@@ -242,7 +241,11 @@ impl Actor for Loader {
     type State = LoaderState;
     type Arguments = LoaderArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<LoaderMsg>, args: LoaderArgs) -> Result<LoaderState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<LoaderMsg>,
+        args: LoaderArgs,
+    ) -> Result<LoaderState, ActorProcessingErr> {
         let job = &args.job;
         let producer = format!("loader-{}__{}", job.job_type().replace('_', "-"), job.symbol.to_ascii_lowercase());
         let message = match args.progress.borrow().cursor {
@@ -254,7 +257,11 @@ impl Actor for Loader {
         Ok(state)
     }
 
-    async fn post_start(&self, myself: ActorRef<LoaderMsg>, _state: &mut LoaderState) -> Result<(), ActorProcessingErr> {
+    async fn post_start(
+        &self,
+        myself: ActorRef<LoaderMsg>,
+        _state: &mut LoaderState,
+    ) -> Result<(), ActorProcessingErr> {
         myself.send_message(LoaderMsg::NextPage)?;
         Ok(())
     }
@@ -314,6 +321,9 @@ mod tests {
         assert!(find_gaps(Some(1), Some(10), &page[..2]).is_empty());
         assert!(find_gaps(None, Some(1), &page).is_empty(), "calendar months have no fixed step");
         let minutes: Vec<Sequenced> = [0, 60_000, 240_000].into_iter().map(trade).collect();
-        assert_eq!(find_gaps(Some(60_000), None, &minutes), vec![Gap { first_missing: 120_000, last_missing: 180_000, missing: 2 }]);
+        assert_eq!(
+            find_gaps(Some(60_000), None, &minutes),
+            vec![Gap { first_missing: 120_000, last_missing: 180_000, missing: 2 }]
+        );
     }
 }

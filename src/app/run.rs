@@ -102,8 +102,7 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
         ));
     }
     let span = data.as_ref().map(|d| {
-        let spans: Vec<(i64, i64)> =
-            symbols.iter().filter_map(|s| d.recorded_span(s, &opts.kind.job_type())).collect();
+        let spans: Vec<(i64, i64)> = symbols.iter().filter_map(|s| d.recorded_span(s, &opts.kind.job_type())).collect();
         let first = spans.iter().map(|s| s.0).min().unwrap_or(0);
         let last = spans.iter().map(|s| s.1).max().unwrap_or(0);
         (first, last + opts.kind.step().unwrap_or(1))

@@ -40,6 +40,8 @@ const ALL: [Interval; 16] = [
 ];
 
 impl Interval {
+    pub const S1: Interval = ALL[0];
+
     pub fn as_str(&self) -> &'static str {
         self.name
     }

@@ -26,7 +26,8 @@ pub enum ReplayDataError {
     Empty(PathBuf),
 }
 
-/// One recorded candle. Freqtrade files carry OHLCV only.
+/// One recorded candle. Freqtrade files carry OHLCV only; candles derived from recorded trades
+/// have the totals too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KlineRow {
     pub open_time: i64,
@@ -35,11 +36,43 @@ pub struct KlineRow {
     pub low: Decimal,
     pub close: Decimal,
     pub volume: Decimal,
+    pub totals: Option<KlineTotals>,
+}
+
+/// What a candle knows beyond OHLCV when it is built from trades.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KlineTotals {
+    pub quote_volume: Decimal,
+    pub trades: u64,
+    pub taker_buy_base: Decimal,
+    pub taker_buy_quote: Decimal,
 }
 
 impl KlineRow {
-    /// The recorded candle as a domain record. The recording has no quote volume, trade count or
-    /// taker volumes, so those stay empty.
+    /// The candle of the trades `trades` (at least one, in id order) that opened at `open_time`,
+    /// computed as Binance computes klines; the buyer is the taker when it is not the maker.
+    pub fn from_trades(open_time: i64, trades: &[Trade]) -> KlineRow {
+        let (first, last) = (&trades[0], &trades[trades.len() - 1]);
+        let quote = |t: &Trade| t.price * t.qty;
+        let takers = || trades.iter().filter(|t| !t.is_buyer_maker);
+        KlineRow {
+            open_time,
+            open: first.price,
+            high: trades.iter().map(|t| t.price).max().unwrap_or(first.price),
+            low: trades.iter().map(|t| t.price).min().unwrap_or(first.price),
+            close: last.price,
+            volume: trades.iter().map(|t| t.qty).sum(),
+            totals: Some(KlineTotals {
+                quote_volume: trades.iter().map(quote).sum(),
+                trades: trades.len() as u64,
+                taker_buy_base: takers().map(|t| t.qty).sum(),
+                taker_buy_quote: takers().map(quote).sum(),
+            }),
+        }
+    }
+
+    /// The recorded candle as a domain record. Freqtrade recordings have no quote volume, trade
+    /// count or taker volumes: those stay empty, never invented.
     pub fn candle(&self, symbol: &str, interval: Interval) -> crate::model::Candle {
         crate::model::Candle {
             symbol: symbol.to_owned(),
@@ -51,10 +84,10 @@ impl KlineRow {
             low: self.low,
             close: self.close,
             volume: self.volume,
-            quote_volume: None,
-            trades: None,
-            taker_buy_base: None,
-            taker_buy_quote: None,
+            quote_volume: self.totals.as_ref().map(|t| t.quote_volume),
+            trades: self.totals.as_ref().map(|t| t.trades),
+            taker_buy_base: self.totals.as_ref().map(|t| t.taker_buy_base),
+            taker_buy_quote: self.totals.as_ref().map(|t| t.taker_buy_quote),
             closed: true,
         }
     }
@@ -170,6 +203,7 @@ fn parse_klines(path: &Path) -> Result<Vec<KlineRow>, ReplayDataError> {
                 low: dec("low", l)?,
                 close: dec("close", c)?,
                 volume: dec("volume", v)?,
+                totals: None,
             })
         })
         .collect::<Result<Vec<_>, ReplayDataError>>()?;
@@ -246,8 +280,17 @@ impl SymbolData {
             let stream: Arc<str> = Arc::from(format!("{}@kline_{interval}", symbol.to_ascii_lowercase()));
             for r in rows {
                 let close = r.open_time + interval.millis() - 1;
+                let (n, q, buy_base, buy_quote) = match &r.totals {
+                    Some(t) => (
+                        t.trades.to_string(),
+                        format!("\"{}\"", t.quote_volume),
+                        format!("\"{}\"", t.taker_buy_base),
+                        format!("\"{}\"", t.taker_buy_quote),
+                    ),
+                    None => ("null".into(), "null".into(), "null".into(), "null".into()),
+                };
                 let data = format!(
-                    "{{\"e\":\"kline\",\"E\":{},\"s\":\"{symbol}\",\"k\":{{\"t\":{},\"T\":{close},\"s\":\"{symbol}\",\"i\":\"{interval}\",\"f\":null,\"L\":null,\"o\":\"{}\",\"c\":\"{}\",\"h\":\"{}\",\"l\":\"{}\",\"v\":\"{}\",\"n\":null,\"x\":true,\"q\":null,\"V\":null,\"Q\":null,\"B\":\"0\"}}}}",
+                    "{{\"e\":\"kline\",\"E\":{},\"s\":\"{symbol}\",\"k\":{{\"t\":{},\"T\":{close},\"s\":\"{symbol}\",\"i\":\"{interval}\",\"f\":null,\"L\":null,\"o\":\"{}\",\"c\":\"{}\",\"h\":\"{}\",\"l\":\"{}\",\"v\":\"{}\",\"n\":{n},\"x\":true,\"q\":{q},\"V\":{buy_base},\"Q\":{buy_quote},\"B\":\"0\"}}}}",
                     close + 1,
                     r.open_time,
                     r.open,
@@ -268,12 +311,21 @@ impl SymbolData {
     }
 
     /// The capture's `@trade` messages as `/api/v3/historicalTrades` rows (`quoteQty` is price ×
-    /// quantity, as Binance computes it).
-    fn add_historical_trades(&mut self, symbol: &str) -> Result<(), ParseError> {
+    /// quantity, as Binance computes it), in id order; returns the decoded trades.
+    fn add_historical_trades(&mut self, symbol: &str) -> Result<Vec<Trade>, ParseError> {
+        #[derive(Deserialize)]
+        struct BestMatch {
+            #[serde(rename = "M", default = "yes")]
+            best: bool,
+        }
+        fn yes() -> bool {
+            true
+        }
         let stream = format!("{}@trade", symbol.to_ascii_lowercase());
+        let mut trades = Vec::new();
         for row in self.ws.iter().filter(|r| *r.stream == *stream) {
             let t = Trade::from_ws_trade(row.data.as_bytes())?;
-            let best: serde_json::Value = serde_json::from_str(&row.data)?;
+            let best: BestMatch = serde_json::from_str(&row.data)?;
             let raw = serde_json::json!({
                 "id": t.id,
                 "price": t.price.to_string(),
@@ -281,13 +333,73 @@ impl SymbolData {
                 "quoteQty": (t.price * t.qty).to_string(),
                 "time": t.time,
                 "isBuyerMaker": t.is_buyer_maker,
-                "isBestMatch": best["M"].as_bool().unwrap_or(true),
+                "isBestMatch": best.best,
             });
-            let raw = RawValue::from_string(raw.to_string())?;
-            self.trades.push(TradeRow { id: t.id, time: t.time, raw: Arc::from(raw) });
+            self.trades.push(TradeRow {
+                id: t.id,
+                time: t.time,
+                raw: Arc::from(RawValue::from_string(raw.to_string())?),
+            });
+            trades.push(t);
         }
         self.trades.sort_by_key(|r| r.id);
+        trades.sort_by_key(|t| t.id);
+        Ok(trades)
+    }
+
+    /// A capture has trades but no aggregate trades; Binance serves both. Aggregates them as
+    /// Binance does as far as a capture shows it: consecutive trades at the same time and price
+    /// on the same side make one aggregate trade (Binance also requires the same taker order,
+    /// which a capture does not show). Aggregate ids are the replay's own, consecutive, starting
+    /// at the first trade id.
+    fn derive_agg_trades(&mut self, trades: &[Trade]) -> Result<(), ParseError> {
+        if !self.agg_trades.is_empty() {
+            return Ok(());
+        }
+        let mut groups: Vec<&[Trade]> = Vec::new();
+        let mut rest = trades;
+        while let Some(first) = rest.first() {
+            let same =
+                |t: &Trade| t.time == first.time && t.price == first.price && t.is_buyer_maker == first.is_buyer_maker;
+            let n = rest.iter().take_while(|t| same(t)).count();
+            groups.push(&rest[..n]);
+            rest = &rest[n..];
+        }
+        let base = trades.first().map_or(0, |t| t.id);
+        for (n, group) in groups.into_iter().enumerate() {
+            let (first, last) = (&group[0], &group[group.len() - 1]);
+            let qty: Decimal = group.iter().map(|t| t.qty).sum();
+            let raw = serde_json::json!({
+                "a": base + n as i64,
+                "p": first.price.to_string(),
+                "q": qty.to_string(),
+                "f": first.id,
+                "l": last.id,
+                "T": first.time,
+                "m": first.is_buyer_maker,
+                "M": true,
+            });
+            let raw = Arc::from(RawValue::from_string(raw.to_string())?);
+            self.agg_trades.push(TradeRow { id: base + n as i64, time: first.time, raw });
+        }
         Ok(())
+    }
+
+    /// A capture has every trade but no klines: its 1s klines are computed from the trades (a
+    /// second without trades has no kline, as at Binance).
+    fn derive_second_klines(&mut self, trades: &[Trade]) {
+        if trades.is_empty() || self.klines.contains_key(&Interval::S1) {
+            return;
+        }
+        let mut rows = Vec::new();
+        let mut rest = trades;
+        while let Some(first) = rest.first() {
+            let open_time = first.time - first.time.rem_euclid(1000);
+            let n = rest.iter().take_while(|t| t.time - open_time < 1000).count();
+            rows.push(KlineRow::from_trades(open_time, &rest[..n]));
+            rest = &rest[n..];
+        }
+        self.klines.insert(Interval::S1, rows);
     }
 
     /// Serves the recorded aggregate trades as the `<symbol>@aggTrade` WebSocket stream too: the
@@ -388,9 +500,11 @@ impl ReplayData {
             parse_capture(path, sym)?;
         }
         for (symbol, sym) in data.symbols.iter_mut() {
+            let trades = sym.add_historical_trades(symbol).map_err(|e| format_err(&dir.join("ws"), e))?;
+            sym.derive_agg_trades(&trades).map_err(|e| format_err(&dir.join("ws"), e))?;
+            sym.derive_second_klines(&trades);
             sym.add_agg_trade_stream(symbol);
             sym.add_kline_streams(symbol);
-            sym.add_historical_trades(symbol).map_err(|e| format_err(&dir.join("ws"), e))?;
             sym.ws.sort_by_key(|r| r.recv_ns);
         }
         if data.symbols.is_empty() {

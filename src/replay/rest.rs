@@ -79,11 +79,9 @@ fn binance_decimal(d: Decimal) -> String {
 }
 
 fn kline_json(out: &mut String, r: &KlineRow, interval: Interval) {
-    // Freqtrade recordings carry no quote volume, trade count or taker volumes: sent as null,
-    // never invented.
     let _ = write!(
         out,
-        "[{},\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",{},null,null,null,null,\"0\"]",
+        "[{},\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",{},",
         r.open_time,
         binance_decimal(r.open),
         binance_decimal(r.high),
@@ -92,6 +90,19 @@ fn kline_json(out: &mut String, r: &KlineRow, interval: Interval) {
         binance_decimal(r.volume),
         r.open_time + interval.millis() - 1
     );
+    // Freqtrade recordings carry no quote volume, trade count or taker volumes: sent as null,
+    // never invented.
+    let _ = match &r.totals {
+        Some(t) => write!(
+            out,
+            "\"{}\",{},\"{}\",\"{}\",\"0\"]",
+            binance_decimal(t.quote_volume),
+            t.trades,
+            binance_decimal(t.taker_buy_base),
+            binance_decimal(t.taker_buy_quote)
+        ),
+        None => write!(out, "null,null,null,null,\"0\"]"),
+    };
 }
 
 fn json_array<'a>(items: impl Iterator<Item = &'a str>) -> String {

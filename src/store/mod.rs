@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::model::{Candle, DataRecord};
+use crate::model::{Candle, DataRecord, Trade};
 pub use workflow::Workflow;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +65,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Candles of `symbol` with `from <= open_time < to`, ascending.
     async fn candles(&self, collection: &str, symbol: &str, from: i64, to: i64) -> Result<Vec<Candle>, StoreError>;
+
+    /// Trades (and aggregate trades) of `symbol` with `from <= time < to`, ascending by id.
+    async fn trades(&self, collection: &str, symbol: &str, from: i64, to: i64) -> Result<Vec<Trade>, StoreError>;
 
     /// Every collection with its kind and row count.
     async fn collections(&self) -> Result<Vec<CollectionInfo>, StoreError>;

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{validate_collection, CollectionInfo, Store, StoreError, Workflow};
-use crate::model::{Candle, DataRecord, Decimal, RecordKind};
+use crate::model::{Candle, DataRecord, Decimal, RecordKind, Trade, TradeKind};
 
 pub struct SqliteStore {
     conn: Arc<Mutex<Inner>>,
@@ -150,6 +150,19 @@ impl Inner {
     fn kind_of(&self, collection: &str) -> Result<Option<RecordKind>, StoreError> {
         validate_collection(collection)?;
         Ok(self.kinds.get(collection).copied())
+    }
+
+    /// Whether `collection` exists and holds `kind`; an error when it holds another kind.
+    fn holds(&self, collection: &str, kind: RecordKind) -> Result<bool, StoreError> {
+        match self.kind_of(collection)? {
+            None => Ok(false),
+            Some(k) if k == kind => Ok(true),
+            Some(other) => Err(StoreError::KindMismatch {
+                collection: collection.to_owned(),
+                existing: other.as_str(),
+                requested: kind.as_str(),
+            }),
+        }
     }
 }
 
@@ -336,16 +349,8 @@ impl Store for SqliteStore {
     async fn candles(&self, collection: &str, symbol: &str, from: i64, to: i64) -> Result<Vec<Candle>, StoreError> {
         let (collection, symbol) = (collection.to_owned(), symbol.to_owned());
         self.with(move |inner| {
-            match inner.kind_of(&collection)? {
-                None => return Ok(Vec::new()),
-                Some(RecordKind::Candle) => {}
-                Some(other) => {
-                    return Err(StoreError::KindMismatch {
-                        collection,
-                        existing: other.as_str(),
-                        requested: RecordKind::Candle.as_str(),
-                    })
-                }
+            if !inner.holds(&collection, RecordKind::Candle)? {
+                return Ok(Vec::new());
             }
             let mut stmt = inner.conn.prepare(&format!(
                 "SELECT symbol, interval, open_time, close_time, open, high, low, close, volume, quote_volume,
@@ -371,6 +376,35 @@ impl Store for SqliteStore {
                     taker_buy_base: opt_dec(r, 11)?,
                     taker_buy_quote: opt_dec(r, 12)?,
                     closed: r.get(13)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn trades(&self, collection: &str, symbol: &str, from: i64, to: i64) -> Result<Vec<Trade>, StoreError> {
+        let (collection, symbol) = (collection.to_owned(), symbol.to_owned());
+        self.with(move |inner| {
+            if !inner.holds(&collection, RecordKind::Trade)? {
+                return Ok(Vec::new());
+            }
+            let mut stmt = inner.conn.prepare(&format!(
+                "SELECT symbol, kind, id, price, qty, time, is_buyer_maker, first_trade_id, last_trade_id
+                 FROM {collection} WHERE symbol = ?1 AND time >= ?2 AND time < ?3 ORDER BY kind, id"
+            ))?;
+            let rows = stmt.query_map(params![symbol, from, to], |r| {
+                let kind: String = r.get(1)?;
+                Ok(Trade {
+                    symbol: r.get(0)?,
+                    kind: if kind == TradeKind::AggTrade.as_str() { TradeKind::AggTrade } else { TradeKind::Trade },
+                    id: r.get(2)?,
+                    price: dec(r, 3)?,
+                    qty: dec(r, 4)?,
+                    time: r.get(5)?,
+                    is_buyer_maker: r.get(6)?,
+                    first_trade_id: r.get(7)?,
+                    last_trade_id: r.get(8)?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

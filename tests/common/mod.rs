@@ -26,8 +26,7 @@ pub struct FileCandle {
 /// number's text (not going through the replay server's code).
 pub fn recorded_candles(symbol_file: &str) -> Vec<FileCandle> {
     let path = sample_dir().join("klines/selskas_spot_1m_2021-04-24_2021-04-26").join(symbol_file);
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_string(&mut text).unwrap();
+    let text = read_gz(&path);
     // Split rows by hand so every number keeps the digits the file has.
     let inner = text.trim().trim_start_matches("[[").trim_end_matches("]]");
     inner
@@ -38,6 +37,38 @@ pub fn recorded_candles(symbol_file: &str) -> Vec<FileCandle> {
             FileCandle { open_time: f[0].parse().unwrap(), ohlcv: [d(f[1]), d(f[2]), d(f[3]), d(f[4]), d(f[5])] }
         })
         .collect()
+}
+
+fn read_gz(path: &Path) -> String {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_string(&mut text).unwrap();
+    text
+}
+
+/// The raw aggregate trades of the XRPETH recording (`{"a","p","q","f","l","T","m","M"}`), read
+/// straight from the file.
+pub fn recorded_agg_trades() -> Vec<serde_json::Value> {
+    let path = sample_dir().join("trades/freqtrade_XRP_ETH_aggtrades_2019-10/XRP_ETH-aggTrades.json.gz");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&read_gz(&path)).unwrap();
+    rows.into_iter().map(|mut r| r["info"].take()).collect()
+}
+
+/// The `data` of every `ethusdt@trade` message of the capture, in file order, read straight from
+/// the files.
+pub fn recorded_capture_trades() -> Vec<serde_json::Value> {
+    let dir = sample_dir().join("ws/hftbacktest_raw_binance/spot");
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let mut trades = Vec::new();
+    for f in files {
+        for line in read_gz(&f).lines() {
+            let mut v: serde_json::Value = serde_json::from_str(line.split_once(' ').unwrap().1).unwrap();
+            if v["stream"] == "ethusdt@trade" {
+                trades.push(v["data"].take());
+            }
+        }
+    }
+    trades
 }
 
 /// Gaps in a sorted list of open times: (first missing, last missing, count).

@@ -174,7 +174,10 @@ impl SequencedKind for TradeStream {
             TradeStream::Every => rest.historical_trades(symbol, last + 1, limit).await?,
         };
         let more = page.len() as u32 >= limit;
-        Ok((page.into_iter().map(|t| Sequenced { seq: t.id, time: t.time, record: DataRecord::Trade(t) }).collect(), more))
+        Ok((
+            page.into_iter().map(|t| Sequenced { seq: t.id, time: t.time, record: DataRecord::Trade(t) }).collect(),
+            more,
+        ))
     }
 }
 
