@@ -101,37 +101,35 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
             opts.kind.job_type()
         ));
     }
-    let span = data.as_ref().map(|d| {
-        let spans: Vec<(i64, i64)> = symbols.iter().filter_map(|s| d.recorded_span(s, &opts.kind.job_type())).collect();
-        let first = spans.iter().map(|s| s.0).min().unwrap_or(0);
-        let last = spans.iter().map(|s| s.1).max().unwrap_or(0);
-        (first, last + opts.kind.step().unwrap_or(1))
-    });
-    let start_ms = match (opts.start_ms, span) {
-        (Some(s), _) => Some(s),
-        (None, Some((s, _))) => Some(s),
-        (None, None) => {
-            problems.push("--start (or --time-range) is required when loading from Binance".to_owned());
-            None
-        }
+    // Offline, a bound left open is the recording's: each symbol's own span.
+    let recorded = |symbol: &str| {
+        let (first, last) = data.as_ref()?.recorded_span(symbol, &opts.kind.job_type())?;
+        Some((first, last + opts.kind.step().unwrap_or(1)))
     };
-    let end_ms = opts.end_ms.or(span.map(|s| s.1)).unwrap_or_else(now_ms);
-    if let Some(s) = start_ms {
-        if s >= end_ms {
+    if opts.start_ms.is_none() && data.is_none() {
+        problems.push("--start (or --time-range) is required when loading from Binance".to_owned());
+    }
+    let mut ranges = Vec::new();
+    for symbol in &symbols {
+        let span = recorded(symbol);
+        let start = opts.start_ms.or(span.map(|s| s.0)).unwrap_or_default();
+        let end = opts.end_ms.or(span.map(|s| s.1)).unwrap_or_else(now_ms);
+        if start >= end && (opts.start_ms.is_some() || span.is_some()) {
             problems.push(format!(
-                "the range is empty: start {} is not before end {}",
-                format_ms(s),
-                format_ms(end_ms)
+                "{symbol}: the range is empty: start {} is not before end {}",
+                format_ms(start),
+                format_ms(end)
             ));
         }
+        ranges.push((start, end));
     }
     if !problems.is_empty() {
         if let Some(r) = &replay {
             r.stop().await;
         }
+        problems.dedup();
         return Err(usage(problems.join("\n")));
     }
-    let start_ms = start_ms.unwrap_or_default();
 
     let mut config = opts.config.clone();
     if let Some(r) = &replay {
@@ -141,7 +139,7 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
     let rest = ctx.binance_rest()?;
     let mut workflows = Vec::new();
     let (mut connectors, mut loaders) = (Vec::new(), Vec::new());
-    for symbol in &symbols {
+    for (symbol, (start_ms, end_ms)) in symbols.iter().zip(ranges) {
         let wf = BackfillWorkflow::new(
             None,
             symbol,
