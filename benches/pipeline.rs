@@ -137,8 +137,8 @@ fn sqlite_upsert(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let dir = tempfile::tempdir().unwrap();
-                    let store =
-                        streamforge::store::open(&format!("sqlite://{}", dir.path().join("u.db").display())).unwrap();
+                    let url = format!("sqlite://{}", dir.path().join("u.db").display());
+                    let store = rt.block_on(streamforge::store::open(&url)).unwrap();
                     let started = Instant::now();
                     for chunk in records.chunks(batch) {
                         rt.block_on(store.upsert("bench_candles", chunk.to_vec())).unwrap();

@@ -46,7 +46,7 @@ async fn kline_requests(base: &str) -> u64 {
 }
 
 async fn rows(store_url: &str) -> u64 {
-    let store = store::open(store_url).unwrap();
+    let store = store::open(store_url).await.unwrap();
     store.collections().await.unwrap().iter().map(|c| c.rows).sum()
 }
 
@@ -103,7 +103,7 @@ async fn a_killed_backfill_resumes_from_the_store_and_ends_identical_with_fewer_
     let full_run = kline_requests(&base).await - first_requests - second_requests;
     assert!(second_requests < full_run, "resumed: {second_requests} requests, a full run needs {full_run}");
 
-    let store = store::open(&store_url).unwrap();
+    let store = store::open(&store_url).await.unwrap();
     for (symbol, want) in &recorded {
         let collection = format!("{}_api_candles_1m_2021_04_24", symbol.to_ascii_lowercase());
         let got = store.candles(&collection, symbol, i64::MIN, i64::MAX).await.unwrap();

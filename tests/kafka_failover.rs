@@ -153,7 +153,7 @@ async fn two_nodes_share_partitions_and_the_survivor_takes_over_after_sigkill() 
     b.0.wait().unwrap();
     ctx.bus.publish(&topic, all[2 * third..].to_vec()).await.unwrap();
 
-    let store = store::open(&store_url).unwrap();
+    let store = store::open(&store_url).await.unwrap();
     wait_rows(&store, collection, total, Duration::from_secs(120)).await;
     for (symbol, src) in &sources {
         let want: Vec<FileCandle> = src.iter().map(|(f, _)| f.clone()).collect();

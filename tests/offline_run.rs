@@ -27,7 +27,7 @@ async fn store_holds_exactly_the_recorded_candles_and_reports_true_gaps() {
     let files =
         [("BTCUSDT", "BTC_USDT-1m.json.gz"), ("ETHUSDT", "ETH_USDT-1m.json.gz"), ("SOLUSDT", "SOL_USDT-1m.json.gz")];
     assert_eq!(summary.symbols.len(), files.len(), "every recorded symbol is loaded by default");
-    let store = store::open(&url).unwrap();
+    let store = store::open(&url).await.unwrap();
     for (symbol, file) in files {
         let recorded = recorded_candles(file);
         let s = summary.symbols.iter().find(|s| s.symbol == symbol).unwrap();
@@ -69,7 +69,7 @@ async fn a_second_identical_run_resumes_after_the_stored_candles_and_adds_no_row
     assert!(first.records > 0);
     assert_eq!(second.records, 0, "the second run starts after the store's newest candle: nothing left to load");
     assert_eq!(rows(&second), before, "and adds 0 rows");
-    let all: u64 = store::open(&url).unwrap().collections().await.unwrap().iter().map(|c| c.rows).sum();
+    let all: u64 = store::open(&url).await.unwrap().collections().await.unwrap().iter().map(|c| c.rows).sum();
     assert_eq!(all, before);
 }
 

@@ -64,7 +64,7 @@ async fn aggregate_trades_over_a_range_equal_the_recording_and_a_longer_run_resu
     assert_eq!(s.collection, first.symbols[0].collection, "the same backfill writes the same collection");
     assert!(s.gaps.is_empty(), "the recording's ids are consecutive");
 
-    let stored = store::open(&url).unwrap().trades(&s.collection, "XRPETH", i64::MIN, i64::MAX).await.unwrap();
+    let stored = store::open(&url).await.unwrap().trades(&s.collection, "XRPETH", i64::MIN, i64::MAX).await.unwrap();
     assert_eq!(stored.len(), want.len(), "exactly the recorded trades of the range, none twice");
     for (got, want) in stored.iter().zip(&want) {
         assert_eq!(got.kind, TradeKind::AggTrade);
@@ -88,7 +88,7 @@ async fn every_trade_of_the_capture_is_loaded_from_historical_trades() {
     let s = &summary.symbols[0];
     assert_eq!((s.loaded, s.stored), (recorded.len() as u64, recorded.len() as u64));
     assert!(s.gaps.is_empty());
-    let stored = store::open(&url).unwrap().trades(&s.collection, "ETHUSDT", i64::MIN, i64::MAX).await.unwrap();
+    let stored = store::open(&url).await.unwrap().trades(&s.collection, "ETHUSDT", i64::MIN, i64::MAX).await.unwrap();
     assert_eq!(stored.len(), recorded.len());
     for (got, want) in stored.iter().zip(&recorded) {
         assert_eq!(got.kind, TradeKind::Trade);
@@ -133,7 +133,7 @@ async fn one_second_klines_equal_those_computed_from_the_recorded_trades() {
     let url = format!("sqlite://{}", dir.path().join("sf.db").display());
     let summary: RunSummary = run(options(&url, "api_candles_1s", "ETHUSDT")).await.unwrap();
     let s = &summary.symbols[0];
-    let stored = store::open(&url).unwrap().candles(&s.collection, "ETHUSDT", i64::MIN, i64::MAX).await.unwrap();
+    let stored = store::open(&url).await.unwrap().candles(&s.collection, "ETHUSDT", i64::MIN, i64::MAX).await.unwrap();
     assert_eq!(stored.len(), seconds.len(), "one kline per second with trades");
     for (c, (open_time, want)) in stored.iter().zip(&seconds) {
         assert_eq!(c.open_time, *open_time);

@@ -51,7 +51,7 @@ async fn backfill_stores_every_candle(faults: ReplayFaults) -> streamforge::repl
     server.stop().await;
     let recorded = recorded_candles("ETH_USDT-1m.json.gz");
     let stored =
-        store::open(&url).unwrap().candles(&summary.symbols[0].collection, "ETHUSDT", 0, i64::MAX).await.unwrap();
+        store::open(&url).await.unwrap().candles(&summary.symbols[0].collection, "ETHUSDT", 0, i64::MAX).await.unwrap();
     assert_eq!(stored.len(), recorded.len(), "every candle arrived despite the faults");
     for (got, want) in stored.iter().zip(&recorded) {
         assert_eq!((got.open_time, [got.open, got.high, got.low, got.close, got.volume]), (want.open_time, want.ohlcv));

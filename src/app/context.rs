@@ -44,10 +44,7 @@ impl NodeContext {
         for topic in [topics::QUEUE_CONTROL, topics::QUEUE_EVENTS, topics::DEAD_LETTER] {
             bus.ensure_topic(topic, config.bus.partitions).await?;
         }
-        let url = config.store.url.clone();
-        let store = tokio::task::spawn_blocking(move || store::open(&url))
-            .await
-            .map_err(|e| store::StoreError::Worker(e.to_string()))??;
+        let store = store::open(&config.store.url).await?;
         Ok(NodeContext {
             telemetry: Telemetry::new(bus.clone(), metrics.clone()),
             dead_letters: DeadLetters::new(bus.clone(), metrics.clone()),

@@ -368,8 +368,11 @@ impl Config {
         if self.bus.memory_capacity == 0 {
             errs.push("bus.memory_capacity: must be at least 1".into());
         }
-        if self.store.url != "sqlite::memory:" && !valid_url(&self.store.url, &["sqlite"]) {
-            errs.push(format!("store.url: {:?} is not sqlite://PATH or sqlite::memory:", self.store.url));
+        if self.store.url != "sqlite::memory:" && !valid_url(&self.store.url, &["sqlite", "postgres", "postgresql"]) {
+            errs.push(format!(
+                "store.url: {:?} is not sqlite://PATH, sqlite::memory: or postgres://USER@HOST:PORT/DB",
+                self.store.url
+            ));
         }
         if !valid_url(&self.binance.rest_url, &["http", "https"]) {
             errs.push(format!("binance.rest_url: {:?} is not an http(s) URL", self.binance.rest_url));

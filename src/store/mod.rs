@@ -1,7 +1,11 @@
 //! Where records end up: the [`Store`] trait (idempotent batched upserts by natural key,
-//! high-water marks for resuming, workflow records) and its embedded SQLite implementation.
-//! Networked stores implement the same trait and are picked by `store.url` alone.
+//! high-water marks for resuming, workflow records, graphs, the model registry) and its
+//! implementations, picked by `store.url` alone: embedded SQLite, and PostgreSQL (feature
+//! `postgres`).
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
+mod registry;
 pub mod sqlite;
 mod workflow;
 
@@ -9,7 +13,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::model::{Candle, DataRecord, Trade};
+use crate::model::{Candle, DataRecord, GraphSnapshot, PriceLevel, RecordKind, Trade};
+pub use registry::ModelRecord;
 pub use workflow::Workflow;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,9 +24,15 @@ pub enum StoreError {
     #[error("collection `{collection}` holds {existing} records; cannot write {requested} records into it")]
     KindMismatch { collection: String, existing: &'static str, requested: &'static str },
     #[error(
-        "store url {0:?} is not supported: use sqlite://PATH (e.g. sqlite://./data/streamforge.db) or sqlite::memory:"
+        "store url {0:?} is not supported: use sqlite://PATH (e.g. sqlite://./data/streamforge.db), sqlite::memory: or postgres://USER@HOST:PORT/DB"
     )]
     UnsupportedUrl(String),
+    #[error("store url {0:?} needs the `{1}` feature: build with `cargo build --release --features {1}`")]
+    FeatureMissing(String, &'static str),
+    #[error("the database at {url} is unreachable: {reason}")]
+    Unavailable { url: String, reason: String },
+    #[error("database error: {0}")]
+    Database(String),
     #[error("cannot open the SQLite database at {path}: {source}")]
     Open { path: String, source: rusqlite::Error },
     #[error("cannot create the directory {path} for the database: {source}")]
@@ -40,7 +51,7 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
             if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
-            || matches!(self, StoreError::Worker(_))
+            || matches!(self, StoreError::Worker(_) | StoreError::Unavailable { .. })
     }
 }
 
@@ -76,16 +87,56 @@ pub trait Store: Send + Sync + 'static {
     async fn put_workflow(&self, workflow: &Workflow) -> Result<(), StoreError>;
 
     async fn workflow(&self, id: &str) -> Result<Option<Workflow>, StoreError>;
+
+    /// Writes a graph snapshot (vertices and edges) in one transaction, replacing the one with
+    /// the same name and time.
+    async fn put_graph(&self, graph: &GraphSnapshot) -> Result<(), StoreError>;
+
+    /// The snapshot of graph `name` at `time`.
+    async fn graph(&self, name: &str, time: i64) -> Result<Option<GraphSnapshot>, StoreError>;
+
+    /// Registers a trained model, replacing the record with the same name and version.
+    async fn put_model(&self, model: &ModelRecord) -> Result<(), StoreError>;
+
+    /// A model of family `name`: `version`, or the newest when `None`.
+    async fn model(&self, name: &str, version: Option<i64>) -> Result<Option<ModelRecord>, StoreError>;
 }
 
-/// Opens the store named by a URL: `sqlite://PATH` or `sqlite::memory:`.
-pub fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+/// Opens the store named by a URL: `sqlite://PATH`, `sqlite::memory:` or `postgres://…` (also
+/// `postgresql://…`; `?sslmode=require` for TLS).
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url == "sqlite::memory:" {
         return Ok(Arc::new(sqlite::SqliteStore::open_in_memory()?));
     }
     match url.split_once("://") {
-        Some(("sqlite", path)) if !path.is_empty() => Ok(Arc::new(sqlite::SqliteStore::open(path)?)),
+        Some(("sqlite", path)) if !path.is_empty() => {
+            let path = path.to_owned();
+            let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&path))
+                .await
+                .map_err(|e| StoreError::Worker(e.to_string()))??;
+            Ok(Arc::new(store))
+        }
+        #[cfg(feature = "postgres")]
+        Some(("postgres" | "postgresql", _)) => Ok(Arc::new(postgres::PostgresStore::connect(url).await?)),
+        #[cfg(not(feature = "postgres"))]
+        Some(("postgres" | "postgresql", _)) => Err(StoreError::FeatureMissing(url.to_owned(), "postgres")),
         _ => Err(StoreError::UnsupportedUrl(url.to_owned())),
+    }
+}
+
+/// The one kind of record a batch holds; a batch mixing kinds is refused whole.
+pub fn batch_kind(collection: &str, records: &[DataRecord]) -> Result<Option<RecordKind>, StoreError> {
+    let Some(first) = records.first() else {
+        return Ok(None);
+    };
+    let kind = first.kind();
+    match records.iter().find(|r| r.kind() != kind) {
+        Some(other) => Err(StoreError::KindMismatch {
+            collection: collection.to_owned(),
+            existing: kind.as_str(),
+            requested: other.kind().as_str(),
+        }),
+        None => Ok(Some(kind)),
     }
 }
 
@@ -104,4 +155,39 @@ pub fn validate_collection(name: &str) -> Result<(), StoreError> {
 /// The seeds' collection naming: `btcusdt_api_candles_5m_2024_08_01`.
 pub fn collection_name(symbol: &str, kind: &str, start_date: &str) -> String {
     format!("{}_{}_{}", symbol.to_ascii_lowercase(), kind, start_date.replace('-', "_"))
+}
+
+/// Whether a collection of kind `existing` (`None`: not created yet) can be read or written as
+/// `kind`: `Ok(false)` when it does not exist, an error when it holds another kind.
+pub(crate) fn check_kind(collection: &str, existing: Option<RecordKind>, kind: RecordKind) -> Result<bool, StoreError> {
+    match existing {
+        None => Ok(false),
+        Some(k) if k == kind => Ok(true),
+        Some(other) => Err(StoreError::KindMismatch {
+            collection: collection.to_owned(),
+            existing: other.as_str(),
+            requested: kind.as_str(),
+        }),
+    }
+}
+
+pub(crate) fn parse_kind(s: &str) -> Result<RecordKind, StoreError> {
+    [RecordKind::Candle, RecordKind::Trade, RecordKind::DepthUpdate, RecordKind::BookSnapshot]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown collection kind {s:?}")))
+}
+
+/// Price levels as stored: `[["price","qty"], …]` with Binance's decimal strings.
+pub(crate) fn levels_json(levels: &[PriceLevel]) -> String {
+    let v: Vec<[String; 2]> = levels.iter().map(|(p, q)| [p.to_string(), q.to_string()]).collect();
+    serde_json::to_string(&v).unwrap_or_default()
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }

@@ -10,8 +10,11 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::{validate_collection, CollectionInfo, Store, StoreError, Workflow};
-use crate::model::{Candle, DataRecord, Decimal, RecordKind, Trade, TradeKind};
+use super::{
+    batch_kind, check_kind, from_json, levels_json, parse_kind, to_json, validate_collection, CollectionInfo, ModelRecord,
+    Store, StoreError, Workflow,
+};
+use crate::model::{Candle, DataRecord, Decimal, Edge, GraphSnapshot, RecordKind, Trade, TradeKind, Vertex};
 
 pub struct SqliteStore {
     conn: Arc<Mutex<Inner>>,
@@ -35,7 +38,23 @@ CREATE TABLE IF NOT EXISTS sf_workflows (
     body TEXT NOT NULL,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
-);";
+);
+CREATE TABLE IF NOT EXISTS sf_graphs (
+    name TEXT NOT NULL, time INTEGER NOT NULL, window_start INTEGER NOT NULL, window_end INTEGER NOT NULL,
+    feature_names TEXT NOT NULL, PRIMARY KEY (name, time)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sf_graph_vertices (
+    graph TEXT NOT NULL, time INTEGER NOT NULL, symbol TEXT NOT NULL, features TEXT NOT NULL,
+    PRIMARY KEY (graph, time, symbol)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sf_graph_edges (
+    graph TEXT NOT NULL, time INTEGER NOT NULL, from_symbol TEXT NOT NULL, to_symbol TEXT NOT NULL,
+    weight REAL NOT NULL, PRIMARY KEY (graph, time, from_symbol, to_symbol)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sf_models (
+    name TEXT NOT NULL, version INTEGER NOT NULL, uri TEXT NOT NULL, metrics TEXT NOT NULL,
+    created_at INTEGER NOT NULL, PRIMARY KEY (name, version)
+) WITHOUT ROWID;";
 
 fn table_ddl(name: &str, kind: RecordKind) -> String {
     match kind {
@@ -68,17 +87,7 @@ fn table_ddl(name: &str, kind: RecordKind) -> String {
     }
 }
 
-fn parse_kind(s: &str) -> Result<RecordKind, StoreError> {
-    [RecordKind::Candle, RecordKind::Trade, RecordKind::DepthUpdate, RecordKind::BookSnapshot]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown collection kind {s:?}")))
-}
 
-fn levels_json(levels: &[(Decimal, Decimal)]) -> String {
-    let v: Vec<[String; 2]> = levels.iter().map(|(p, q)| [p.to_string(), q.to_string()]).collect();
-    serde_json::to_string(&v).unwrap_or_default()
-}
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`, in WAL mode.
@@ -154,15 +163,7 @@ impl Inner {
 
     /// Whether `collection` exists and holds `kind`; an error when it holds another kind.
     fn holds(&self, collection: &str, kind: RecordKind) -> Result<bool, StoreError> {
-        match self.kind_of(collection)? {
-            None => Ok(false),
-            Some(k) if k == kind => Ok(true),
-            Some(other) => Err(StoreError::KindMismatch {
-                collection: collection.to_owned(),
-                existing: other.as_str(),
-                requested: kind.as_str(),
-            }),
-        }
+        check_kind(collection, self.kind_of(collection)?, kind)
     }
 }
 
@@ -192,18 +193,12 @@ fn ensure_collection(
     }
 }
 
-fn write_batch(tx: &Transaction<'_>, collection: &str, records: &[DataRecord]) -> Result<(), StoreError> {
-    let Some(first) = records.first() else {
-        return Ok(());
-    };
-    let kind = first.kind();
-    if let Some(other) = records.iter().find(|r| r.kind() != kind) {
-        return Err(StoreError::KindMismatch {
-            collection: collection.to_owned(),
-            existing: kind.as_str(),
-            requested: other.kind().as_str(),
-        });
-    }
+fn write_batch(
+    tx: &Transaction<'_>,
+    collection: &str,
+    kind: RecordKind,
+    records: &[DataRecord],
+) -> Result<(), StoreError> {
     match kind {
         RecordKind::Candle => {
             let mut stmt = tx.prepare_cached(&format!(
@@ -313,14 +308,13 @@ impl Store for SqliteStore {
     async fn upsert(&self, collection: &str, records: Vec<DataRecord>) -> Result<(), StoreError> {
         let collection = collection.to_owned();
         self.with(move |inner| {
-            let Some(first) = records.first() else {
+            let Some(kind) = batch_kind(&collection, &records)? else {
                 return Ok(());
             };
-            let kind = first.kind();
             let Inner { conn, kinds } = inner;
             let tx = conn.transaction()?;
             ensure_collection(kinds, &tx, &collection, kind)?;
-            write_batch(&tx, &collection, &records)?;
+            write_batch(&tx, &collection, kind, &records)?;
             tx.commit()?;
             kinds.insert(collection, kind);
             Ok(())
@@ -430,7 +424,7 @@ impl Store for SqliteStore {
     async fn put_workflow(&self, workflow: &Workflow) -> Result<(), StoreError> {
         let wf = workflow.clone();
         self.with(move |inner| {
-            let body = serde_json::to_string(&wf).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let body = to_json(&wf)?;
             inner.conn.execute(
                 "INSERT INTO sf_workflows (id, status, body, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body,
@@ -447,7 +441,113 @@ impl Store for SqliteStore {
         self.with(move |inner| {
             let body: Option<String> =
                 inner.conn.query_row("SELECT body FROM sf_workflows WHERE id = ?1", [id], |r| r.get(0)).optional()?;
-            body.map(|b| serde_json::from_str(&b).map_err(|e| StoreError::Corrupt(e.to_string()))).transpose()
+            body.map(|b| from_json(&b)).transpose()
+        })
+        .await
+    }
+
+    async fn put_graph(&self, graph: &GraphSnapshot) -> Result<(), StoreError> {
+        let g = graph.clone();
+        self.with(move |inner| {
+            let tx = inner.conn.transaction()?;
+            for table in ["sf_graph_vertices", "sf_graph_edges"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE graph = ?1 AND time = ?2"), params![g.name, g.time])?;
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO sf_graphs (name, time, window_start, window_end, feature_names)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![g.name, g.time, g.window_start, g.window_end, to_json(&g.feature_names)?],
+            )?;
+            {
+                let mut v = tx.prepare("INSERT INTO sf_graph_vertices (graph, time, symbol, features) VALUES (?1, ?2, ?3, ?4)")?;
+                for vertex in &g.vertices {
+                    v.execute(params![g.name, g.time, vertex.symbol, to_json(&vertex.features)?])?;
+                }
+                let mut e = tx.prepare(
+                    "INSERT INTO sf_graph_edges (graph, time, from_symbol, to_symbol, weight) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for edge in &g.edges {
+                    e.execute(params![g.name, g.time, edge.from, edge.to, edge.weight])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn graph(&self, name: &str, time: i64) -> Result<Option<GraphSnapshot>, StoreError> {
+        let name = name.to_owned();
+        self.with(move |inner| {
+            let head: Option<(i64, i64, String)> = inner
+                .conn
+                .query_row(
+                    "SELECT window_start, window_end, feature_names FROM sf_graphs WHERE name = ?1 AND time = ?2",
+                    params![name, time],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((window_start, window_end, feature_names)) = head else {
+                return Ok(None);
+            };
+            let mut stmt = inner.conn.prepare(
+                "SELECT symbol, features FROM sf_graph_vertices WHERE graph = ?1 AND time = ?2 ORDER BY symbol",
+            )?;
+            let vertices = stmt
+                .query_map(params![name, time], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .map(|row| {
+                    let (symbol, features) = row?;
+                    Ok(Vertex { symbol, features: from_json(&features)? })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut stmt = inner.conn.prepare(
+                "SELECT from_symbol, to_symbol, weight FROM sf_graph_edges WHERE graph = ?1 AND time = ?2
+                 ORDER BY from_symbol, to_symbol",
+            )?;
+            let edges = stmt
+                .query_map(params![name, time], |r| Ok(Edge { from: r.get(0)?, to: r.get(1)?, weight: r.get(2)? }))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(GraphSnapshot {
+                name,
+                time,
+                window_start,
+                window_end,
+                feature_names: from_json(&feature_names)?,
+                vertices,
+                edges,
+            }))
+        })
+        .await
+    }
+
+    async fn put_model(&self, model: &ModelRecord) -> Result<(), StoreError> {
+        let m = model.clone();
+        self.with(move |inner| {
+            inner.conn.execute(
+                "INSERT OR REPLACE INTO sf_models (name, version, uri, metrics, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![m.name, m.version, m.uri, to_json(&m.metrics)?, m.created_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn model(&self, name: &str, version: Option<i64>) -> Result<Option<ModelRecord>, StoreError> {
+        let name = name.to_owned();
+        self.with(move |inner| {
+            let row: Option<(i64, String, String, i64)> = inner
+                .conn
+                .query_row(
+                    "SELECT version, uri, metrics, created_at FROM sf_models
+                     WHERE name = ?1 AND (?2 IS NULL OR version = ?2) ORDER BY version DESC LIMIT 1",
+                    params![name, version],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            row.map(|(version, uri, metrics, created_at)| {
+                Ok(ModelRecord { name, version, uri, metrics: from_json(&metrics)?, created_at })
+            })
+            .transpose()
         })
         .await
     }
