@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{
-    batch_kind, check_kind, from_json, levels_json, parse_kind, to_json, validate_collection, CollectionInfo, ModelRecord,
-    Store, StoreError, Workflow,
+    batch_kind, check_kind, from_json, levels_json, parse_kind, to_json, validate_collection, CollectionInfo,
+    ModelRecord, Store, StoreError, Workflow,
 };
 use crate::model::{Candle, DataRecord, Decimal, Edge, GraphSnapshot, RecordKind, Trade, TradeKind, Vertex};
 
@@ -86,8 +86,6 @@ fn table_ddl(name: &str, kind: RecordKind) -> String {
         ),
     }
 }
-
-
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`, in WAL mode.

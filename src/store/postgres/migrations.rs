@@ -1,6 +1,6 @@
-//! The catalog schema, as numbered migrations applied at start. Each runs once, in its own
-//! transaction, under an advisory lock, so nodes starting together do not race; applied versions
-//! are kept in `sf_schema_migrations`. Never edit a released migration: add the next one.
+//! The catalog schema, as numbered migrations applied at start: each runs once, under an advisory
+//! lock, so nodes starting together do not race; applied versions are kept in
+//! `sf_schema_migrations`. Never edit a released migration: add the next one.
 //! (Collection tables are created on first write from [`super::tables`], not here.)
 
 use tokio_postgres::Client;
@@ -77,36 +77,35 @@ CREATE TABLE sf_models (
 /// An arbitrary constant naming the lock every node takes to migrate.
 const MIGRATION_LOCK: i64 = 0x5354_5246_4f52_4745; // "STRFORGE"
 
-/// Applies the migrations this database has not seen, in order; returns how many ran.
+/// Applies the migrations this database has not seen, in order, in one transaction under an
+/// advisory lock (concurrent starters wait, then find nothing left to do); returns how many ran.
 pub async fn migrate(client: &mut Client) -> Result<usize, StoreError> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS sf_schema_migrations (
-                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-        )
+    let tx = client.transaction().await.map_err(super::db_error)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(super::db_error)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS sf_schema_migrations (
+            version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await
+    .map_err(super::db_error)?;
+    let done: Vec<i32> = tx
+        .query("SELECT version FROM sf_schema_migrations", &[])
         .await
-        .map_err(super::db_error)?;
+        .map_err(super::db_error)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let mut applied = 0;
-    for m in MIGRATIONS {
-        let tx = client.transaction().await.map_err(super::db_error)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(super::db_error)?;
-        let done = tx
-            .query_opt("SELECT 1 FROM sf_schema_migrations WHERE version = $1", &[&m.version])
-            .await
-            .map_err(super::db_error)?
-            .is_some();
-        if done {
-            continue;
-        }
+    for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
         tx.batch_execute(m.sql).await.map_err(|e| {
             StoreError::Database(format!("migration {} ({}) failed: {}", m.version, m.name, super::describe(&e)))
         })?;
         tx.execute("INSERT INTO sf_schema_migrations (version, name) VALUES ($1, $2)", &[&m.version, &m.name])
             .await
             .map_err(super::db_error)?;
-        tx.commit().await.map_err(super::db_error)?;
         tracing::info!(version = m.version, name = m.name, "Applied a schema migration.");
         applied += 1;
     }
+    tx.commit().await.map_err(super::db_error)?;
     Ok(applied)
 }

@@ -311,11 +311,8 @@ impl Store for PostgresStore {
         for row in rows {
             let name: String = row.get(0);
             let kind = super::parse_kind(row.get(1))?;
-            let count: i64 = client
-                .query_one(&format!("SELECT COUNT(*) FROM {name}"), &[])
-                .await
-                .map_err(|e| self.err(e))?
-                .get(0);
+            let count: i64 =
+                client.query_one(&format!("SELECT COUNT(*) FROM {name}"), &[]).await.map_err(|e| self.err(e))?.get(0);
             out.push(CollectionInfo { name, kind: kind.as_str(), rows: count as u64 });
         }
         Ok(out)
