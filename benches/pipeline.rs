@@ -141,7 +141,7 @@ fn sqlite_upsert(c: &mut Criterion) {
                     let store = rt.block_on(streamforge::store::open(&url)).unwrap();
                     let started = Instant::now();
                     for chunk in records.chunks(batch) {
-                        rt.block_on(store.upsert("bench_candles", chunk.to_vec())).unwrap();
+                        rt.block_on(store.upsert("bench_candles", chunk.to_vec().into())).unwrap();
                     }
                     total += started.elapsed();
                 }

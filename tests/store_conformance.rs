@@ -100,9 +100,9 @@ async fn same_batch_twice_gives_the_same_rows(b: &dyn Backend) {
     let store = b.open().await;
     let name = collection("idem");
     let batch = candle_records("BTCUSDT");
-    store.upsert(&name, batch.clone()).await.unwrap();
+    store.upsert(&name, batch.clone().into()).await.unwrap();
     let once = store.candles(&name, "BTCUSDT", i64::MIN, i64::MAX).await.unwrap();
-    store.upsert(&name, batch.clone()).await.unwrap();
+    store.upsert(&name, batch.clone().into()).await.unwrap();
     let twice = store.candles(&name, "BTCUSDT", i64::MIN, i64::MAX).await.unwrap();
     assert_eq!(once.len(), batch.len());
     assert_eq!(once, twice, "writing the same batch again changes nothing");
@@ -117,7 +117,7 @@ async fn a_batch_of_new_and_existing_keys_updates_and_inserts(b: &dyn Backend) {
     let name = collection("mixed");
     let all = recorded_candles("ETHUSDT");
     let first: Vec<DataRecord> = all[..600].iter().cloned().map(DataRecord::Candle).collect();
-    store.upsert(&name, first).await.unwrap();
+    store.upsert(&name, first.into()).await.unwrap();
     // The second batch overlaps the first by 300 candles, each revised, and repeats one key
     // within itself: the last occurrence wins.
     let mut revised: Vec<Candle> = all[300..900].to_vec();
@@ -128,7 +128,7 @@ async fn a_batch_of_new_and_existing_keys_updates_and_inserts(b: &dyn Backend) {
     let mut again = revised[0].clone();
     again.volume = rust_decimal::Decimal::new(4242, 1);
     second.push(DataRecord::Candle(again.clone()));
-    store.upsert(&name, second).await.unwrap();
+    store.upsert(&name, second.into()).await.unwrap();
     let stored = store.candles(&name, "ETHUSDT", i64::MIN, i64::MAX).await.unwrap();
     assert_eq!(stored.len(), 900);
     assert_eq!(stored[..300], all[..300], "rows the second batch did not touch stay");
@@ -142,22 +142,22 @@ async fn high_water_marks_follow_each_record_kind(b: &dyn Backend) {
         (collection("hwm_c"), collection("hwm_t"), collection("hwm_d"), collection("hwm_s"));
     assert_eq!(store.high_water_mark(&candles, "SOLUSDT").await.unwrap(), None, "no collection yet");
     let sol = recorded_candles("SOLUSDT");
-    store.upsert(&candles, sol.iter().cloned().map(DataRecord::Candle).collect()).await.unwrap();
-    store.upsert(&candles, candle_records("BTCUSDT")[..10].to_vec()).await.unwrap();
+    store.upsert(&candles, sol.iter().cloned().map(DataRecord::Candle).collect::<Vec<_>>().into()).await.unwrap();
+    store.upsert(&candles, candle_records("BTCUSDT")[..10].to_vec().into()).await.unwrap();
     assert_eq!(store.high_water_mark(&candles, "SOLUSDT").await.unwrap(), sol.iter().map(|c| c.open_time).max());
     assert_eq!(store.high_water_mark(&candles, "ETHUSDT").await.unwrap(), None, "per symbol");
 
     let t = agg_trades();
-    store.upsert(&trades, t.clone()).await.unwrap();
+    store.upsert(&trades, t.clone().into()).await.unwrap();
     let max_id = t.iter().map(|r| if let DataRecord::Trade(t) = r { t.id } else { 0 }).max();
     assert_eq!(store.high_water_mark(&trades, "BTCUSDT").await.unwrap(), max_id);
 
     let raw = r#"{"e":"depthUpdate","E":1723161255308,"s":"ETHUSDT","U":35346513499,"u":35346513505,"b":[["2683.80000000","3.02920000"]],"a":[["2733.70000000","0.00000000"]]}"#;
     let d = DepthUpdate::from_ws(raw.as_bytes()).unwrap();
-    store.upsert(&depth, vec![DataRecord::DepthUpdate(d)]).await.unwrap();
+    store.upsert(&depth, vec![DataRecord::DepthUpdate(d)].into()).await.unwrap();
     assert_eq!(store.high_water_mark(&depth, "ETHUSDT").await.unwrap(), Some(35_346_513_505));
 
-    store.upsert(&snaps, vec![DataRecord::BookSnapshot(snapshot())]).await.unwrap();
+    store.upsert(&snaps, vec![DataRecord::BookSnapshot(snapshot())].into()).await.unwrap();
     assert_eq!(store.high_water_mark(&snaps, "BTCUSDT").await.unwrap(), Some(snapshot().last_update_id));
 }
 
@@ -165,7 +165,7 @@ async fn trades_round_trip(b: &dyn Backend) {
     let store = b.open().await;
     let name = collection("trades");
     let batch = agg_trades();
-    store.upsert(&name, batch.clone()).await.unwrap();
+    store.upsert(&name, batch.clone().into()).await.unwrap();
     let stored = store.trades(&name, "BTCUSDT", i64::MIN, i64::MAX).await.unwrap();
     let want: Vec<Trade> =
         batch.into_iter().map(|r| if let DataRecord::Trade(t) = r { t } else { unreachable!() }).collect();
@@ -249,7 +249,7 @@ async fn concurrent_writers_on_different_partitions_all_land(b: &dyn Backend) {
         let name = name.clone();
         tasks.push(tokio::spawn(async move {
             for chunk in candle_records(symbol).chunks(500) {
-                store.upsert(&name, chunk.to_vec()).await.unwrap();
+                store.upsert(&name, chunk.to_vec().into()).await.unwrap();
             }
         }));
     }
@@ -269,10 +269,10 @@ async fn a_failed_batch_leaves_nothing_behind(b: &dyn Backend) {
     let name = collection("failed");
     let mut mixed = candle_records("BTCUSDT")[..5].to_vec();
     mixed.extend(agg_trades());
-    assert!(matches!(store.upsert(&name, mixed).await, Err(StoreError::KindMismatch { .. })));
+    assert!(matches!(store.upsert(&name, mixed.into()).await, Err(StoreError::KindMismatch { .. })));
     // Refused by the collection: it holds another kind.
-    store.upsert(&name, candle_records("BTCUSDT")[..5].to_vec()).await.unwrap();
-    let err = store.upsert(&name, agg_trades()).await.unwrap_err();
+    store.upsert(&name, candle_records("BTCUSDT")[..5].to_vec().into()).await.unwrap();
+    let err = store.upsert(&name, agg_trades().into()).await.unwrap_err();
     assert!(err.to_string().contains("holds candle records"), "{err}");
     assert_eq!(store.trades(&name, "BTCUSDT", i64::MIN, i64::MAX).await.unwrap_err().to_string(), {
         StoreError::KindMismatch { collection: name.clone(), existing: "candle", requested: "trade" }.to_string()
@@ -280,7 +280,7 @@ async fn a_failed_batch_leaves_nothing_behind(b: &dyn Backend) {
     // Failing inside the database, midway: the collection's table cannot be made.
     let broken = collection("broken");
     b.sabotage(&broken).await;
-    let err = store.upsert(&broken, candle_records("ETHUSDT")).await.unwrap_err();
+    let err = store.upsert(&broken, candle_records("ETHUSDT").into()).await.unwrap_err();
     assert!(!err.is_transient(), "a request that will always fail is not retried: {err}");
     let store = b.open().await; // a fresh view, nothing cached
     let names: Vec<String> = store.collections().await.unwrap().into_iter().map(|c| c.name).collect();
@@ -325,13 +325,4 @@ macro_rules! conformance {
 conformance!(sqlite, || Some(Box::new(Sqlite(tempfile::tempdir().unwrap()))));
 
 #[cfg(feature = "postgres")]
-conformance!(postgres, || match std::env::var("STREAMFORGE_TEST_POSTGRES_URL") {
-    Ok(url) => Some(Box::new(Postgres(url))),
-    Err(_) if std::env::var("STREAMFORGE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
-        panic!("STREAMFORGE_REQUIRE_POSTGRES=1 but STREAMFORGE_TEST_POSTGRES_URL is not set")
-    }
-    Err(_) => {
-        eprintln!("SKIPPED: set STREAMFORGE_TEST_POSTGRES_URL=postgres://… to run the PostgreSQL conformance suite");
-        None
-    }
-});
+conformance!(postgres, || common::postgres_url().map(|url| Box::new(Postgres(url)) as Box<dyn Backend>));

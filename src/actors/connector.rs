@@ -14,7 +14,7 @@ use super::{DeadLetters, Telemetry};
 use crate::admin::metrics::Metrics;
 use crate::bus::{Bus, BusMessage, CommitOffset, Consumer, GroupMember};
 use crate::model::{DataRecord, EventStatus, QueueEvent};
-use crate::store::{Store, StoreError};
+use crate::store::{Batch, Store, StoreError};
 use crate::supervision::Heartbeat;
 
 /// Shared between the connector's incarnations and whoever runs it.
@@ -88,6 +88,7 @@ pub struct ConnectorState {
 /// A batch being written by the store, with what to commit once it is.
 struct InFlight {
     write: tokio::task::JoinHandle<Result<(), StoreError>>,
+    batch: Batch,
     positions: Vec<CommitOffset>,
     count: u64,
     started: std::time::Instant,
@@ -98,6 +99,9 @@ const FAMILY: &str = "connector";
 const MAX_POLL_WAIT: Duration = Duration::from_millis(100);
 /// How long a draining connector waits for more records before asking the bus whether any are left.
 const DRAINED_POLL_WAIT: Duration = Duration::from_millis(10);
+/// Pauses between attempts to write a batch while the store is unreachable: doubling up to the cap.
+const STORE_RETRY_FIRST: Duration = Duration::from_millis(200);
+const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
 
 impl ConnectorState {
     fn event(&self, status: EventStatus) -> QueueEvent {
@@ -136,32 +140,60 @@ impl ConnectorState {
         if self.positions.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.pending);
+        let batch: Batch = Arc::new(std::mem::take(&mut self.pending));
         let positions = std::mem::take(&mut self.positions);
         self.deadline = None;
-        let (store, collection) = (self.args.store.clone(), self.args.route.collection.clone());
         let count = batch.len() as u64;
         let started = std::time::Instant::now();
-        let write = tokio::spawn(async move {
+        let write = self.write(batch.clone());
+        self.in_flight = Some(InFlight { write, batch, positions, count, started });
+        Ok(())
+    }
+
+    fn write(&self, batch: Batch) -> tokio::task::JoinHandle<Result<(), StoreError>> {
+        let (store, collection) = (self.args.store.clone(), self.args.route.collection.clone());
+        tokio::spawn(async move {
             if batch.is_empty() {
                 return Ok(());
             }
             store.upsert(&collection, batch).await
-        });
-        self.in_flight = Some(InFlight { write, positions, count, started });
-        Ok(())
+        })
     }
 
     /// Waits for the write in flight; commits its offsets only once the store has the records.
+    /// While the store is unreachable the same batch is retried with growing pauses and nothing is
+    /// committed (the bus keeps the records); any other store error fails the connector.
     async fn complete_write(&mut self) -> Result<(), ActorProcessingErr> {
-        let Some(w) = self.in_flight.take() else {
+        let Some(mut w) = self.in_flight.take() else {
             return Ok(());
         };
-        let outcome = w.write.await.map_err(|e| StoreError::Worker(e.to_string()))?;
-        if let Err(error) = outcome {
-            self.args.metrics.errors.with_label_values(&[FAMILY, "store"]).inc();
-            self.args.telemetry.emit(self.event(EventStatus::Error).message(error.to_string())).await;
-            return Err(error.into());
+        let (mut pause, mut failures) = (STORE_RETRY_FIRST, 0u32);
+        loop {
+            let outcome = (&mut w.write).await.map_err(|e| StoreError::Worker(e.to_string()))?;
+            match outcome {
+                Ok(()) => break,
+                Err(error) if error.is_transient() => {
+                    self.args.metrics.errors.with_label_values(&[FAMILY, "store_unavailable"]).inc();
+                    if failures == 0 {
+                        tracing::warn!(collection = %self.args.route.collection, %error, "Store unavailable; holding offsets and retrying the batch.");
+                        let message = format!("Store unavailable, retrying (offsets not committed): {error}");
+                        self.args.telemetry.emit(self.event(EventStatus::Error).message(message)).await;
+                    }
+                    failures += 1;
+                    self.args.heartbeat.beat();
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(STORE_RETRY_MAX);
+                    w.write = self.write(w.batch.clone());
+                }
+                Err(error) => {
+                    self.args.metrics.errors.with_label_values(&[FAMILY, "store"]).inc();
+                    self.args.telemetry.emit(self.event(EventStatus::Error).message(error.to_string())).await;
+                    return Err(error.into());
+                }
+            }
+        }
+        if failures > 0 {
+            tracing::info!(collection = %self.args.route.collection, failures, "Store reachable again; batch written.");
         }
         self.consumer.commit(&w.positions).await?;
         if w.count > 0 {

@@ -63,12 +63,15 @@ pub struct CollectionInfo {
     pub rows: u64,
 }
 
+/// A batch of records to write, shared so that a writer can retry it without copying it.
+pub type Batch = Arc<Vec<DataRecord>>;
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Writes `records` into `collection` in one transaction: either all are visible or none.
-    /// A record whose natural key is already stored replaces it (idempotent). Creates the
-    /// collection on first use; a collection holds one record kind.
-    async fn upsert(&self, collection: &str, records: Vec<DataRecord>) -> Result<(), StoreError>;
+    /// A record whose natural key is already stored replaces it (idempotent; within a batch the
+    /// last one wins). Creates the collection on first use; a collection holds one record kind.
+    async fn upsert(&self, collection: &str, records: Batch) -> Result<(), StoreError>;
 
     /// The latest stored position for `symbol` in `collection`: candle open time, trade id, or
     /// depth final update id. `None` when nothing is stored.

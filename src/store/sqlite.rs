@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{
-    batch_kind, check_kind, from_json, levels_json, parse_kind, to_json, validate_collection, CollectionInfo,
+    batch_kind, check_kind, from_json, levels_json, parse_kind, to_json, validate_collection, Batch, CollectionInfo,
     ModelRecord, Store, StoreError, Workflow,
 };
 use crate::model::{Candle, DataRecord, Decimal, Edge, GraphSnapshot, RecordKind, Trade, TradeKind, Vertex};
@@ -303,7 +303,7 @@ fn opt_dec(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Option<Decim
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn upsert(&self, collection: &str, records: Vec<DataRecord>) -> Result<(), StoreError> {
+    async fn upsert(&self, collection: &str, records: Batch) -> Result<(), StoreError> {
         let collection = collection.to_owned();
         self.with(move |inner| {
             let Some(kind) = batch_kind(&collection, &records)? else {
@@ -551,10 +551,11 @@ impl Store for SqliteStore {
     }
 }
 
+/// The behaviour every store shares is checked by `tests/store_conformance.rs`; here only what is
+/// SQLite's own.
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{BookSnapshot, Trade};
 
     fn candles() -> Vec<DataRecord> {
         let body = include_bytes!("../../tests/fixtures/rest/http_spot_market_klines.json");
@@ -565,86 +566,6 @@ mod tests {
             .collect()
     }
 
-    fn trades() -> Vec<DataRecord> {
-        let body = include_bytes!("../../tests/fixtures/rest/http_spot_market_agg_trades.json");
-        Trade::from_rest_agg_trades("BTCUSDT", body).unwrap().into_iter().map(DataRecord::Trade).collect()
-    }
-
-    async fn rows(store: &SqliteStore, name: &str) -> u64 {
-        store.collections().await.unwrap().iter().find(|c| c.name == name).map_or(0, |c| c.rows)
-    }
-
-    #[tokio::test]
-    async fn upsert_is_idempotent_and_replaces_by_natural_key() {
-        let store = SqliteStore::open_in_memory().unwrap();
-        let batch = candles();
-        store.upsert("btcusdt_api_candles_1m", batch.clone()).await.unwrap();
-        store.upsert("btcusdt_api_candles_1m", batch.clone()).await.unwrap();
-        assert_eq!(rows(&store, "btcusdt_api_candles_1m").await, 10);
-        // A re-stated candle (Binance corrects volumes) replaces the stored one.
-        let DataRecord::Candle(mut c) = batch[3].clone() else { unreachable!() };
-        c.volume = "1.5".parse().unwrap();
-        store.upsert("btcusdt_api_candles_1m", vec![DataRecord::Candle(c.clone())]).await.unwrap();
-        let back = store.candles("btcusdt_api_candles_1m", "BTCUSDT", 0, i64::MAX).await.unwrap();
-        assert_eq!(back.len(), 10);
-        assert_eq!(back[3], c);
-        let DataRecord::Candle(first) = &batch[0] else { unreachable!() };
-        assert_eq!(&back[0], first, "every field comes back exactly");
-    }
-
-    #[tokio::test]
-    async fn high_water_marks_per_kind() {
-        let store = SqliteStore::open_in_memory().unwrap();
-        assert_eq!(store.high_water_mark("nothing_here", "BTCUSDT").await.unwrap(), None);
-        store.upsert("c", candles()).await.unwrap();
-        store.upsert("t", trades()).await.unwrap();
-        assert_eq!(store.high_water_mark("c", "BTCUSDT").await.unwrap(), Some(1_634_944_320_000));
-        assert_eq!(store.high_water_mark("t", "BTCUSDT").await.unwrap(), Some(966_492_871));
-        assert_eq!(store.high_water_mark("c", "ETHUSDT").await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn a_failing_batch_leaves_nothing_behind() {
-        let store = SqliteStore::open_in_memory().unwrap();
-        let mut mixed = candles();
-        mixed.extend(trades());
-        let err = store.upsert("mixed", mixed).await.unwrap_err();
-        assert!(matches!(err, StoreError::KindMismatch { .. }), "{err}");
-        assert!(store.collections().await.unwrap().is_empty(), "no collection, no rows");
-        store.upsert("c", candles()).await.unwrap();
-        let err = store.upsert("c", trades()).await.unwrap_err();
-        assert!(err.to_string().contains("holds candle records"), "{err}");
-        assert!(matches!(store.upsert("Bad-Name", candles()).await, Err(StoreError::InvalidCollection(_))));
-    }
-
-    #[tokio::test]
-    async fn snapshots_and_workflows_round_trip() {
-        let store = SqliteStore::open_in_memory().unwrap();
-        let body = include_bytes!("../../tests/fixtures/rest/http_spot_market_depth.json");
-        let snap = BookSnapshot::from_rest("BTCUSDT", body).unwrap();
-        store.upsert("btcusdt_depth", vec![DataRecord::BookSnapshot(snap)]).await.unwrap();
-        assert_eq!(store.high_water_mark("btcusdt_depth", "BTCUSDT").await.unwrap(), Some(14_527_958_487));
-        let wf = Workflow {
-            id: "wf-btcusdt-api_candles_5m-20240801-a1b2c3".into(),
-            status: "running".into(),
-            symbol: Some("BTCUSDT".into()),
-            kind: Some("api_candles_5m".into()),
-            time_range: Some("2024-08-01:2024-08-02".into()),
-            records_written: 15000,
-            message: None,
-            created_at: 1,
-            updated_at: 2,
-            extra: Default::default(),
-        };
-        store.put_workflow(&wf).await.unwrap();
-        assert_eq!(store.workflow(&wf.id).await.unwrap(), Some(wf.clone()));
-        let mut done = wf.clone();
-        done.status = "finished".into();
-        store.put_workflow(&done).await.unwrap();
-        assert_eq!(store.workflow(&wf.id).await.unwrap().unwrap().status, "finished");
-        assert_eq!(store.workflow("missing").await.unwrap(), None);
-    }
-
     #[tokio::test]
     async fn reopening_a_file_keeps_collections_and_uses_wal() {
         let dir = tempfile::tempdir().unwrap();
@@ -652,10 +573,11 @@ mod tests {
         let path = path.to_str().unwrap();
         {
             let store = SqliteStore::open(path).unwrap();
-            store.upsert("c", candles()).await.unwrap();
+            store.upsert("c", candles().into()).await.unwrap();
         }
         let store = SqliteStore::open(path).unwrap();
-        assert_eq!(rows(&store, "c").await, 10);
+        let rows = store.collections().await.unwrap().iter().find(|c| c.name == "c").map_or(0, |c| c.rows);
+        assert_eq!(rows, 10);
         let mode: String = store.conn.lock().unwrap().conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
     }

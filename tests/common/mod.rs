@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::future::Future;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -136,4 +138,19 @@ pub async fn drain_with_connector(
     .unwrap();
     tree.wait_for(timeout).await.unwrap();
     (shared, tree)
+}
+
+/// The PostgreSQL server the tests may use (`.ci/run` starts one), or `None` — reported as a skip
+/// — when none is configured; with `STREAMFORGE_REQUIRE_POSTGRES=1` a missing one fails the test.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("STREAMFORGE_TEST_POSTGRES_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("STREAMFORGE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
+            panic!("STREAMFORGE_REQUIRE_POSTGRES=1 but STREAMFORGE_TEST_POSTGRES_URL is not set")
+        }
+        Err(_) => {
+            eprintln!("SKIPPED: set STREAMFORGE_TEST_POSTGRES_URL=postgres://… to run the PostgreSQL tests");
+            None
+        }
+    }
 }

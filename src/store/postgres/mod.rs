@@ -16,7 +16,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use super::{batch_kind, validate_collection, CollectionInfo, ModelRecord, Store, StoreError, Workflow};
+use super::{batch_kind, validate_collection, Batch, CollectionInfo, ModelRecord, Store, StoreError, Workflow};
 use crate::model::{Candle, DataRecord, Edge, GraphSnapshot, RecordKind, Trade, TradeKind, Vertex};
 pub use migrations::MIGRATIONS;
 
@@ -177,7 +177,7 @@ impl PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn upsert(&self, collection: &str, records: Vec<DataRecord>) -> Result<(), StoreError> {
+    async fn upsert(&self, collection: &str, records: Batch) -> Result<(), StoreError> {
         let Some(kind) = batch_kind(collection, &records)? else {
             return Ok(());
         };

@@ -1,0 +1,115 @@
+//! PostgreSQL becomes unreachable while a connector writes into it (a loopback relay in front of
+//! the real server is cut: live connections closed, new ones refused). The connector must keep
+//! its offsets uncommitted and retry with pauses — the bus holds the records — and once the
+//! database is back, write every record exactly once. Errors name the database and the reason.
+#![cfg(feature = "postgres")]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::proxy::TcpProxy;
+use common::{sample_dir, test_config, wait_until};
+use streamforge::actors::connector::ConnectorRoute;
+use streamforge::app::NodeContext;
+use streamforge::bus::OutRecord;
+use streamforge::model::{DataRecord, Interval};
+use streamforge::replay::ReplayData;
+use streamforge::store::{self, StoreError};
+
+/// A new, empty database on the test server; returns its URL through `proxy` and directly.
+async fn fresh_database(server_url: &str, proxy: SocketAddr) -> (String, String) {
+    let config: tokio_postgres::Config = server_url.parse().unwrap();
+    let (client, conn) = tokio_postgres::connect(server_url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let name = format!("outage_{}_{}", std::process::id(), common::unique_name("db").rsplit('-').next().unwrap());
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let user = config.get_user().unwrap_or("postgres");
+    let direct = server_url.rsplit_once('/').unwrap().0.to_owned() + "/" + &name;
+    (format!("postgres://{user}@{proxy}/{name}"), direct)
+}
+
+fn server_addr(url: &str) -> SocketAddr {
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let host = match &config.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        other => panic!("a TCP host is needed, not {other:?}"),
+    };
+    format!("{host}:{}", config.get_ports().first().copied().unwrap_or(5432)).parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_database_is_down_nothing_is_committed_and_afterwards_everything_is_written_once() {
+    let Some(server) = common::postgres_url() else { return };
+    let proxy = TcpProxy::start(server_addr(&server)).await;
+    let (url, direct) = fresh_database(&server, proxy.addr).await;
+
+    let mut config = test_config(&url);
+    config.connector.batch_size = 500;
+    let ctx = NodeContext::open(config).await.unwrap();
+    let topic = "outage-candles";
+    ctx.bus.ensure_topic(topic, 3).await.unwrap();
+    let data = ReplayData::load(&sample_dir()).unwrap();
+    let interval: Interval = "1m".parse().unwrap();
+    let candles: Vec<_> =
+        data.symbols["BTCUSDT"].klines[&interval].iter().map(|k| k.candle("BTCUSDT", interval)).collect();
+    let records: Vec<OutRecord> =
+        candles.iter().map(|c| OutRecord::keyed(b"BTCUSDT", DataRecord::Candle(c.clone()).to_bytes())).collect();
+    ctx.bus.publish(topic, records).await.unwrap();
+
+    // Down before the connector starts: its first write already fails.
+    proxy.cut();
+    let direct_err = ctx.store.upsert("probe", vec![DataRecord::Candle(candles[0].clone())].into()).await.unwrap_err();
+    assert!(matches!(direct_err, StoreError::Unavailable { .. }), "{direct_err:?}");
+    assert!(direct_err.is_transient());
+    let text = direct_err.to_string();
+    assert!(text.contains("unreachable") && text.contains(&proxy.addr.to_string()), "a clear error: {text}");
+
+    let route = ConnectorRoute {
+        queue_id: "outage".into(),
+        topic: topic.into(),
+        group: "connector-outage".into(),
+        collection: "btcusdt_outage".into(),
+    };
+    let drain = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move { common::drain_with_connector(&ctx, route, Duration::from_secs(120)).await })
+    };
+    let failed = || ctx.metrics.errors.with_label_values(&["connector", "store_unavailable"]).get();
+    wait_until("three failed attempts to write", Duration::from_secs(30), || async { (failed() >= 3).then_some(()) })
+        .await;
+    let lag: u64 = ctx.bus.lag("connector-outage", topic).await.unwrap().iter().map(|p| p.lag()).sum();
+    assert_eq!(lag, candles.len() as u64, "nothing is committed while the database is down");
+    assert!(!drain.is_finished(), "the connector waits, it does not give up");
+
+    proxy.restore();
+    let (shared, _tree) = drain.await.unwrap();
+    assert_eq!(shared.written.load(std::sync::atomic::Ordering::Acquire), candles.len() as u64);
+    let lag: u64 = ctx.bus.lag("connector-outage", topic).await.unwrap().iter().map(|p| p.lag()).sum();
+    assert_eq!(lag, 0, "everything committed once written");
+
+    // Read back without the relay: every candle exactly once, exactly as recorded.
+    let store = store::open(&direct).await.unwrap();
+    let stored = store.candles("btcusdt_outage", "BTCUSDT", i64::MIN, i64::MAX).await.unwrap();
+    assert_eq!(stored, candles);
+    assert_eq!(store.collections().await.unwrap().iter().map(|c| c.rows).sum::<u64>(), candles.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_at_start_is_a_clear_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener); // nothing listens there now
+    let err = match store::open(&format!("postgres://postgres@{addr}/streamforge")).await {
+        Err(e) => e,
+        Ok(_) => panic!("connected to nothing"),
+    };
+    let text = err.to_string();
+    assert!(text.contains("unreachable") && text.contains(&addr.to_string()), "{text}");
+    let err = match store::open("postgres://postgres@127.0.0.1:5432/db?sslmode=sometimes").await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a bad URL was accepted"),
+    };
+    assert!(err.contains("invalid PostgreSQL url"), "{err}");
+}
