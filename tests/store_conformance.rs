@@ -5,7 +5,7 @@
 //!
 //! Backends: SQLite always; PostgreSQL (feature `postgres`) against the server named by
 //! `STREAMFORGE_TEST_POSTGRES_URL` — `.ci/run` starts one on loopback and sets it, together with
-//! `STREAMFORGE_REQUIRE_POSTGRES=1`, which turns a missing URL into a failure instead of a
+//! `STREAMFORGE_REQUIRE_ALL=1`, which turns a missing URL into a failure instead of a
 //! reported skip. ArangoDB has no implementation yet (see README).
 
 mod common;

@@ -18,18 +18,6 @@ use streamforge::model::{DataRecord, Interval};
 use streamforge::replay::ReplayData;
 use streamforge::store::{self, StoreError};
 
-/// A new, empty database on the test server; returns its URL through `proxy` and directly.
-async fn fresh_database(server_url: &str, proxy: SocketAddr) -> (String, String) {
-    let config: tokio_postgres::Config = server_url.parse().unwrap();
-    let (client, conn) = tokio_postgres::connect(server_url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
-    let name = format!("outage_{}_{}", std::process::id(), common::unique_name("db").rsplit('-').next().unwrap());
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let user = config.get_user().unwrap_or("postgres");
-    let direct = server_url.rsplit_once('/').unwrap().0.to_owned() + "/" + &name;
-    (format!("postgres://{user}@{proxy}/{name}"), direct)
-}
-
 fn server_addr(url: &str) -> SocketAddr {
     let config: tokio_postgres::Config = url.parse().unwrap();
     let host = match &config.get_hosts()[0] {
@@ -43,7 +31,10 @@ fn server_addr(url: &str) -> SocketAddr {
 async fn while_the_database_is_down_nothing_is_committed_and_afterwards_everything_is_written_once() {
     let Some(server) = common::postgres_url() else { return };
     let proxy = TcpProxy::start(server_addr(&server)).await;
-    let (url, direct) = fresh_database(&server, proxy.addr).await;
+    let database = common::fresh_postgres_database(&server).await;
+    let direct = common::with_database(&server, &database);
+    let user = server.parse::<tokio_postgres::Config>().unwrap().get_user().unwrap_or("postgres").to_owned();
+    let url = format!("postgres://{user}@{}/{database}", proxy.addr);
 
     let mut config = test_config(&url);
     config.connector.batch_size = 500;

@@ -140,17 +140,38 @@ pub async fn drain_with_connector(
     (shared, tree)
 }
 
-/// The PostgreSQL server the tests may use (`.ci/run` starts one), or `None` — reported as a skip
-/// — when none is configured; with `STREAMFORGE_REQUIRE_POSTGRES=1` a missing one fails the test.
-pub fn postgres_url() -> Option<String> {
-    match std::env::var("STREAMFORGE_TEST_POSTGRES_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("STREAMFORGE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
-            panic!("STREAMFORGE_REQUIRE_POSTGRES=1 but STREAMFORGE_TEST_POSTGRES_URL is not set")
-        }
-        Err(_) => {
-            eprintln!("SKIPPED: set STREAMFORGE_TEST_POSTGRES_URL=postgres://… to run the PostgreSQL tests");
-            None
-        }
+/// A real component a test needs is missing: the test is reported as skipped and passes, unless
+/// `STREAMFORGE_REQUIRE_ALL=1` (set by `.ci/run`), where it fails.
+pub fn missing(what: &str) {
+    if std::env::var("STREAMFORGE_REQUIRE_ALL").is_ok_and(|v| v == "1") {
+        panic!("STREAMFORGE_REQUIRE_ALL=1 but {what}");
     }
+    eprintln!("SKIPPED: {what}");
+}
+
+/// The PostgreSQL server the tests may use (`.ci/run` starts one and sets
+/// `STREAMFORGE_TEST_POSTGRES_URL`), or `None` (see [`missing`]).
+pub fn postgres_url() -> Option<String> {
+    let url = std::env::var("STREAMFORGE_TEST_POSTGRES_URL").ok();
+    if url.is_none() {
+        missing("STREAMFORGE_TEST_POSTGRES_URL is not set (postgres://… of a server the tests may use)");
+    }
+    url
+}
+
+/// A new, empty database on the server of `server_url`; returns its name.
+#[cfg(feature = "postgres")]
+pub async fn fresh_postgres_database(server_url: &str) -> String {
+    let (client, conn) = tokio_postgres::connect(server_url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let name = format!("sf_test_{}_{}", std::process::id(), nanos % 1_000_000_000_000);
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    name
+}
+
+/// `server_url` with its database replaced by `database`.
+pub fn with_database(server_url: &str, database: &str) -> String {
+    let (base, _) = server_url.rsplit_once('/').unwrap();
+    format!("{base}/{database}")
 }
