@@ -123,34 +123,5 @@ fn embedded_pipeline(c: &mut Criterion) {
     g.finish();
 }
 
-/// SQLite upserts alone (file, WAL), for the share of the pipeline the store takes.
-fn sqlite_upsert(c: &mut Criterion) {
-    let records: Vec<DataRecord> =
-        records(1).into_iter().map(|(_, bytes)| DataRecord::from_bytes(&bytes).unwrap()).collect();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let mut g = c.benchmark_group("sqlite_upsert");
-    g.sample_size(10);
-    for batch in [1_000usize, 10_000] {
-        g.throughput(Throughput::Elements(records.len() as u64));
-        g.bench_function(format!("candles_batch_{batch}"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let dir = tempfile::tempdir().unwrap();
-                    let url = format!("sqlite://{}", dir.path().join("u.db").display());
-                    let store = rt.block_on(streamforge::store::open(&url)).unwrap();
-                    let started = Instant::now();
-                    for chunk in records.chunks(batch) {
-                        rt.block_on(store.upsert("bench_candles", chunk.to_vec().into())).unwrap();
-                    }
-                    total += started.elapsed();
-                }
-                total
-            })
-        });
-    }
-    g.finish();
-}
-
-criterion_group!(benches, kline_decode, record_decode, sqlite_upsert, embedded_pipeline);
+criterion_group!(benches, kline_decode, record_decode, embedded_pipeline);
 criterion_main!(benches);

@@ -88,8 +88,7 @@ async fn check(store: &dyn Store, candles: &str, trades: &str, answer: &serde_js
 
     let t = store.trades(trades, "XRPETH", i64::MIN, i64::MAX).await.unwrap();
     let total: f64 = t.iter().map(|t| t.qty.to_string().parse::<f64>().unwrap()).sum();
-    let buys: f64 =
-        t.iter().filter(|t| !t.is_buyer_maker).map(|t| t.qty.to_string().parse::<f64>().unwrap()).sum();
+    let buys: f64 = t.iter().filter(|t| !t.is_buyer_maker).map(|t| t.qty.to_string().parse::<f64>().unwrap()).sum();
     let tr = &answer["trades"];
     assert_eq!(tr["trades"].as_u64().unwrap(), t.len() as u64);
     assert!((tr["taker_buy_share"].as_f64().unwrap() - buys / total).abs() < 1e-9);
