@@ -368,9 +368,11 @@ impl Config {
         if self.bus.memory_capacity == 0 {
             errs.push("bus.memory_capacity: must be at least 1".into());
         }
-        if self.store.url != "sqlite::memory:" && !valid_url(&self.store.url, &["sqlite", "postgres", "postgresql"]) {
+        if self.store.url != "sqlite::memory:"
+            && !valid_url(&self.store.url, &["sqlite", "postgres", "postgresql", "arangodb", "arangodbs"])
+        {
             errs.push(format!(
-                "store.url: {:?} is not sqlite://PATH, sqlite::memory: or postgres://USER@HOST:PORT/DB",
+                "store.url: {:?} is not sqlite://PATH, sqlite::memory:, postgres://USER@HOST:PORT/DB or arangodb://USER:PASSWORD@HOST:PORT/DB",
                 self.store.url
             ));
         }

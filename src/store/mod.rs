@@ -1,8 +1,9 @@
 //! Where records end up: the [`Store`] trait (idempotent batched upserts by natural key,
 //! high-water marks for resuming, workflow records, graphs, the model registry) and its
-//! implementations, picked by `store.url` alone: embedded SQLite, and PostgreSQL (feature
-//! `postgres`).
+//! implementations, picked by `store.url` alone: embedded SQLite, PostgreSQL (feature
+//! `postgres`) and ArangoDB.
 
+pub mod arango;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod registry;
@@ -24,7 +25,7 @@ pub enum StoreError {
     #[error("collection `{collection}` holds {existing} records; cannot write {requested} records into it")]
     KindMismatch { collection: String, existing: &'static str, requested: &'static str },
     #[error(
-        "store url {0:?} is not supported: use sqlite://PATH (e.g. sqlite://./data/streamforge.db), sqlite::memory: or postgres://USER@HOST:PORT/DB"
+        "store url {0:?} is not supported: use sqlite://PATH (e.g. sqlite://./data/streamforge.db), sqlite::memory:, postgres://USER@HOST:PORT/DB or arangodb://USER:PASSWORD@HOST:8529/DB"
     )]
     UnsupportedUrl(String),
     #[error("store url {0:?} needs the `{1}` feature: build with `cargo build --release --features {1}`")]
@@ -105,8 +106,8 @@ pub trait Store: Send + Sync + 'static {
     async fn model(&self, name: &str, version: Option<i64>) -> Result<Option<ModelRecord>, StoreError>;
 }
 
-/// Opens the store named by a URL: `sqlite://PATH`, `sqlite::memory:` or `postgres://…` (also
-/// `postgresql://…`; `?sslmode=require` for TLS).
+/// Opens the store named by a URL: `sqlite://PATH`, `sqlite::memory:`, `postgres://…` (also
+/// `postgresql://…`; `?sslmode=require` for TLS) or `arangodb://…` (`arangodbs://` for HTTPS).
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url == "sqlite::memory:" {
         return Ok(Arc::new(sqlite::SqliteStore::open_in_memory()?));
@@ -119,6 +120,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
                 .map_err(|e| StoreError::Worker(e.to_string()))??;
             Ok(Arc::new(store))
         }
+        Some(("arangodb" | "arangodbs", _)) => Ok(Arc::new(arango::ArangoStore::connect(url).await?)),
         #[cfg(feature = "postgres")]
         Some(("postgres" | "postgresql", _)) => Ok(Arc::new(postgres::PostgresStore::connect(url).await?)),
         #[cfg(not(feature = "postgres"))]
