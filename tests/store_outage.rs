@@ -104,3 +104,15 @@ async fn an_unreachable_database_at_start_is_a_clear_error() {
     };
     assert!(err.contains("invalid PostgreSQL url"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_require_insists_on_tls() {
+    let Some(server) = common::postgres_url() else { return };
+    // The test server has no TLS: with sslmode=require the store must refuse to go on in clear.
+    let url = format!("{server}{}sslmode=require", if server.contains('?') { "&" } else { "?" });
+    let err = match store::open(&url).await {
+        Err(e) => e.to_string(),
+        Ok(_) => return eprintln!("the test server speaks TLS; nothing to check"),
+    };
+    assert!(err.to_lowercase().contains("tls") || err.to_lowercase().contains("ssl"), "{err}");
+}
