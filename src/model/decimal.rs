@@ -20,14 +20,15 @@ pub(crate) fn parse_decimal(field: &'static str, value: &str) -> Result<Decimal,
 /// and a depth event carries some 80 of them.
 fn exact_decimal(s: &str) -> Result<Decimal, rust_decimal::Error> {
     let bytes = s.as_bytes();
-    if bytes.is_empty() || bytes.len() > 28 {
+    // Up to 19 digits the mantissa fits a u64: the common case, and cheaper than i128.
+    if bytes.is_empty() || bytes.len() > 20 {
         return Decimal::from_str(s);
     }
-    let (mut mantissa, mut scale, mut point, mut digits) = (0i128, 0u32, false, 0);
+    let (mut mantissa, mut scale, mut point, mut digits) = (0u64, 0u32, false, 0);
     for &b in bytes {
         match b {
-            b'0'..=b'9' => {
-                mantissa = mantissa * 10 + i128::from(b - b'0');
+            b'0'..=b'9' if digits < 19 => {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
                 digits += 1;
                 scale += u32::from(point);
             }
@@ -38,7 +39,7 @@ fn exact_decimal(s: &str) -> Result<Decimal, rust_decimal::Error> {
     if digits == 0 || (point && scale == 0) {
         return Decimal::from_str(s);
     }
-    Decimal::try_from_i128_with_scale(mantissa, scale)
+    Ok(Decimal::from_parts(mantissa as u32, (mantissa >> 32) as u32, 0, false, scale))
 }
 
 /// Turns a JSON number (as written by freqtrade from Binance's strings) into the exact decimal
@@ -67,15 +68,27 @@ pub(crate) mod level_serde {
     #[derive(Deserialize)]
     struct Level<'a>(#[serde(borrow)] Cow<'a, str>, #[serde(borrow)] Cow<'a, str>);
 
+    /// Reads the levels straight into the result, without an intermediate vector.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PriceLevel>, D::Error> {
-        let raw: Vec<Level<'de>> = Vec::deserialize(d)?;
-        raw.into_iter()
-            .map(|Level(p, q)| {
-                let price = super::exact_decimal(&p).map_err(serde::de::Error::custom)?;
-                let qty = super::exact_decimal(&q).map_err(serde::de::Error::custom)?;
-                Ok((price, qty))
-            })
-            .collect()
+        struct Levels;
+        impl<'de> serde::de::Visitor<'de> for Levels {
+            type Value = Vec<PriceLevel>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of [\"price\", \"quantity\"] pairs")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(32));
+                while let Some(Level(p, q)) = seq.next_element::<Level<'de>>()? {
+                    let price = super::exact_decimal(&p).map_err(serde::de::Error::custom)?;
+                    let qty = super::exact_decimal(&q).map_err(serde::de::Error::custom)?;
+                    out.push((price, qty));
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(Levels)
     }
 }
 
