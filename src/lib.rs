@@ -6,6 +6,7 @@
 //! - [`bus`]: the bus trait (topics, partitions, consumer groups) and the in-process bus.
 //! - [`store`]: the store trait (idempotent upserts, high-water marks, workflows) and SQLite.
 //! - [`exchange`]: the Binance REST client used by loaders.
+//! - [`graph`]: correlation graphs of many assets from aligned candles (graph builder).
 //! - [`replay`]: a Binance-compatible HTTP/WebSocket server over recorded data (tests, offline demo).
 //! - [`actors`]: loader, connector and dummy actors, and the telemetry they emit.
 //! - [`supervision`]: supervisors that restart failed actors.
@@ -21,6 +22,7 @@ pub mod app;
 pub mod bus;
 pub mod config;
 pub mod exchange;
+pub mod graph;
 pub mod http;
 pub mod log;
 pub mod model;

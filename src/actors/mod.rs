@@ -6,6 +6,7 @@ pub mod book_stream;
 pub mod connector;
 mod dead_letter;
 pub mod dummy;
+pub mod graph;
 pub mod loader;
 pub mod sequenced_stream;
 pub mod stream;

@@ -1,8 +1,10 @@
 //! The commands the binary runs, built from the library's parts: `run` (one backfill to the store,
-//! then exit), `node` (the long-running actor node), `book` (a local order book), `replay-server`.
+//! then exit), `node` (the long-running actor node), `book` (a local order book), `graph`
+//! (correlation graphs), `replay-server`.
 
 pub mod book;
 mod context;
+pub mod graph;
 pub mod node;
 mod offline;
 pub mod run;

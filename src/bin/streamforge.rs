@@ -113,6 +113,38 @@ enum Command {
         #[arg(long, value_name = "N")]
         events: Option<u64>,
     },
+    /// Build correlation graphs of many symbols' candles (backfilling them first), print a summary.
+    Graph {
+        #[command(flatten)]
+        common: Common,
+        /// Comma-separated symbols (offline default: every recorded one, in data/markets 100 pairs).
+        #[arg(long, value_delimiter = ',')]
+        symbols: Vec<String>,
+        #[arg(long, default_value = "1h")]
+        interval: String,
+        /// Start (inclusive) and end (exclusive) of the candles: YYYY-MM-DD[THH:MMZ] or epoch ms.
+        #[arg(long)]
+        start: Option<String>,
+        #[arg(long)]
+        end: Option<String>,
+        /// Candles in the rolling correlation window.
+        #[arg(long, default_value_t = 168)]
+        window: usize,
+        /// Least |correlation| of an edge.
+        #[arg(long, default_value_t = 0.5)]
+        threshold: f64,
+        /// Edges kept per vertex, strongest first (0: all over the threshold).
+        #[arg(long, default_value_t = 5)]
+        top_k: usize,
+        /// A snapshot every N candles.
+        #[arg(long, default_value_t = 24)]
+        every: usize,
+        /// Graph family name (default corr_<interval>_w<window>).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve recorded Binance data over Binance's REST and WebSocket API.
     ReplayServer {
         /// Folder laid out like data/sample (klines/, ws/, trades/).
@@ -213,6 +245,35 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
                 println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
             } else {
                 println!("{summary}");
+            }
+            Ok(())
+        }
+        Command::Graph { common, symbols, interval, start, end, window, threshold, top_k, every, name, json } => {
+            let cfg = load_config(common, &cli, |_| {})?;
+            let interval: Interval = interval.parse().map_err(|e| AppError::Usage(format!("--interval: {e}")))?;
+            let offline_data = (common.offline || cfg.node.offline)
+                .then(|| common.data.clone().unwrap_or_else(|| PathBuf::from(app::graph::MARKETS_DATA)));
+            let opts = app::graph::GraphOptions {
+                config: cfg,
+                symbols: symbols.clone(),
+                interval,
+                start_ms: parse_time("start", start)?,
+                end_ms: parse_time("end", end)?,
+                offline_data,
+                graph: streamforge::graph::GraphConfig {
+                    name: name.clone().unwrap_or_else(|| format!("corr_{interval}_w{window}").to_ascii_lowercase()),
+                    window: *window,
+                    min_periods: (*window / 2).max(2),
+                    threshold: *threshold,
+                    top_k: *top_k,
+                    every: *every,
+                },
+            };
+            let built = app::graph::build(opts).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&built).unwrap_or_default());
+            } else {
+                println!("{built}");
             }
             Ok(())
         }

@@ -4,6 +4,8 @@
 pub const QUEUE_CONTROL: &str = "queue-control";
 /// Telemetry from every worker.
 pub const QUEUE_EVENTS: &str = "queue-events";
+/// `graph-snapshot` events: a snapshot of a graph family was stored (for the trainer).
+pub const GRAPH_SNAPSHOTS: &str = "graph-snapshots";
 /// Messages a consumer could not use, with the reason, so nothing is silently lost.
 pub const DEAD_LETTER: &str = "dead-letter";
 
