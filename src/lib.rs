@@ -9,6 +9,7 @@
 //! - [`graph`]: correlation graphs of many assets from aligned candles (graph builder).
 //! - [`replay`]: a Binance-compatible HTTP/WebSocket server over recorded data (tests, offline demo).
 //! - [`actors`]: loader, connector and dummy actors, and the telemetry they emit.
+//! - [`trainer`]: GNN training data, walk-forward splits, metrics (and the model with `trainer`).
 //! - [`supervision`]: supervisors that restart failed actors.
 //! - [`admin`]: the admin HTTP server (`/healthz`, `/readyz`, `/metrics`) and metrics.
 //! - [`http`]: how the HTTP servers (admin, replay) are run.
@@ -29,3 +30,4 @@ pub mod model;
 pub mod replay;
 pub mod store;
 pub mod supervision;
+pub mod trainer;
