@@ -8,6 +8,8 @@ pub mod graph;
 pub mod node;
 mod offline;
 pub mod run;
+#[cfg(feature = "trainer")]
+pub mod train;
 mod workflow;
 
 pub use context::NodeContext;
@@ -40,6 +42,9 @@ pub enum AppError {
     Admin(#[from] AdminError),
     #[error(transparent)]
     Tree(#[from] TreeFailed),
+    #[cfg(feature = "trainer")]
+    #[error(transparent)]
+    Artifact(#[from] crate::trainer::artifacts::ArtifactError),
 }
 
 impl AppError {

@@ -45,6 +45,65 @@ struct Common {
     data: Option<PathBuf>,
 }
 
+/// Which candles, and how the correlation graph is built from them (graph, train).
+#[derive(Args, Clone)]
+struct DataArgs {
+    /// Comma-separated symbols (offline default: every recorded one, in data/markets 100 pairs).
+    #[arg(long, value_delimiter = ',')]
+    symbols: Vec<String>,
+    #[arg(long, default_value = "1h")]
+    interval: String,
+    /// Start (inclusive) and end (exclusive) of the candles: YYYY-MM-DD[THH:MMZ] or epoch ms.
+    #[arg(long)]
+    start: Option<String>,
+    #[arg(long)]
+    end: Option<String>,
+    /// Candles in the rolling correlation window.
+    #[arg(long, default_value_t = 168)]
+    window: usize,
+    /// Least |correlation| of an edge.
+    #[arg(long, default_value_t = 0.5)]
+    threshold: f64,
+    /// Edges kept per vertex, strongest first (0: all over the threshold).
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
+}
+
+impl DataArgs {
+    /// The graph options these arguments describe; `name` defaults to `<prefix>_<interval>_w<window>`.
+    fn options(
+        &self,
+        common: &Common,
+        cfg: Config,
+        name: Option<&str>,
+        prefix: &str,
+        every: usize,
+    ) -> Result<app::graph::GraphOptions, AppError> {
+        let interval: Interval = self.interval.parse().map_err(|e| AppError::Usage(format!("--interval: {e}")))?;
+        let offline_data = (common.offline || cfg.node.offline)
+            .then(|| common.data.clone().unwrap_or_else(|| PathBuf::from(app::graph::MARKETS_DATA)));
+        Ok(app::graph::GraphOptions {
+            config: cfg,
+            symbols: self.symbols.clone(),
+            interval,
+            start_ms: parse_time("start", &self.start)?,
+            end_ms: parse_time("end", &self.end)?,
+            offline_data,
+            graph: streamforge::graph::GraphConfig {
+                name: name.map_or_else(
+                    || format!("{prefix}_{interval}_w{}", self.window).to_ascii_lowercase(),
+                    str::to_owned,
+                ),
+                window: self.window,
+                min_periods: (self.window / 2).max(2),
+                threshold: self.threshold,
+                top_k: self.top_k,
+                every,
+            },
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Backfill klines into the store through the bus, print a summary, exit.
@@ -117,31 +176,72 @@ enum Command {
     Graph {
         #[command(flatten)]
         common: Common,
-        /// Comma-separated symbols (offline default: every recorded one, in data/markets 100 pairs).
-        #[arg(long, value_delimiter = ',')]
-        symbols: Vec<String>,
-        #[arg(long, default_value = "1h")]
-        interval: String,
-        /// Start (inclusive) and end (exclusive) of the candles: YYYY-MM-DD[THH:MMZ] or epoch ms.
-        #[arg(long)]
-        start: Option<String>,
-        #[arg(long)]
-        end: Option<String>,
-        /// Candles in the rolling correlation window.
-        #[arg(long, default_value_t = 168)]
-        window: usize,
-        /// Least |correlation| of an edge.
-        #[arg(long, default_value_t = 0.5)]
-        threshold: f64,
-        /// Edges kept per vertex, strongest first (0: all over the threshold).
-        #[arg(long, default_value_t = 5)]
-        top_k: usize,
+        #[command(flatten)]
+        data: DataArgs,
         /// A snapshot every N candles.
         #[arg(long, default_value_t = 24)]
         every: usize,
         /// Graph family name (default corr_<interval>_w<window>).
         #[arg(long)]
         name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train the temporal GNN with a walk-forward evaluation against baselines; save and register it
+    /// (needs the `trainer` feature).
+    Train {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Snapshots (steps) of history per sample.
+        #[arg(long, default_value_t = 8)]
+        lookback: usize,
+        /// Samples per walk-forward part: train, validation, test (default 12, 2 and 2 weeks of hours).
+        #[arg(long, default_value_t = 2016)]
+        train: usize,
+        #[arg(long, default_value_t = 336)]
+        validation: usize,
+        #[arg(long, default_value_t = 336)]
+        test: usize,
+        /// Samples left out before validation and before test (default: window + lookback + 1).
+        #[arg(long)]
+        purge: Option<usize>,
+        #[arg(long, default_value_t = 16)]
+        hidden: usize,
+        #[arg(long, default_value_t = 15)]
+        epochs: usize,
+        #[arg(long, default_value_t = 3)]
+        patience: usize,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 0.001)]
+        learning_rate: f64,
+        /// Seeds per model (seed, seed + 1, …).
+        #[arg(long, default_value_t = 5)]
+        seeds: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Where models go: file://DIR or s3://BUCKET/PREFIX (S3 settings from AWS_* variables).
+        #[arg(long, default_value = "file://./models")]
+        artifacts: String,
+        /// Model family name (default tgcn_<interval>_w<window>).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Score the latest candles with a saved model (needs the `trainer` feature).
+    Predict {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        name: String,
+        /// Default: the newest registered version.
+        #[arg(long)]
+        version: Option<i64>,
+        #[arg(long, default_value = "file://./models")]
+        artifacts: String,
         #[arg(long)]
         json: bool,
     },
@@ -240,43 +340,84 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
             if let Some(bars) = bars {
                 bars.abort();
             }
-            let summary = summary?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
-            } else {
-                println!("{summary}");
-            }
+            print(&summary?, *json);
             Ok(())
         }
-        Command::Graph { common, symbols, interval, start, end, window, threshold, top_k, every, name, json } => {
+        Command::Graph { common, data, every, name, json } => {
             let cfg = load_config(common, &cli, |_| {})?;
-            let interval: Interval = interval.parse().map_err(|e| AppError::Usage(format!("--interval: {e}")))?;
-            let offline_data = (common.offline || cfg.node.offline)
-                .then(|| common.data.clone().unwrap_or_else(|| PathBuf::from(app::graph::MARKETS_DATA)));
-            let opts = app::graph::GraphOptions {
-                config: cfg,
-                symbols: symbols.clone(),
-                interval,
-                start_ms: parse_time("start", start)?,
-                end_ms: parse_time("end", end)?,
-                offline_data,
-                graph: streamforge::graph::GraphConfig {
-                    name: name.clone().unwrap_or_else(|| format!("corr_{interval}_w{window}").to_ascii_lowercase()),
-                    window: *window,
-                    min_periods: (*window / 2).max(2),
-                    threshold: *threshold,
-                    top_k: *top_k,
-                    every: *every,
-                },
-            };
-            let built = app::graph::build(opts).await?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&built).unwrap_or_default());
-            } else {
-                println!("{built}");
-            }
+            let built = app::graph::build(data.options(common, cfg, name.as_deref(), "corr", *every)?).await?;
+            print(&built, *json);
             Ok(())
         }
+        #[cfg(feature = "trainer")]
+        Command::Train {
+            common,
+            data,
+            lookback,
+            train,
+            validation,
+            test,
+            purge,
+            hidden,
+            epochs,
+            patience,
+            batch_size,
+            learning_rate,
+            seeds,
+            seed,
+            artifacts,
+            name,
+            json,
+        } => {
+            use streamforge::trainer::{evaluate::EvalConfig, fit::FitConfig, split::SplitConfig};
+            let cfg = load_config(common, &cli, |_| {})?;
+            let opts = data.options(common, cfg, None, "corr", 1)?;
+            let name =
+                name.clone().unwrap_or_else(|| format!("tgcn_{}_w{}", opts.interval, data.window).to_ascii_lowercase());
+            let purge = purge.unwrap_or(data.window + lookback + 1);
+            let run = app::train::train(app::train::TrainOptions {
+                data: opts,
+                lookback: *lookback,
+                eval: EvalConfig {
+                    split: SplitConfig { train: *train, validation: *validation, test: *test, purge },
+                    fit: FitConfig {
+                        hidden: *hidden,
+                        epochs: *epochs,
+                        patience: *patience,
+                        batch_size: *batch_size,
+                        learning_rate: *learning_rate,
+                        seed: *seed,
+                    },
+                    seeds: *seeds,
+                },
+                artifacts: artifacts.clone(),
+                name,
+            })
+            .await?;
+            print(&run, *json);
+            Ok(())
+        }
+        #[cfg(feature = "trainer")]
+        Command::Predict { common, name, version, artifacts, json } => {
+            let cfg = load_config(common, &cli, |_| {})?;
+            let data = DataArgs {
+                symbols: Vec::new(),
+                interval: "1h".into(),
+                start: None,
+                end: None,
+                window: 168,
+                threshold: 0.5,
+                top_k: 5,
+            };
+            let opts = data.options(common, cfg, Some(name), "corr", 1)?;
+            let run = app::train::predict(opts, artifacts, name, *version).await?;
+            print(&run, *json);
+            Ok(())
+        }
+        #[cfg(not(feature = "trainer"))]
+        Command::Train { .. } | Command::Predict { .. } => Err(AppError::Usage(
+            "this binary was built without the trainer: cargo build --release --features trainer".into(),
+        )),
         Command::Node { common } => {
             let cfg = load_config(common, &cli, |_| {})?;
             let offline = offline_dir(common, &cfg);
@@ -366,6 +507,15 @@ enum RunKind {
     #[value(name = "aggTrades")]
     AggTrades,
     Trades,
+}
+
+/// Prints a command's result as JSON or as its table.
+fn print<T: serde::Serialize + std::fmt::Display>(value: &T, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    } else {
+        println!("{value}");
+    }
 }
 
 /// Draws each workflow's progress (the share of its time range loaded) until aborted.

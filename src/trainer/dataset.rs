@@ -57,8 +57,10 @@ impl Dataset {
 }
 
 /// Steps the graph builder through `aligned` (a snapshot every step) and collects a sample at
-/// every step with `lookback` consecutive snapshots behind it and a next step after it.
-pub fn build(aligned: &Aligned, graph: &GraphConfig, lookback: usize) -> Dataset {
+/// every step with `lookback` consecutive snapshots behind it and a next step after it — and,
+/// with `latest`, also at the last step, whose next returns are unknown (`NaN`): the one to
+/// predict.
+pub fn build(aligned: &Aligned, graph: &GraphConfig, lookback: usize, latest: bool) -> Dataset {
     let lookback = lookback.max(1);
     let config = GraphConfig { every: 1, ..graph.clone() };
     let mut builder = GraphBuilder::new(config, aligned.symbols.clone(), aligned.step_ms);
@@ -74,13 +76,19 @@ pub fn build(aligned: &Aligned, graph: &GraphConfig, lookback: usize) -> Dataset
         if recent.len() > lookback {
             recent.pop_front();
         }
-        let Some(next) = aligned.rows.get(k + 1) else { continue };
+        let next = aligned.rows.get(k + 1);
+        if next.is_none() && !latest {
+            continue;
+        }
         // Consecutive snapshots only: a sample does not straddle a stretch without one.
         let consecutive = recent.iter().zip(recent.iter().skip(1)).all(|(a, b)| b.0 - a.0 == aligned.step_ms);
         if recent.len() < lookback || !consecutive {
             continue;
         }
-        let next_return = returns(Some(row), next).into_iter().map(|r| r.map_or(f32::NAN, |r| r as f32)).collect();
+        let next_return = match next {
+            Some(next) => returns(Some(row), next).into_iter().map(|r| r.map_or(f32::NAN, |r| r as f32)).collect(),
+            None => vec![f32::NAN; aligned.symbols.len()],
+        };
         samples.push(Sample {
             time: row.time,
             features: recent.iter().flat_map(|(_, f)| f.iter().copied()).collect(),

@@ -109,7 +109,8 @@ mod tests {
     #[test]
     fn scores_follow_their_definitions() {
         // 4 up, 2 down; predictions: 3 of the ups right, 1 down right.
-        let fc = [f(0, 0.9, 0.01), f(0, 0.8, 0.02), f(0, 0.7, 0.03), f(0, 0.2, 0.01), f(0, 0.6, -0.01), f(0, 0.1, -0.02)];
+        let fc =
+            [f(0, 0.9, 0.01), f(0, 0.8, 0.02), f(0, 0.7, 0.03), f(0, 0.2, 0.01), f(0, 0.6, -0.01), f(0, 0.1, -0.02)];
         let s = score(&fc, 0.5);
         assert_eq!(s.n, 6);
         assert!((s.accuracy - 4.0 / 6.0).abs() < 1e-12);

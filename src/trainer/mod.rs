@@ -3,6 +3,14 @@
 //! `trainer` feature — the temporal graph network in burn, its training and the evaluation
 //! against baselines.
 
+#[cfg(feature = "trainer")]
+pub mod artifacts;
 pub mod dataset;
+#[cfg(feature = "trainer")]
+pub mod evaluate;
+#[cfg(feature = "trainer")]
+pub mod fit;
 pub mod metrics;
+#[cfg(feature = "trainer")]
+pub mod model;
 pub mod split;

@@ -1,0 +1,259 @@
+//! `streamforge train` and `predict`: candles of many symbols (backfilled first, as `graph`
+//! does) → graph snapshots at every step → samples → walk-forward evaluation of the temporal GCN
+//! against its ablations and baselines → the table, the most recent model saved to object storage
+//! and registered in the store. `predict` loads a saved model and scores the latest sample.
+
+use std::fmt;
+use std::time::Instant;
+
+use burn::backend::{Autodiff, Flex};
+
+use super::graph::GraphOptions;
+use super::run::{run, RunOptions};
+use super::{AppError, NodeContext};
+use crate::exchange::binance::backfill_kind;
+use crate::graph::{align, Aligned, GraphConfig};
+use crate::model::{format_ms, now_ms, Interval};
+use crate::store::ModelRecord;
+use crate::trainer::artifacts::{Artifacts, ModelConfig, FORMAT};
+use crate::trainer::dataset::{build, Dataset};
+use crate::trainer::evaluate::{evaluate, EvalConfig, Evaluation};
+use crate::trainer::fit::{predict as forecast, GraphUse};
+
+type Cpu = Flex;
+
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Candles and the graph, as for `graph` (its `every` is ignored: a snapshot every step).
+    pub data: GraphOptions,
+    /// Steps of snapshots a sample carries.
+    pub lookback: usize,
+    pub eval: EvalConfig,
+    /// `file://DIR` or `s3://BUCKET/PREFIX`.
+    pub artifacts: String,
+    /// Model family name in the registry.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TrainRun {
+    pub name: String,
+    pub version: i64,
+    pub url: String,
+    pub assets: usize,
+    pub samples: usize,
+    pub evaluation: Evaluation,
+    pub elapsed_secs: f64,
+    /// Mean wall time of one GNN training epoch.
+    pub epoch_secs: f64,
+}
+
+/// Backfills (resuming) and reads the candles `data` names; returns them aligned.
+async fn candles(data: &GraphOptions) -> Result<(NodeContext, Aligned), AppError> {
+    let kind = backfill_kind(&format!("api_candles_{}", data.interval))
+        .ok_or_else(|| AppError::Usage(format!("cannot load {} klines", data.interval)))?;
+    let loaded = run(RunOptions {
+        config: data.config.clone(),
+        symbols: data.symbols.clone(),
+        kind,
+        start_ms: data.start_ms,
+        end_ms: data.end_ms,
+        offline_data: data.offline_data.clone(),
+    })
+    .await?;
+    let ctx = NodeContext::open(data.config.clone()).await?;
+    let mut series = Vec::with_capacity(loaded.symbols.len());
+    for s in &loaded.symbols {
+        let (from, to) = (data.start_ms.unwrap_or(i64::MIN), data.end_ms.unwrap_or(i64::MAX));
+        series.push((s.symbol.clone(), ctx.store.candles(&s.collection, &s.symbol, from, to).await?));
+    }
+    let aligned = align(&series, data.interval.millis()).map_err(AppError::Usage)?;
+    Ok((ctx, aligned))
+}
+
+pub async fn train(opts: TrainOptions) -> Result<TrainRun, AppError> {
+    let mut problems = opts.data.graph.problems();
+    let reach = opts.data.graph.window + opts.lookback;
+    if opts.eval.split.purge < reach + 1 {
+        problems.push(format!(
+            "purge {} is shorter than the label horizon (1) plus the inputs' reach ({reach} steps)",
+            opts.eval.split.purge
+        ));
+    }
+    if opts.eval.seeds < 1 || opts.lookback < 1 {
+        problems.push("seeds and lookback must be at least 1".into());
+    }
+    if !problems.is_empty() {
+        return Err(AppError::Usage(problems.join("\n")));
+    }
+    let artifacts = Artifacts::open(&opts.artifacts)?;
+    let started = Instant::now();
+    let (ctx, aligned) = candles(&opts.data).await?;
+    let (graph, lookback, eval) = (opts.data.graph.clone(), opts.lookback, opts.eval.clone());
+    let (dataset, evaluation, last, epoch_secs) = tokio::task::spawn_blocking(move || {
+        let dataset = build(&aligned, &graph, lookback, false);
+        let device = Default::default();
+        let mut last = None;
+        let evaluation = evaluate::<Autodiff<Cpu>>(&dataset, &eval, &device, |fold, model, scaler| {
+            last = Some((fold, model.clone(), scaler.clone()));
+        });
+        let epochs: usize = evaluation.logs.iter().map(|l| l.epochs).sum();
+        let epoch_secs = evaluation.logs.iter().map(|l| l.seconds).sum::<f64>() / epochs.max(1) as f64;
+        (dataset, evaluation, last, epoch_secs)
+    })
+    .await
+    .map_err(|e| AppError::Usage(format!("training failed: {e}")))?;
+    let Some((fold, model, scaler)) = last else {
+        return Err(AppError::Usage(format!(
+            "not enough data for one fold: {} samples, a fold needs {} (train + validation + test + 2 × purge)",
+            dataset.samples.len(),
+            opts.eval.split.train + opts.eval.split.validation + opts.eval.split.test + 2 * opts.eval.split.purge
+        )));
+    };
+    let version = ctx.store.model(&opts.name, None).await?.map_or(1, |m| m.version + 1);
+    let trained = &evaluation.folds[fold].train;
+    let config = ModelConfig {
+        format: FORMAT,
+        name: opts.name.clone(),
+        version,
+        symbols: dataset.symbols.clone(),
+        feature_names: dataset.feature_names.clone(),
+        interval: opts.data.interval.to_string(),
+        lookback: dataset.lookback,
+        hidden: opts.eval.fit.hidden,
+        graph_window: opts.data.graph.window,
+        graph_min_periods: opts.data.graph.min_periods,
+        graph_threshold: opts.data.graph.threshold,
+        graph_top_k: opts.data.graph.top_k,
+        scaler,
+        fit: opts.eval.fit,
+        trained_from: dataset.samples[trained.start].time,
+        trained_to: dataset.samples[trained.end - 1].time,
+    };
+    let table = evaluation.to_string();
+    let metrics = serde_json::json!({
+        "evaluation": evaluation,
+        "samples": dataset.samples.len(),
+        "data_from": dataset.samples.first().map(|s| s.time),
+        "data_to": dataset.samples.last().map(|s| s.time),
+        "config": opts.eval,
+    });
+    let url = artifacts.save(&model, &config, &metrics, &table).await?;
+    let overall = |m: &str| evaluation.overall(m).map(|s| serde_json::to_value(s).unwrap_or_default());
+    ctx.store
+        .put_model(&ModelRecord {
+            name: opts.name.clone(),
+            version,
+            uri: url.clone(),
+            metrics: serde_json::json!({
+                "data_from": config.trained_from, "data_to": dataset.samples.last().map(|s| s.time),
+                "symbols": config.symbols.len(), "gnn": overall("gnn"), "logistic": overall("logistic"),
+                "majority": overall("majority"),
+            }),
+            created_at: now_ms(),
+        })
+        .await?;
+    Ok(TrainRun {
+        name: opts.name,
+        version,
+        url,
+        assets: dataset.assets(),
+        samples: dataset.samples.len(),
+        evaluation,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+        epoch_secs,
+    })
+}
+
+impl fmt::Display for TrainRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.evaluation)?;
+        for (k, (a, b)) in self.evaluation.test_spans.iter().enumerate() {
+            writeln!(f, "fold {k}: test {} → {}", format_ms(*a), format_ms(*b))?;
+        }
+        write!(
+            f,
+            "{} v{}: {} assets, {} samples, {:.1} s ({:.3} s per GNN epoch) → {}",
+            self.name, self.version, self.assets, self.samples, self.elapsed_secs, self.epoch_secs, self.url
+        )
+    }
+}
+
+/// One asset's forecast.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Prediction {
+    pub symbol: String,
+    /// Probability that the next return is positive.
+    pub up: f32,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PredictRun {
+    pub name: String,
+    pub version: i64,
+    /// Open time of the last candle the forecast uses; it is for the interval after it.
+    pub time: i64,
+    pub predictions: Vec<Prediction>,
+}
+
+/// Loads model `name` (`version`, or the newest registered) and scores the latest sample of the
+/// candles `data` names (the model's symbols; `data.symbols` is ignored).
+pub async fn predict(
+    mut data: GraphOptions,
+    artifacts: &str,
+    name: &str,
+    version: Option<i64>,
+) -> Result<PredictRun, AppError> {
+    let store = crate::store::open(&data.config.store.url).await?;
+    let version = match version {
+        Some(v) => v,
+        None => store
+            .model(name, None)
+            .await?
+            .map(|m| m.version)
+            .ok_or_else(|| AppError::Usage(format!("no model {name:?} is registered; train one first")))?,
+    };
+    let device = Default::default();
+    let (model, config) = Artifacts::open(artifacts)?.load::<Cpu>(name, version, &device).await?;
+    data.symbols.clone_from(&config.symbols);
+    data.interval = config.interval.parse::<Interval>().map_err(|e| AppError::Usage(e.to_string()))?;
+    data.graph = GraphConfig {
+        name: name.to_owned(),
+        window: config.graph_window,
+        min_periods: config.graph_min_periods,
+        threshold: config.graph_threshold,
+        top_k: config.graph_top_k,
+        every: 1,
+    };
+    let (_, aligned) = candles(&data).await?;
+    let dataset: Dataset = build(&aligned, &data.graph, config.lookback, true);
+    if dataset.symbols != config.symbols {
+        return Err(AppError::Usage(format!(
+            "the store has candles for {} of the model's {} symbols",
+            dataset.symbols.len(),
+            config.symbols.len()
+        )));
+    }
+    let Some(last) = dataset.samples.len().checked_sub(1) else {
+        return Err(AppError::Usage(format!(
+            "not enough candles: a forecast needs {} consecutive steps",
+            config.graph_min_periods + config.lookback
+        )));
+    };
+    let p = forecast(&model, &dataset, &[last], &config.scaler, &GraphUse::Graph, &device);
+    let predictions =
+        config.symbols.iter().zip(&p[0]).map(|(s, up)| Prediction { symbol: s.clone(), up: *up }).collect();
+    Ok(PredictRun { name: name.to_owned(), version, time: dataset.samples[last].time, predictions })
+}
+
+impl fmt::Display for PredictRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} v{} at {} (forecast for the next interval)", self.name, self.version, format_ms(self.time))?;
+        let mut sorted = self.predictions.clone();
+        sorted.sort_by(|a, b| b.up.total_cmp(&a.up));
+        for p in sorted {
+            writeln!(f, "{:<12} {:.4}", p.symbol, p.up)?;
+        }
+        Ok(())
+    }
+}
