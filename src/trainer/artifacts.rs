@@ -70,8 +70,14 @@ fn pretty<T: serde::Serialize>(value: &T) -> Result<String, ArtifactError> {
 }
 
 impl Artifacts {
-    /// Opens `file://…` (created when missing) or `s3://…`.
+    /// Opens `file://…` (created when missing) or `s3://…` configured by the `AWS_*` variables.
     pub fn open(url: &str) -> Result<Artifacts, ArtifactError> {
+        let options = std::env::vars().filter(|(k, _)| k.starts_with("AWS_")).collect();
+        Artifacts::open_with(url, options)
+    }
+
+    /// Opens `url` with explicit S3 options (`AWS_ENDPOINT`, `AWS_ACCESS_KEY_ID`, … in any case).
+    pub fn open_with(url: &str, options: Vec<(String, String)>) -> Result<Artifacts, ArtifactError> {
         let bad = |why: String| ArtifactError::Location(url.to_owned(), why);
         let url = url.trim_end_matches('/').to_owned();
         if let Some(dir) = url.strip_prefix("file://") {
@@ -87,10 +93,8 @@ impl Artifacts {
         }
         if url.starts_with("s3://") {
             let parsed = reqwest::Url::parse(&url).map_err(|e| bad(e.to_string()))?;
-            let options: Vec<(String, String)> = std::env::vars()
-                .filter(|(k, _)| k.starts_with("AWS_"))
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                .collect();
+            let options: Vec<(String, String)> =
+                options.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
             let (store, root) = object_store::parse_url_opts(&parsed, options).map_err(|e| bad(e.to_string()))?;
             return Ok(Artifacts { store: Arc::from(store), root, url });
         }
@@ -164,8 +168,10 @@ impl Artifacts {
             .map_err(|e| incompatible(format!("not a burn record of a temporal GCN ({e})")))?;
         let (n, t, f) = (config.symbols.len(), config.lookback, config.feature_names.len());
         let blank = TemporalGcn::<B>::new(f, t, config.hidden, device);
+        let expected = blank.num_params();
         // A record whose tensors have other shapes than the configuration describes is refused
-        // here rather than failing later inside a forward pass.
+        // here rather than failing later inside a forward pass: loading takes the record's
+        // shapes, so compare the sizes and try the inputs config.json describes.
         let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let model = blank.load_record(record);
             let x = Tensor::<B, 4>::zeros([1, n, t, f], device);
@@ -173,7 +179,7 @@ impl Artifacts {
             let _ = model.forward(x, a).dims();
             model
         }));
-        let model = checked.map_err(|_| {
+        let model = checked.ok().filter(|m| m.num_params() == expected).ok_or_else(|| {
             incompatible(format!(
                 "its weights do not fit the network of config.json ({f} features, {t} steps, {} hidden units)",
                 config.hidden
