@@ -129,8 +129,8 @@ fn community_task(samples: usize) -> Dataset {
 fn accuracy(ds: &Dataset, samples: &[usize], p: &[Vec<f32>]) -> f64 {
     let (mut right, mut all) = (0, 0);
     for (k, &s) in samples.iter().enumerate() {
-        for node in 0..ds.assets() {
-            right += usize::from((p[k][node] > 0.5) == ds.samples[s].label(node).unwrap());
+        for (node, score) in p[k].iter().enumerate() {
+            right += usize::from((*score > 0.5) == ds.samples[s].label(node).unwrap());
             all += 1;
         }
     }

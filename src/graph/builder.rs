@@ -108,8 +108,8 @@ impl GraphBuilder {
                 features: self.features(k, latest[k], latest_volume[k]),
             })
             .collect();
-        // Candidate neighbours of each vertex, strongest first.
-        let mut keep = vec![vec![false; n]; n];
+        // Each vertex's strongest neighbours over the threshold; a kept pair is an edge both ways.
+        let mut keep = std::collections::BTreeMap::new();
         for i in 0..n {
             let mut near: Vec<(usize, f64)> = (0..n)
                 .filter(|&j| j != i)
@@ -120,20 +120,15 @@ impl GraphBuilder {
             if self.config.top_k > 0 {
                 near.truncate(self.config.top_k);
             }
-            for (j, _) in near {
-                keep[i][j] = true;
-                keep[j][i] = true;
+            for (j, c) in near {
+                keep.insert((i, j), c);
+                keep.insert((j, i), c);
             }
         }
-        let mut edges = Vec::new();
-        for i in 0..n {
-            for j in 0..n {
-                if keep[i][j] {
-                    let weight = self.rolling.correlation(i, j, self.config.min_periods).unwrap_or(0.0);
-                    edges.push(Edge { from: self.symbols[i].clone(), to: self.symbols[j].clone(), weight });
-                }
-            }
-        }
+        let edges = keep
+            .into_iter()
+            .map(|((i, j), weight)| Edge { from: self.symbols[i].clone(), to: self.symbols[j].clone(), weight })
+            .collect();
         // The window's first return is the change into its oldest row: the data starts one step
         // before that.
         let window_start = time - self.rolling.len() as i64 * self.step_ms;

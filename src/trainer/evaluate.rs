@@ -49,14 +49,9 @@ fn forecasts(ds: &Dataset, samples: &[usize], scores: &[Vec<f32>]) -> Vec<Foreca
     let mut out = Vec::new();
     for (k, &s) in samples.iter().enumerate() {
         let sample = &ds.samples[s];
-        for node in 0..ds.assets() {
+        for (node, score) in scores[k].iter().enumerate() {
             if let Some(up) = sample.label(node) {
-                out.push(Forecast {
-                    time: sample.time,
-                    score: scores[k][node],
-                    up,
-                    next_return: sample.next_return[node],
-                });
+                out.push(Forecast { time: sample.time, score: *score, up, next_return: sample.next_return[node] });
             }
         }
     }
