@@ -127,6 +127,8 @@ async fn two_nodes_share_partitions_and_the_survivor_takes_over_after_sigkill() 
     publisher_cfg.bus.url = format!("kafka://{}", common::kafka_broker());
     publisher_cfg.bus.partitions = 6;
     let ctx = NodeContext::open(publisher_cfg).await.unwrap();
+    // The publisher may come first: the topic must not depend on which node has started.
+    ctx.bus.ensure_topic(&topic, 6).await.unwrap();
     let sources =
         [("BTCUSDT", "BTC_USDT-1m.json.gz"), ("ETHUSDT", "ETH_USDT-1m.json.gz"), ("SOLUSDT", "SOL_USDT-1m.json.gz")]
             .map(|(s, f)| (s, source(s, f)));

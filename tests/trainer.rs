@@ -329,6 +329,7 @@ async fn train_offline_saves_registers_and_predict_reads_the_model_back() {
         },
         artifacts: models.clone(),
         name: "tgcn_1h_test".into(),
+        device: "cpu".into(),
     };
     let first = train(opts.clone()).await.unwrap();
     assert_eq!((first.version, first.assets), (1, 6));

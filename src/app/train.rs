@@ -7,6 +7,8 @@ use std::fmt;
 use std::time::Instant;
 
 use burn::backend::{Autodiff, Flex};
+use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
 
 use super::graph::GraphOptions;
 use super::run::{run, RunOptions};
@@ -15,10 +17,12 @@ use crate::exchange::binance::backfill_kind;
 use crate::graph::{align, Aligned, GraphConfig};
 use crate::model::{format_ms, now_ms, Interval};
 use crate::store::ModelRecord;
-use crate::trainer::artifacts::{Artifacts, ModelConfig, FORMAT};
+use crate::trainer::artifacts::{weights, Artifacts, ModelConfig, FORMAT};
 use crate::trainer::dataset::{build, Dataset};
+use crate::trainer::device::{choose, Device};
 use crate::trainer::evaluate::{evaluate, EvalConfig, Evaluation};
-use crate::trainer::fit::{predict as forecast, GraphUse};
+use crate::trainer::fit::{predict as forecast, GraphUse, Scaler};
+use crate::trainer::model::{Logistic, TemporalGcn};
 
 type Cpu = Flex;
 
@@ -33,6 +37,8 @@ pub struct TrainOptions {
     pub artifacts: String,
     /// Model family name in the registry.
     pub name: String,
+    /// `cpu`, `cuda` or `auto` (CUDA when built with it and a driver is present).
+    pub device: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -46,6 +52,30 @@ pub struct TrainRun {
     pub elapsed_secs: f64,
     /// Mean wall time of one GNN training epoch.
     pub epoch_secs: f64,
+    pub device: Device,
+    /// Why training did not run on the device asked for.
+    pub device_note: Option<String>,
+}
+
+/// The most recent fold's GNN (as recorded weights) and its scaler.
+type Latest = Option<(usize, Vec<u8>, Scaler)>;
+
+/// Runs the evaluation on backend `B`.
+fn evaluate_on<B: AutodiffBackend>(dataset: &Dataset, eval: &EvalConfig) -> Result<(Evaluation, Latest), AppError>
+where
+    TemporalGcn<B>: AutodiffModule<B, InnerModule = TemporalGcn<B::InnerBackend>>,
+    Logistic<B>: AutodiffModule<B, InnerModule = Logistic<B::InnerBackend>>,
+{
+    let device = Default::default();
+    let mut last = None;
+    let evaluation = evaluate::<B>(dataset, eval, &device, |fold, model, scaler| {
+        last = Some((fold, model.clone(), scaler.clone()));
+    });
+    let latest = match last {
+        Some((fold, model, scaler)) => Some((fold, weights(&model)?, scaler)),
+        None => None,
+    };
+    Ok((evaluation, latest))
 }
 
 /// Backfills (resuming) and reads the candles `data` names; returns them aligned.
@@ -86,24 +116,30 @@ pub async fn train(opts: TrainOptions) -> Result<TrainRun, AppError> {
     if !problems.is_empty() {
         return Err(AppError::Usage(problems.join("\n")));
     }
+    let (device, device_note) = choose(&opts.device).map_err(AppError::Usage)?;
+    if let Some(note) = &device_note {
+        tracing::warn!("{note}");
+    }
     let artifacts = Artifacts::open(&opts.artifacts)?;
     let started = Instant::now();
     let (ctx, aligned) = candles(&opts.data).await?;
     let (graph, lookback, eval) = (opts.data.graph.clone(), opts.lookback, opts.eval.clone());
-    let (dataset, evaluation, last, epoch_secs) = tokio::task::spawn_blocking(move || {
+    let (dataset, evaluation, last) = tokio::task::spawn_blocking(move || {
         let dataset = build(&aligned, &graph, lookback, false);
-        let device = Default::default();
-        let mut last = None;
-        let evaluation = evaluate::<Autodiff<Cpu>>(&dataset, &eval, &device, |fold, model, scaler| {
-            last = Some((fold, model.clone(), scaler.clone()));
-        });
-        let epochs: usize = evaluation.logs.iter().map(|l| l.epochs).sum();
-        let epoch_secs = evaluation.logs.iter().map(|l| l.seconds).sum::<f64>() / epochs.max(1) as f64;
-        (dataset, evaluation, last, epoch_secs)
+        let (evaluation, last) = match device {
+            Device::Cpu => evaluate_on::<Autodiff<Cpu>>(&dataset, &eval)?,
+            #[cfg(feature = "cuda")]
+            Device::Cuda => evaluate_on::<Autodiff<burn::backend::Cuda>>(&dataset, &eval)?,
+            #[cfg(not(feature = "cuda"))]
+            Device::Cuda => unreachable!("choose() never picks CUDA in a build without it"),
+        };
+        Ok::<_, AppError>((dataset, evaluation, last))
     })
     .await
-    .map_err(|e| AppError::Usage(format!("training failed: {e}")))?;
-    let Some((fold, model, scaler)) = last else {
+    .map_err(|e| AppError::Usage(format!("training failed: {e}")))??;
+    let epochs: usize = evaluation.logs.iter().map(|l| l.epochs).sum();
+    let epoch_secs = evaluation.logs.iter().map(|l| l.seconds).sum::<f64>() / epochs.max(1) as f64;
+    let Some((fold, weights, scaler)) = last else {
         return Err(AppError::Usage(format!(
             "not enough data for one fold: {} samples, a fold needs {} (train + validation + test + 2 × purge)",
             dataset.samples.len(),
@@ -138,7 +174,7 @@ pub async fn train(opts: TrainOptions) -> Result<TrainRun, AppError> {
         "data_to": dataset.samples.last().map(|s| s.time),
         "config": opts.eval,
     });
-    let url = artifacts.save(&model, &config, &metrics, &table).await?;
+    let url = artifacts.save_weights(weights, &config, &metrics, &table).await?;
     let overall = |m: &str| evaluation.overall(m).map(|s| serde_json::to_value(s).unwrap_or_default());
     ctx.store
         .put_model(&ModelRecord {
@@ -162,6 +198,8 @@ pub async fn train(opts: TrainOptions) -> Result<TrainRun, AppError> {
         evaluation,
         elapsed_secs: started.elapsed().as_secs_f64(),
         epoch_secs,
+        device,
+        device_note,
     })
 }
 
@@ -171,10 +209,20 @@ impl fmt::Display for TrainRun {
         for (k, (a, b)) in self.evaluation.test_spans.iter().enumerate() {
             writeln!(f, "fold {k}: test {} → {}", format_ms(*a), format_ms(*b))?;
         }
+        if let Some(note) = &self.device_note {
+            writeln!(f, "note: {note}")?;
+        }
         write!(
             f,
-            "{} v{}: {} assets, {} samples, {:.1} s ({:.3} s per GNN epoch) → {}",
-            self.name, self.version, self.assets, self.samples, self.elapsed_secs, self.epoch_secs, self.url
+            "{} v{}: {} assets, {} samples, {:.1} s ({:.3} s per GNN epoch on {:?}) → {}",
+            self.name,
+            self.version,
+            self.assets,
+            self.samples,
+            self.elapsed_secs,
+            self.epoch_secs,
+            self.device,
+            self.url
         )
     }
 }

@@ -228,6 +228,9 @@ enum Command {
         /// Model family name (default tgcn_<interval>_w<window>).
         #[arg(long)]
         name: Option<String>,
+        /// cpu, cuda (falls back to the CPU, saying why, where CUDA cannot run) or auto.
+        #[arg(long, default_value = "cpu")]
+        device: String,
         #[arg(long)]
         json: bool,
     },
@@ -367,6 +370,7 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
             seed,
             artifacts,
             name,
+            device,
             json,
         } => {
             use streamforge::trainer::{evaluate::EvalConfig, fit::FitConfig, split::SplitConfig};
@@ -392,6 +396,7 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
                 },
                 artifacts: artifacts.clone(),
                 name,
+                device: device.clone(),
             })
             .await?;
             print(&run, *json);

@@ -54,6 +54,12 @@ pub struct ModelConfig {
     pub trained_to: i64,
 }
 
+/// A network's weights as `model.mpk` holds them (on whatever device it was trained).
+pub fn weights<B: Backend>(model: &TemporalGcn<B>) -> Result<Vec<u8>, ArtifactError> {
+    let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
+    Recorder::<B>::record(&recorder, model.clone().into_record(), ()).map_err(|e| io("model.mpk", e))
+}
+
 /// An opened artifact root.
 pub struct Artifacts {
     store: Arc<dyn ObjectStore>,
@@ -129,10 +135,18 @@ impl Artifacts {
         metrics: &serde_json::Value,
         table: &str,
     ) -> Result<String, ArtifactError> {
+        self.save_weights(weights(model)?, config, metrics, table).await
+    }
+
+    /// As [`Artifacts::save`], with the weights already recorded by [`weights`].
+    pub async fn save_weights(
+        &self,
+        weights: Vec<u8>,
+        config: &ModelConfig,
+        metrics: &serde_json::Value,
+        table: &str,
+    ) -> Result<String, ArtifactError> {
         let (name, version) = (&config.name, config.version);
-        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
-        let weights =
-            Recorder::<B>::record(&recorder, model.clone().into_record(), ()).map_err(|e| io("model.mpk", e))?;
         self.put(self.path(name, version, "model.mpk"), weights).await?;
         self.put(self.path(name, version, "config.json"), pretty(config)?.into_bytes()).await?;
         self.put(self.path(name, version, "metrics.json"), pretty(metrics)?.into_bytes()).await?;

@@ -140,6 +140,15 @@ where
                     &fc,
                     device,
                 );
+                tracing::info!(
+                    fold = k,
+                    seed = fc.seed,
+                    model = MODELS[m],
+                    epochs = log.epochs,
+                    best_epoch = log.best_epoch,
+                    seconds = log.seconds,
+                    "Trained."
+                );
                 let p = predict(&model, ds, &test, &scaler, graph, device);
                 by_model[m][k].push(forecasts(ds, &test, &p));
                 if m == 0 {

@@ -7,6 +7,8 @@
 pub mod artifacts;
 pub mod dataset;
 #[cfg(feature = "trainer")]
+pub mod device;
+#[cfg(feature = "trainer")]
 pub mod evaluate;
 #[cfg(feature = "trainer")]
 pub mod fit;
