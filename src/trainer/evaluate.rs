@@ -232,6 +232,20 @@ impl fmt::Display for Evaluation {
                 opt(s.icir)
             )?;
         }
+        // Next-hour direction is close to a coin toss: far better than that means the inputs saw
+        // the future somewhere.
+        for r in self.rows.iter().filter(|r| r.scores.accuracy > LEAKAGE_ALARM) {
+            writeln!(
+                f,
+                "LEAKAGE ALARM: {} fold {} accuracy {:.3} > {LEAKAGE_ALARM} — investigate before trusting any number here",
+                r.model,
+                r.fold.map_or("all".to_string(), |k| k.to_string()),
+                r.scores.accuracy
+            )?;
+        }
         Ok(())
     }
 }
+
+/// An accuracy above this on next-interval direction is treated as a sign of leakage.
+pub const LEAKAGE_ALARM: f64 = 0.6;
