@@ -11,6 +11,8 @@ pub mod loader;
 pub mod sequenced_stream;
 pub mod stream;
 mod telemetry;
+#[cfg(feature = "trainer")]
+pub mod trainer;
 
 pub use dead_letter::DeadLetters;
 pub use telemetry::Telemetry;

@@ -14,7 +14,7 @@ use super::{AppError, NodeContext};
 use crate::actors::graph::{GraphActor, GraphArgs, GraphProgress, SnapshotSummary};
 use crate::config::Config;
 use crate::exchange::binance::backfill_kind;
-use crate::graph::{align, GraphConfig};
+use crate::graph::{align, Aligned, GraphConfig};
 use crate::model::{format_ms, Interval};
 use crate::supervision::{ChildSpec, Restart, Strategy, SupervisorArgs, Tree, TreeFailed};
 
@@ -45,6 +45,30 @@ pub struct GraphRun {
     pub elapsed_secs: f64,
 }
 
+/// Backfills (resuming) the candles `data` names into the store, reads them back and aligns
+/// them; returns the node context it opened and the aligned candles, with how many were loaded.
+pub(super) async fn load_aligned(data: &GraphOptions) -> Result<(NodeContext, Aligned, u64), AppError> {
+    let kind = backfill_kind(&format!("api_candles_{}", data.interval))
+        .ok_or_else(|| AppError::Usage(format!("cannot load {} klines", data.interval)))?;
+    let loaded = run(RunOptions {
+        config: data.config.clone(),
+        symbols: data.symbols.clone(),
+        kind,
+        start_ms: data.start_ms,
+        end_ms: data.end_ms,
+        offline_data: data.offline_data.clone(),
+    })
+    .await?;
+    let ctx = NodeContext::open(data.config.clone()).await?;
+    let mut series = Vec::with_capacity(loaded.symbols.len());
+    for s in &loaded.symbols {
+        let (from, to) = (data.start_ms.unwrap_or(i64::MIN), data.end_ms.unwrap_or(i64::MAX));
+        series.push((s.symbol.clone(), ctx.store.candles(&s.collection, &s.symbol, from, to).await?));
+    }
+    let aligned = align(&series, data.interval.millis()).map_err(AppError::Usage)?;
+    Ok((ctx, aligned, loaded.records))
+}
+
 /// Backfills, aligns and builds; returns what was built.
 pub async fn build(opts: GraphOptions) -> Result<GraphRun, AppError> {
     let problems = opts.graph.problems();
@@ -52,24 +76,8 @@ pub async fn build(opts: GraphOptions) -> Result<GraphRun, AppError> {
         return Err(AppError::Usage(problems.join("\n")));
     }
     let started = Instant::now();
-    let kind = backfill_kind(&format!("api_candles_{}", opts.interval))
-        .ok_or_else(|| AppError::Usage(format!("cannot load {} klines", opts.interval)))?;
-    let loaded = run(RunOptions {
-        config: opts.config.clone(),
-        symbols: opts.symbols.clone(),
-        kind,
-        start_ms: opts.start_ms,
-        end_ms: opts.end_ms,
-        offline_data: opts.offline_data.clone(),
-    })
-    .await?;
-    let ctx = NodeContext::open(opts.config.clone()).await?;
-    let mut series = Vec::with_capacity(loaded.symbols.len());
-    for s in &loaded.symbols {
-        let (from, to) = (opts.start_ms.unwrap_or(i64::MIN), opts.end_ms.unwrap_or(i64::MAX));
-        series.push((s.symbol.clone(), ctx.store.candles(&s.collection, &s.symbol, from, to).await?));
-    }
-    let aligned = Arc::new(align(&series, opts.interval.millis()).map_err(AppError::Usage)?);
+    let (ctx, aligned, loaded) = load_aligned(&opts).await?;
+    let aligned = Arc::new(aligned);
     let progress = Arc::new(watch::channel(GraphProgress::default()).0);
     let spec = {
         let (ctx, aligned, progress, config) = (ctx.clone(), aligned.clone(), progress.clone(), opts.graph.clone());
@@ -100,7 +108,7 @@ pub async fn build(opts: GraphOptions) -> Result<GraphRun, AppError> {
         name: opts.graph.name,
         symbols: aligned.symbols.len(),
         steps: aligned.rows.len(),
-        loaded: loaded.records,
+        loaded,
         snapshots: p.snapshots,
         elapsed_secs: started.elapsed().as_secs_f64(),
     })

@@ -6,23 +6,22 @@
 use std::fmt;
 use std::time::Instant;
 
-use burn::backend::{Autodiff, Flex};
-use burn::module::AutodiffModule;
-use burn::tensor::backend::AutodiffBackend;
+use std::sync::{Arc, Mutex};
 
-use super::graph::GraphOptions;
-use super::run::{run, RunOptions};
-use super::{AppError, NodeContext};
-use crate::exchange::binance::backfill_kind;
-use crate::graph::{align, Aligned, GraphConfig};
+use burn::backend::Flex;
+
+use super::graph::{load_aligned, GraphOptions};
+use super::AppError;
+use crate::actors::trainer::{TrainerActor, TrainerArgs};
+use crate::graph::GraphConfig;
 use crate::model::{format_ms, now_ms, Interval};
 use crate::store::ModelRecord;
-use crate::trainer::artifacts::{weights, Artifacts, ModelConfig, FORMAT};
+use crate::supervision::{ChildSpec, Restart, Strategy, SupervisorArgs, Tree, TreeFailed};
+use crate::trainer::artifacts::{Artifacts, ModelConfig, FORMAT};
 use crate::trainer::dataset::{build, Dataset};
 use crate::trainer::device::{choose, Device};
-use crate::trainer::evaluate::{evaluate, EvalConfig, Evaluation};
-use crate::trainer::fit::{predict as forecast, GraphUse, Scaler};
-use crate::trainer::model::{Logistic, TemporalGcn};
+use crate::trainer::evaluate::{EvalConfig, Evaluation};
+use crate::trainer::fit::{predict as forecast, GraphUse};
 
 type Cpu = Flex;
 
@@ -57,50 +56,6 @@ pub struct TrainRun {
     pub device_note: Option<String>,
 }
 
-/// The most recent fold's GNN (as recorded weights) and its scaler.
-type Latest = Option<(usize, Vec<u8>, Scaler)>;
-
-/// Runs the evaluation on backend `B`.
-fn evaluate_on<B: AutodiffBackend>(dataset: &Dataset, eval: &EvalConfig) -> Result<(Evaluation, Latest), AppError>
-where
-    TemporalGcn<B>: AutodiffModule<B, InnerModule = TemporalGcn<B::InnerBackend>>,
-    Logistic<B>: AutodiffModule<B, InnerModule = Logistic<B::InnerBackend>>,
-{
-    let device = Default::default();
-    let mut last = None;
-    let evaluation = evaluate::<B>(dataset, eval, &device, |fold, model, scaler| {
-        last = Some((fold, model.clone(), scaler.clone()));
-    });
-    let latest = match last {
-        Some((fold, model, scaler)) => Some((fold, weights(&model)?, scaler)),
-        None => None,
-    };
-    Ok((evaluation, latest))
-}
-
-/// Backfills (resuming) and reads the candles `data` names; returns them aligned.
-async fn candles(data: &GraphOptions) -> Result<(NodeContext, Aligned), AppError> {
-    let kind = backfill_kind(&format!("api_candles_{}", data.interval))
-        .ok_or_else(|| AppError::Usage(format!("cannot load {} klines", data.interval)))?;
-    let loaded = run(RunOptions {
-        config: data.config.clone(),
-        symbols: data.symbols.clone(),
-        kind,
-        start_ms: data.start_ms,
-        end_ms: data.end_ms,
-        offline_data: data.offline_data.clone(),
-    })
-    .await?;
-    let ctx = NodeContext::open(data.config.clone()).await?;
-    let mut series = Vec::with_capacity(loaded.symbols.len());
-    for s in &loaded.symbols {
-        let (from, to) = (data.start_ms.unwrap_or(i64::MIN), data.end_ms.unwrap_or(i64::MAX));
-        series.push((s.symbol.clone(), ctx.store.candles(&s.collection, &s.symbol, from, to).await?));
-    }
-    let aligned = align(&series, data.interval.millis()).map_err(AppError::Usage)?;
-    Ok((ctx, aligned))
-}
-
 pub async fn train(opts: TrainOptions) -> Result<TrainRun, AppError> {
     let mut problems = opts.data.graph.problems();
     let reach = opts.data.graph.window + opts.lookback;
@@ -122,21 +77,36 @@ pub async fn train(opts: TrainOptions) -> Result<TrainRun, AppError> {
     }
     let artifacts = Artifacts::open(&opts.artifacts)?;
     let started = Instant::now();
-    let (ctx, aligned) = candles(&opts.data).await?;
-    let (graph, lookback, eval) = (opts.data.graph.clone(), opts.lookback, opts.eval.clone());
-    let (dataset, evaluation, last) = tokio::task::spawn_blocking(move || {
-        let dataset = build(&aligned, &graph, lookback, false);
-        let (evaluation, last) = match device {
-            Device::Cpu => evaluate_on::<Autodiff<Cpu>>(&dataset, &eval)?,
-            #[cfg(feature = "cuda")]
-            Device::Cuda => evaluate_on::<Autodiff<burn::backend::Cuda>>(&dataset, &eval)?,
-            #[cfg(not(feature = "cuda"))]
-            Device::Cuda => unreachable!("choose() never picks CUDA in a build without it"),
-        };
-        Ok::<_, AppError>((dataset, evaluation, last))
-    })
-    .await
-    .map_err(|e| AppError::Usage(format!("training failed: {e}")))??;
+    let (ctx, aligned, _) = load_aligned(&opts.data).await?;
+    let (graph, lookback) = (opts.data.graph.clone(), opts.lookback);
+    let dataset = Arc::new(
+        tokio::task::spawn_blocking(move || build(&aligned, &graph, lookback, false))
+            .await
+            .map_err(|e| AppError::Usage(format!("building the samples failed: {e}")))?,
+    );
+    let result = Arc::new(Mutex::new(None));
+    let spec = {
+        let (ctx, dataset, eval, result) = (ctx.clone(), dataset.clone(), opts.eval.clone(), result.clone());
+        let queue_id = format!("train-{}", opts.name);
+        ChildSpec::new(format!("trainer:{}", opts.name), "trainer", Restart::Transient, move || {
+            let args = TrainerArgs {
+                queue_id: queue_id.clone(),
+                dataset: dataset.clone(),
+                eval: eval.clone(),
+                device,
+                telemetry: ctx.telemetry.clone(),
+                result: result.clone(),
+            };
+            (TrainerActor, args)
+        })
+    };
+    let args = SupervisorArgs { auto_shutdown: true, ..ctx.supervisor_args("train", Strategy::OneForOne, vec![spec]) };
+    Tree::start(args).await?.wait().await?;
+    let (evaluation, last) = result
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .ok_or_else(|| TreeFailed("the trainer stopped without a result".into()))?;
     let epochs: usize = evaluation.logs.iter().map(|l| l.epochs).sum();
     let epoch_secs = evaluation.logs.iter().map(|l| l.seconds).sum::<f64>() / epochs.max(1) as f64;
     let Some((fold, weights, scaler)) = last else {
@@ -273,7 +243,7 @@ pub async fn predict(
         top_k: config.graph_top_k,
         every: 1,
     };
-    let (_, aligned) = candles(&data).await?;
+    let (_, aligned, _) = load_aligned(&data).await?;
     let dataset: Dataset = build(&aligned, &data.graph, config.lookback, true);
     if dataset.symbols != config.symbols {
         return Err(AppError::Usage(format!(
