@@ -61,8 +61,8 @@ fn exchange(c: &mut Criterion) {
 fn decode_all(messages: &[String]) -> usize {
     let mut n = 0usize;
     for m in messages {
-        let msg: StreamMessage = serde_json::from_str(m).unwrap();
-        let data = msg.data.get().as_bytes();
+        let msg = StreamMessage::parse(m).unwrap();
+        let data = msg.data();
         if msg.stream.ends_with("@trade") {
             n += Trade::from_ws_trade(data).unwrap().id as usize & 1;
         } else {

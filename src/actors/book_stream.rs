@@ -67,7 +67,7 @@ impl BookStreamState {
         self.args.stream.metrics.ws_messages.with_label_values(&[STREAM]).inc_by(messages.len() as u64);
         let mut records = Vec::with_capacity(messages.len());
         for m in messages {
-            let update = match DepthUpdate::from_ws(m.data.get().as_bytes()) {
+            let update = match DepthUpdate::from_ws(m.data()) {
                 Ok(u) => u,
                 Err(error) => {
                     tracing::warn!(stream = %m.stream, %error, "Undecodable depth event; skipped.");

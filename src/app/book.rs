@@ -50,7 +50,7 @@ pub async fn follow_book(
         };
         let Some(message) = message else { break };
         let message = message?;
-        let update = DepthUpdate::from_ws(message.data.get().as_bytes())
+        let update = DepthUpdate::from_ws(message.data())
             .map_err(|source| ExchangeError::Decode { url: stream.clone(), source })?;
         events += 1;
         keeper.feed(update, rest).await?;

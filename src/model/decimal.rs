@@ -18,7 +18,7 @@ pub(crate) fn parse_decimal(field: &'static str, value: &str) -> Result<Decimal,
 /// (`"2683.80000000"`) — read directly; anything else goes through `rust_decimal`'s parser. Both
 /// give the same value and scale (checked by a property test); this is just a few times faster,
 /// and a depth event carries some 80 of them.
-fn exact_decimal(s: &str) -> Result<Decimal, rust_decimal::Error> {
+pub(crate) fn exact_decimal(s: &str) -> Result<Decimal, rust_decimal::Error> {
     let bytes = s.as_bytes();
     // Up to 19 digits the mantissa fits a u64: the common case, and cheaper than i128.
     if bytes.is_empty() || bytes.len() > 20 {

@@ -120,7 +120,7 @@ impl SequencedKind for TradeStream {
     }
 
     fn decode(&self, msg: &StreamMessage) -> Result<Option<(String, i64, DataRecord)>, ParseError> {
-        let data = msg.data.get().as_bytes();
+        let data = msg.data();
         let t = match self {
             TradeStream::Aggregated => Trade::from_ws_agg_trade(data)?,
             TradeStream::Every => Trade::from_ws_trade(data)?,
@@ -195,7 +195,7 @@ impl SequencedKind for Klines {
     }
 
     fn decode(&self, msg: &StreamMessage) -> Result<Option<(String, i64, DataRecord)>, ParseError> {
-        let c = Candle::from_ws_kline(msg.data.get().as_bytes())?;
+        let c = Candle::from_ws_kline(msg.data())?;
         Ok(c.closed.then(|| (c.symbol.clone(), c.open_time, DataRecord::Candle(c))))
     }
 

@@ -25,12 +25,46 @@ pub struct BinanceWs {
     base: Arc<str>,
 }
 
-/// One data message of a combined stream.
-#[derive(Debug, Deserialize)]
+/// One data message of a combined stream: `{"stream":"…","data":{…}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamMessage {
     /// e.g. `ethusdt@depth@100ms`
     pub stream: String,
-    pub data: Box<RawValue>,
+    /// The `data` object's JSON, as received; decoding it is the record decoder's job (which
+    /// reports malformed JSON).
+    data: String,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    stream: String,
+    #[serde(borrow)]
+    data: &'a RawValue,
+}
+
+impl StreamMessage {
+    pub fn data(&self) -> &[u8] {
+        self.data.as_bytes()
+    }
+
+    /// Splits the envelope. Binance's own layout (`{"stream":"…","data":…}`, stream first, no
+    /// whitespace) is split without reading `data` twice; anything else goes through serde.
+    pub fn parse(text: &str) -> Result<StreamMessage, serde_json::Error> {
+        let fast = || {
+            let rest = text.strip_prefix("{\"stream\":\"")?;
+            let quote = rest.find(['"', '\\'])?;
+            let data = rest[quote..].strip_prefix("\",\"data\":")?.strip_suffix('}')?;
+            (data.starts_with('{') && data.ends_with('}'))
+                .then(|| StreamMessage { stream: rest[..quote].to_owned(), data: data.to_owned() })
+        };
+        match fast() {
+            Some(m) => Ok(m),
+            None => {
+                let e: Envelope<'_> = serde_json::from_str(text)?;
+                Ok(StreamMessage { stream: e.stream, data: e.data.get().to_owned() })
+            }
+        }
+    }
 }
 
 pub struct WsConnection {
@@ -79,7 +113,7 @@ impl WsConnection {
                 Message::Close(_) => return None,
                 Message::Binary(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             };
-            let decoded = serde_json::from_str::<StreamMessage>(text.as_str())
+            let decoded = StreamMessage::parse(text.as_str())
                 .map_err(|e| self.error(format!("not a combined-stream message ({e}): {}", head(text.as_str()))));
             return Some(decoded);
         }
@@ -102,4 +136,20 @@ impl WsConnection {
 
 fn head(s: &str) -> &str {
     s.char_indices().nth(200).map_or(s, |(i, _)| &s[..i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_split_the_same_whatever_their_layout() {
+        let raw = r#"{"stream":"ethusdt@trade","data":{"e":"trade","E":1,"s":"ETHUSDT","t":5,"p":"1.0","q":"2.0","T":1,"m":false,"M":true}}"#;
+        let fast = StreamMessage::parse(raw).unwrap();
+        assert_eq!(fast.stream, "ethusdt@trade");
+        assert!(fast.data().starts_with(b"{\"e\":\"trade\"") && fast.data().ends_with(b"true}"));
+        let spaced = r#"{ "data": {"e":"trade","E":1,"s":"ETHUSDT","t":5,"p":"1.0","q":"2.0","T":1,"m":false,"M":true}, "stream": "ethusdt@trade" }"#;
+        assert_eq!(StreamMessage::parse(spaced).unwrap(), fast, "another layout goes through serde");
+        assert!(StreamMessage::parse(r#"{"result":null,"id":1}"#).is_err());
+    }
 }
