@@ -12,11 +12,7 @@ use streamforge::replay::ReplayData;
 fn graph_step(c: &mut Criterion) {
     let data = ReplayData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/markets")).unwrap();
     let hour: Interval = "1h".parse().unwrap();
-    let series: Vec<_> = data
-        .symbols
-        .iter()
-        .filter_map(|(s, d)| Some((s.clone(), d.klines.get(&hour)?.iter().map(|k| k.candle(s, hour)).collect())))
-        .collect();
+    let series = data.all_candles(hour);
     let aligned = align(&series, hour.millis()).unwrap();
     assert_eq!(aligned.symbols.len(), 100);
     let mut g = c.benchmark_group("graph_step_100_assets");

@@ -24,9 +24,7 @@ fn inputs() -> [(&'static str, Vec<DataRecord>); 2] {
     let mut candles = Vec::new();
     let mut trades = Vec::new();
     for (symbol, d) in &data.symbols {
-        if let Some(rows) = d.klines.get(&interval) {
-            candles.extend(rows.iter().map(|k| DataRecord::Candle(k.candle(symbol, interval))));
-        }
+        candles.extend(data.candles(symbol, interval).into_iter().map(DataRecord::Candle));
         let parse = |rows: &[streamforge::replay::data::TradeRow], agg: bool| {
             let body = format!("[{}]", rows.iter().map(|r| r.raw.get()).collect::<Vec<_>>().join(","));
             if agg {

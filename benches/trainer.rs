@@ -18,11 +18,7 @@ use streamforge::trainer::model::TemporalGcn;
 fn epoch(c: &mut Criterion) {
     let data = ReplayData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/markets")).unwrap();
     let hour: Interval = "1h".parse().unwrap();
-    let series: Vec<_> = data
-        .symbols
-        .iter()
-        .filter_map(|(s, d)| Some((s.clone(), d.klines.get(&hour)?.iter().map(|k| k.candle(s, hour)).collect())))
-        .collect();
+    let series = data.all_candles(hour);
     let aligned = align(&series, hour.millis()).unwrap();
     let graph = GraphConfig { name: "bench".into(), window: 168, min_periods: 84, threshold: 0.5, top_k: 5, every: 1 };
     let ds = build(&aligned, &graph, 8, false);

@@ -21,7 +21,7 @@ fn hour() -> Interval {
 }
 
 fn candles(data: &ReplayData, symbol: &str) -> Vec<Candle> {
-    data.symbols[symbol].klines[&hour()].iter().map(|k| k.candle(symbol, hour())).collect()
+    data.candles(symbol, hour())
 }
 
 #[test]

@@ -29,7 +29,7 @@ fn collection(prefix: &str) -> String {
 fn recorded_candles(symbol: &str) -> Vec<Candle> {
     let data = ReplayData::load(&common::sample_dir()).unwrap();
     let interval: Interval = "1m".parse().unwrap();
-    data.symbols[symbol].klines[&interval].iter().map(|k| k.candle(symbol, interval)).collect()
+    data.candles(symbol, interval)
 }
 
 fn candle_records(symbol: &str) -> Vec<DataRecord> {

@@ -43,8 +43,7 @@ async fn while_the_database_is_down_nothing_is_committed_and_afterwards_everythi
     ctx.bus.ensure_topic(topic, 3).await.unwrap();
     let data = ReplayData::load(&sample_dir()).unwrap();
     let interval: Interval = "1m".parse().unwrap();
-    let candles: Vec<_> =
-        data.symbols["BTCUSDT"].klines[&interval].iter().map(|k| k.candle("BTCUSDT", interval)).collect();
+    let candles: Vec<_> = data.candles("BTCUSDT", interval);
     let records: Vec<OutRecord> =
         candles.iter().map(|c| OutRecord::keyed(b"BTCUSDT", DataRecord::Candle(c.clone()).to_bytes())).collect();
     ctx.bus.publish(topic, records).await.unwrap();

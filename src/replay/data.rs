@@ -520,6 +520,17 @@ impl ReplayData {
         sym
     }
 
+    /// `symbol`'s recorded candles at `interval` as domain records; empty when none are recorded.
+    pub fn candles(&self, symbol: &str, interval: Interval) -> Vec<crate::model::Candle> {
+        let rows = self.symbols.get(symbol).and_then(|d| d.klines.get(&interval));
+        rows.map(|r| r.iter().map(|k| k.candle(symbol, interval)).collect()).unwrap_or_default()
+    }
+
+    /// Every symbol's recorded candles at `interval` (symbols without any left out), by symbol.
+    pub fn all_candles(&self, interval: Interval) -> Vec<(String, Vec<crate::model::Candle>)> {
+        self.symbols.keys().map(|s| (s.clone(), self.candles(s, interval))).filter(|(_, c)| !c.is_empty()).collect()
+    }
+
     /// Symbols with records for a backfill of `job_type` (`api_candles_<interval>`,
     /// `api_agg_trades`, `api_trades`).
     pub fn recorded_symbols(&self, job_type: &str) -> Vec<String> {
