@@ -162,6 +162,29 @@ pub fn collection_name(symbol: &str, kind: &str, start_date: &str) -> String {
     format!("{}_{}_{}", symbol.to_ascii_lowercase(), kind, start_date.replace('-', "_"))
 }
 
+/// What this node knows of the collections' kinds (networked stores: another node may have
+/// created a collection this one has not seen, so a miss is asked of the database).
+#[derive(Debug, Default)]
+pub(crate) struct KnownKinds(std::sync::Mutex<std::collections::HashMap<String, RecordKind>>);
+
+impl KnownKinds {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, RecordKind>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn get(&self, collection: &str) -> Option<RecordKind> {
+        self.map().get(collection).copied()
+    }
+
+    pub(crate) fn insert(&self, collection: &str, kind: RecordKind) {
+        self.map().insert(collection.to_owned(), kind);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map().len()
+    }
+}
+
 /// Whether a collection of kind `existing` (`None`: not created yet) can be read or written as
 /// `kind`: `Ok(false)` when it does not exist, an error when it holds another kind.
 pub(crate) fn check_kind(collection: &str, existing: Option<RecordKind>, kind: RecordKind) -> Result<bool, StoreError> {

@@ -11,14 +11,12 @@
 
 mod client;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::{
-    batch_kind, check_kind, validate_collection, Batch, CollectionInfo, ModelRecord, Store, StoreError, Workflow,
+    batch_kind, check_kind, validate_collection, Batch, CollectionInfo, KnownKinds, ModelRecord, Store, StoreError,
+    Workflow,
 };
 use crate::model::{Candle, DataRecord, Edge, GraphSnapshot, NaturalKey, RecordKind, Trade, Vertex};
 use client::ArangoClient;
@@ -33,7 +31,7 @@ const GRAPH: &str = "sf_market_graph";
 
 pub struct ArangoStore {
     client: ArangoClient,
-    kinds: Mutex<HashMap<String, RecordKind>>,
+    kinds: KnownKinds,
 }
 
 /// A record's document key: its natural key, `:`-joined.
@@ -79,22 +77,18 @@ impl ArangoStore {
         client.ensure_collection(EDGES, true, &["graph", "time"]).await?;
         client.ensure_collection(MODELS, false, &["name", "version"]).await?;
         client.ensure_graph(GRAPH, EDGES, VERTICES).await?;
-        let mut kinds = HashMap::new();
+        let kinds = KnownKinds::default();
         for c in client.query("FOR c IN @@c RETURN c", json!({ "@c": COLLECTIONS }), None).await? {
             let (name, kind) = (c["_key"].as_str().unwrap_or_default(), c["kind"].as_str().unwrap_or_default());
-            kinds.insert(name.to_owned(), super::parse_kind(kind)?);
+            kinds.insert(name, super::parse_kind(kind)?);
         }
         tracing::info!(database = %client.target, collections = kinds.len(), "ArangoDB store ready.");
-        Ok(ArangoStore { client, kinds: Mutex::new(kinds) })
-    }
-
-    fn cached_kind(&self, collection: &str) -> Option<RecordKind> {
-        self.kinds.lock().unwrap_or_else(|e| e.into_inner()).get(collection).copied()
+        Ok(ArangoStore { client, kinds })
     }
 
     async fn kind_of(&self, collection: &str) -> Result<Option<RecordKind>, StoreError> {
         validate_collection(collection)?;
-        if let Some(k) = self.cached_kind(collection) {
+        if let Some(k) = self.kinds.get(collection) {
             return Ok(Some(k));
         }
         let found = self
@@ -103,7 +97,7 @@ impl ArangoStore {
             .await?;
         let kind = found.first().and_then(Value::as_str).map(super::parse_kind).transpose()?;
         if let Some(k) = kind {
-            self.kinds.lock().unwrap_or_else(|e| e.into_inner()).insert(collection.to_owned(), k);
+            self.kinds.insert(collection, k);
         }
         Ok(kind)
     }
@@ -167,7 +161,7 @@ impl Store for ArangoStore {
                     None,
                 )
                 .await?;
-            self.kinds.lock().unwrap_or_else(|e| e.into_inner()).insert(collection.to_owned(), kind);
+            self.kinds.insert(collection, kind);
         }
         Ok(())
     }

@@ -7,8 +7,8 @@
 mod migrations;
 mod tables;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,7 +16,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use super::{batch_kind, validate_collection, Batch, CollectionInfo, ModelRecord, Store, StoreError, Workflow};
+use super::{
+    batch_kind, validate_collection, Batch, CollectionInfo, KnownKinds, ModelRecord, Store, StoreError, Workflow,
+};
 use crate::model::{Candle, DataRecord, Edge, GraphSnapshot, RecordKind, Trade, TradeKind, Vertex};
 pub use migrations::MIGRATIONS;
 
@@ -30,7 +32,7 @@ pub struct PostgresStore {
     pool: Pool,
     /// `host:port/db`, for messages (never the password).
     target: String,
-    kinds: Mutex<HashMap<String, RecordKind>>,
+    kinds: KnownKinds,
 }
 
 /// The error text PostgreSQL gave (its message, detail and SQLSTATE), not just "db error".
@@ -109,17 +111,15 @@ impl PostgresStore {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Database(format!("connection pool: {e}")))?;
-        let store = PostgresStore { pool, target, kinds: Mutex::new(HashMap::new()) };
+        let store = PostgresStore { pool, target, kinds: KnownKinds::default() };
         let mut client = store.client().await?;
         let applied = migrations::migrate(&mut client).await.map_err(|e| store.located(e))?;
         let rows = client.query("SELECT name, kind FROM sf_collections", &[]).await.map_err(|e| store.err(e))?;
-        let mut kinds = HashMap::new();
         for row in rows {
-            let (name, kind): (String, String) = (row.get(0), row.get(1));
-            kinds.insert(name, super::parse_kind(&kind)?);
+            let (name, kind): (&str, &str) = (row.get(0), row.get(1));
+            store.kinds.insert(name, super::parse_kind(kind)?);
         }
-        tracing::info!(database = %store.target, migrations_applied = applied, collections = kinds.len(), "PostgreSQL store ready.");
-        *store.kinds.lock().unwrap_or_else(|e| e.into_inner()) = kinds;
+        tracing::info!(database = %store.target, migrations_applied = applied, collections = store.kinds.len(), "PostgreSQL store ready.");
         Ok(store)
     }
 
@@ -146,15 +146,11 @@ impl PostgresStore {
         })
     }
 
-    fn cached_kind(&self, collection: &str) -> Option<RecordKind> {
-        self.kinds.lock().unwrap_or_else(|e| e.into_inner()).get(collection).copied()
-    }
-
     /// The kind `collection` holds, asking the database when this node has not seen it (another
     /// node may have created it).
     async fn kind_of(&self, collection: &str) -> Result<Option<RecordKind>, StoreError> {
         validate_collection(collection)?;
-        if let Some(k) = self.cached_kind(collection) {
+        if let Some(k) = self.kinds.get(collection) {
             return Ok(Some(k));
         }
         let client = self.client().await?;
@@ -164,7 +160,7 @@ impl PostgresStore {
             .map_err(|e| self.err(e))?;
         let kind = row.map(|r| super::parse_kind(r.get(0))).transpose()?;
         if let Some(k) = kind {
-            self.kinds.lock().unwrap_or_else(|e| e.into_inner()).insert(collection.to_owned(), k);
+            self.kinds.insert(collection, k);
         }
         Ok(kind)
     }
@@ -184,7 +180,7 @@ impl Store for PostgresStore {
         validate_collection(collection)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(e))?;
-        if self.cached_kind(collection).is_none() {
+        if self.kinds.get(collection).is_none() {
             // Serialises creators of the same collection across nodes; the table appears with the
             // batch's commit or not at all.
             tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&collection]).await.map_err(|e| self.err(e))?;
@@ -205,14 +201,14 @@ impl Store for PostgresStore {
             }
             super::check_kind(collection, existing, kind)?;
         }
-        super::check_kind(collection, self.cached_kind(collection), kind)?;
+        super::check_kind(collection, self.kinds.get(collection), kind)?;
         let unique = last_per_key(&records);
         let params = tables::upsert_params(kind, &unique);
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
         let stmt = tx.prepare_cached(&tables::upsert_sql(collection, kind)).await.map_err(|e| self.err(e))?;
         tx.execute(&stmt, &refs).await.map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
-        self.kinds.lock().unwrap_or_else(|e| e.into_inner()).insert(collection.to_owned(), kind);
+        self.kinds.insert(collection, kind);
         Ok(())
     }
 
