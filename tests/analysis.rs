@@ -15,10 +15,6 @@ use streamforge::app::run::{run, RunOptions};
 use streamforge::exchange::binance::backfill_kind;
 use streamforge::store::Store;
 
-fn python_has(modules: &str) -> bool {
-    Command::new("python3").args(["-c", &format!("import {modules}")]).status().is_ok_and(|s| s.success())
-}
-
 /// Loads BTCUSDT 1m candles and XRPETH aggregate trades into `store_url`; returns the two
 /// collections.
 async fn load(store_url: &str) -> (String, String) {
@@ -96,7 +92,7 @@ async fn check(store: &dyn Store, candles: &str, trades: &str, answer: &serde_js
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_reads_sqlite_into_pandas() {
-    if !python_has("pandas") {
+    if !common::python_has("pandas") {
         return common::missing("python3 with pandas (pip install pandas)");
     }
     let dir = tempfile::tempdir().unwrap();
@@ -112,7 +108,7 @@ async fn the_example_reads_sqlite_into_pandas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_reads_postgres_into_pandas() {
     let Some(server) = common::postgres_url() else { return };
-    if !python_has("pandas, psycopg") {
+    if !common::python_has("pandas, psycopg") {
         return common::missing("python3 with pandas and psycopg (pip install pandas \"psycopg[binary]\")");
     }
     let url = common::with_database(&server, &common::fresh_postgres_database(&server).await);

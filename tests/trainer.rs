@@ -261,8 +261,7 @@ impl Drop for Moto {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_round_trip_through_a_real_s3_server() {
-    let has_moto = Command::new("python3").args(["-c", "import moto.server"]).status().is_ok_and(|s| s.success());
-    if !has_moto {
+    if !common::python_has("moto.server") {
         return common::missing("python3 with moto (pip install \"moto[server]\") for the S3 artifact test");
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

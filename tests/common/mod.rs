@@ -175,3 +175,8 @@ pub fn with_database(server_url: &str, database: &str) -> String {
     let (base, _) = server_url.rsplit_once('/').unwrap();
     format!("{base}/{database}")
 }
+
+/// Whether `python3` can import `modules` (comma-separated).
+pub fn python_has(modules: &str) -> bool {
+    std::process::Command::new("python3").args(["-c", &format!("import {modules}")]).status().is_ok_and(|s| s.success())
+}
