@@ -136,7 +136,50 @@ pub struct KafkaConfig {
     pub ssl_ca_location: Option<String>,
     pub ssl_certificate_location: Option<String>,
     pub ssl_key_location: Option<String>,
+    /// Which implementation of the protocol the brokers are: `kafka` (Apache Kafka, Strimzi,
+    /// any broker that answers as it does; the default) or `tansu`, which turns on the client-side
+    /// work-arounds for tansu 0.6's incompatibilities (docs/kafka.md).
+    pub flavor: BrokerFlavor,
+    /// More librdkafka properties for every client of the node (e.g. `"fetch.max.bytes"`,
+    /// `debug = "cgrp"`), set before StreamForge's own. Properties StreamForge owns for its
+    /// delivery guarantees or reads from other keys are refused at start.
+    pub librdkafka: std::collections::BTreeMap<String, String>,
 }
+
+/// The broker implementation a node talks to (`bus.kafka.flavor`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerFlavor {
+    /// Apache Kafka and brokers that answer as it does.
+    #[default]
+    Kafka,
+    /// tansu 0.6: the end of a partition is read from a fetch (ListOffsets under-reports it), and
+    /// assignments start a producer batch before the committed offset (a fetch inside a batch
+    /// skips the rest of it).
+    Tansu,
+}
+
+/// librdkafka properties that `bus.kafka.librdkafka` may not set: StreamForge's delivery
+/// guarantees rest on them, or other keys set them.
+pub const OWNED_LIBRDKAFKA_PROPERTIES: [&str; 17] = [
+    "bootstrap.servers",
+    "metadata.broker.list",
+    "client.id",
+    "group.id",
+    "enable.idempotence",
+    "acks",
+    "request.required.acks",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+    "partition.assignment.strategy",
+    "partitioner",
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.username",
+    "sasl.password",
+];
 
 impl Default for KafkaConfig {
     fn default() -> Self {
@@ -153,6 +196,8 @@ impl Default for KafkaConfig {
             ssl_ca_location: None,
             ssl_certificate_location: None,
             ssl_key_location: None,
+            flavor: BrokerFlavor::Kafka,
+            librdkafka: Default::default(),
         }
     }
 }
@@ -359,6 +404,13 @@ impl Config {
             {
                 errs.push(format!(
                     "bus.kafka: {p} needs sasl_mechanism (e.g. SCRAM-SHA-512), sasl_username and sasl_password_file"
+                ));
+            }
+        }
+        for key in k.librdkafka.keys() {
+            if OWNED_LIBRDKAFKA_PROPERTIES.contains(&key.as_str()) {
+                errs.push(format!(
+                    "bus.kafka.librdkafka.\"{key}\": set by StreamForge itself (its delivery guarantees or another bus key); remove it"
                 ));
             }
         }

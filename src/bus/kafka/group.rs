@@ -14,7 +14,8 @@
 //! A restarted partition actor asks for its partition again: the fetcher opens a fresh channel and
 //! seeks the partition back to the group's committed offset, so what the crashed incarnation had
 //! read but not committed is read again. librdkafka discards records fetched before a seek.
-//! Assignments and seeks start a little before the committed offset (see [`super::resume`]).
+//! Assignments and seeks start at the committed offset (a batch before it on tansu, see
+//! [`super::resume`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +30,8 @@ use rdkafka::{ClientContext, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 
 use super::resume::{self, ResumePoints, Rewinding};
-use super::{commit_sync, group_lag, kafka_err, offsets_client, to_bus_message};
+use super::{commit_sync, kafka_err, to_bus_message, OffsetsReader};
+use crate::config::BrokerFlavor;
 use crate::bus::{BusError, BusMessage, CommitOffset, Consumer, GroupEvent, GroupMember, RevokeAck};
 
 /// Longest a revocation waits for the partitions' actors to flush, commit and stop.
@@ -130,17 +132,17 @@ pub(super) struct KafkaMember {
     events: tokio::sync::Mutex<mpsc::UnboundedReceiver<GroupEvent>>,
     requests: Mutex<std_mpsc::Sender<Reopen>>,
     stop: Arc<AtomicBool>,
-    offsets: Arc<dyn Fn() -> Result<BaseConsumer, BusError> + Send + Sync>,
+    offsets: Arc<OffsetsReader>,
 }
 
 impl KafkaMember {
     /// Joins with the consumer settings `config` (group id included) and starts the fetcher.
     pub(super) fn join(
         config: &ClientConfig,
-        base: ClientConfig,
-        group: &str,
+        offsets: OffsetsReader,
         topic: &str,
         capacity: usize,
+        flavor: BrokerFlavor,
     ) -> Result<KafkaMember, BusError> {
         let (events_tx, events) = mpsc::unbounded_channel();
         let context = GroupContext {
@@ -149,7 +151,7 @@ impl KafkaMember {
             routes: Mutex::default(),
             inbox: Mutex::default(),
             events: events_tx,
-            resume: Arc::default(),
+            resume: Arc::new(ResumePoints::new(flavor)),
         };
         let consumer: BaseConsumer<GroupContext> =
             config.create_with_context(context).map_err(|e| kafka_err("cannot create a Kafka consumer", e))?;
@@ -163,15 +165,14 @@ impl KafkaMember {
             .name(format!("kafka-fetch-{topic}"))
             .spawn(move || fetcher.run())
             .map_err(|e| kafka_err("cannot start the fetcher thread", e))?;
-        let owned_group = group.to_owned();
         Ok(KafkaMember {
             consumer,
-            group: group.to_owned(),
+            group: offsets.group.clone(),
             topic: Arc::from(topic),
             events: tokio::sync::Mutex::new(events),
             requests: Mutex::new(requests),
             stop,
-            offsets: Arc::new(move || offsets_client(&base, &owned_group)),
+            offsets: Arc::new(offsets),
         })
     }
 }
@@ -282,7 +283,7 @@ struct PartitionConsumer {
     partition: u32,
     /// Offset after the last record read.
     position: Option<u64>,
-    offsets: Arc<dyn Fn() -> Result<BaseConsumer, BusError> + Send + Sync>,
+    offsets: Arc<OffsetsReader>,
 }
 
 #[async_trait]
@@ -320,7 +321,7 @@ impl Consumer for PartitionConsumer {
         let (offsets, topic, partition, position) =
             (self.offsets.clone(), self.topic.to_string(), self.partition, self.position);
         tokio::task::spawn_blocking(move || {
-            let lag = group_lag(&offsets()?, &topic)?;
+            let lag = offsets.lag(&topic)?;
             let p = lag.iter().find(|l| l.partition == partition).ok_or(BusError::UnknownTopic(topic))?;
             Ok(p.end.saturating_sub(position.unwrap_or(0).max(p.committed)))
         })

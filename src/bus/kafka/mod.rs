@@ -26,7 +26,7 @@ mod resume;
 use super::{
     validate_topic_name, Bus, BusError, BusMessage, CommitOffset, Consumer, GroupMember, OutRecord, PartitionLag,
 };
-use crate::config::BusConfig;
+use crate::config::{BrokerFlavor, BusConfig};
 
 /// How long a metadata or offset request to the broker may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,6 +35,7 @@ const PARTITION_BUFFER: usize = 10_000;
 
 pub struct KafkaBus {
     base: ClientConfig,
+    flavor: BrokerFlavor,
     session_timeout_ms: u64,
     producer: FutureProducer,
     admin: AdminClient<DefaultClientContext>,
@@ -50,6 +51,11 @@ fn base_config(brokers: &str, cfg: &BusConfig) -> Result<ClientConfig, BusError>
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers).set("client.id", "streamforge");
     let k = &cfg.kafka;
+    // The operator's extra properties first, so that what StreamForge sets below wins (the config
+    // refuses the properties it owns, see `OWNED_LIBRDKAFKA_PROPERTIES`).
+    for (key, value) in &k.librdkafka {
+        c.set(key, value);
+    }
     if let Some(p) = &k.security_protocol {
         c.set("security.protocol", p);
     }
@@ -87,7 +93,7 @@ impl KafkaBus {
             .set("acks", "all")
             .set("partitioner", "murmur2_random")
             .set("linger.ms", cfg.kafka.linger_ms.to_string())
-            .set("batch.num.messages", resume::REWIND.to_string())
+            .set("batch.num.messages", resume::MAX_BATCH_RECORDS.to_string())
             .set("compression.type", &cfg.kafka.compression)
             .set("queue.buffering.max.messages", cfg.kafka.queue_max_messages.to_string())
             .set("message.timeout.ms", cfg.kafka.delivery_timeout_ms.to_string())
@@ -96,6 +102,7 @@ impl KafkaBus {
         let admin = base.create().map_err(|e| kafka_err("cannot create the Kafka admin client", e))?;
         Ok(KafkaBus {
             base,
+            flavor: cfg.kafka.flavor,
             producer,
             admin,
             replication: cfg.replication,
@@ -115,6 +122,10 @@ impl KafkaBus {
             .set("session.timeout.ms", self.session_timeout_ms.to_string())
             .set("heartbeat.interval.ms", (self.session_timeout_ms / 10).clamp(100, 3000).to_string());
         c
+    }
+
+    fn offsets_reader(&self, group: &str) -> OffsetsReader {
+        OffsetsReader { base: self.base.clone(), group: group.to_owned(), flavor: self.flavor }
     }
 }
 
@@ -136,13 +147,26 @@ where
         .map_err(|e| kafka_err("cannot commit offsets", e))
 }
 
-/// A client of `group` that never joins it: it reads the group's committed offsets.
-fn offsets_client(base: &ClientConfig, group: &str) -> Result<BaseConsumer, BusError> {
-    base.clone()
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| kafka_err("cannot create a Kafka client for offsets", e))
+/// Reads a group's committed offsets and its topic's ends with a client of the group that never
+/// joins it.
+struct OffsetsReader {
+    base: ClientConfig,
+    group: String,
+    flavor: BrokerFlavor,
+}
+
+impl OffsetsReader {
+    /// Committed and end offsets of every partition of `topic` (blocking).
+    fn lag(&self, topic: &str) -> Result<Vec<PartitionLag>, BusError> {
+        let client: BaseConsumer = self
+            .base
+            .clone()
+            .set("group.id", &self.group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| kafka_err("cannot create a Kafka client for offsets", e))?;
+        group_lag(&client, topic, self.flavor)
+    }
 }
 
 #[async_trait]
@@ -197,31 +221,37 @@ impl Bus for KafkaBus {
     async fn subscribe(&self, group: &str, topic: &str) -> Result<Box<dyn Consumer>, BusError> {
         let consumer: StreamConsumer<TopicContext> = self
             .consumer_config(group)
-            .create_with_context(TopicContext::default())
+            .create_with_context(TopicContext { resume: Arc::new(resume::ResumePoints::new(self.flavor)) })
             .map_err(|e| kafka_err("cannot create a Kafka consumer", e))?;
         consumer.subscribe(&[topic]).map_err(|e| kafka_err(&format!("cannot subscribe to {topic}"), e))?;
-        let (base, group) = (self.base.clone(), group.to_owned());
-        let offsets = Arc::new(move || offsets_client(&base, &group));
+        let offsets = Arc::new(self.offsets_reader(group));
         Ok(Box::new(KafkaConsumer { consumer: Arc::new(consumer), offsets, topic: Arc::from(topic) }))
     }
 
     async fn join(&self, group: &str, topic: &str) -> Result<Arc<dyn GroupMember>, BusError> {
-        let member =
-            group::KafkaMember::join(&self.consumer_config(group), self.base.clone(), group, topic, PARTITION_BUFFER)?;
+        let member = group::KafkaMember::join(
+            &self.consumer_config(group),
+            self.offsets_reader(group),
+            topic,
+            PARTITION_BUFFER,
+            self.flavor,
+        )?;
         Ok(Arc::new(member))
     }
 
     async fn lag(&self, group: &str, topic: &str) -> Result<Vec<PartitionLag>, BusError> {
-        let client = Arc::new(offsets_client(&self.base, group)?);
+        let reader = self.offsets_reader(group);
         let topic = topic.to_owned();
-        tokio::task::spawn_blocking(move || group_lag(&client, &topic))
+        tokio::task::spawn_blocking(move || reader.lag(&topic))
             .await
             .map_err(|e| kafka_err("offset lookup task", e))?
     }
 }
 
-/// Committed and end offsets of every partition of `topic` for the client's group (blocking).
-fn group_lag(client: &BaseConsumer, topic: &str) -> Result<Vec<PartitionLag>, BusError> {
+/// Committed and end offsets of every partition of `topic` for the client's group (blocking). The
+/// end is the broker's listed end (ListOffsets latest, as KEDA reads it); on tansu, the end a fetch
+/// reports (see [`fetched_high_watermarks`]).
+fn group_lag(client: &BaseConsumer, topic: &str, flavor: BrokerFlavor) -> Result<Vec<PartitionLag>, BusError> {
     let metadata = client
         .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
         .map_err(|e| kafka_err(&format!("cannot read metadata of {topic}"), e))?;
@@ -243,7 +273,10 @@ fn group_lag(client: &BaseConsumer, topic: &str) -> Result<Vec<PartitionLag>, Bu
             .map_err(|e| kafka_err(&format!("cannot read offsets of {topic}/{p}"), e))?;
         marks.push((*p, low, high));
     }
-    let ends = fetched_high_watermarks(client, topic, &marks)?;
+    let ends = match flavor {
+        BrokerFlavor::Kafka => marks.iter().map(|m| m.2).collect(),
+        BrokerFlavor::Tansu => fetched_high_watermarks(client, topic, &marks)?,
+    };
     Ok(marks
         .iter()
         .zip(ends)
@@ -259,13 +292,13 @@ fn group_lag(client: &BaseConsumer, topic: &str) -> Result<Vec<PartitionLag>, Bu
 
 /// The end offset of each partition as a fetch response reports it.
 ///
-/// Broker incompatibility (tansu 0.6.0): ListOffsets(latest) answers the base offset of the last
-/// record batch plus one, not the offset after its last record — with batching producers (every
-/// real one) it under-reports the end by up to a batch. Fetch responses carry the true high
-/// watermark, so this fetches from just below the listed end of each non-empty partition and
-/// reads the watermark librdkafka cached from that response. On a broker that lists correctly the
-/// fetch confirms the same number. No client setting avoids it short of one-record batches
-/// (`batch.num.messages=1`), which cut producer throughput about sevenfold here.
+/// Broker incompatibility (tansu 0.6.0, `bus.kafka.flavor = "tansu"` only): ListOffsets(latest)
+/// answers the base offset of the last record batch plus one, not the offset after its last record
+/// — with batching producers (every real one) it under-reports the end by up to a batch. Fetch
+/// responses carry the true high watermark, so this fetches from just below the listed end of each
+/// non-empty partition and reads the watermark librdkafka cached from that response. Apache Kafka
+/// lists the true end, so there the listed end is used as it is. No client setting avoids it short
+/// of one-record batches (`batch.num.messages=1`), which cut producer throughput about sevenfold.
 fn fetched_high_watermarks(
     client: &BaseConsumer,
     topic: &str,
@@ -324,8 +357,7 @@ fn cached_watermarks<C: rdkafka::ClientContext>(
     (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some((low, high))
 }
 
-/// The context of a whole-topic member: assigns at rewound offsets (see [`resume`]).
-#[derive(Default)]
+/// The context of a whole-topic member: assigns at the committed offsets (see [`resume`]).
 struct TopicContext {
     resume: Arc<resume::ResumePoints>,
 }
@@ -351,8 +383,7 @@ impl resume::Rewinding for TopicContext {
 
 struct KafkaConsumer {
     consumer: Arc<StreamConsumer<TopicContext>>,
-    /// Makes the client that reads the group's offsets, when first needed.
-    offsets: Arc<dyn Fn() -> Result<BaseConsumer, BusError> + Send + Sync>,
+    offsets: Arc<OffsetsReader>,
     topic: Arc<str>,
 }
 
@@ -405,7 +436,7 @@ impl Consumer for KafkaConsumer {
             if mine.is_empty() {
                 return Ok(1);
             }
-            let lag = group_lag(&offsets()?, &topic)?;
+            let lag = offsets.lag(&topic)?;
             let mut pending = 0u64;
             for e in mine {
                 let Some(p) = lag.iter().find(|l| l.partition == e.partition() as u32) else { return Ok(1) };
