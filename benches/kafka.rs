@@ -1,5 +1,6 @@
 //! Through a real Kafka-protocol broker on loopback (`STREAMFORGE_TEST_KAFKA`, default
-//! 127.0.0.1:9092; `.ci/run` shows how to start tansu): producer records/s, and the connector path
+//! 127.0.0.1:9092; `.ci/run` shows how to start Apache Kafka; for tansu also set
+//! `STREAMFORGE_BENCH_FLAVOR=tansu`): producer records/s, and the connector path
 //! (consume → decode → SQLite upsert → commit) in records/s and CPU time per record of this process
 //! alone (the broker's CPU excluded). Run: `cargo bench --features kafka --bench kafka`.
 
@@ -16,6 +17,9 @@ use streamforge::config::Config;
 use streamforge::model::{DataRecord, Interval};
 use streamforge::replay::ReplayData;
 use streamforge::supervision::{Restart, Strategy, SupervisorArgs, Tree};
+
+mod common;
+use common::{cpu_time, unique};
 
 const RECORDS: usize = 48_432; // the bundled candles, four times
 
@@ -36,23 +40,13 @@ fn records() -> Vec<OutRecord> {
     out
 }
 
-/// User + system CPU time of this process so far (from /proc, 10 ms resolution).
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10)
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{prefix}-{nanos}")
-}
-
 async fn context(store: &str) -> NodeContext {
     let mut config = Config::default();
     config.store.url = store.to_owned();
     config.bus.url = format!("kafka://{}", std::env::var("STREAMFORGE_TEST_KAFKA").unwrap_or("127.0.0.1:9092".into()));
+    if std::env::var("STREAMFORGE_BENCH_FLAVOR").is_ok_and(|f| f == "tansu") {
+        config.bus.kafka.flavor = streamforge::config::BrokerFlavor::Tansu;
+    }
     NodeContext::open(config).await.unwrap()
 }
 

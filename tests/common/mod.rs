@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod kafka;
 pub mod proxy;
 
 use std::future::Future;
@@ -106,11 +107,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-/// The Kafka-protocol broker the tests use (`.ci/run` starts tansu there).
-pub fn kafka_broker() -> String {
-    std::env::var("STREAMFORGE_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
 
 /// A topic or group name no other test (or earlier run against the same broker) uses.

@@ -3,6 +3,10 @@
 
   kafka_client.py read BOOTSTRAP TOPIC COUNT      -> JSON lines {partition, offset, key, value}
   kafka_client.py offsets BOOTSTRAP TOPIC GROUP   -> JSON lines {partition, committed, end}
+  kafka_client.py scram-user BOOTSTRAP USER PASSWORD -> creates (or updates) a SCRAM-SHA-512 user
+                                                     through the broker's admin API
+  kafka_client.py keda-lag BOOTSTRAP TOPIC GROUP  -> JSON lines {partition, committed, end, lag}, the
+                                                     way KEDA's Kafka scaler computes lag
 """
 import json
 import sys
@@ -10,6 +14,7 @@ import time
 import uuid
 
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 
 
 def read(bootstrap, topic, count):
@@ -69,11 +74,39 @@ def offsets(bootstrap, topic, group):
     c.close()
 
 
+def keda_lag(bootstrap, topic, group):
+    """Per partition: the newest offset as ListOffsets(latest) lists it, less the group's committed
+    offset (KEDA's kafka scaler; with no commit it counts from the earliest offset, as under
+    offsetResetPolicy=earliest). The scaler sums the lag over the partitions."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    meta = c.list_topics(topic, timeout=10)
+    parts = [TopicPartition(topic, p) for p in sorted(meta.topics[topic].partitions)]
+    for tp in c.committed(parts, timeout=10):
+        low, high = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
+        committed = tp.offset if tp.offset >= 0 else low
+        print(json.dumps({"partition": tp.partition, "committed": committed, "end": high, "lag": high - committed}))
+    c.close()
+
+
+def scram_user(bootstrap, user, password):
+    """AlterUserScramCredentials (KIP-554), as Strimzi's user operator does for a KafkaUser."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    upsert = UserScramCredentialUpsertion(user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
+                                          password.encode())
+    for future in admin.alter_user_scram_credentials([upsert]).values():
+        future.result(timeout=30)
+    print(json.dumps({"user": user, "mechanism": "SCRAM-SHA-512"}))
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "read":
         read(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif cmd == "offsets":
         offsets(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif cmd == "scram-user":
+        scram_user(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif cmd == "keda-lag":
+        keda_lag(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
         sys.exit("unknown command " + cmd)

@@ -32,11 +32,9 @@ run() {
     local libs
     libs="$(install)"
     mkdir -p "$dir"
-    sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$controller_port|g" \
-        "$here/server.properties" >"$dir/server.properties"
-    if [ -n "$extra" ]; then
-        cat "$extra" >>"$dir/server.properties"
-    fi
+    cat "$here/server.properties" ${extra:+"$extra"} |
+        sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$controller_port|g" \
+            >"$dir/server.properties"
     # A new cluster id: 16 random bytes, URL-safe base64 without padding (what `random-uuid` prints).
     local cluster_id
     cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"

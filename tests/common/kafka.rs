@@ -1,0 +1,201 @@
+//! The Kafka-protocol brokers the tests run against, as a matrix: Apache Kafka
+//! (`STREAMFORGE_TEST_KAFKA`, the broker users run) and tansu (`STREAMFORGE_TEST_TANSU`, a second,
+//! independent implementation of the protocol), both started by `.ci/run`; and private brokers that
+//! a test starts for itself (its own listeners, or a broker it may stop).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use streamforge::config::{BrokerFlavor, Config};
+
+/// A broker a test may use.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    pub flavor: BrokerFlavor,
+    /// `HOST:PORT` of its plaintext listener.
+    pub addr: String,
+}
+
+impl Broker {
+    pub fn name(&self) -> &'static str {
+        match self.flavor {
+            BrokerFlavor::Kafka => "Apache Kafka",
+            BrokerFlavor::Tansu => "tansu",
+        }
+    }
+
+    pub fn bus_url(&self) -> String {
+        format!("kafka://{}", self.addr)
+    }
+
+    /// [`super::test_config`] on this broker, with its flavor.
+    pub fn config(&self, store_url: &str) -> Config {
+        let mut c = super::test_config(store_url);
+        c.bus.url = self.bus_url();
+        c.bus.kafka.flavor = self.flavor;
+        c
+    }
+}
+
+fn from_env(var: &str, flavor: BrokerFlavor, started_by: &str) -> Option<Broker> {
+    match std::env::var(var) {
+        Ok(addr) if !addr.is_empty() => Some(Broker { flavor, addr }),
+        _ => {
+            super::missing(&format!("{var} is not set (HOST:PORT of {started_by}; .ci/run starts one)"));
+            None
+        }
+    }
+}
+
+/// The shared Apache Kafka broker, or `None` (see [`super::missing`]).
+pub fn apache() -> Option<Broker> {
+    from_env("STREAMFORGE_TEST_KAFKA", BrokerFlavor::Kafka, "an Apache Kafka broker")
+}
+
+/// The shared tansu broker, or `None` (see [`super::missing`]).
+pub fn tansu() -> Option<Broker> {
+    from_env("STREAMFORGE_TEST_TANSU", BrokerFlavor::Tansu, "a tansu broker")
+}
+
+/// Runs each named `async fn NAME(broker: &Broker)` once per broker of the matrix, as the tests
+/// `apache_kafka::NAME` and `tansu::NAME`.
+#[macro_export]
+macro_rules! on_every_broker {
+    ($($test:ident),* $(,)?) => {
+        mod apache_kafka {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if let Some(broker) = $crate::common::kafka::apache() {
+                        super::$test(&broker).await
+                    }
+                }
+            )*
+        }
+        mod tansu {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if let Some(broker) = $crate::common::kafka::tansu() {
+                        super::$test(&broker).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// Runs the independent client (`tests/tools/kafka_client.py`: Python confluent-kafka, its own
+/// librdkafka build) and returns the JSON lines it printed.
+pub fn python(args: &[&str]) -> Vec<serde_json::Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/kafka_client.py");
+    let out = Command::new("python3").arg(script).args(args).output().expect("python3 runs");
+    assert!(out.status.success(), "kafka_client.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A broker process of a test's own, killed when dropped.
+pub struct PrivateBroker {
+    pub broker: Broker,
+    child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl PrivateBroker {
+    /// A single-node Apache Kafka with a plaintext listener on a free port, `extra` appended to its
+    /// `server.properties` (later lines win; `@PORT@`, `@CONTROLLER_PORT@`, `@DIR@` filled in), through `tests/tools/apache-kafka/broker.sh` with the
+    /// jars `.ci/run` cached. `None` where Java is missing (see [`super::missing`]).
+    pub fn apache(extra: &str) -> Option<PrivateBroker> {
+        if !Command::new("java").arg("-version").output().is_ok_and(|o| o.status.success()) {
+            super::missing("java is not installed (a private Apache Kafka broker needs it)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (port, controller) = (free_port(), free_port());
+        let extra_file = dir.path().join("extra.properties");
+        std::fs::write(&extra_file, extra).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/apache-kafka/broker.sh");
+        let log = std::fs::File::create(dir.path().join("broker.log")).unwrap();
+        let child = Command::new("bash")
+            .arg(script)
+            .arg("run")
+            .arg(dir.path().join("broker"))
+            .args([port.to_string(), controller.to_string()])
+            .arg(&extra_file)
+            .env("STREAMFORGE_KAFKA_JAVA_OPTS", "-Xms128m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut b = PrivateBroker { broker: Broker { flavor: BrokerFlavor::Kafka, addr: format!("127.0.0.1:{port}") }, child, dir };
+        b.wait_listening(port, "Kafka Server started");
+        Some(b)
+    }
+
+    /// A tansu broker (memory storage) on a free port. `None` where `tansu` is not on PATH.
+    pub fn tansu() -> Option<PrivateBroker> {
+        if Command::new("tansu").arg("--version").output().is_err() {
+            super::missing("tansu is not on PATH (.ci/run installs it)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let listener = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new("tansu")
+            .args(["broker", "--listener-url", &listener, "--advertised-listener-url", &listener])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("broker.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut b = PrivateBroker { broker: Broker { flavor: BrokerFlavor::Tansu, addr: format!("127.0.0.1:{port}") }, child, dir };
+        b.wait_listening(port, "");
+        Some(b)
+    }
+
+    /// A private broker of the same flavor as `like`.
+    pub fn like(like: &Broker) -> Option<PrivateBroker> {
+        match like.flavor {
+            BrokerFlavor::Kafka => PrivateBroker::apache(""),
+            BrokerFlavor::Tansu => PrivateBroker::tansu(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
+    }
+
+    /// Waits (up to two minutes: a JVM on a busy 2-core machine) until `port` accepts connections
+    /// and, when `started` is not empty, the log has that line.
+    fn wait_listening(&mut self, port: u16, started: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && (started.is_empty() || self.log().contains(started));
+            if up {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the private {} broker exited ({status}):\n{}", self.broker.name(), self.log());
+            }
+            assert!(Instant::now() < deadline, "the private {} broker did not start:\n{}", self.broker.name(), self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
