@@ -107,7 +107,8 @@ impl Node {
     }
 
     async fn get_json(&self, path: &str) -> Option<serde_json::Value> {
-        reqwest::get(format!("{}{path}", self.1)).await.ok()?.json().await.ok()
+        let text = reqwest::get(format!("{}{path}", self.1)).await.ok()?.text().await.ok()?;
+        serde_json::from_str(&text).ok()
     }
 
     async fn metric(&self, name: &str) -> Option<u64> {
