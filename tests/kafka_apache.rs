@@ -118,7 +118,8 @@ async fn the_bus_works_over_sasl_ssl_with_scram_sha_512_and_a_wrong_password_is_
             Err(_) => panic!("a wrong password hung the publisher for a minute"),
         },
     };
-    assert!(!refused.is_empty());
+    eprintln!("a wrong password: {refused}");
+    assert!(refused.contains("uthentication") || refused.contains("SASL"), "the error says why: {refused}");
     assert_eq!(python(&["read", &broker.broker.addr, &topic, "1000"]).len(), 200, "nothing written without auth");
     assert!(!broker.log().contains("s3cret-for-tests"), "the password is never logged");
 }

@@ -12,7 +12,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -37,13 +36,44 @@ pub struct KafkaBus {
     base: ClientConfig,
     flavor: BrokerFlavor,
     session_timeout_ms: u64,
-    producer: FutureProducer,
-    admin: AdminClient<DefaultClientContext>,
+    producer: FutureProducer<AuthWatch>,
+    admin: AdminClient<AuthWatch>,
+    auth: AuthWatch,
     replication: i32,
 }
 
 fn kafka_err(what: &str, e: impl std::fmt::Display) -> BusError {
     BusError::Kafka(format!("{what}: {e}"))
+}
+
+/// Remembers the last authentication failure librdkafka reported for the node's producer and admin
+/// client. A wrong SCRAM password otherwise surfaces only as an operation that times out; with this
+/// the error says why.
+#[derive(Clone, Default)]
+struct AuthWatch {
+    refused: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl rdkafka::ClientContext for AuthWatch {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed)
+        ) {
+            *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_owned());
+        }
+        tracing::error!(target: "librdkafka", %error, reason, "Kafka client error.");
+    }
+}
+
+impl AuthWatch {
+    /// `what` failed with `e`, and why, when the broker refused to authenticate the client.
+    fn err(&self, what: &str, e: impl std::fmt::Display) -> BusError {
+        match self.refused.lock().unwrap_or_else(|e| e.into_inner()).as_deref() {
+            Some(reason) => BusError::Kafka(format!("{what}: {e}; the broker refused to authenticate the client: {reason}")),
+            None => kafka_err(what, e),
+        }
+    }
 }
 
 /// The client settings shared by producer, consumers and admin: servers and security.
@@ -87,7 +117,8 @@ impl KafkaBus {
     /// Connects to the brokers of `kafka://host:port[,host:port…]`.
     pub fn new(brokers: &str, cfg: &BusConfig) -> Result<KafkaBus, BusError> {
         let base = base_config(brokers, cfg)?;
-        let producer: FutureProducer = base
+        let auth = AuthWatch::default();
+        let producer: FutureProducer<AuthWatch> = base
             .clone()
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -97,14 +128,17 @@ impl KafkaBus {
             .set("compression.type", &cfg.kafka.compression)
             .set("queue.buffering.max.messages", cfg.kafka.queue_max_messages.to_string())
             .set("message.timeout.ms", cfg.kafka.delivery_timeout_ms.to_string())
-            .create()
+            .create_with_context(auth.clone())
             .map_err(|e| kafka_err("cannot create the Kafka producer", e))?;
-        let admin = base.create().map_err(|e| kafka_err("cannot create the Kafka admin client", e))?;
+        let admin = base
+            .create_with_context(auth.clone())
+            .map_err(|e| kafka_err("cannot create the Kafka admin client", e))?;
         Ok(KafkaBus {
             base,
             flavor: cfg.kafka.flavor,
             producer,
             admin,
+            auth,
             replication: cfg.replication,
             session_timeout_ms: cfg.kafka.session_timeout_ms,
         })
@@ -175,11 +209,11 @@ impl Bus for KafkaBus {
         validate_topic_name(topic)?;
         let new = NewTopic::new(topic, partitions.max(1) as i32, TopicReplication::Fixed(self.replication));
         let opts = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
-        let results = self.admin.create_topics([&new], &opts).await.map_err(|e| kafka_err("create topics", e))?;
+        let results = self.admin.create_topics([&new], &opts).await.map_err(|e| self.auth.err("create topics", e))?;
         for r in results {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((name, code)) => return Err(kafka_err(&format!("cannot create topic {name}"), code)),
+                Err((name, code)) => return Err(self.auth.err(&format!("cannot create topic {name}"), code)),
             }
         }
         Ok(())
@@ -203,7 +237,7 @@ impl Bus for KafkaBus {
                         record = back;
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
-                    Err((e, _)) => return Err(kafka_err(&format!("cannot enqueue a record for {topic}"), e)),
+                    Err((e, _)) => return Err(self.auth.err(&format!("cannot enqueue a record for {topic}"), e)),
                 }
             }
         }
@@ -211,7 +245,9 @@ impl Bus for KafkaBus {
         for d in deliveries {
             match d.await {
                 Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(kafka_err(&format!("the broker did not take a record for {topic}"), e)),
+                Ok(Err((e, _))) => {
+                    return Err(self.auth.err(&format!("the broker did not take a record for {topic}"), e))
+                }
                 Err(_) => return Err(BusError::Closed),
             }
         }
@@ -424,8 +460,8 @@ impl Consumer for KafkaConsumer {
         commit_sync(self.consumer.clone(), &self.topic, offsets).await
     }
 
-    /// Records of this member's partitions it has not read yet: the partitions' ends as a fresh
-    /// fetch reports them (see [`fetched_high_watermarks`]) less its positions (or the group's
+    /// Records of this member's partitions it has not read yet: the partitions' ends (see
+    /// [`group_lag`]) less its positions (or the group's
     /// committed offsets where it has read nothing since its assignment). Before its first
     /// assignment it cannot know and answers "at least one".
     async fn pending(&mut self) -> Result<u64, BusError> {
