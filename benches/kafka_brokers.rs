@@ -87,9 +87,10 @@ fn main() {
     println!("| broker | produce (acknowledged) | connector path | connector CPU per record |");
     println!("|---|---|---|---|");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    for (name, var, flavor) in
-        [("Apache Kafka", "STREAMFORGE_TEST_KAFKA", BrokerFlavor::Kafka), ("tansu", "STREAMFORGE_TEST_TANSU", BrokerFlavor::Tansu)]
-    {
+    for (name, var, flavor) in [
+        ("Apache Kafka", "STREAMFORGE_TEST_KAFKA", BrokerFlavor::Kafka),
+        ("tansu", "STREAMFORGE_TEST_TANSU", BrokerFlavor::Tansu),
+    ] {
         let Ok(addr) = std::env::var(var) else {
             println!("| {name} | {var} not set: skipped | | |");
             continue;

@@ -13,13 +13,11 @@ use std::time::Duration;
 
 use streamforge::actors::connector::ConnectorRoute;
 use streamforge::app::NodeContext;
-use streamforge::bus::{
-    commit_positions, partition_for_key, topics, BusError, BusMessage, Consumer, GroupEvent, GroupMember, OutRecord,
-};
+use streamforge::bus::{commit_positions, partition_for_key, topics, BusError, GroupEvent, GroupMember, OutRecord};
 use streamforge::config::BrokerFlavor;
 use streamforge::model::{Candle, DataRecord};
 
-use common::kafka::{python, Broker};
+use common::kafka::{consume, python, Broker};
 
 crate::on_every_broker!(
     records_keep_per_key_order_and_an_independent_client_reads_them_back,
@@ -28,17 +26,6 @@ crate::on_every_broker!(
     members_split_partitions_and_a_revocation_waits_for_the_owner_to_commit,
     a_member_resuming_inside_a_producer_batch_gets_the_rest_of_it,
 );
-
-/// Exactly `n` records from `consumer`; fails after a minute.
-async fn consume(consumer: &mut Box<dyn Consumer>, n: usize) -> Vec<BusMessage> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mut got = Vec::new();
-    while got.len() < n {
-        assert!(std::time::Instant::now() < deadline, "only {} of {n} records", got.len());
-        got.extend(consumer.poll(n - got.len(), Duration::from_millis(200)).await.unwrap());
-    }
-    got
-}
 
 async fn records_keep_per_key_order_and_an_independent_client_reads_them_back(broker: &Broker) {
     let ctx = NodeContext::open(broker.config("sqlite::memory:")).await.unwrap();
@@ -146,7 +133,8 @@ async fn lag_matches_what_the_broker_reports(broker: &Broker) {
     if broker.flavor == BrokerFlavor::Kafka {
         // Apache Kafka lists the true end: a fetch reports the same, so the tansu work-around is
         // not needed there.
-        let ends = |v: &[serde_json::Value]| v.iter().map(|p| (p["partition"].clone(), p["end"].clone())).collect::<Vec<_>>();
+        let ends =
+            |v: &[serde_json::Value]| v.iter().map(|p| (p["partition"].clone(), p["end"].clone())).collect::<Vec<_>>();
         let fetched = python(&["offsets", &broker.addr, &topic, &group]);
         assert_eq!(ends(&fetched), ends(&theirs), "listed end = fetched end");
     }

@@ -28,19 +28,68 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// A throw-away CA and a broker certificate it signed, for 127.0.0.1 and localhost; the broker's
 /// key store (key + certificate, PKCS#12, password [`KEYSTORE_PASSWORD`]) is `broker.p12`.
 fn make_certificates(dir: &Path) {
-    openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=streamforge-test-ca"]
-        .iter()
-        .copied()
-        .chain(["-keyout", "ca.key", "-out", "ca.crt"])
-        .collect::<Vec<_>>());
-    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "broker.key", "-out", "broker.csr"]);
+    openssl(
+        dir,
+        &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=streamforge-test-ca"]
+            .iter()
+            .copied()
+            .chain(["-keyout", "ca.key", "-out", "ca.crt"])
+            .collect::<Vec<_>>(),
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "broker.key",
+            "-out",
+            "broker.csr",
+        ],
+    );
     std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
-    openssl(dir, &[
-        "x509", "-req", "-in", "broker.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-        "-extfile", "san.ext", "-out", "broker.crt",
-    ]);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "broker.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "broker.crt",
+        ],
+    );
     let pass = format!("pass:{KEYSTORE_PASSWORD}");
-    openssl(dir, &["pkcs12", "-export", "-in", "broker.crt", "-inkey", "broker.key", "-name", "broker", "-passout", &pass, "-out", "broker.p12"]);
+    openssl(
+        dir,
+        &[
+            "pkcs12",
+            "-export",
+            "-in",
+            "broker.crt",
+            "-inkey",
+            "broker.key",
+            "-name",
+            "broker",
+            "-passout",
+            &pass,
+            "-out",
+            "broker.p12",
+        ],
+    );
 }
 
 const KEYSTORE_PASSWORD: &str = "keystore-for-tests";

@@ -212,12 +212,7 @@ async fn the_lag_a_node_serves_is_what_keda_computes(broker: &Broker) {
     ctx.bus.publish(&topic, records).await.unwrap();
     {
         let mut early = ctx.bus.subscribe(&group, &topic).await.unwrap();
-        let mut read = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while read.len() < 900 && Instant::now() < deadline {
-            read.extend(early.poll(900, Duration::from_millis(200)).await.unwrap());
-        }
-        assert_eq!(read.len(), 900);
+        let read = common::kafka::consume(&mut early, 900).await;
         let some: Vec<_> = read.into_iter().filter(|m| m.offset < 40 * (m.partition as u64 + 1)).collect();
         early.commit(&streamforge::bus::commit_positions(&some)).await.unwrap();
     }
@@ -262,7 +257,8 @@ async fn the_lag_a_node_serves_is_what_keda_computes(broker: &Broker) {
     assert_eq!(ours, keda, "per partition, GET /api/v1/lag = KEDA's computation");
     assert_eq!(served["total"].as_u64(), Some(keda_total));
     for (partition, lag) in &keda {
-        let series = format!("streamforge_consumer_lag{{group=\"{group}\",partition=\"{partition}\",topic=\"{topic}\"}}");
+        let series =
+            format!("streamforge_consumer_lag{{group=\"{group}\",partition=\"{partition}\",topic=\"{topic}\"}}");
         assert_eq!(node.metric(&series).await, Some(*lag), "{series}");
     }
 }

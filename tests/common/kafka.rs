@@ -95,6 +95,20 @@ pub fn python(args: &[&str]) -> Vec<serde_json::Value> {
     String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
+/// Exactly `n` records from `consumer`; fails after a minute.
+pub async fn consume(
+    consumer: &mut Box<dyn streamforge::bus::Consumer>,
+    n: usize,
+) -> Vec<streamforge::bus::BusMessage> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut got = Vec::new();
+    while got.len() < n {
+        assert!(std::time::Instant::now() < deadline, "only {} of {n} records", got.len());
+        got.extend(consumer.poll(n - got.len(), Duration::from_millis(200)).await.unwrap());
+    }
+    got
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -132,7 +146,11 @@ impl PrivateBroker {
             .stderr(log)
             .spawn()
             .unwrap();
-        let mut b = PrivateBroker { broker: Broker { flavor: BrokerFlavor::Kafka, addr: format!("127.0.0.1:{port}") }, child, dir };
+        let mut b = PrivateBroker {
+            broker: Broker { flavor: BrokerFlavor::Kafka, addr: format!("127.0.0.1:{port}") },
+            child,
+            dir,
+        };
         b.wait_listening(port, "Kafka Server started");
         Some(b)
     }
@@ -153,7 +171,11 @@ impl PrivateBroker {
             .stderr(std::fs::File::create(dir.path().join("broker.log")).unwrap())
             .spawn()
             .unwrap();
-        let mut b = PrivateBroker { broker: Broker { flavor: BrokerFlavor::Tansu, addr: format!("127.0.0.1:{port}") }, child, dir };
+        let mut b = PrivateBroker {
+            broker: Broker { flavor: BrokerFlavor::Tansu, addr: format!("127.0.0.1:{port}") },
+            child,
+            dir,
+        };
         b.wait_listening(port, "");
         Some(b)
     }
@@ -187,7 +209,12 @@ impl PrivateBroker {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("the private {} broker exited ({status}):\n{}", self.broker.name(), self.log());
             }
-            assert!(Instant::now() < deadline, "the private {} broker did not start:\n{}", self.broker.name(), self.log());
+            assert!(
+                Instant::now() < deadline,
+                "the private {} broker did not start:\n{}",
+                self.broker.name(),
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }

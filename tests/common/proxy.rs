@@ -30,7 +30,12 @@ pub struct TcpProxy {
 
 /// Copies `from` to `to` until either side closes; with `answers`, drops what comes while the
 /// proxy swallows.
-async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, answers: bool, state: Arc<State>) {
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    answers: bool,
+    state: Arc<State>,
+) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match from.read(&mut buf).await {

@@ -31,8 +31,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::resume::{self, ResumePoints, Rewinding};
 use super::{commit_sync, kafka_err, to_bus_message, OffsetsReader};
-use crate::config::BrokerFlavor;
 use crate::bus::{BusError, BusMessage, CommitOffset, Consumer, GroupEvent, GroupMember, RevokeAck};
+use crate::config::BrokerFlavor;
 
 /// Longest a revocation waits for the partitions' actors to flush, commit and stop.
 pub const REVOKE_TIMEOUT: Duration = Duration::from_secs(30);

@@ -70,7 +70,9 @@ impl AuthWatch {
     /// `what` failed with `e`, and why, when the broker refused to authenticate the client.
     fn err(&self, what: &str, e: impl std::fmt::Display) -> BusError {
         match self.refused.lock().unwrap_or_else(|e| e.into_inner()).as_deref() {
-            Some(reason) => BusError::Kafka(format!("{what}: {e}; the broker refused to authenticate the client: {reason}")),
+            Some(reason) => {
+                BusError::Kafka(format!("{what}: {e}; the broker refused to authenticate the client: {reason}"))
+            }
             None => kafka_err(what, e),
         }
     }
@@ -130,9 +132,8 @@ impl KafkaBus {
             .set("message.timeout.ms", cfg.kafka.delivery_timeout_ms.to_string())
             .create_with_context(auth.clone())
             .map_err(|e| kafka_err("cannot create the Kafka producer", e))?;
-        let admin = base
-            .create_with_context(auth.clone())
-            .map_err(|e| kafka_err("cannot create the Kafka admin client", e))?;
+        let admin =
+            base.create_with_context(auth.clone()).map_err(|e| kafka_err("cannot create the Kafka admin client", e))?;
         Ok(KafkaBus {
             base,
             flavor: cfg.kafka.flavor,
@@ -278,9 +279,7 @@ impl Bus for KafkaBus {
     async fn lag(&self, group: &str, topic: &str) -> Result<Vec<PartitionLag>, BusError> {
         let reader = self.offsets_reader(group);
         let topic = topic.to_owned();
-        tokio::task::spawn_blocking(move || reader.lag(&topic))
-            .await
-            .map_err(|e| kafka_err("offset lookup task", e))?
+        tokio::task::spawn_blocking(move || reader.lag(&topic)).await.map_err(|e| kafka_err("offset lookup task", e))?
     }
 }
 
