@@ -102,7 +102,7 @@ impl Node {
     /// (librdkafka: `JoinGroup response: … LeaderId <id> (me), my MemberId <id> …`).
     fn leads_the_group(&self) -> Option<bool> {
         let log = std::fs::read_to_string(&self.2).ok()?;
-        let last = log.lines().filter(|l| l.contains("JoinGroup response:")).last()?;
+        let last = log.lines().rfind(|l| l.contains("JoinGroup response:"))?;
         Some(last.contains(" (me), my MemberId"))
     }
 
