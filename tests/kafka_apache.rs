@@ -152,22 +152,16 @@ async fn the_bus_works_over_sasl_ssl_with_scram_sha_512_and_a_wrong_password_is_
     // The same records as the plaintext listener serves them: one broker, one log.
     assert_eq!(python(&["read", &broker.broker.addr, &topic, "200"]).len(), 200);
 
-    // A wrong password: the broker refuses the client, and the bus says so instead of hanging.
+    // A wrong password: the broker refuses the client, and the node's start says so at once
+    // instead of waiting for the admin request to time out.
+    let started = std::time::Instant::now();
     let wrong = NodeContext::open(sasl_config(certs.path(), sasl_port, "not-the-password")).await;
+    let took = started.elapsed();
     let refused = match wrong {
         Err(e) => e.to_string(),
-        Ok(ctx) => match tokio::time::timeout(
-            Duration::from_secs(60),
-            ctx.bus.publish(&topic, vec![OutRecord::keyed("k", "never stored")]),
-        )
-        .await
-        {
-            Ok(Err(e)) => e.to_string(),
-            Ok(Ok(())) => panic!("a wrong password was accepted"),
-            Err(_) => panic!("a wrong password hung the publisher for a minute"),
-        },
+        Ok(_) => panic!("a node with a wrong password started"),
     };
-    eprintln!("a wrong password: {refused}");
+    eprintln!("a wrong password, after {took:?}: {refused}");
     assert!(refused.contains("uthentication") || refused.contains("SASL"), "the error says why: {refused}");
     assert_eq!(python(&["read", &broker.broker.addr, &topic, "1000"]).len(), 200, "nothing written without auth");
     assert!(!broker.log().contains("s3cret-for-tests"), "the password is never logged");

@@ -47,11 +47,12 @@ fn kafka_err(what: &str, e: impl std::fmt::Display) -> BusError {
 }
 
 /// Remembers the last authentication failure librdkafka reported for the node's producer and admin
-/// client. A wrong SCRAM password otherwise surfaces only as an operation that times out; with this
-/// the error says why.
+/// client, and when. A wrong SCRAM password otherwise surfaces only as an operation that times out;
+/// with this the error says why, and topic creation (what a node does first) gives up as soon as
+/// the broker refuses the client.
 #[derive(Clone, Default)]
 struct AuthWatch {
-    refused: Arc<std::sync::Mutex<Option<String>>>,
+    refused: Arc<std::sync::Mutex<Option<(std::time::Instant, String)>>>,
 }
 
 impl rdkafka::ClientContext for AuthWatch {
@@ -60,7 +61,8 @@ impl rdkafka::ClientContext for AuthWatch {
             error.rdkafka_error_code(),
             Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed)
         ) {
-            *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_owned());
+            *self.refused.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((std::time::Instant::now(), reason.to_owned()));
         }
         tracing::error!(target: "librdkafka", %error, reason, "Kafka client error.");
     }
@@ -69,11 +71,41 @@ impl rdkafka::ClientContext for AuthWatch {
 impl AuthWatch {
     /// `what` failed with `e`, and why, when the broker refused to authenticate the client.
     fn err(&self, what: &str, e: impl std::fmt::Display) -> BusError {
-        match self.refused.lock().unwrap_or_else(|e| e.into_inner()).as_deref() {
-            Some(reason) => {
+        match self.refused.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some((_, reason)) => {
                 BusError::Kafka(format!("{what}: {e}; the broker refused to authenticate the client: {reason}"))
             }
             None => kafka_err(what, e),
+        }
+    }
+
+    /// A refusal reported after `since`.
+    fn refused_since(&self, since: std::time::Instant) -> Option<String> {
+        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        refused.as_ref().filter(|(at, _)| *at >= since).map(|(_, reason)| reason.clone())
+    }
+
+    /// Runs `op`, giving up early when the broker refuses to authenticate the client meanwhile (an
+    /// earlier refusal does not count: the broker may have learnt the user since).
+    async fn unless_refused<T, E: std::fmt::Display>(
+        &self,
+        what: &str,
+        op: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, BusError> {
+        let since = std::time::Instant::now();
+        tokio::pin!(op);
+        loop {
+            tokio::select! {
+                biased;
+                done = &mut op => return done.map_err(|e| self.err(what, e)),
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                    if let Some(reason) = self.refused_since(since) {
+                        return Err(BusError::Kafka(format!(
+                            "{what}: the broker refused to authenticate the client: {reason}"
+                        )));
+                    }
+                }
+            }
         }
     }
 }
@@ -210,7 +242,7 @@ impl Bus for KafkaBus {
         validate_topic_name(topic)?;
         let new = NewTopic::new(topic, partitions.max(1) as i32, TopicReplication::Fixed(self.replication));
         let opts = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
-        let results = self.admin.create_topics([&new], &opts).await.map_err(|e| self.auth.err("create topics", e))?;
+        let results = self.auth.unless_refused("create topics", self.admin.create_topics([&new], &opts)).await?;
         for r in results {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
