@@ -146,13 +146,7 @@ impl PrivateBroker {
             .stderr(log)
             .spawn()
             .unwrap();
-        let mut b = PrivateBroker {
-            broker: Broker { flavor: BrokerFlavor::Kafka, addr: format!("127.0.0.1:{port}") },
-            child,
-            dir,
-        };
-        b.wait_listening(port, "Kafka Server started");
-        Some(b)
+        Some(PrivateBroker::serving(BrokerFlavor::Kafka, port, child, dir, "Kafka Server started"))
     }
 
     /// A tansu broker (memory storage) on a free port. `None` where `tansu` is not on PATH.
@@ -171,13 +165,7 @@ impl PrivateBroker {
             .stderr(std::fs::File::create(dir.path().join("broker.log")).unwrap())
             .spawn()
             .unwrap();
-        let mut b = PrivateBroker {
-            broker: Broker { flavor: BrokerFlavor::Tansu, addr: format!("127.0.0.1:{port}") },
-            child,
-            dir,
-        };
-        b.wait_listening(port, "");
-        Some(b)
+        Some(PrivateBroker::serving(BrokerFlavor::Tansu, port, child, dir, ""))
     }
 
     /// A private broker of the same flavor as `like`.
@@ -194,6 +182,13 @@ impl PrivateBroker {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
+    }
+
+    /// A started broker process serving on `port`, once it does (see [`Self::wait_listening`]).
+    fn serving(flavor: BrokerFlavor, port: u16, child: Child, dir: tempfile::TempDir, started: &str) -> PrivateBroker {
+        let mut b = PrivateBroker { broker: Broker { flavor, addr: format!("127.0.0.1:{port}") }, child, dir };
+        b.wait_listening(port, started);
+        b
     }
 
     /// Waits (up to two minutes: a JVM on a busy 2-core machine) until `port` accepts connections
