@@ -100,17 +100,6 @@ async fn poison_messages_are_dead_lettered_without_blocking_their_partition(brok
     assert_eq!(mine.len(), 2, "both poison messages are in the dead-letter topic");
 }
 
-/// The lag as an independent client computes it: on Apache Kafka the way KEDA does (listed end −
-/// committed offset); on tansu with the end a fetch reports (its listed end is short, see
-/// docs/kafka.md).
-fn independent_lag(broker: &Broker, topic: &str, group: &str) -> Vec<serde_json::Value> {
-    let how = match broker.flavor {
-        BrokerFlavor::Kafka => "keda-lag",
-        BrokerFlavor::Tansu => "offsets",
-    };
-    python(&[how, &broker.addr, topic, group])
-}
-
 async fn lag_matches_what_the_broker_reports(broker: &Broker) {
     let ctx = NodeContext::open(broker.config("sqlite::memory:")).await.unwrap();
     let topic = common::unique_name("lag");
@@ -123,7 +112,7 @@ async fn lag_matches_what_the_broker_reports(broker: &Broker) {
     let got = consume(&mut consumer, 300).await;
     consumer.commit(&commit_positions(&got)).await.unwrap();
     let ours = ctx.bus.lag(&group, &topic).await.unwrap();
-    let theirs = independent_lag(broker, &topic, &group);
+    let theirs = broker.independent_lag(&topic, &group);
     assert_eq!(ours.len(), theirs.len());
     for (o, t) in ours.iter().zip(&theirs) {
         assert_eq!(o.partition as u64, t["partition"].as_u64().unwrap());

@@ -135,10 +135,7 @@ async fn two_nodes_share_partitions_and_the_survivor_takes_over_after_sigkill(br
     let store_url = format!("sqlite://{}", dir.path().join("shared.db").display());
     let topic = common::unique_name("failover");
     let collection = "candles_failover";
-    let flavor = match broker.flavor {
-        BrokerFlavor::Kafka => "kafka",
-        BrokerFlavor::Tansu => "tansu",
-    };
+    let flavor = broker.flavor_setting();
     let mut cfg = tempfile::NamedTempFile::new().unwrap();
     writeln!(
         cfg,
@@ -216,10 +213,7 @@ async fn the_lag_a_node_serves_is_what_keda_computes(broker: &Broker) {
         let some: Vec<_> = read.into_iter().filter(|m| m.offset < 40 * (m.partition as u64 + 1)).collect();
         early.commit(&streamforge::bus::commit_positions(&some)).await.unwrap();
     }
-    let flavor = match broker.flavor {
-        BrokerFlavor::Kafka => "kafka",
-        BrokerFlavor::Tansu => "tansu",
-    };
+    let flavor = broker.flavor_setting();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("node.toml");
     std::fs::write(
@@ -233,11 +227,7 @@ async fn the_lag_a_node_serves_is_what_keda_computes(broker: &Broker) {
     let node = Node::start(broker, &cfg, "sqlite::memory:", &dir.path().join("node.log"));
     wait_metric(&node, "streamforge_records_in_total{actor=\"connector\"}", |n| n > 0, "the node reads").await;
 
-    let how = match broker.flavor {
-        BrokerFlavor::Kafka => "keda-lag",
-        BrokerFlavor::Tansu => "offsets",
-    };
-    let independent = common::kafka::python(&[how, &broker.addr, &topic, &group]);
+    let independent = broker.independent_lag(&topic, &group);
     let keda: Vec<(u64, u64)> = independent
         .iter()
         .map(|p| (p["partition"].as_u64().unwrap(), p["end"].as_u64().unwrap() - p["committed"].as_u64().unwrap()))

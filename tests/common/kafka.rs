@@ -25,6 +25,25 @@ impl Broker {
         }
     }
 
+    /// Its `bus.kafka.flavor` as a config file spells it.
+    pub fn flavor_setting(&self) -> &'static str {
+        match self.flavor {
+            BrokerFlavor::Kafka => "kafka",
+            BrokerFlavor::Tansu => "tansu",
+        }
+    }
+
+    /// The lag of `group` on `topic` as the independent client computes it (JSON lines
+    /// `{partition, committed, end}`): on Apache Kafka the way KEDA does (listed end − committed
+    /// offset); on tansu with the end a fetch reports (its listed end is short, see docs/kafka.md).
+    pub fn independent_lag(&self, topic: &str, group: &str) -> Vec<serde_json::Value> {
+        let how = match self.flavor {
+            BrokerFlavor::Kafka => "keda-lag",
+            BrokerFlavor::Tansu => "offsets",
+        };
+        python(&[how, &self.addr, topic, group])
+    }
+
     pub fn bus_url(&self) -> String {
         format!("kafka://{}", self.addr)
     }

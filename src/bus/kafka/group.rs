@@ -32,7 +32,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::resume::{self, ResumePoints, Rewinding};
 use super::{commit_sync, kafka_err, to_bus_message, OffsetsReader};
 use crate::bus::{BusError, BusMessage, CommitOffset, Consumer, GroupEvent, GroupMember, RevokeAck};
-use crate::config::BrokerFlavor;
 
 /// Longest a revocation waits for the partitions' actors to flush, commit and stop.
 pub const REVOKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -142,7 +141,6 @@ impl KafkaMember {
         offsets: OffsetsReader,
         topic: &str,
         capacity: usize,
-        flavor: BrokerFlavor,
     ) -> Result<KafkaMember, BusError> {
         let (events_tx, events) = mpsc::unbounded_channel();
         let context = GroupContext {
@@ -151,7 +149,7 @@ impl KafkaMember {
             routes: Mutex::default(),
             inbox: Mutex::default(),
             events: events_tx,
-            resume: Arc::new(ResumePoints::new(flavor)),
+            resume: Arc::new(ResumePoints::new(offsets.flavor)),
         };
         let consumer: BaseConsumer<GroupContext> =
             config.create_with_context(context).map_err(|e| kafka_err("cannot create a Kafka consumer", e))?;

@@ -303,7 +303,6 @@ impl Bus for KafkaBus {
             self.offsets_reader(group),
             topic,
             PARTITION_BUFFER,
-            self.flavor,
         )?;
         Ok(Arc::new(member))
     }
@@ -492,8 +491,8 @@ impl Consumer for KafkaConsumer {
     }
 
     /// Records of this member's partitions it has not read yet: the partitions' ends (see
-    /// [`group_lag`]) less its positions (or the group's
-    /// committed offsets where it has read nothing since its assignment). Before its first
+    /// [`group_lag`]) less its positions (or the group's committed offsets where it has read
+    /// nothing since its assignment). Before its first
     /// assignment it cannot know and answers "at least one".
     async fn pending(&mut self) -> Result<u64, BusError> {
         let (consumer, offsets, topic) = (self.consumer.clone(), self.offsets.clone(), self.topic.to_string());
