@@ -31,3 +31,5 @@ pub mod replay;
 pub mod store;
 pub mod supervision;
 pub mod trainer;
+pub mod workers;
+pub mod workflow;

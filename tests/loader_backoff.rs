@@ -51,7 +51,8 @@ async fn a_loader_whose_exchange_is_gone_backs_off_instead_of_spinning() {
     assert!(seen.iter().any(|e| e.message.as_deref().is_some_and(|m| m.contains("cannot reach"))));
     // Six incarnations took at least the sum of the delays: no spinning.
     assert!(started.elapsed() >= Duration::from_millis(1_000 + 2_000 + 4_000 + 8_000 + 8_000));
-    let loader = handle.tree().find(&format!("loader:{}", handle.workflows()[0].job.queue_id)).unwrap();
+    let wf = &handle.workflows()[0];
+    let loader = handle.tree().find(&format!("loader:{}:{}", wf.job.queue_id, wf.collection)).unwrap();
     assert!(loader.restarts >= 6);
     handle.tree().shutdown();
 }

@@ -97,6 +97,11 @@ struct InFlight {
 const FAMILY: &str = "connector";
 /// Longest a poll may block, so that stop and fail requests are handled promptly.
 const MAX_POLL_WAIT: Duration = Duration::from_millis(100);
+/// The `producer` of a workflow connector's events: `connector__<collection>`.
+pub fn producer_name(collection: &str) -> String {
+    format!("connector__{collection}")
+}
+
 /// How long a draining connector waits for more records before asking the bus whether any are left.
 const DRAINED_POLL_WAIT: Duration = Duration::from_millis(10);
 /// Pauses between attempts to write a batch while the store is unreachable: doubling up to the cap.
@@ -219,10 +224,9 @@ impl Actor for Connector {
         args: ConnectorArgs,
     ) -> Result<ConnectorState, ActorProcessingErr> {
         let (consumer, producer) = match &args.source {
-            ConnectorSource::Group => (
-                args.bus.subscribe(&args.route.group, &args.route.topic).await?,
-                format!("connector__{}", args.route.collection),
-            ),
+            ConnectorSource::Group => {
+                (args.bus.subscribe(&args.route.group, &args.route.topic).await?, producer_name(&args.route.collection))
+            }
             ConnectorSource::Partition(member, p) => {
                 (member.partition(*p).await?, format!("connector__{}__p{p}", args.route.collection))
             }

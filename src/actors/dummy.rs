@@ -12,6 +12,7 @@ use super::dead_letter::json_error_reason;
 use super::{DeadLetters, Telemetry};
 use crate::bus::{commit_positions, topics::QUEUE_CONTROL, Bus, Consumer};
 use crate::model::{Command, EventStatus, QueueControl, QueueEvent};
+use crate::workers::{host::reply_to, Target};
 
 #[derive(Debug, Clone)]
 pub struct DummyOptions {
@@ -66,13 +67,14 @@ impl DummyState {
                     continue;
                 }
             };
-            if !cmd.is_for(&self.args.options.queue_id, "dummy") || !keep_running {
+            let addressed = ["dummy", Target::Dummy.name()].iter().any(|t| cmd.is_for(&self.args.options.queue_id, t));
+            if !addressed || !keep_running {
                 continue;
             }
             match cmd.command {
                 Command::Ping => {
                     let reply = self.event(EventStatus::Pong).message(format!("pong to ping at {}", cmd.timestamp));
-                    self.args.telemetry.emit(reply).await;
+                    self.args.telemetry.emit(reply_to(reply, &cmd)).await;
                 }
                 Command::Stop => {
                     self.args.telemetry.emit(self.event(EventStatus::Finished).message("Stopped on command")).await;

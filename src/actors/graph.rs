@@ -14,6 +14,7 @@ use crate::bus::{topics, Bus, OutRecord};
 use crate::graph::{density, Aligned, GraphBuilder, GraphConfig};
 use crate::model::{format_ms, EventStatus, GraphSnapshot, QueueEvent};
 use crate::store::Store;
+use crate::workers::Target;
 
 /// Rows stepped per message.
 const CHUNK: usize = 256;
@@ -77,7 +78,7 @@ pub struct GraphState {
 
 impl GraphState {
     fn event(&self, status: EventStatus) -> QueueEvent {
-        QueueEvent::new(&self.args.queue_id, "graph-builder", status).kind("graph")
+        QueueEvent::new(&self.args.queue_id, Target::GraphBuilder.name(), status).kind("graph")
     }
 
     /// Steps the next chunk of rows; returns whether rows are left.

@@ -29,6 +29,11 @@ pub struct BackfillJob {
     pub page_limit: u32,
 }
 
+/// The `producer` of a loader's events: `loader-api-candles-1m__btcusdt`.
+pub fn producer_name(job_type: &str, symbol: &str) -> String {
+    format!("loader-{}__{}", job_type.replace('_', "-"), symbol.to_ascii_lowercase())
+}
+
 impl BackfillJob {
     /// The seeds' `type` of this job, e.g. `api_candles_1m` or `api_agg_trades`.
     pub fn job_type(&self) -> String {
@@ -247,7 +252,7 @@ impl Actor for Loader {
         args: LoaderArgs,
     ) -> Result<LoaderState, ActorProcessingErr> {
         let job = &args.job;
-        let producer = format!("loader-{}__{}", job.job_type().replace('_', "-"), job.symbol.to_ascii_lowercase());
+        let producer = producer_name(&job.job_type(), &job.symbol);
         let message = match args.progress.borrow().cursor {
             Some(c) => format!("Resuming {} {} after {}", job.symbol, job.kind.noun(), job.kind.show(c)),
             None => format!("Loading {} {} from {}", job.symbol, job.kind.noun(), format_ms(job.start_ms)),

@@ -21,6 +21,7 @@ fn status_label(status: &EventStatus) -> &'static str {
         EventStatus::Pong => "pong",
         EventStatus::Gap => "gap",
         EventStatus::Restarting => "restarting",
+        EventStatus::Stopped => "stopped",
         EventStatus::Other(_) => "other",
     }
 }

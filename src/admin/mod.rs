@@ -1,7 +1,8 @@
-//! The admin HTTP server of a node (health, readiness, metrics, the supervision tree), the actor
-//! that runs it, and every metric.
+//! The admin HTTP server of a node (health, readiness, metrics, the supervision tree, the workflow
+//! API), the actor that runs it, and every metric.
 
 mod actor;
+pub mod api;
 mod lag;
 pub mod metrics;
 mod server;

@@ -1,5 +1,6 @@
 //! The admin HTTP server: `/healthz` (the process answers), `/readyz` (the supervision tree is up),
-//! `/metrics` (Prometheus text), `/api/v1/supervision` (the live tree). Unknown paths get a 404.
+//! `/metrics` (Prometheus text), `/api/v1/supervision` (the live tree), `/api/v1/lag`, and the
+//! control plane of [`super::api`] (workflows, ping). Unknown paths get a 404.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,8 +10,11 @@ use actix_web::{web, HttpResponse};
 
 use super::metrics::Metrics;
 use super::LagSource;
+use crate::bus::Bus;
 use crate::http::HttpService;
+use crate::store::Store;
 use crate::supervision::TreeView;
+use crate::workflow::manager::ManagerHandle;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start the admin server on {addr}: {source}")]
@@ -28,6 +32,10 @@ pub struct AdminState {
     pub view: TreeView,
     pub root: String,
     pub lag: LagSource,
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
+    /// queue-manager, where the node runs one (`queue_manager.enabled`).
+    pub manager: Option<ManagerHandle>,
 }
 
 pub struct AdminServer {
@@ -70,7 +78,8 @@ async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({
         "error": "not found",
         "path": req.path(),
-        "endpoints": ["/healthz", "/readyz", "/metrics", "/api/v1/supervision", "/api/v1/lag"],
+        "endpoints": ["/healthz", "/readyz", "/metrics", "/api/v1/supervision", "/api/v1/lag", "/api/v1/workflows",
+            "/api/v1/workflows/{id}", "/api/v1/workflows/{id}/stop", "/api/v1/ping"],
     }))
 }
 
@@ -80,6 +89,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .route("/api/v1/supervision", web::get().to(supervision))
         .route("/api/v1/lag", web::get().to(lag))
+        .configure(super::api::routes)
         .default_service(web::to(not_found));
 }
 

@@ -14,7 +14,7 @@ mod workflow;
 
 pub use context::NodeContext;
 pub use offline::{resolve_data_dir, start_replay};
-pub use workflow::{new_queue_id, BackfillWorkflow};
+pub use workflow::BackfillWorkflow;
 
 use crate::admin::AdminError;
 use crate::bus::BusError;

@@ -1,5 +1,6 @@
 //! `streamforge node`: the long-running actor node. Its supervision tree is
-//! `<node id>` (one_for_one) → `admin`, `connectors`, `loaders`, `dummies` (see docs/supervision.md).
+//! `<node id>` (one_for_one) → `admin`, `connectors`, `loaders`, `workers` (the worker host and the
+//! workers it starts on command), `queue-manager`, `dummies` (see docs/supervision.md).
 //! It runs until SIGTERM/SIGINT (then stops the tree top-down, in reverse start order) and exits
 //! non-zero when the tree gives up, so that Kubernetes restarts the pod.
 
@@ -20,7 +21,10 @@ use crate::admin::{AdminActor, AdminArgs, AdminState};
 use crate::config::Config;
 use crate::exchange::binance::{backfill_kind, sequenced_kind, BinanceWs, LinkPolicy, MAX_STREAMS_PER_CONNECTION};
 use crate::model::parse_time_range;
+use crate::replay::ReplayData;
 use crate::supervision::{ChildSpec, Restart, Strategy, Tree};
+use crate::workers::host::{HostArgs, HostShared, WorkerHost};
+use crate::workflow::manager::{ManagerArgs, ManagerHandle, QueueManager};
 
 /// How long a graceful shutdown may take before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -55,13 +59,21 @@ fn dummy_child(ctx: &NodeContext) -> ChildSpec {
 }
 
 /// The admin server as the root's first child; `bound` receives its address.
-fn admin_child(ctx: &NodeContext, ready: Arc<AtomicBool>, bound: Arc<Mutex<Option<SocketAddr>>>) -> ChildSpec {
+fn admin_child(
+    ctx: &NodeContext,
+    ready: Arc<AtomicBool>,
+    bound: Arc<Mutex<Option<SocketAddr>>>,
+    manager: Option<ManagerHandle>,
+) -> ChildSpec {
     let state = AdminState {
         metrics: ctx.metrics.clone(),
         ready,
         view: ctx.view.clone(),
         root: ctx.config.node.id.clone(),
         lag: ctx.lag.clone(),
+        store: ctx.store.clone(),
+        bus: ctx.bus.clone(),
+        manager,
     };
     let addr = ctx.config.node.admin_addr.clone();
     ChildSpec::new("admin", "admin", Restart::Permanent, move || {
@@ -69,18 +81,37 @@ fn admin_child(ctx: &NodeContext, ready: Arc<AtomicBool>, bound: Arc<Mutex<Optio
     })
 }
 
+/// The worker host as the first child of the `workers` supervisor, which holds the workers it
+/// starts on command.
+fn workers_family(ctx: &NodeContext) -> ChildSpec {
+    let (host_ctx, shared) = (ctx.clone(), Arc::<HostShared>::default());
+    let host = ChildSpec::new("worker-host", "host", Restart::Permanent, move || {
+        (WorkerHost, HostArgs { ctx: host_ctx.clone(), shared: shared.clone() })
+    });
+    ctx.family("workers", Strategy::OneForOne, vec![host], false)
+}
+
+/// queue-manager, reachable through `handle`.
+fn manager_child(ctx: &NodeContext, handle: ManagerHandle, recorded: Option<Arc<ReplayData>>) -> ChildSpec {
+    let ctx = ctx.clone();
+    ChildSpec::new("queue-manager", "queue-manager", Restart::Permanent, move || {
+        let args = ManagerArgs { ctx: ctx.clone(), handle: handle.clone(), recorded: recorded.clone() };
+        (QueueManager, args)
+    })
+}
+
 impl Node {
     /// Starts everything the configuration asks for; `offline_data` overrides `node.offline_data`.
     pub async fn start(mut config: Config, offline_data: Option<PathBuf>) -> Result<Node, AppError> {
         let offline = offline_data.or_else(|| config.node.offline.then(|| PathBuf::from(&config.node.offline_data)));
-        let replay = match offline {
+        let (replay, recorded) = match offline {
             Some(dir) => {
-                let (server, _) = start_replay(&dir).await?;
+                let (server, data) = start_replay(&dir).await?;
                 config.binance.rest_url = server.rest_url();
                 config.binance.ws_url = server.ws_url();
-                Some(server)
+                (Some(server), Some(data))
             }
-            None => None,
+            None => (None, None),
         };
         let ctx = NodeContext::open(config).await?;
         let ready = Arc::new(AtomicBool::new(false));
@@ -102,11 +133,16 @@ impl Node {
             connectors.push(ctx.partitioned_connectors(route));
         }
         loaders.extend(stream_children(&ctx).await?);
+        let manager = ctx.config.queue_manager.enabled.then(ManagerHandle::default);
         let mut children = vec![
-            admin_child(&ctx, ready.clone(), bound.clone()),
+            admin_child(&ctx, ready.clone(), bound.clone(), manager.clone()),
             ctx.family("connectors", Strategy::OneForOne, connectors, false),
             ctx.family("loaders", Strategy::OneForOne, loaders, false),
         ];
+        if let Some(handle) = manager {
+            children.push(workers_family(&ctx));
+            children.push(manager_child(&ctx, handle, recorded));
+        }
         if ctx.config.dummy.enabled {
             children.push(ctx.family("dummies", Strategy::OneForOne, vec![dummy_child(&ctx)], false));
         }

@@ -10,13 +10,14 @@ use std::time::Instant;
 use std::sync::Arc;
 
 use super::{start_replay, AppError, BackfillWorkflow, NodeContext};
-use crate::actors::loader::Gap;
+use crate::actors::connector;
+use crate::actors::loader::{self, Gap};
 use crate::config::Config;
 use crate::exchange::binance::{backfill_kind, SequencedKind};
 use crate::model::{format_ms, now_ms};
 use crate::replay::ReplayServer;
-use crate::store::Workflow;
 use crate::supervision::{Strategy, SupervisorArgs, Tree, TreeFailed};
+use crate::workflow::{DataType, Status, Step, Task, Workflow, WorkflowSpec};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -152,21 +153,7 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
         let (connector, loader) = wf.children(&ctx, &rest, false).await?;
         connectors.push(connector);
         loaders.push(loader);
-        let now = now_ms();
-        ctx.store
-            .put_workflow(&Workflow {
-                id: wf.job.queue_id.clone(),
-                status: "running".into(),
-                symbol: Some(wf.job.symbol.clone()),
-                kind: Some(wf.job.job_type()),
-                time_range: Some(format!("{}:{}", format_ms(start_ms), format_ms(end_ms))),
-                records_written: 0,
-                message: None,
-                created_at: now,
-                updated_at: now,
-                extra: Default::default(),
-            })
-            .await?;
+        ctx.store.put_workflow(&record(&wf)?).await?;
         workflows.push(wf);
     }
     // Connectors start before loaders and stop after them, so that they drain what was loaded.
@@ -180,6 +167,32 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
     })
     .await?;
     Ok(RunHandle { ctx, workflows, tree, started: Instant::now(), replay })
+}
+
+/// The workflow record of one symbol's backfill: a load and a store step, running.
+fn record(wf: &BackfillWorkflow) -> Result<Workflow, AppError> {
+    let job_type = wf.job.job_type();
+    let spec = WorkflowSpec {
+        symbols: vec![wf.job.symbol.clone()],
+        types: vec![DataType::parse(&job_type).map_err(AppError::Usage)?],
+        time_range: Some((wf.job.start_ms, wf.job.end_ms)),
+        steps: vec![Step::Load, Step::Store],
+        graph: Default::default(),
+    };
+    let now = now_ms();
+    let mut rec = Workflow::new(wf.job.queue_id.clone(), spec, now);
+    let task = |producer: String| {
+        let mut t = Task::new(producer);
+        t.symbol = Some(wf.job.symbol.clone());
+        t.kind = Some(job_type.clone());
+        t.collection = Some(wf.collection.clone());
+        t
+    };
+    let (loader, connector) =
+        (task(loader::producer_name(&job_type, &wf.job.symbol)), task(connector::producer_name(&wf.collection)));
+    rec.start_step(Step::Load, vec![loader], now);
+    rec.start_step(Step::Store, vec![connector], now);
+    Ok(rec)
 }
 
 /// Runs to completion: [`start`] then [`RunHandle::finish`].
@@ -205,14 +218,23 @@ impl RunHandle {
         if let Some(r) = &self.replay {
             r.stop().await;
         }
-        let status = if outcome.is_ok() { "finished" } else { "error" };
         for wf in &self.workflows {
-            let records = wf.connector.written.load(Ordering::Acquire);
             if let Ok(Some(mut rec)) = self.ctx.store.workflow(&wf.job.queue_id).await {
-                rec.status = status.into();
-                rec.records_written = records;
-                rec.updated_at = now_ms();
-                rec.message = outcome.as_ref().err().map(|e| e.to_string());
+                let now = now_ms();
+                let counts = [
+                    (Step::Load, wf.progress.borrow().records),
+                    (Step::Store, wf.connector.written.load(Ordering::Acquire)),
+                ];
+                for (step, records) in counts {
+                    if let Some(task) = rec.step_mut(step).and_then(|s| s.tasks.first_mut()) {
+                        task.records_written = records;
+                        task.status = if outcome.is_ok() { Status::Finished } else { task.status };
+                    }
+                    rec.settle(step, now);
+                }
+                if let Err(e) = &outcome {
+                    rec.fail(Step::Load, &e.to_string(), now);
+                }
                 self.ctx.store.put_workflow(&rec).await?;
             }
         }

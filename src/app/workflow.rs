@@ -2,7 +2,6 @@
 //! one loader publishing to the workflow's data topic and one connector writing that topic into
 //! the workflow's collection, named as the seeds name them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,18 +15,7 @@ use crate::exchange::binance::{BinanceRest, SequencedKind};
 use crate::model::format_ms;
 use crate::store::collection_name;
 use crate::supervision::{ChildSpec, Restart};
-
-/// `wf-btcusdt-api_candles_5m-20240801-a1b2c3`: readable, and unique per submission.
-pub fn new_queue_id(symbol: &str, kind: &str, start_ms: i64) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let date: String = format_ms(start_ms).chars().take(10).filter(|c| *c != '-').collect();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or_default();
-    let salt = nanos ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    format!("wf-{}-{kind}-{date}-{:06x}", symbol.to_ascii_lowercase(), (salt ^ (salt >> 24)) & 0xff_ffff)
-}
+use crate::workflow::new_queue_id;
 
 /// A loader beats before each request; one request may take the client's 30 s timeout plus a 5 s
 /// retry pause, so silence for this long means it is stuck.
@@ -73,6 +61,40 @@ impl BackfillWorkflow {
         }
     }
 
+    /// Where the workflow's connector reads and writes.
+    pub fn route(&self) -> ConnectorRoute {
+        ConnectorRoute {
+            queue_id: self.job.queue_id.clone(),
+            topic: self.job.topic.clone(),
+            group: format!("connector-{}", self.collection),
+            collection: self.collection.clone(),
+        }
+    }
+
+    /// Creates the data topic; returns the loader as a supervised child. A backfill that was
+    /// stopped or killed continues after the newest record the store has for this collection and
+    /// symbol. Records are stored in order per symbol (one partition, commits in offset order), so
+    /// everything before that mark is stored too.
+    pub async fn loader(&self, ctx: &NodeContext, rest: &BinanceRest) -> Result<ChildSpec, AppError> {
+        ctx.bus.ensure_topic(&self.job.topic, ctx.config.bus.partitions).await?;
+        let stored = ctx.store.high_water_mark(&self.collection, &self.job.symbol).await?;
+        let (ctx, job, rest, progress) = (ctx.clone(), self.job.clone(), rest.clone(), self.progress.clone());
+        let id = format!("loader:{}:{}", self.job.queue_id, self.collection);
+        Ok(ChildSpec::with_heartbeat(id, "loader", Restart::Transient, Some(LOADER_HEARTBEAT), move |heartbeat| {
+            let args = LoaderArgs {
+                job: job.clone(),
+                stored,
+                rest: rest.clone(),
+                bus: ctx.bus.clone(),
+                telemetry: ctx.telemetry.clone(),
+                metrics: ctx.metrics.clone(),
+                progress: progress.clone(),
+                heartbeat,
+            };
+            (Loader, args)
+        }))
+    }
+
     /// Creates the data topic; returns the connector and the loader as supervised children. A
     /// `long_running` workflow (a node's job) gets partitioned connectors that share the topic
     /// with the other nodes of its group; otherwise one connector drains the topic and finishes.
@@ -82,38 +104,11 @@ impl BackfillWorkflow {
         rest: &BinanceRest,
         long_running: bool,
     ) -> Result<(ChildSpec, ChildSpec), AppError> {
-        ctx.bus.ensure_topic(&self.job.topic, ctx.config.bus.partitions).await?;
-        // A backfill that was stopped or killed continues after the newest record the store has
-        // for this collection and symbol. Records are stored in order per symbol (one partition,
-        // commits in offset order), so everything before that mark is stored too.
-        let stored = ctx.store.high_water_mark(&self.collection, &self.job.symbol).await?;
-        let route = ConnectorRoute {
-            queue_id: self.job.queue_id.clone(),
-            topic: self.job.topic.clone(),
-            group: format!("connector-{}", self.collection),
-            collection: self.collection.clone(),
-        };
+        let loader = self.loader(ctx, rest).await?;
         let connector = if long_running {
-            ctx.partitioned_connectors(route)
+            ctx.partitioned_connectors(self.route())
         } else {
-            ctx.connector_child(route, self.connector.clone(), Restart::Transient)
-        };
-        let loader = {
-            let (ctx, job, rest, progress) = (ctx.clone(), self.job.clone(), rest.clone(), self.progress.clone());
-            let id = format!("loader:{}", self.job.queue_id);
-            ChildSpec::with_heartbeat(id, "loader", Restart::Transient, Some(LOADER_HEARTBEAT), move |heartbeat| {
-                let args = LoaderArgs {
-                    job: job.clone(),
-                    stored,
-                    rest: rest.clone(),
-                    bus: ctx.bus.clone(),
-                    telemetry: ctx.telemetry.clone(),
-                    metrics: ctx.metrics.clone(),
-                    progress: progress.clone(),
-                    heartbeat,
-                };
-                (Loader, args)
-            })
+            ctx.connector_child(self.route(), self.connector.clone(), Restart::Transient)
         };
         Ok((connector, loader))
     }

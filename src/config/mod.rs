@@ -27,6 +27,7 @@ pub struct Config {
     pub connector: ConnectorConfig,
     pub supervision: SupervisionConfig,
     pub dummy: DummyConfig,
+    pub queue_manager: QueueManagerConfig,
     pub job: JobConfig,
     /// Long-running connectors: each consumes a stable topic into a collection.
     pub connectors: Vec<ConnectorRouteConfig>,
@@ -325,6 +326,20 @@ pub struct DummyConfig {
 impl Default for DummyConfig {
     fn default() -> Self {
         DummyConfig { enabled: false, queue_id: "dummy".into(), simulate_loading: false, fail_after: 0, tick_ms: 1000 }
+    }
+}
+
+/// queue-manager and the worker host: workflows over the admin API (`/api/v1/workflows`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueManagerConfig {
+    /// Run queue-manager on this node and host the workers it starts by command.
+    pub enabled: bool,
+}
+
+impl Default for QueueManagerConfig {
+    fn default() -> Self {
+        QueueManagerConfig { enabled: true }
     }
 }
 

@@ -16,6 +16,8 @@ pub enum EventStatus {
     Gap,
     /// A supervisor is restarting a failed child (after its backoff).
     Restarting,
+    /// The worker stopped on a `stop` command.
+    Stopped,
     #[serde(untagged)]
     Other(String),
 }

@@ -8,7 +8,6 @@ pub mod arango;
 pub mod postgres;
 mod registry;
 pub mod sqlite;
-mod workflow;
 
 use std::sync::Arc;
 
@@ -16,7 +15,8 @@ use async_trait::async_trait;
 
 use crate::model::{Candle, DataRecord, GraphSnapshot, PriceLevel, RecordKind, Trade};
 pub use registry::ModelRecord;
-pub use workflow::Workflow;
+
+use crate::workflow::{Status, Workflow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -64,6 +64,21 @@ pub struct CollectionInfo {
     pub rows: u64,
 }
 
+/// Which workflows [`Store::workflows`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowQuery {
+    pub status: Option<Status>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// A page of workflows and how many match in all.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WorkflowPage {
+    pub total: u64,
+    pub workflows: Vec<Workflow>,
+}
+
 /// A batch of records to write, shared so that a writer can retry it without copying it.
 pub type Batch = Arc<Vec<DataRecord>>;
 
@@ -91,6 +106,9 @@ pub trait Store: Send + Sync + 'static {
     async fn put_workflow(&self, workflow: &Workflow) -> Result<(), StoreError>;
 
     async fn workflow(&self, id: &str) -> Result<Option<Workflow>, StoreError>;
+
+    /// Workflows, newest first (by creation, then id), optionally of one status, one page.
+    async fn workflows(&self, query: &WorkflowQuery) -> Result<WorkflowPage, StoreError>;
 
     /// Writes a graph snapshot (vertices and edges) in one transaction, replacing the one with
     /// the same name and time.

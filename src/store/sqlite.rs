@@ -12,9 +12,10 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{
     batch_kind, check_kind, from_json, levels_json, parse_kind, to_json, validate_collection, Batch, CollectionInfo,
-    ModelRecord, Store, StoreError, Workflow,
+    ModelRecord, Store, StoreError, WorkflowPage, WorkflowQuery,
 };
 use crate::model::{Candle, DataRecord, Decimal, Edge, GraphSnapshot, RecordKind, Trade, TradeKind, Vertex};
+use crate::workflow::{Status, Workflow};
 
 pub struct SqliteStore {
     conn: Arc<Mutex<Inner>>,
@@ -427,7 +428,7 @@ impl Store for SqliteStore {
                 "INSERT INTO sf_workflows (id, status, body, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body,
                     updated_at = excluded.updated_at",
-                params![wf.id, wf.status, body, wf.created_at, wf.updated_at],
+                params![wf.id, wf.status.as_str(), body, wf.created_at, wf.updated_at],
             )?;
             Ok(())
         })
@@ -440,6 +441,25 @@ impl Store for SqliteStore {
             let body: Option<String> =
                 inner.conn.query_row("SELECT body FROM sf_workflows WHERE id = ?1", [id], |r| r.get(0)).optional()?;
             body.map(|b| from_json(&b)).transpose()
+        })
+        .await
+    }
+
+    async fn workflows(&self, query: &WorkflowQuery) -> Result<WorkflowPage, StoreError> {
+        let (status, limit, offset) = (query.status.map(Status::as_str), query.limit, query.offset as i64);
+        self.with(move |inner| {
+            let total: i64 = inner.conn.query_row(
+                "SELECT COUNT(*) FROM sf_workflows WHERE ?1 IS NULL OR status = ?1",
+                [status],
+                |r| r.get(0),
+            )?;
+            let mut stmt = inner.conn.prepare_cached(
+                "SELECT body FROM sf_workflows WHERE ?1 IS NULL OR status = ?1
+                 ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
+            )?;
+            let bodies = stmt.query_map(params![status, limit, offset], |r| r.get::<_, String>(0))?;
+            let workflows = bodies.map(|b| from_json(&b?)).collect::<Result<Vec<Workflow>, StoreError>>()?;
+            Ok(WorkflowPage { total: total as u64, workflows })
         })
         .await
     }

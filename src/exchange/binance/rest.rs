@@ -14,6 +14,7 @@ pub const DEFAULT_REST_URL: &str = "https://api.binance.com";
 const KLINES_WEIGHT: u32 = 2;
 const AGG_TRADES_WEIGHT: u32 = 4;
 const HISTORICAL_TRADES_WEIGHT: u32 = 25;
+const EXCHANGE_INFO_WEIGHT: u32 = 20;
 
 fn depth_weight(limit: u32) -> u32 {
     match limit {
@@ -196,6 +197,23 @@ impl BinanceRest {
         let query = [("symbol", symbol.to_owned()), ("fromId", from_id.to_string()), ("limit", limit.to_string())];
         let (url, body) = self.get("/api/v3/historicalTrades", &query, HISTORICAL_TRADES_WEIGHT).await?;
         Trade::from_rest_trades(symbol, &body).map_err(|source| ExchangeError::Decode { url, source })
+    }
+
+    /// `GET /api/v3/exchangeInfo`: the symbols the exchange lists, with their status (`TRADING`, `BREAK`, …).
+    pub async fn symbols(&self) -> Result<Vec<(String, String)>, ExchangeError> {
+        #[derive(serde::Deserialize)]
+        struct Info {
+            symbols: Vec<Listed>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Listed {
+            symbol: String,
+            status: String,
+        }
+        let (url, body) = self.get("/api/v3/exchangeInfo", &[], EXCHANGE_INFO_WEIGHT).await?;
+        let info: Info = serde_json::from_slice(&body)
+            .map_err(|e| ExchangeError::Decode { url, source: crate::model::ParseError::Json(e) })?;
+        Ok(info.symbols.into_iter().map(|l| (l.symbol, l.status)).collect())
     }
 
     /// `GET /api/v3/depth`: the book's `limit` best levels a side (5, 10, 20, 50, 100, 500, 1000 or

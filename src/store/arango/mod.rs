@@ -16,9 +16,10 @@ use serde_json::{json, Value};
 
 use super::{
     batch_kind, check_kind, validate_collection, Batch, CollectionInfo, KnownKinds, ModelRecord, Store, StoreError,
-    Workflow,
+    WorkflowPage, WorkflowQuery,
 };
 use crate::model::{Candle, DataRecord, Edge, GraphSnapshot, NaturalKey, RecordKind, Trade, Vertex};
+use crate::workflow::{Status, Workflow};
 use client::ArangoClient;
 
 const COLLECTIONS: &str = "sf_collections";
@@ -214,7 +215,7 @@ impl Store for ArangoStore {
     }
 
     async fn put_workflow(&self, workflow: &Workflow) -> Result<(), StoreError> {
-        let doc = json!({ "_key": workflow.id, "status": workflow.status, "updated_at": workflow.updated_at, "body": workflow });
+        let doc = json!({ "_key": workflow.id, "status": workflow.status.as_str(), "updated_at": workflow.updated_at, "body": workflow });
         self.client
             .query(
                 "INSERT @doc INTO @@c OPTIONS { overwriteMode: 'replace' }",
@@ -232,6 +233,28 @@ impl Store for ArangoStore {
             None | Some(Value::Null) => Ok(None),
             Some(body) => serde_json::from_value(body).map(Some).map_err(|e| StoreError::Corrupt(e.to_string())),
         }
+    }
+
+    async fn workflows(&self, query: &WorkflowQuery) -> Result<WorkflowPage, StoreError> {
+        let status = query.status.map(Status::as_str);
+        let found = self
+            .client
+            .query(
+                "LET all = (FOR d IN @@c FILTER @status == null OR d.status == @status RETURN d)
+                 RETURN { total: LENGTH(all), workflows: (FOR d IN all SORT d.body.created_at DESC, d._key DESC
+                    LIMIT @offset, @limit RETURN d.body) }",
+                json!({ "@c": WORKFLOWS, "status": status, "offset": query.offset, "limit": query.limit }),
+                None,
+            )
+            .await?;
+        #[derive(serde::Deserialize)]
+        struct Found {
+            total: u64,
+            workflows: Vec<Workflow>,
+        }
+        let page: Found = serde_json::from_value(found.into_iter().next().unwrap_or_default())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(WorkflowPage { total: page.total, workflows: page.workflows })
     }
 
     async fn put_graph(&self, g: &GraphSnapshot) -> Result<(), StoreError> {

@@ -17,9 +17,11 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    batch_kind, validate_collection, Batch, CollectionInfo, KnownKinds, ModelRecord, Store, StoreError, Workflow,
+    batch_kind, validate_collection, Batch, CollectionInfo, KnownKinds, ModelRecord, Store, StoreError, WorkflowPage,
+    WorkflowQuery,
 };
 use crate::model::{Candle, DataRecord, Edge, GraphSnapshot, RecordKind, Trade, TradeKind, Vertex};
+use crate::workflow::{Status, Workflow};
 pub use migrations::MIGRATIONS;
 
 /// Connections a node keeps open at most.
@@ -322,7 +324,7 @@ impl Store for PostgresStore {
                 "INSERT INTO sf_workflows (id, status, body, created_at, updated_at) VALUES ($1, $2, $3::text::jsonb, $4, $5)
                  ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, body = EXCLUDED.body,
                     updated_at = EXCLUDED.updated_at",
-                &[&workflow.id, &workflow.status, &body, &workflow.created_at, &workflow.updated_at],
+                &[&workflow.id, &workflow.status.as_str(), &body, &workflow.created_at, &workflow.updated_at],
             )
             .await
             .map_err(|e| self.err(e))?;
@@ -336,6 +338,27 @@ impl Store for PostgresStore {
             .await
             .map_err(|e| self.err(e))?;
         row.map(|r| super::from_json(r.get(0))).transpose()
+    }
+
+    async fn workflows(&self, query: &WorkflowQuery) -> Result<WorkflowPage, StoreError> {
+        let client = self.client().await?;
+        let status = query.status.map(Status::as_str);
+        let total: i64 = client
+            .query_one("SELECT COUNT(*) FROM sf_workflows WHERE $1::text IS NULL OR status = $1", &[&status])
+            .await
+            .map_err(|e| self.err(e))?
+            .get(0);
+        let rows = client
+            .query(
+                "SELECT body::text FROM sf_workflows WHERE $1::text IS NULL OR status = $1
+                 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+                &[&status, &i64::from(query.limit), &(query.offset as i64)],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        let workflows =
+            rows.iter().map(|r| super::from_json(r.get(0))).collect::<Result<Vec<Workflow>, StoreError>>()?;
+        Ok(WorkflowPage { total: total as u64, workflows })
     }
 
     async fn put_graph(&self, g: &GraphSnapshot) -> Result<(), StoreError> {

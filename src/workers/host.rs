@@ -1,0 +1,396 @@
+//! The worker host: the first child of a node's `workers` supervisor. It reads `queue-control`
+//! (its own consumer group per node, so every node sees every command) and
+//! - on `start` addressed to this node (`"node": "<node id>"`, as queue-manager sends them in
+//!   embedded mode) turns the command into a worker and starts it under the supervisor;
+//! - on `stop` stops exactly the workers of that `queue_id` (and `target`, when given);
+//! - on `ping` answers with a `pong` for each of its running workers the ping addresses.
+//!
+//! A start that cannot be carried out (a bad field, no candles for a graph) is answered with an
+//! `error` event marked `finished`: the task is over, and queue-manager fails its step.
+//! What the host started lives outside the actor, so a restarted host still knows its workers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::Value;
+
+use super::Target;
+use crate::actors::connector::{self, ConnectorRoute, ConnectorShared};
+use crate::actors::graph::{GraphActor, GraphArgs, GraphProgress};
+use crate::actors::json_error_reason;
+use crate::actors::loader;
+use crate::app::{BackfillWorkflow, NodeContext};
+use crate::bus::{commit_positions, topics::QUEUE_CONTROL, Consumer};
+use crate::exchange::binance::BinanceRest;
+use crate::graph::{align, GraphConfig};
+use crate::model::{parse_time_range, Command, EventStatus, Interval, QueueControl, QueueEvent};
+use crate::supervision::{ChildSpec, ChildState, Restart, SupervisorMsg};
+use crate::workflow::GraphSettings;
+
+/// A worker the host started.
+#[derive(Debug, Clone)]
+struct Started {
+    target: Target,
+    /// Its id under the `workers` supervisor.
+    child: String,
+    /// The `producer` of its events.
+    producer: String,
+}
+
+/// A workflow connector and whether its loader is done: the connector drains once it is.
+#[derive(Default)]
+struct Link {
+    connector: Option<Arc<ConnectorShared>>,
+    loaded: bool,
+}
+
+impl Link {
+    fn settle(&self) {
+        if let (true, Some(c)) = (self.loaded, &self.connector) {
+            c.drain.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// What the host started, kept across its restarts.
+#[derive(Default)]
+pub struct HostShared {
+    workers: Mutex<BTreeMap<String, Vec<Started>>>,
+    /// `<queue_id>/<collection>` → its connector and loader.
+    links: Mutex<HashMap<String, Link>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl HostShared {
+    fn link(&self, queue_id: &str, collection: &str, update: impl FnOnce(&mut Link)) {
+        let mut links = locked(&self.links);
+        let link = links.entry(format!("{queue_id}/{collection}")).or_default();
+        update(link);
+        link.settle();
+    }
+}
+
+pub struct HostArgs {
+    pub ctx: NodeContext,
+    pub shared: Arc<HostShared>,
+}
+
+pub enum HostMsg {
+    Poll,
+}
+
+pub struct WorkerHost;
+
+pub struct HostState {
+    args: HostArgs,
+    control: Box<dyn Consumer>,
+    supervisor: Option<ActorRef<SupervisorMsg>>,
+    rest: BinanceRest,
+    producer: String,
+}
+
+/// Longest a supervisor call may take: a worker's graceful stop (flush and commit) included.
+const SUPERVISOR_CALL_MS: u64 = 60_000;
+/// Longest wait for commands in one poll.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+
+/// Why a start failed, for the `error` event: the producer the task's events would have had.
+struct StartFailed {
+    producer: String,
+    reason: String,
+}
+
+fn field<'a>(name: &str, value: &'a Option<String>) -> Result<&'a str, String> {
+    value.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| format!("the command has no `{name}`"))
+}
+
+fn extra<T: serde::de::DeserializeOwned>(cmd: &QueueControl, name: &str) -> Result<T, String> {
+    let v = cmd.extra.get(name).cloned().unwrap_or(Value::Null);
+    serde_json::from_value(v).map_err(|e| format!("the command's `{name}` is invalid: {e}"))
+}
+
+impl HostState {
+    fn supervisor(&self) -> Result<&ActorRef<SupervisorMsg>, ActorProcessingErr> {
+        Ok(self.supervisor.as_ref().ok_or("the worker host has no supervisor")?)
+    }
+
+    fn node(&self) -> &str {
+        &self.args.ctx.config.node.id
+    }
+
+    /// The worker a `start` asks for, as child specs, with the producer of its events.
+    async fn build(&mut self, cmd: &QueueControl, target: Target) -> Result<(ChildSpec, String), StartFailed> {
+        let ctx = &self.args.ctx;
+        let fail = |producer: &str, reason: String| StartFailed { producer: producer.to_owned(), reason };
+        match target {
+            Target::LoaderProducer => {
+                let (symbol, kind) = (cmd.symbol.clone().unwrap_or_default(), cmd.kind.clone().unwrap_or_default());
+                let producer = loader::producer_name(&kind, &symbol);
+                let bad = |reason: String| fail(&producer, reason);
+                field("symbol", &cmd.symbol).map_err(bad)?;
+                let job = crate::exchange::binance::backfill_kind(&kind)
+                    .ok_or_else(|| bad(format!("a loader cannot load type {kind:?}")))?;
+                let range = parse_time_range(field("time_range", &cmd.time_range).map_err(bad)?)
+                    .map_err(|e| bad(e.to_string()))?;
+                let wf = BackfillWorkflow::new(
+                    Some(cmd.queue_id.clone()),
+                    &symbol,
+                    job,
+                    range,
+                    cmd.kafka_topic.clone(),
+                    cmd.collection_name.clone(),
+                    ctx.config.loader.page_limit,
+                );
+                let spec = wf.loader(ctx, &self.rest).await.map_err(|e| bad(e.to_string()))?;
+                // Tell the connector of the same collection to drain once every record is published.
+                let (shared, queue_id, collection) = (self.args.shared.clone(), cmd.queue_id.clone(), wf.collection);
+                let mut progress = wf.progress.subscribe();
+                tokio::spawn(async move {
+                    if progress.wait_for(|p| p.done).await.is_ok() {
+                        shared.link(&queue_id, &collection, |l| l.loaded = true);
+                    }
+                });
+                Ok((spec, producer))
+            }
+            Target::Connector => {
+                let collection = cmd.collection_name.clone().unwrap_or_default();
+                let producer = connector::producer_name(&collection);
+                let bad = |reason: String| fail(&producer, reason);
+                field("collection_name", &cmd.collection_name).map_err(bad)?;
+                crate::store::validate_collection(&collection).map_err(|e| bad(e.to_string()))?;
+                let topic = field("kafka_topic", &cmd.kafka_topic).map_err(bad)?.to_owned();
+                ctx.bus.ensure_topic(&topic, ctx.config.bus.partitions).await.map_err(|e| bad(e.to_string()))?;
+                let shared = Arc::<ConnectorShared>::default();
+                self.args.shared.link(&cmd.queue_id, &collection, |l| l.connector = Some(shared.clone()));
+                let route = ConnectorRoute {
+                    queue_id: cmd.queue_id.clone(),
+                    topic,
+                    group: format!("connector-{collection}"),
+                    collection,
+                };
+                Ok((ctx.connector_child(route, shared, Restart::Transient), producer))
+            }
+            Target::GraphBuilder => {
+                let producer = Target::GraphBuilder.name();
+                let bad = |reason: String| fail(producer, reason);
+                let symbols: Vec<String> = extra(cmd, "symbols").map_err(bad)?;
+                let collections: Vec<String> = extra(cmd, "collections").map_err(bad)?;
+                let interval: Interval = extra::<String>(cmd, "interval")
+                    .map_err(bad)?
+                    .parse()
+                    .map_err(|e: crate::model::ParseError| bad(e.to_string()))?;
+                let settings: GraphSettings = extra(cmd, "graph").map_err(bad)?;
+                let name = field("collection_name", &cmd.collection_name).map_err(bad)?.to_owned();
+                let (from, to) = match &cmd.time_range {
+                    Some(r) => parse_time_range(r).map_err(|e| bad(e.to_string()))?,
+                    None => (i64::MIN, i64::MAX),
+                };
+                if symbols.len() != collections.len() || symbols.len() < 2 {
+                    return Err(bad("a graph needs at least two symbols, each with its collection".into()));
+                }
+                let mut series = Vec::with_capacity(symbols.len());
+                for (symbol, collection) in symbols.iter().zip(&collections) {
+                    let candles =
+                        ctx.store.candles(collection, symbol, from, to).await.map_err(|e| bad(e.to_string()))?;
+                    series.push((symbol.clone(), candles));
+                }
+                let aligned = Arc::new(align(&series, interval.millis()).map_err(bad)?);
+                if aligned.rows.len() <= settings.window {
+                    let rows = aligned.rows.len();
+                    return Err(bad(format!(
+                        "{rows} candles per symbol are too few for a window of {}",
+                        settings.window
+                    )));
+                }
+                let config = GraphConfig {
+                    name,
+                    window: settings.window,
+                    min_periods: (settings.window / 2).max(2),
+                    threshold: settings.threshold,
+                    top_k: settings.top_k,
+                    every: settings.every,
+                };
+                let progress = Arc::new(tokio::sync::watch::channel(GraphProgress::default()).0);
+                let (ctx, queue_id) = (ctx.clone(), cmd.queue_id.clone());
+                let id = format!("graph:{queue_id}");
+                let spec = ChildSpec::new(id, "graph", Restart::Transient, move || {
+                    let args = GraphArgs {
+                        queue_id: queue_id.clone(),
+                        config: config.clone(),
+                        aligned: aligned.clone(),
+                        store: ctx.store.clone(),
+                        bus: ctx.bus.clone(),
+                        telemetry: ctx.telemetry.clone(),
+                        progress: progress.clone(),
+                    };
+                    (GraphActor, args)
+                });
+                Ok((spec, producer.to_owned()))
+            }
+            Target::Trainer | Target::Dummy => {
+                Err(fail(target.name(), format!("{target} workers are not started by command on this node")))
+            }
+        }
+    }
+
+    async fn start(&mut self, cmd: &QueueControl, target: Target) -> Result<(), ActorProcessingErr> {
+        let outcome = match self.build(cmd, target).await {
+            Ok((spec, producer)) => {
+                let child = spec.id.clone();
+                let started = ractor::call_t!(self.supervisor()?, SupervisorMsg::StartChild, SUPERVISOR_CALL_MS, spec)?;
+                match started {
+                    Ok(()) => {
+                        tracing::info!(queue_id = %cmd.queue_id, %target, %child, "Worker started on command.");
+                        let entry = Started { target, child, producer };
+                        locked(&self.args.shared.workers).entry(cmd.queue_id.clone()).or_default().push(entry);
+                        Ok(())
+                    }
+                    Err(reason) => Err(StartFailed { producer, reason }),
+                }
+            }
+            Err(failed) => Err(failed),
+        };
+        if let Err(StartFailed { producer, reason }) = outcome {
+            tracing::warn!(queue_id = %cmd.queue_id, %target, %reason, "Cannot start the worker.");
+            let mut ev = QueueEvent::new(&cmd.queue_id, &producer, EventStatus::Error).message(reason);
+            ev.finished = true;
+            ev.symbol = cmd.symbol.clone();
+            ev.kind = cmd.kind.clone();
+            self.args.ctx.telemetry.emit(ev).await;
+        }
+        Ok(())
+    }
+
+    /// Stops the workers of `queue_id` (of `target` only, when given).
+    async fn stop(&mut self, queue_id: &str, target: Option<Target>) -> Result<(), ActorProcessingErr> {
+        let stopping: Vec<Started> = {
+            let mut workers = locked(&self.args.shared.workers);
+            let Some(list) = workers.get_mut(queue_id) else { return Ok(()) };
+            let (stop, keep): (Vec<Started>, Vec<Started>) =
+                list.drain(..).partition(|w| target.is_none_or(|t| t == w.target));
+            *list = keep;
+            if list.is_empty() {
+                workers.remove(queue_id);
+            }
+            stop
+        };
+        let was_running: Vec<bool> = stopping.iter().map(|w| self.is_running(&w.child)).collect();
+        for (w, running) in stopping.iter().zip(was_running) {
+            ractor::call_t!(self.supervisor()?, SupervisorMsg::TerminateChild, SUPERVISOR_CALL_MS, w.child.clone())?;
+            if running {
+                let ev = QueueEvent::new(queue_id, &w.producer, EventStatus::Stopped).message("Stopped on command");
+                self.args.ctx.telemetry.emit(ev).await;
+            }
+        }
+        locked(&self.args.shared.links).retain(|k, _| !k.starts_with(&format!("{queue_id}/")));
+        Ok(())
+    }
+
+    fn is_running(&self, child: &str) -> bool {
+        self.args.ctx.view.find(child).is_some_and(|c| c.state == ChildState::Running)
+    }
+
+    /// A `pong` for each running worker the ping addresses.
+    async fn pong(&mut self, cmd: &QueueControl, target: Option<Target>) {
+        let addressed: Vec<(String, Started)> = locked(&self.args.shared.workers)
+            .iter()
+            .filter(|(q, _)| cmd.queue_id == "*" || **q == cmd.queue_id)
+            .flat_map(|(q, ws)| ws.iter().map(move |w| (q.clone(), w.clone())))
+            .filter(|(_, w)| target.is_none_or(|t| t == w.target))
+            .collect();
+        let running: Vec<(String, Started)> =
+            addressed.into_iter().filter(|(_, w)| self.is_running(&w.child)).collect();
+        for (queue_id, w) in running {
+            let ev = QueueEvent::new(&queue_id, &w.producer, EventStatus::Pong).message(format!(
+                "{} on {}",
+                w.child,
+                self.node()
+            ));
+            self.args.ctx.telemetry.emit(reply_to(ev, cmd)).await;
+        }
+    }
+
+    async fn handle_commands(&mut self) -> Result<(), ActorProcessingErr> {
+        let messages = self.control.poll(100, POLL_WAIT).await?;
+        for m in &messages {
+            let cmd: QueueControl = match serde_json::from_slice(&m.payload) {
+                Ok(c) => c,
+                Err(e) => {
+                    let reason = json_error_reason(&e);
+                    self.args.ctx.dead_letters.send(&self.producer, m, reason, &e.to_string()).await?;
+                    continue;
+                }
+            };
+            let target = match cmd.target.as_deref() {
+                None | Some("*") => None,
+                Some(name) => match Target::parse(name) {
+                    Some(t) => Some(t),
+                    None => continue,
+                },
+            };
+            match cmd.command {
+                Command::Start => {
+                    let here = cmd.extra.get("node").and_then(Value::as_str) == Some(self.node());
+                    if let (true, Some(target)) = (here, target) {
+                        self.start(&cmd, target).await?;
+                    }
+                }
+                Command::Stop => self.stop(&cmd.queue_id, target).await?,
+                Command::Ping if target != Some(Target::Dummy) => self.pong(&cmd, target).await,
+                Command::Ping | Command::Other(_) => {}
+            }
+        }
+        if !messages.is_empty() {
+            self.control.commit(&commit_positions(&messages)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A `pong` carries the ping's `ping_id` and `timestamp`, so that the sender can match it and
+/// measure the round trip.
+pub fn reply_to(mut pong: QueueEvent, ping: &QueueControl) -> QueueEvent {
+    if let Some(id) = ping.extra.get("ping_id") {
+        pong.extra.insert("ping_id".into(), id.clone());
+    }
+    pong.extra.insert("ping_timestamp".into(), ping.timestamp.into());
+    pong
+}
+
+impl Actor for WorkerHost {
+    type Msg = HostMsg;
+    type State = HostState;
+    type Arguments = HostArgs;
+
+    async fn pre_start(&self, _myself: ActorRef<HostMsg>, args: HostArgs) -> Result<HostState, ActorProcessingErr> {
+        let producer = format!("worker-host__{}", args.ctx.config.node.id);
+        let group = format!("workers-{}", args.ctx.config.node.id);
+        let control = args.ctx.bus.subscribe(&group, QUEUE_CONTROL).await?;
+        let rest = args.ctx.binance_rest()?;
+        Ok(HostState { args, control, supervisor: None, rest, producer })
+    }
+
+    async fn post_start(&self, myself: ActorRef<HostMsg>, state: &mut HostState) -> Result<(), ActorProcessingErr> {
+        let supervisor = myself.try_get_supervisor().ok_or("the worker host needs a supervisor of its own")?;
+        state.supervisor = Some(supervisor.into());
+        myself.send_message(HostMsg::Poll)?;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<HostMsg>,
+        _msg: HostMsg,
+        state: &mut HostState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.handle_commands().await?;
+        myself.send_message(HostMsg::Poll)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,57 @@
+//! The workers a node starts on command: one registry keyed by the seeds' `target` names
+//! ([`Target`]), and the [`host`] actor that reads `queue-control` and starts, stops and answers
+//! pings for them under the node's `workers` supervisor.
+//!
+//! | target | worker | from a `start` command |
+//! |---|---|---|
+//! | `loader-producer` | REST loader of one symbol and type | `symbol`, `type`, `time_range`, `kafka_topic`, `collection_name` |
+//! | `arango-connector` (`connector`) | connector of one collection, finishing once its loader has | `kafka_topic`, `collection_name` |
+//! | `graph-builder` | graph actor over stored candles | `symbols`, `collections`, `time_range`, `graph` (extra fields) |
+//!
+//! `gnn-trainer` and `dummy-service` are names a `ping` or `stop` may address; the dummy answers
+//! its own pings (it reads `queue-control` itself).
+
+pub mod host;
+
+use std::fmt;
+
+/// A worker kind, by the seeds' `target` name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    LoaderProducer,
+    Connector,
+    GraphBuilder,
+    Trainer,
+    Dummy,
+}
+
+impl Target {
+    pub const ALL: [Target; 5] =
+        [Target::LoaderProducer, Target::Connector, Target::GraphBuilder, Target::Trainer, Target::Dummy];
+
+    /// The name commands carry in `target`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::LoaderProducer => "loader-producer",
+            Target::Connector => "arango-connector",
+            Target::GraphBuilder => "graph-builder",
+            Target::Trainer => "gnn-trainer",
+            Target::Dummy => "dummy-service",
+        }
+    }
+
+    /// A target by any of its names (`connector` and `dummy` are accepted too).
+    pub fn parse(name: &str) -> Option<Target> {
+        match name {
+            "connector" => Some(Target::Connector),
+            "dummy" => Some(Target::Dummy),
+            _ => Target::ALL.into_iter().find(|t| t.name() == name),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,493 @@
+//! queue-manager, "the brain" (seed 001 §4.1): takes workflow requests, writes their records,
+//! sends `start` commands on `queue-control` for each step as its turn comes, follows the
+//! workers' reports on `queue-events`, and writes every decision into the workflow's history.
+//!
+//! It runs as an actor in the node's tree (`queue-manager`); the HTTP API reaches it through a
+//! [`ManagerHandle`], which also fans the events it reads out to API listeners (pings, the event
+//! stream). Open workflows are reloaded from the store when it (re)starts.
+//!
+//! In embedded mode (`workers = "embedded"`, the default) the commands name this node
+//! (`"node": "<node id>"`), and this node's worker host starts the workers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use super::{new_queue_id, RequestProblems, Status, Step, Task, Workflow, WorkflowRequest, WorkflowSpec};
+use crate::actors::{connector, json_error_reason, loader};
+use crate::app::NodeContext;
+use crate::bus::{commit_positions, topics, Bus, Consumer, OutRecord};
+use crate::exchange::binance::BinanceRest;
+use crate::model::{format_ms, now_ms, Command, EventStatus, QueueControl, QueueEvent};
+use crate::replay::ReplayData;
+use crate::store::{collection_name, WorkflowQuery};
+
+/// Why a request was not carried out.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ManagerError {
+    #[error("invalid workflow: {0}")]
+    Invalid(RequestProblems),
+    #[error("workflow {0} not found")]
+    NotFound(String),
+    #[error("workflow {id} is already {status}")]
+    Ended { id: String, status: Status },
+    #[error("queue-manager is unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub enum ManagerMsg {
+    Submit(WorkflowRequest, RpcReplyPort<Result<Workflow, ManagerError>>),
+    Stop(String, RpcReplyPort<Result<Workflow, ManagerError>>),
+    Poll,
+}
+
+/// How the API reaches queue-manager; survives the actor's restarts.
+#[derive(Clone)]
+pub struct ManagerHandle {
+    actor: Arc<Mutex<Option<ActorRef<ManagerMsg>>>>,
+    events: broadcast::Sender<QueueEvent>,
+}
+
+impl Default for ManagerHandle {
+    fn default() -> Self {
+        ManagerHandle { actor: Arc::default(), events: broadcast::channel(EVENT_FANOUT).0 }
+    }
+}
+
+/// Events buffered for slow API listeners before they miss some.
+const EVENT_FANOUT: usize = 4096;
+/// Longest an API call waits for queue-manager (a submit writes the record and the commands).
+const CALL_MS: u64 = 30_000;
+
+impl ManagerHandle {
+    fn actor(&self) -> Result<ActorRef<ManagerMsg>, ManagerError> {
+        self.actor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| ManagerError::Unavailable("it is (re)starting; try again".into()))
+    }
+
+    pub async fn submit(&self, request: WorkflowRequest) -> Result<Workflow, ManagerError> {
+        let actor = self.actor()?;
+        ractor::call_t!(actor, ManagerMsg::Submit, CALL_MS, request)
+            .map_err(|e| ManagerError::Unavailable(e.to_string()))?
+    }
+
+    pub async fn stop(&self, id: &str) -> Result<Workflow, ManagerError> {
+        let actor = self.actor()?;
+        ractor::call_t!(actor, ManagerMsg::Stop, CALL_MS, id.to_owned())
+            .map_err(|e| ManagerError::Unavailable(e.to_string()))?
+    }
+
+    /// Every event queue-manager reads from now on.
+    pub fn events(&self) -> broadcast::Receiver<QueueEvent> {
+        self.events.subscribe()
+    }
+}
+
+pub struct ManagerArgs {
+    pub ctx: NodeContext,
+    pub handle: ManagerHandle,
+    /// Offline: the recording, whose spans stand in for ranges left out.
+    pub recorded: Option<Arc<ReplayData>>,
+}
+
+pub struct QueueManager;
+
+pub struct ManagerState {
+    args: ManagerArgs,
+    events: Box<dyn Consumer>,
+    rest: BinanceRest,
+    open: BTreeMap<String, Workflow>,
+    dirty: BTreeSet<String>,
+    last_flush: Instant,
+    /// The exchange's symbols and when they were read.
+    listed: Option<(Instant, BTreeSet<String>)>,
+    producer: String,
+}
+
+/// How often progress (not status changes, which are written at once) reaches the store.
+const FLUSH_EVERY: Duration = Duration::from_millis(500);
+/// How long the exchange's symbol list is trusted.
+const LISTED_FOR: Duration = Duration::from_secs(600);
+const POLL_WAIT: Duration = Duration::from_millis(100);
+/// Open workflows are reloaded from the store in pages of this many.
+const RELOAD_PAGE: u32 = 500;
+
+impl ManagerState {
+    fn node(&self) -> &str {
+        &self.args.ctx.config.node.id
+    }
+
+    async fn listed(&mut self) -> Result<BTreeSet<String>, ManagerError> {
+        if let Some((at, symbols)) = &self.listed {
+            if at.elapsed() < LISTED_FOR {
+                return Ok(symbols.clone());
+            }
+        }
+        let symbols: BTreeSet<String> = self
+            .rest
+            .symbols()
+            .await
+            .map_err(|e| ManagerError::Unavailable(format!("cannot read the exchange's symbols: {e}")))?
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        self.listed = Some((Instant::now(), symbols.clone()));
+        Ok(symbols)
+    }
+
+    async fn submit(&mut self, request: WorkflowRequest) -> Result<Workflow, ManagerError> {
+        let listed = self.listed().await?;
+        let spec = request.validate(Some(&listed), self.args.recorded.is_some()).map_err(ManagerError::Invalid)?;
+        let now = now_ms();
+        let start = spec.time_range.map_or(now, |r| r.0);
+        let id = new_queue_id(&spec.symbols[0], spec.types[0].as_str(), start);
+        let mut wf = Workflow::new(id.clone(), spec, now);
+        self.advance(&mut wf).await;
+        self.args.ctx.store.put_workflow(&wf).await.map_err(|e| ManagerError::Unavailable(e.to_string()))?;
+        tracing::info!(queue_id = %wf.id, status = %wf.status, "Workflow submitted.");
+        let reply = wf.clone();
+        self.keep(wf);
+        Ok(reply)
+    }
+
+    async fn stop(&mut self, id: &str) -> Result<Workflow, ManagerError> {
+        let Some(mut wf) = self.open.remove(id) else {
+            let stored =
+                self.args.ctx.store.workflow(id).await.map_err(|e| ManagerError::Unavailable(e.to_string()))?;
+            return Err(match stored {
+                Some(wf) => ManagerError::Ended { id: wf.id, status: wf.status },
+                None => ManagerError::NotFound(id.to_owned()),
+            });
+        };
+        wf.stop("stop requested", now_ms());
+        self.command(QueueControl::new(Command::Stop, id)).await;
+        self.args.ctx.store.put_workflow(&wf).await.map_err(|e| ManagerError::Unavailable(e.to_string()))?;
+        self.dirty.remove(id);
+        tracing::info!(queue_id = %id, "Workflow stopped.");
+        Ok(wf)
+    }
+
+    /// Keeps an open workflow in memory; an ended one is done with.
+    fn keep(&mut self, wf: Workflow) {
+        if !wf.status.is_terminal() {
+            self.open.insert(wf.id.clone(), wf);
+        }
+    }
+
+    async fn command(&mut self, cmd: QueueControl) {
+        publish(&self.args.ctx.bus, cmd).await
+    }
+
+    /// A `start` for this node's worker host.
+    fn start_command(&self, wf: &Workflow, step: Step) -> QueueControl {
+        let mut cmd = QueueControl::new(Command::Start, wf.id.clone());
+        cmd.target = Some(step.target().name().to_owned());
+        cmd.telemetry_id = Some(topics::QUEUE_EVENTS.to_owned());
+        cmd.extra.insert("node".into(), Value::String(self.node().to_owned()));
+        cmd
+    }
+
+    /// The range of `symbol`'s `kind` records: the request's, or offline the recording's.
+    fn range_of(&self, spec: &WorkflowSpec, symbol: &str, kind: &super::DataType) -> Result<(i64, i64), String> {
+        if let Some(r) = spec.time_range {
+            return Ok(r);
+        }
+        let step = kind.backfill().and_then(|k| k.step()).unwrap_or(1);
+        let recorded = self.args.recorded.as_ref().and_then(|d| d.recorded_span(symbol, kind.as_str()));
+        recorded
+            .map(|(first, last)| (first, last + step))
+            .ok_or_else(|| format!("the recording has no {kind} of {symbol}"))
+    }
+
+    /// The tasks and commands of `step`.
+    fn plan(&self, wf: &Workflow, step: Step) -> Result<(Vec<Task>, Vec<QueueControl>), String> {
+        let spec = &wf.spec;
+        let (mut tasks, mut commands) = (Vec::new(), Vec::new());
+        match step {
+            Step::Load | Step::Store => {
+                for symbol in &spec.symbols {
+                    for kind in &spec.types {
+                        let range = self.range_of(spec, symbol, kind)?;
+                        let start_date: String = format_ms(range.0).chars().take(10).collect();
+                        let collection = collection_name(symbol, kind.as_str(), &start_date);
+                        let topic = topics::data_topic(&format!("{}-{}", wf.id, collection));
+                        let producer = match step {
+                            Step::Load => loader::producer_name(kind.as_str(), symbol),
+                            _ => connector::producer_name(&collection),
+                        };
+                        let mut task = Task::new(producer);
+                        task.symbol = Some(symbol.clone());
+                        task.kind = Some(kind.to_string());
+                        task.collection = Some(collection.clone());
+                        tasks.push(task);
+                        let mut cmd = self.start_command(wf, step);
+                        cmd.symbol = Some(symbol.clone());
+                        cmd.kind = Some(kind.to_string());
+                        cmd.time_range = Some(WorkflowSpec::range_text(range));
+                        cmd.kafka_topic = Some(topic);
+                        cmd.collection_name = Some(collection);
+                        commands.push(cmd);
+                    }
+                }
+            }
+            Step::Graph => {
+                let kind = spec.graph_candles().ok_or("graph needs candles")?;
+                let interval = kind.candle_interval().ok_or("graph needs candles")?;
+                let store = wf.step(Step::Store).ok_or("graph reads what the store step stored")?;
+                let (symbols, collections): (Vec<String>, Vec<String>) = store
+                    .tasks
+                    .iter()
+                    .filter(|t| t.kind.as_deref() == Some(kind.as_str()))
+                    .filter_map(|t| Some((t.symbol.clone()?, t.collection.clone()?)))
+                    .unzip();
+                let name = format!("corr_{interval}_w{}", spec.graph.window).to_ascii_lowercase();
+                let mut cmd = self.start_command(wf, step);
+                cmd.kind = Some(kind.to_string());
+                cmd.collection_name = Some(name);
+                cmd.time_range = spec.time_range.map(WorkflowSpec::range_text);
+                cmd.extra.insert("symbols".into(), symbols.into());
+                cmd.extra.insert("collections".into(), collections.into());
+                cmd.extra.insert("interval".into(), interval.to_string().into());
+                cmd.extra.insert("graph".into(), serde_json::to_value(&spec.graph).unwrap_or_default());
+                tasks.push(Task::new(step.target().name()));
+                commands.push(cmd);
+            }
+            Step::Train => return Err("the train step is not available in this version".into()),
+        }
+        Ok((tasks, commands))
+    }
+
+    /// Starts every step whose turn has come.
+    async fn advance(&mut self, wf: &mut Workflow) {
+        loop {
+            let startable = wf.startable();
+            if startable.is_empty() {
+                return;
+            }
+            // Connectors first: each is ready to drain its topic when its loader finishes.
+            for step in startable.into_iter().rev() {
+                let now = now_ms();
+                match self.plan(wf, step) {
+                    Ok((tasks, commands)) => {
+                        wf.start_step(step, tasks, now);
+                        for cmd in commands {
+                            self.command(cmd).await;
+                        }
+                    }
+                    Err(reason) => {
+                        wf.fail(step, &reason, now);
+                        self.command(QueueControl::new(Command::Stop, wf.id.clone())).await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies a worker's report to its workflow.
+    async fn apply(&mut self, ev: &QueueEvent) {
+        let Some(mut wf) = self.open.remove(&ev.queue_id) else { return };
+        let now = now_ms();
+        let mut changed = false;
+        if let Some((step, i)) = wf.task_of(&ev.producer) {
+            let task = &mut wf.steps.iter_mut().find(|s| s.step == step).expect("the step of a task").tasks[i];
+            task.last_event_at = Some(now);
+            if let Some(n) = ev.records_written {
+                task.records_written = n;
+            }
+            if ev.message.is_some() {
+                task.message = ev.message.clone();
+            }
+            let mut failed = None;
+            match &ev.status {
+                EventStatus::Finished => {
+                    task.status = Status::Finished;
+                    changed = true;
+                }
+                EventStatus::Gap => task.gaps += 1,
+                EventStatus::Error => {
+                    task.errors += 1;
+                    if ev.finished {
+                        task.status = Status::Failed;
+                        failed = Some(ev.message.clone().unwrap_or_else(|| format!("{} failed", ev.producer)));
+                    }
+                    changed = true;
+                }
+                _ => {}
+            }
+            match failed {
+                Some(reason) => {
+                    wf.fail(step, &format!("{}: {reason}", ev.producer), now);
+                    self.command(QueueControl::new(Command::Stop, wf.id.clone())).await;
+                }
+                None => {
+                    if wf.settle(step, now) {
+                        self.advance(&mut wf).await;
+                    }
+                }
+            }
+            wf.updated_at = now;
+            self.dirty.insert(wf.id.clone());
+        }
+        if wf.status.is_terminal() {
+            // The workers of an ended workflow are done with: the hosts forget them.
+            self.command(QueueControl::new(Command::Stop, wf.id.clone())).await;
+            changed = true;
+        }
+        if changed {
+            self.write(&wf).await;
+        }
+        self.keep(wf);
+    }
+
+    async fn write(&mut self, wf: &Workflow) {
+        match self.args.ctx.store.put_workflow(wf).await {
+            Ok(()) => {
+                self.dirty.remove(&wf.id);
+            }
+            Err(error) => tracing::warn!(%error, queue_id = %wf.id, "Cannot write the workflow; will retry."),
+        }
+    }
+
+    async fn flush(&mut self) {
+        self.last_flush = Instant::now();
+        for id in std::mem::take(&mut self.dirty) {
+            if let Some(wf) = self.open.get(&id).cloned() {
+                self.write(&wf).await;
+            }
+        }
+    }
+
+    async fn poll(&mut self) -> Result<(), ActorProcessingErr> {
+        let messages = self.events.poll(500, POLL_WAIT).await?;
+        for m in &messages {
+            let ev: QueueEvent = match serde_json::from_slice(&m.payload) {
+                Ok(ev) => ev,
+                Err(e) => {
+                    self.args.ctx.dead_letters.send(&self.producer, m, json_error_reason(&e), &e.to_string()).await?;
+                    continue;
+                }
+            };
+            let _ = self.args.handle.events.send(ev.clone());
+            self.apply(&ev).await;
+        }
+        if !messages.is_empty() {
+            self.events.commit(&commit_positions(&messages)).await?;
+        }
+        if self.last_flush.elapsed() >= FLUSH_EVERY {
+            self.flush().await;
+        }
+        Ok(())
+    }
+
+    /// The open workflows in the store, as a restarted manager finds them.
+    async fn reload(&mut self) -> Result<(), ActorProcessingErr> {
+        for status in [Status::Pending, Status::Running] {
+            let mut offset = 0;
+            loop {
+                let query = WorkflowQuery { status: Some(status), limit: RELOAD_PAGE, offset };
+                let page = self.args.ctx.store.workflows(&query).await?;
+                let n = page.workflows.len();
+                for wf in page.workflows {
+                    self.open.insert(wf.id.clone(), wf);
+                }
+                if n < RELOAD_PAGE as usize {
+                    break;
+                }
+                offset += n as u64;
+            }
+        }
+        if !self.open.is_empty() {
+            tracing::info!(open = self.open.len(), "Following the open workflows found in the store.");
+        }
+        Ok(())
+    }
+}
+
+/// Publishes a command on `queue-control`, keyed by its queue id.
+pub async fn publish(bus: &Arc<dyn Bus>, cmd: QueueControl) {
+    let payload = match serde_json::to_vec(&cmd) {
+        Ok(p) => p,
+        Err(error) => return tracing::error!(%error, "A command could not be serialized."),
+    };
+    let record = OutRecord::keyed(cmd.queue_id.as_bytes(), payload);
+    if let Err(error) = bus.publish(topics::QUEUE_CONTROL, vec![record]).await {
+        tracing::warn!(%error, queue_id = %cmd.queue_id, "A command could not be published.");
+    }
+}
+
+impl Actor for QueueManager {
+    type Msg = ManagerMsg;
+    type State = ManagerState;
+    type Arguments = ManagerArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<ManagerMsg>,
+        args: ManagerArgs,
+    ) -> Result<ManagerState, ActorProcessingErr> {
+        let group = format!("queue-manager-{}", args.ctx.config.node.id);
+        let events = args.ctx.bus.subscribe(&group, topics::QUEUE_EVENTS).await?;
+        let rest = args.ctx.binance_rest()?;
+        let mut state = ManagerState {
+            producer: format!("queue-manager__{}", args.ctx.config.node.id),
+            args,
+            events,
+            rest,
+            open: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            last_flush: Instant::now(),
+            listed: None,
+        };
+        state.reload().await?;
+        Ok(state)
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<ManagerMsg>,
+        state: &mut ManagerState,
+    ) -> Result<(), ActorProcessingErr> {
+        *state.args.handle.actor.lock().unwrap_or_else(|e| e.into_inner()) = Some(myself.clone());
+        myself.send_message(ManagerMsg::Poll)?;
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<ManagerMsg>,
+        state: &mut ManagerState,
+    ) -> Result<(), ActorProcessingErr> {
+        *state.args.handle.actor.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        state.flush().await;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ManagerMsg>,
+        msg: ManagerMsg,
+        state: &mut ManagerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ManagerMsg::Submit(request, reply) => {
+                let _ = reply.send(state.submit(request).await);
+            }
+            ManagerMsg::Stop(id, reply) => {
+                let _ = reply.send(state.stop(&id).await);
+            }
+            ManagerMsg::Poll => {
+                state.poll().await?;
+                myself.send_message(ManagerMsg::Poll)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,340 @@
+//! What a user asks for ([`WorkflowRequest`], the JSON of `POST /api/v1/workflows`) and what it
+//! becomes once every field is checked ([`WorkflowSpec`]). Every problem is reported at once.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::Step;
+use crate::exchange::binance::{backfill_kind, SequencedKind};
+use crate::model::{format_ms, now_ms, parse_time_range, Interval};
+
+/// A seed data type: `api_candles_<interval>`, `api_agg_trades`, `api_trades` (REST backfills over a
+/// time range) or `ws_trades`, `ws_agg_trades`, `ws_klines_<interval>`, `ws_depth` (live streams).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DataType(String);
+
+impl DataType {
+    pub fn parse(s: &str) -> Result<DataType, String> {
+        let known = match s {
+            "api_agg_trades" | "api_trades" | "ws_trades" | "ws_agg_trades" | "ws_depth" => true,
+            _ => s
+                .strip_prefix("api_candles_")
+                .or_else(|| s.strip_prefix("ws_klines_"))
+                .is_some_and(|i| i.parse::<Interval>().is_ok()),
+        };
+        if known {
+            Ok(DataType(s.to_owned()))
+        } else {
+            Err(format!(
+                "unknown type {s:?}: expected api_candles_<interval>, api_agg_trades, api_trades, ws_trades, \
+                 ws_agg_trades, ws_klines_<interval> or ws_depth (intervals 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A live WebSocket stream (no time range, runs until stopped).
+    pub fn is_live(&self) -> bool {
+        self.0.starts_with("ws_")
+    }
+
+    /// What a REST loader pages through for this type; `None` for live types.
+    pub fn backfill(&self) -> Option<Arc<dyn SequencedKind>> {
+        backfill_kind(&self.0)
+    }
+
+    /// The candle interval of `api_candles_<i>` / `ws_klines_<i>`.
+    pub fn candle_interval(&self) -> Option<Interval> {
+        self.0.strip_prefix("api_candles_").or_else(|| self.0.strip_prefix("ws_klines_"))?.parse().ok()
+    }
+}
+
+impl TryFrom<String> for DataType {
+    type Error = String;
+    fn try_from(s: String) -> Result<DataType, String> {
+        DataType::parse(&s)
+    }
+}
+
+impl From<DataType> for String {
+    fn from(t: DataType) -> String {
+        t.0
+    }
+}
+
+impl fmt::Display for DataType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How the `graph` step builds its correlation graphs (defaults as `streamforge graph`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphSettings {
+    /// Candles in the rolling correlation window.
+    pub window: usize,
+    /// Least |correlation| of an edge.
+    pub threshold: f64,
+    /// Edges kept per vertex, strongest first (0: all over the threshold).
+    pub top_k: usize,
+    /// A snapshot every this many candles.
+    pub every: usize,
+}
+
+impl Default for GraphSettings {
+    fn default() -> Self {
+        GraphSettings { window: 168, threshold: 0.5, top_k: 5, every: 24 }
+    }
+}
+
+/// `POST /api/v1/workflows` as sent. Unknown fields are refused.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowRequest {
+    /// Upper-case symbols listed by the exchange, e.g. `["BTCUSDT", "ETHUSDT"]`.
+    pub symbols: Vec<String>,
+    /// Seed data types, e.g. `["api_candles_5m", "api_trades"]`.
+    pub types: Vec<String>,
+    /// `START:END` (`2024-08-01:2024-09-01`, times as `YYYY-MM-DD[THH:MM[:SS]Z]` or epoch ms),
+    /// end exclusive. Required for REST types unless the node is offline (then: each symbol's
+    /// recorded span); refused for live types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_range: Option<String>,
+    /// Default: `load, store` (`load, store, graph` when the types include candles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<GraphSettings>,
+}
+
+/// A request with every field checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowSpec {
+    pub symbols: Vec<String>,
+    pub types: Vec<DataType>,
+    /// `[start, end)` in epoch ms; `None` for live streams, or offline for the recorded span.
+    pub time_range: Option<(i64, i64)>,
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub graph: GraphSettings,
+}
+
+impl WorkflowSpec {
+    /// The `time_range` of a command: `START:END` as the seeds write it.
+    pub fn range_text(range: (i64, i64)) -> String {
+        format!("{}:{}", format_ms(range.0), format_ms(range.1))
+    }
+
+    /// Whether the workflow runs until stopped.
+    pub fn is_live(&self) -> bool {
+        self.types.iter().any(DataType::is_live)
+    }
+
+    /// The candle type the graph step reads (the first candle type of the request).
+    pub fn graph_candles(&self) -> Option<&DataType> {
+        self.types.iter().find(|t| t.candle_interval().is_some() && !t.is_live())
+    }
+}
+
+/// Everything wrong with a request, one line each.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct RequestProblems(pub Vec<String>);
+
+/// Binance opened on 2017-07-14: nothing can be loaded from before.
+const EXCHANGE_OPENED_MS: i64 = 1_500_000_000_000;
+
+impl WorkflowRequest {
+    /// Checks every field. `listed`: the symbols the exchange lists (`exchangeInfo`), when known.
+    /// `offline`: ranges may be left out (each symbol's recorded span is loaded).
+    pub fn validate(&self, listed: Option<&BTreeSet<String>>, offline: bool) -> Result<WorkflowSpec, RequestProblems> {
+        let mut problems = Vec::new();
+        if self.symbols.is_empty() {
+            problems.push("symbols: at least one symbol is required, e.g. [\"BTCUSDT\"]".to_owned());
+        }
+        let mut symbols = Vec::new();
+        for s in &self.symbols {
+            let shaped = (2..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            if !shaped {
+                problems.push(format!("symbols: {s:?} is not a symbol: use 2-20 upper-case letters and digits"));
+            } else if listed.is_some_and(|l| !l.contains(s)) {
+                problems.push(format!("symbols: {s} is not listed by the exchange (exchangeInfo)"));
+            } else if symbols.contains(s) {
+                problems.push(format!("symbols: {s} is named twice"));
+            } else {
+                symbols.push(s.clone());
+            }
+        }
+        if self.types.is_empty() {
+            problems.push("types: at least one type is required, e.g. [\"api_candles_5m\"]".to_owned());
+        }
+        let mut types: Vec<DataType> = Vec::new();
+        for t in &self.types {
+            match DataType::parse(t) {
+                Ok(t) if types.contains(&t) => problems.push(format!("types: {t} is named twice")),
+                Ok(t) => types.push(t),
+                Err(e) => problems.push(format!("types: {e}")),
+            }
+        }
+        let live = types.iter().filter(|t| t.is_live()).count();
+        if live > 0 && live < types.len() {
+            problems
+                .push("types: a workflow is either a backfill (api_*) or a live stream (ws_*), not both".to_owned());
+        }
+        let time_range = match &self.time_range {
+            Some(r) => match parse_time_range(r) {
+                Ok((start, end)) => {
+                    if start < EXCHANGE_OPENED_MS {
+                        problems.push(format!(
+                            "time_range: starts at {} before the exchange opened (2017-07-14)",
+                            format_ms(start)
+                        ));
+                    }
+                    if start > now_ms() {
+                        problems.push(format!("time_range: starts at {} in the future", format_ms(start)));
+                    }
+                    Some((start, end))
+                }
+                Err(e) => {
+                    problems.push(format!("time_range: {e}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        if live > 0 && self.time_range.is_some() {
+            problems.push("time_range: live streams (ws_*) have no range; they run until stopped".to_owned());
+        }
+        if live == 0 && !types.is_empty() && self.time_range.is_none() && !offline {
+            problems.push("time_range: required for REST types, e.g. \"2024-08-01:2024-09-01\"".to_owned());
+        }
+        let has_candles = types.iter().any(|t| t.candle_interval().is_some() && !t.is_live());
+        let steps = match &self.steps {
+            None if has_candles => vec![Step::Load, Step::Store, Step::Graph],
+            None => vec![Step::Load, Step::Store],
+            Some(names) => {
+                let mut steps = Vec::new();
+                for name in names {
+                    match name.parse::<Step>() {
+                        Ok(s) if steps.contains(&s) => problems.push(format!("steps: {s} is named twice")),
+                        Ok(s) => steps.push(s),
+                        Err(e) => problems.push(format!("steps: {e}")),
+                    }
+                }
+                if names.is_empty() {
+                    problems.push("steps: at least one of load, store, graph, train".to_owned());
+                }
+                steps.sort();
+                steps
+            }
+        };
+        if steps.contains(&Step::Store) && !steps.contains(&Step::Load) {
+            problems.push("steps: store writes what load loads; add load".to_owned());
+        }
+        if steps.contains(&Step::Graph) && !has_candles {
+            problems.push("steps: graph needs candles: add an api_candles_<interval> type".to_owned());
+        }
+        if steps.contains(&Step::Train) {
+            problems.push("steps: train is not available in this version yet (use `streamforge train`)".to_owned());
+        }
+        if steps.contains(&Step::Graph) && symbols.len() < 2 {
+            problems.push("steps: graph correlates symbols: name at least two".to_owned());
+        }
+        let graph = self.graph.clone().unwrap_or_default();
+        if self.graph.is_some() {
+            let config = crate::graph::GraphConfig {
+                name: "check".into(),
+                window: graph.window,
+                min_periods: (graph.window / 2).max(2),
+                threshold: graph.threshold,
+                top_k: graph.top_k,
+                every: graph.every,
+            };
+            problems.extend(config.problems().into_iter().map(|p| format!("graph: {p}")));
+        }
+        if problems.is_empty() {
+            Ok(WorkflowSpec { symbols, types, time_range, steps, graph })
+        } else {
+            Err(RequestProblems(problems))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(json: serde_json::Value) -> WorkflowRequest {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn seed_scenario_one_is_one_request() {
+        let r = request(serde_json::json!({
+            "symbols": ["BTCUSDT", "ETHUSDT"], "types": ["api_candles_5m", "api_trades"],
+            "time_range": "2024-08-01:2024-09-01", "steps": ["load", "store", "graph"],
+        }));
+        let spec = r.validate(None, false).unwrap();
+        assert_eq!(spec.steps, vec![Step::Load, Step::Store, Step::Graph]);
+        assert_eq!(spec.time_range, Some((1_722_470_400_000, 1_725_148_800_000)));
+        assert_eq!(spec.graph_candles().map(DataType::as_str), Some("api_candles_5m"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let r = request(serde_json::json!({
+            "symbols": ["btcusdt", "NOPEUSDT"], "types": ["api_candles_7m", "ws_trades", "api_trades"],
+            "time_range": "2024-09-01:2024-08-01", "steps": ["load", "fly"],
+        }));
+        let listed: BTreeSet<String> = ["BTCUSDT".to_owned()].into();
+        let RequestProblems(p) = r.validate(Some(&listed), false).unwrap_err();
+        let all = p.join("\n");
+        for needle in [
+            "\"btcusdt\" is not a symbol",
+            "NOPEUSDT is not listed",
+            "unknown type \"api_candles_7m\"",
+            "either a backfill",
+            "time_range: invalid time range",
+            "unknown step \"fly\"",
+            "live streams",
+        ] {
+            assert!(all.contains(needle), "{needle:?} missing from:\n{all}");
+        }
+    }
+
+    #[test]
+    fn ranges_are_required_online_and_optional_offline() {
+        let r = request(serde_json::json!({"symbols": ["BTCUSDT"], "types": ["api_trades"]}));
+        assert!(r.validate(None, false).unwrap_err().0[0].contains("required for REST types"));
+        assert_eq!(r.validate(None, true).unwrap().time_range, None);
+    }
+
+    #[test]
+    fn impossible_ranges_and_orphan_steps_are_refused() {
+        let r = request(serde_json::json!({
+            "symbols": ["BTCUSDT"], "types": ["api_trades"], "time_range": "2010-01-01:2010-02-01",
+            "steps": ["store", "graph"],
+        }));
+        let all = r.validate(None, false).unwrap_err().0.join("\n");
+        assert!(all.contains("before the exchange opened"), "{all}");
+        assert!(all.contains("store writes what load loads"), "{all}");
+        assert!(all.contains("graph needs candles"), "{all}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_value::<WorkflowRequest>(serde_json::json!({
+            "symbols": ["BTCUSDT"], "types": ["api_trades"], "colour": "red",
+        }))
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown field `colour`"), "{err}");
+    }
+}
