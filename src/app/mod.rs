@@ -1,9 +1,10 @@
 //! The commands the binary runs, built from the library's parts: `run` (one backfill to the store,
 //! then exit), `node` (the long-running actor node), `book` (a local order book), `graph`
-//! (correlation graphs), `replay-server`.
+//! (correlation graphs), `ctl` (the admin API from a terminal), `replay-server`.
 
 pub mod book;
 mod context;
+pub mod ctl;
 pub mod graph;
 pub mod node;
 mod offline;
@@ -28,6 +29,9 @@ pub enum AppError {
     /// Bad input from the user: exit code 2.
     #[error("{0}")]
     Usage(String),
+    /// The admin API refused a `ctl` request (`status` 0: no HTTP status, e.g. no pong came).
+    #[error("{reason}")]
+    Api { status: u16, reason: String },
     #[error(transparent)]
     Bus(#[from] BusError),
     #[error(transparent)]

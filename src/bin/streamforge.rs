@@ -248,6 +248,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Talk to a node's admin API: workflows, ping, the supervision tree.
+    Ctl {
+        /// The node's admin API.
+        #[arg(long, global = true, env = "STREAMFORGE_URL", default_value = "http://127.0.0.1:9400")]
+        url: String,
+        /// Bearer token for mutating requests.
+        #[arg(long, global = true, env = "STREAMFORGE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Print the API's JSON instead of tables.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: CtlCommand,
+    },
     /// Serve recorded Binance data over Binance's REST and WebSocket API.
     ReplayServer {
         /// Folder laid out like data/sample (klines/, ws/, trades/).
@@ -476,6 +490,16 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
             }
             Ok(())
         }
+        Command::Ctl { url, token, json, command } => {
+            let opts = app::ctl::CtlOptions {
+                url: url.clone(),
+                token: token.clone(),
+                json: *json,
+                command: command.options(),
+            };
+            println!("{}", app::ctl::run(opts).await?);
+            Ok(())
+        }
         Command::ReplayServer {
             data,
             addr,
@@ -502,6 +526,93 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
             node::shutdown_signal().await;
             server.stop().await;
             Ok(())
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum CtlCommand {
+    /// Workflows: start, list, show, stop.
+    Workflows {
+        #[command(subcommand)]
+        command: WorkflowsCommand,
+    },
+    /// Send a ping to a worker target and print the pongs with their round-trip times.
+    Ping {
+        /// e.g. dummy-service (or dummy), loader-producer, arango-connector, graph-builder.
+        target: String,
+        /// Only the workers of this workflow (default: all).
+        #[arg(long)]
+        queue_id: Option<String>,
+        /// Exit non-zero when no pong comes.
+        #[arg(long)]
+        expect_pong: bool,
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
+    /// The node's supervision tree.
+    Tree,
+}
+
+#[derive(Subcommand)]
+enum WorkflowsCommand {
+    /// Start a workflow, e.g. --symbols BTCUSDT,ETHUSDT --types api_candles_1m --range 2024-08-01:2024-09-01.
+    Start {
+        #[arg(long, value_delimiter = ',', required = true)]
+        symbols: Vec<String>,
+        #[arg(long, value_delimiter = ',', required = true)]
+        types: Vec<String>,
+        /// START:END (end exclusive); offline nodes load each symbol's recorded span without it.
+        #[arg(long)]
+        range: Option<String>,
+        /// Steps from load,store,graph,train (default: load,store, plus graph for candles).
+        #[arg(long, value_delimiter = ',')]
+        steps: Option<Vec<String>>,
+    },
+    /// List workflows, newest first.
+    List {
+        /// pending, running, finished, failed or stopped.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+    /// One workflow's steps; --watch redraws them until it ends.
+    Show {
+        id: String,
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Stop a workflow and its workers.
+    Stop { id: String },
+}
+
+impl CtlCommand {
+    fn options(&self) -> app::ctl::CtlCommand {
+        use app::ctl::CtlCommand as C;
+        match self {
+            CtlCommand::Workflows { command } => match command {
+                WorkflowsCommand::Start { symbols, types, range, steps } => C::Start {
+                    symbols: symbols.clone(),
+                    types: types.clone(),
+                    range: range.clone(),
+                    steps: steps.clone(),
+                },
+                WorkflowsCommand::List { status, limit, offset } => {
+                    C::List { status: status.clone(), limit: *limit, offset: *offset }
+                }
+                WorkflowsCommand::Show { id, watch } => C::Show { id: id.clone(), watch: *watch },
+                WorkflowsCommand::Stop { id } => C::Stop { id: id.clone() },
+            },
+            CtlCommand::Ping { target, queue_id, expect_pong, timeout_ms } => C::Ping {
+                target: target.clone(),
+                queue_id: queue_id.clone(),
+                expect_pong: *expect_pong,
+                timeout_ms: *timeout_ms,
+            },
+            CtlCommand::Tree => C::Tree,
         }
     }
 }

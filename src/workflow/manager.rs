@@ -146,7 +146,7 @@ impl ManagerState {
         let listed = self.listed().await?;
         let spec = request.validate(Some(&listed), self.args.recorded.is_some()).map_err(ManagerError::Invalid)?;
         let now = now_ms();
-        let start = spec.time_range.map_or(now, |r| r.0);
+        let start = self.range_of(&spec, &spec.symbols[0], &spec.types[0]).map_or(now, |r| r.0);
         let id = new_queue_id(&spec.symbols[0], spec.types[0].as_str(), start);
         let mut wf = Workflow::new(id.clone(), spec, now);
         self.advance(&mut wf).await;

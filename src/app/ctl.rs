@@ -1,0 +1,249 @@
+//! `streamforge ctl`: the admin API from a terminal or a script (the seeds' `debug_producer.py`
+//! and more). Human tables by default, the API's JSON with `--json`.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::AppError;
+use crate::workflow::{Status, Workflow};
+
+/// Where the API is and who calls it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub url: String,
+    pub token: Option<String>,
+    http: reqwest::Client,
+}
+
+#[derive(Debug, Clone)]
+pub enum CtlCommand {
+    Start { symbols: Vec<String>, types: Vec<String>, range: Option<String>, steps: Option<Vec<String>> },
+    List { status: Option<String>, limit: u32, offset: u64 },
+    Show { id: String, watch: bool },
+    Stop { id: String },
+    Ping { target: String, queue_id: Option<String>, expect_pong: bool, timeout_ms: u64 },
+    Tree,
+}
+
+#[derive(Debug, Clone)]
+pub struct CtlOptions {
+    pub url: String,
+    pub token: Option<String>,
+    pub json: bool,
+    pub command: CtlCommand,
+}
+
+/// How often `show --watch` redraws.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+
+impl Client {
+    pub fn new(url: &str, token: Option<String>) -> Result<Client, AppError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| AppError::Usage(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Client { url: url.trim_end_matches('/').to_owned(), token, http })
+    }
+
+    /// Calls the API; a non-2xx answer is an error carrying the API's `reason`.
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, AppError> {
+        let url = format!("{}{path}", self.url);
+        let mut req = self.http.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(b.to_string());
+        }
+        let resp = req.send().await.map_err(|e| AppError::Usage(format!("cannot reach {url}: {e}")))?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| AppError::Usage(format!("{url}: {e}")))?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status.is_success() {
+            return Ok(value);
+        }
+        let reason =
+            value.get("reason").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| value.to_string());
+        Err(AppError::Api { status: status.as_u16(), reason })
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, AppError> {
+    serde_json::from_value(v).map_err(|e| AppError::Usage(format!("unexpected answer from the API: {e}")))
+}
+
+/// Runs one `ctl` command and returns what to print.
+pub async fn run(opts: CtlOptions) -> Result<String, AppError> {
+    let client = Client::new(&opts.url, opts.token.clone())?;
+    let json = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    match opts.command {
+        CtlCommand::Start { symbols, types, range, steps } => {
+            let mut body = json!({ "symbols": symbols, "types": types });
+            if let Some(r) = range {
+                body["time_range"] = r.into();
+            }
+            if let Some(s) = steps {
+                body["steps"] = s.into();
+            }
+            let v = client.call(reqwest::Method::POST, "/api/v1/workflows", Some(body)).await?;
+            if opts.json {
+                return Ok(json(&v));
+            }
+            Ok(show(&parse(v)?))
+        }
+        CtlCommand::List { status, limit, offset } => {
+            let mut path = format!("/api/v1/workflows?limit={limit}&offset={offset}");
+            if let Some(s) = status {
+                write!(path, "&status={s}").ok();
+            }
+            let v = client.call(reqwest::Method::GET, &path, None).await?;
+            if opts.json {
+                return Ok(json(&v));
+            }
+            let total = v["total"].as_u64().unwrap_or_default();
+            let workflows: Vec<Workflow> = parse(v["workflows"].clone())?;
+            let mut out = format!("{:<48} {:<9} {:>10} {:<24} steps\n", "id", "status", "records", "created");
+            for wf in &workflows {
+                let steps: Vec<String> = wf.steps.iter().map(|s| format!("{}:{}", s.step, s.status)).collect();
+                writeln!(
+                    out,
+                    "{:<48} {:<9} {:>10} {:<24} {}",
+                    wf.id,
+                    wf.status,
+                    wf.records_written,
+                    crate::model::format_ms(wf.created_at),
+                    steps.join(" ")
+                )
+                .ok();
+            }
+            write!(out, "{} of {total} workflows", workflows.len()).ok();
+            Ok(out)
+        }
+        CtlCommand::Show { id, watch } => {
+            let path = format!("/api/v1/workflows/{id}");
+            let bars = watch.then(indicatif::MultiProgress::new);
+            let mut drawn: Vec<indicatif::ProgressBar> = Vec::new();
+            loop {
+                let v = client.call(reqwest::Method::GET, &path, None).await?;
+                let wf: Workflow = parse(v.clone())?;
+                let Some(multi) = &bars else {
+                    return Ok(if opts.json { json(&v) } else { show(&wf) });
+                };
+                redraw(multi, &mut drawn, &wf);
+                if wf.status.is_terminal() {
+                    for b in &drawn {
+                        b.finish();
+                    }
+                    return Ok(if opts.json { json(&v) } else { show(&wf) });
+                }
+                tokio::time::sleep(WATCH_EVERY).await;
+            }
+        }
+        CtlCommand::Stop { id } => {
+            let v = client.call(reqwest::Method::POST, &format!("/api/v1/workflows/{id}/stop"), None).await?;
+            if opts.json {
+                return Ok(json(&v));
+            }
+            Ok(show(&parse(v)?))
+        }
+        CtlCommand::Ping { target, queue_id, expect_pong, timeout_ms } => {
+            let mut body = json!({ "target": target, "timeout_ms": timeout_ms });
+            if let Some(q) = queue_id {
+                body["queue_id"] = q.into();
+            }
+            let v = client.call(reqwest::Method::POST, "/api/v1/ping", Some(body)).await?;
+            let pongs = v["pongs"].as_array().cloned().unwrap_or_default();
+            if expect_pong && pongs.is_empty() {
+                return Err(AppError::Api {
+                    status: 0,
+                    reason: format!("no pong from {target} within {timeout_ms} ms"),
+                });
+            }
+            if opts.json {
+                return Ok(json(&v));
+            }
+            let mut out = String::new();
+            for p in &pongs {
+                writeln!(
+                    out,
+                    "pong from {} ({}): rtt {:.2} ms",
+                    p["producer"].as_str().unwrap_or("?"),
+                    p["queue_id"].as_str().unwrap_or("?"),
+                    p["rtt_ms"].as_f64().unwrap_or_default()
+                )
+                .ok();
+            }
+            if pongs.is_empty() {
+                write!(out, "no pong from {target} within {timeout_ms} ms").ok();
+            }
+            Ok(out.trim_end().to_owned())
+        }
+        CtlCommand::Tree => {
+            let v = client.call(reqwest::Method::GET, "/api/v1/supervision", None).await?;
+            if opts.json {
+                return Ok(json(&v));
+            }
+            let mut out = String::new();
+            tree(&v, 0, &mut out);
+            Ok(out.trim_end().to_owned())
+        }
+    }
+}
+
+/// A workflow as a table of its steps.
+pub fn show(wf: &Workflow) -> String {
+    let mut out = format!("{}  {}  {} records\n", wf.id, wf.status, wf.records_written);
+    if let Some(m) = &wf.message {
+        writeln!(out, "  {m}").ok();
+    }
+    writeln!(out, "  {:<7} {:<9} {:>8} {:>10} {:>5} {:>6}", "step", "status", "attempts", "records", "gaps", "errors")
+        .ok();
+    for s in &wf.steps {
+        writeln!(
+            out,
+            "  {:<7} {:<9} {:>8} {:>10} {:>5} {:>6}",
+            s.step.as_str(),
+            s.status.as_str(),
+            s.attempts,
+            s.records_written,
+            s.gaps,
+            s.errors
+        )
+        .ok();
+    }
+    out.trim_end().to_owned()
+}
+
+/// One bar per task: records written, finished or not.
+fn redraw(multi: &indicatif::MultiProgress, bars: &mut Vec<indicatif::ProgressBar>, wf: &Workflow) {
+    let style = indicatif::ProgressStyle::with_template("{prefix:<40} {spinner} {msg}").expect("a valid template");
+    let tasks: Vec<_> = wf.steps.iter().flat_map(|s| s.tasks.iter().map(move |t| (s.step, t))).collect();
+    while bars.len() < tasks.len() {
+        bars.push(multi.add(indicatif::ProgressBar::new_spinner().with_style(style.clone())));
+    }
+    for (bar, (step, t)) in bars.iter().zip(tasks) {
+        bar.set_prefix(format!("{step} {}", t.symbol.as_deref().unwrap_or(&t.producer)));
+        bar.set_message(format!("{} {} records", t.status, t.records_written));
+        if t.status == Status::Running {
+            bar.tick();
+        }
+    }
+}
+
+fn tree(node: &Value, depth: usize, out: &mut String) {
+    let state = node["state"].as_str().unwrap_or("?");
+    let restarts = node["restarts"].as_u64().unwrap_or_default();
+    writeln!(
+        out,
+        "{}{} [{}] {state}, {restarts} restarts",
+        "  ".repeat(depth),
+        node["id"].as_str().unwrap_or("?"),
+        node["kind"].as_str().unwrap_or("?")
+    )
+    .ok();
+    for child in node["children"].as_array().into_iter().flatten() {
+        tree(child, depth + 1, out);
+    }
+}
