@@ -108,7 +108,8 @@ pub struct WorkflowRequest {
     /// recorded span); refused for live types.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_range: Option<String>,
-    /// Default: `load, store` (`load, store, graph` when the types include candles).
+    /// Default: `load, store` (`load, store, graph` when the types include candles of two or more
+    /// symbols).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -218,7 +219,7 @@ impl WorkflowRequest {
         }
         let has_candles = types.iter().any(|t| t.candle_interval().is_some() && !t.is_live());
         let steps = match &self.steps {
-            None if has_candles => vec![Step::Load, Step::Store, Step::Graph],
+            None if has_candles && symbols.len() > 1 => vec![Step::Load, Step::Store, Step::Graph],
             None => vec![Step::Load, Step::Store],
             Some(names) => {
                 let mut steps = Vec::new();

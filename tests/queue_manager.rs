@@ -1,0 +1,305 @@
+//! queue-manager through the doors users use: a node on embedded defaults (in-process bus, SQLite)
+//! serving the recorded sample offline, workflows created, followed and stopped over the HTTP API
+//! and with the `streamforge ctl` binary, and every kind of bad request answered with a 4xx and a
+//! reason.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use streamforge::app::node::Node;
+use streamforge::config::Config;
+use streamforge::replay::{ReplayFaults, ReplayServer};
+
+fn config(store: &str) -> Config {
+    let mut c = common::test_config(store);
+    c.node.admin_addr = "127.0.0.1:0".into();
+    c
+}
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn of(node: &Node) -> Api {
+        Api { base: format!("http://{}", node.admin_addr()), http: reqwest::Client::new() }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let req = self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json");
+        self.send(req.body(body.to_string())).await
+    }
+
+    async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let req = self.http.post(format!("{}{path}", self.base)).header("content-type", content_type);
+        self.send(req.body(body)).await
+    }
+
+    /// Polls the workflow until it has ended.
+    async fn until_ended(&self, id: &str) -> Value {
+        common::wait_until("the workflow to end", Duration::from_secs(60), || async {
+            let (status, wf) = self.get(&format!("/api/v1/workflows/{id}")).await;
+            assert_eq!(status, 200, "{wf}");
+            ["finished", "failed", "stopped"].contains(&wf["status"].as_str().unwrap()).then_some(wf)
+        })
+        .await
+    }
+}
+
+fn step<'a>(wf: &'a Value, name: &str) -> &'a Value {
+    wf["steps"].as_array().unwrap().iter().find(|s| s["step"] == name).unwrap_or_else(|| panic!("no {name} in {wf}"))
+}
+
+/// Seed scenario 1 without the train step (not yet a workflow step): candles of two symbols
+/// loaded, stored and turned into correlation graphs, from one request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_loads_stores_and_builds_graphs_with_true_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("sf.db").display());
+    let node = Node::start(config(&url), Some(common::sample_dir())).await.unwrap();
+    let api = Api::of(&node);
+    let request = json!({
+        "symbols": ["BTCUSDT", "ETHUSDT"], "types": ["api_candles_1m"], "steps": ["load", "store", "graph"],
+        "graph": {"window": 60, "threshold": 0.3, "top_k": 3, "every": 30},
+    });
+    let (status, created) = api.post("/api/v1/workflows", &request).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("wf-btcusdt-api_candles_1m-20210424-"), "{id}");
+    assert_eq!(created["status"], "running");
+
+    let wf = api.until_ended(&id).await;
+    assert_eq!(wf["status"], "finished", "{wf:#}");
+    for (symbol, file) in [("BTCUSDT", "BTC_USDT-1m.json.gz"), ("ETHUSDT", "ETH_USDT-1m.json.gz")] {
+        let recorded = common::recorded_candles(file).len() as u64;
+        for name in ["load", "store"] {
+            let task = step(&wf, name)["tasks"].as_array().unwrap().iter().find(|t| t["symbol"] == symbol).unwrap();
+            assert_eq!(task["records_written"].as_u64(), Some(recorded), "{name} of {symbol}: {task}");
+            assert_eq!(task["status"], "finished");
+        }
+        let collection = format!("{}_api_candles_1m_2021_04_24", symbol.to_ascii_lowercase());
+        let stored = node.ctx.store.candles(&collection, symbol, i64::MIN, i64::MAX).await.unwrap();
+        assert_eq!(stored.len() as u64, recorded, "{symbol}: rows in {collection}");
+    }
+    assert_eq!(step(&wf, "load")["gaps"], 2, "the 2021-04-25 outage, once per symbol");
+    let graph = step(&wf, "graph");
+    assert_eq!(graph["status"], "finished");
+    let snapshots = graph["records_written"].as_u64().unwrap();
+    assert!(snapshots > 10, "{graph}");
+    let history: Vec<&str> = wf["history"].as_array().unwrap().iter().map(|d| d["what"].as_str().unwrap()).collect();
+    assert_eq!(history.first(), Some(&"created"));
+    assert_eq!(history.last(), Some(&"finished: every step finished"));
+    assert!(history.iter().any(|h| h.starts_with("finished: 8072 records")), "{history:?}");
+
+    let (status, page) = api.get("/api/v1/workflows?status=finished").await;
+    assert_eq!(status, 200);
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["workflows"][0]["id"], id.as_str());
+    let (_, running) = api.get("/api/v1/workflows?status=running").await;
+    assert_eq!(running["total"], 0);
+    // Stopping an ended workflow is a conflict, with the reason.
+    let (status, body) = api.post(&format!("/api/v1/workflows/{id}/stop"), &json!({})).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["reason"].as_str().unwrap().contains("already finished"), "{body}");
+    node.run_until(async {}).await.unwrap();
+}
+
+/// A workflow stopped while loading (the exchange answers slowly) ends as `stopped`, and its
+/// workers leave the tree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_ends_the_workflow_and_its_workers() {
+    let faults = ReplayFaults { rest_delay: Duration::from_millis(400), ..Default::default() };
+    let replay = ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0, faults).await.unwrap();
+    let mut c = config("sqlite::memory:");
+    c.binance.rest_url = replay.rest_url();
+    let node = Node::start(c, None).await.unwrap();
+    let api = Api::of(&node);
+    let request = json!({"symbols": ["BTCUSDT"], "types": ["api_candles_1m"], "time_range": "2021-04-24:2021-04-26"});
+    let (status, created) = api.post("/api/v1/workflows", &request).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let workers = |tree: &Value| -> Vec<String> {
+        let root = tree["children"].as_array().unwrap();
+        let family = root.iter().find(|c| c["id"] == "workers").unwrap();
+        family["children"]
+            .as_array()
+            .map_or(Vec::new(), |c| c.iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect())
+    };
+    common::wait_until("the workflow's loader in the tree", Duration::from_secs(10), || async {
+        let (_, tree) = api.get("/api/v1/supervision").await;
+        workers(&tree).iter().any(|w| w.contains(&id)).then_some(())
+    })
+    .await;
+
+    let (status, stopped) = api.post(&format!("/api/v1/workflows/{id}/stop"), &json!({})).await;
+    assert_eq!(status, 200, "{stopped}");
+    assert_eq!(stopped["status"], "stopped");
+    assert_eq!(step(&stopped, "load")["status"], "stopped");
+    common::wait_until("the workers to leave the tree", Duration::from_secs(10), || async {
+        let (_, tree) = api.get("/api/v1/supervision").await;
+        let left = workers(&tree);
+        (left == ["worker-host"]).then_some(())
+    })
+    .await;
+    let (_, stored) = api.get(&format!("/api/v1/workflows/{id}")).await;
+    assert_eq!(stored["status"], "stopped");
+    assert_eq!(stored["history"].as_array().unwrap().last().unwrap()["what"], "stopped: stop requested");
+    node.run_until(async {}).await.unwrap();
+    replay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_a_4xx_with_the_reason() {
+    let node = Node::start(config("sqlite::memory:"), Some(common::sample_dir())).await.unwrap();
+    let api = Api::of(&node);
+    let reason = |body: &Value| body["reason"].as_str().unwrap_or_default().to_owned();
+    let cases: Vec<(&str, Value, u16, &str)> = vec![
+        (
+            "unknown symbol",
+            json!({"symbols": ["NOPEUSDT"], "types": ["api_trades"]}),
+            422,
+            "not listed by the exchange",
+        ),
+        (
+            "reversed range",
+            json!({"symbols": ["BTCUSDT"], "types": ["api_trades"], "time_range": "2021-04-26:2021-04-24"}),
+            422,
+            "START before END",
+        ),
+        ("unknown type", json!({"symbols": ["BTCUSDT"], "types": ["api_candles_7m"]}), 422, "unknown type"),
+        (
+            "unknown step",
+            json!({"symbols": ["BTCUSDT"], "types": ["api_trades"], "steps": ["fly"]}),
+            422,
+            "unknown step",
+        ),
+        (
+            "unknown field",
+            json!({"symbols": ["BTCUSDT"], "types": ["api_trades"], "colour": "red"}),
+            400,
+            "unknown field `colour`",
+        ),
+        ("wrong shape", json!({"symbols": "BTCUSDT", "types": ["api_trades"]}), 400, "invalid type"),
+    ];
+    for (what, body, want, needle) in cases {
+        let (status, answer) = api.post("/api/v1/workflows", &body).await;
+        assert_eq!(status, want, "{what}: {answer}");
+        assert!(reason(&answer).contains(needle), "{what}: {answer}");
+        assert!(answer["error"].is_string(), "{what}: {answer}");
+    }
+    let (status, answer) = api.post_raw("/api/v1/workflows", "application/json", "{\"symbols\": [").await;
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = api.post_raw("/api/v1/workflows", "text/plain", "{}").await;
+    assert_eq!(status, 415, "{answer}");
+    let huge = format!("{{\"symbols\": [\"{}\"], \"types\": []}}", "A".repeat(100_000));
+    let (status, answer) = api.post_raw("/api/v1/workflows", "application/json", huge).await;
+    assert_eq!(status, 413, "{answer}");
+    let (status, answer) = api.get("/api/v1/workflows/wf-nope").await;
+    assert_eq!((status, answer["error"].as_str()), (404, Some("not found")), "{answer}");
+    let (status, answer) = api.post("/api/v1/workflows/wf-nope/stop", &json!({})).await;
+    assert_eq!(status, 404, "{answer}");
+    for query in ["status=done", "limit=0", "limit=x", "offset=-1", "colour=red"] {
+        let (status, answer) = api.get(&format!("/api/v1/workflows?{query}")).await;
+        assert_eq!(status, 400, "{query}: {answer}");
+        assert!(!reason(&answer).is_empty(), "{query}: {answer}");
+    }
+    let (status, answer) = api.post("/api/v1/ping", &json!({"target": "toaster"})).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(reason(&answer).contains("dummy-service"), "{answer}");
+    node.run_until(async {}).await.unwrap();
+}
+
+fn ctl(url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_streamforge"))
+        .arg("ctl")
+        .args(["--url", url])
+        .args(args)
+        .env_remove("STREAMFORGE_TOKEN")
+        .output()
+        .unwrap()
+}
+
+/// `ctl` against a running node: start prints JSON naming the workflow, show reports it, ping
+/// prints the dummy's round trip, and a missing pong is an error with `--expect-pong`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_starts_shows_and_pings() {
+    let mut c = config("sqlite::memory:");
+    c.dummy.enabled = true;
+    c.dummy.queue_id = "q-ctl".into();
+    let node = Node::start(c, Some(common::sample_dir())).await.unwrap();
+    let url = format!("http://{}", node.admin_addr());
+    let u = url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        ctl(
+            &u,
+            &[
+                "workflows",
+                "start",
+                "--symbols",
+                "BTCUSDT",
+                "--types",
+                "api_candles_1m",
+                "--steps",
+                "load,store",
+                "--json",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let wf: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = wf["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("wf-btcusdt-api_candles_1m-"), "{wf}");
+    Api::of(&node).until_ended(&id).await;
+
+    let (u, i) = (url.clone(), id.clone());
+    let shown = tokio::task::spawn_blocking(move || ctl(&u, &["workflows", "show", &i])).await.unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains(&format!("{id}  finished")), "{text}");
+    assert!(text.lines().any(|l| l.trim_start().starts_with("store") && l.contains("finished")), "{text}");
+
+    let u = url.clone();
+    let ping = tokio::task::spawn_blocking(move || ctl(&u, &["ping", "dummy", "--expect-pong"])).await.unwrap();
+    let text = String::from_utf8_lossy(&ping.stdout);
+    assert!(ping.status.success(), "{text}{}", String::from_utf8_lossy(&ping.stderr));
+    let rtt: f64 = text
+        .split("rtt ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("no rtt in {text}"));
+    assert!(text.contains("pong from dummy__q-ctl (q-ctl)") && rtt > 0.0, "{text}");
+
+    let u = url.clone();
+    let silent = tokio::task::spawn_blocking(move || {
+        ctl(&u, &["ping", "graph-builder", "--expect-pong", "--timeout-ms", "300"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(silent.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&silent.stderr).contains("no pong from graph-builder within 300 ms"));
+
+    let u = url.clone();
+    let listed = tokio::task::spawn_blocking(move || ctl(&u, &["workflows", "list", "--json"])).await.unwrap();
+    let page: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let ids: BTreeSet<&str> = page["workflows"].as_array().unwrap().iter().map(|w| w["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(id.as_str()), "{page}");
+    node.run_until(async {}).await.unwrap();
+}
