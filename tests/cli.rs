@@ -144,7 +144,7 @@ fn node_serves_health_readiness_and_metrics_and_stops_on_sigterm() {
         assert_eq!((tree["id"].as_str(), tree["strategy"].as_str()), (Some("streamforge-0"), Some("one_for_one")));
         let families: Vec<&str> =
             tree["children"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
-        assert_eq!(families, ["admin", "connectors", "loaders", "dummies"], "start order");
+        assert_eq!(families, ["admin", "connectors", "loaders", "workers", "queue-manager", "dummies"], "start order");
         let connectors = &tree["children"][1];
         assert_eq!(connectors["kind"], "supervisor");
         // The job's connectors: the group's partition assigner, then one connector per partition

@@ -303,3 +303,27 @@ async fn ctl_starts_shows_and_pings() {
     assert!(ids.contains(id.as_str()), "{page}");
     node.run_until(async {}).await.unwrap();
 }
+
+/// `queue_manager.enabled = false` from the config file (and the environment, which wins): the
+/// node runs no queue-manager and no worker host, and the workflow API says so with a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_configured_without_queue_manager_says_so() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(
+        &mut file,
+        b"[store]\nurl = \"sqlite::memory:\"\n[node]\nadmin_addr = \"127.0.0.1:0\"\n[queue_manager]\nenabled = true\n",
+    )
+    .unwrap();
+    let env = vec![("STREAMFORGE__QUEUE_MANAGER__ENABLED".to_owned(), "false".to_owned())];
+    let c = streamforge::config::load(Some(file.path()), env).unwrap();
+    assert!(!c.queue_manager.enabled);
+    let node = Node::start(c, None).await.unwrap();
+    let api = Api::of(&node);
+    let (status, body) = api.post("/api/v1/workflows", &json!({"symbols": ["BTCUSDT"], "types": ["api_trades"]})).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["reason"].as_str().unwrap().contains("queue-manager is not enabled"), "{body}");
+    let (_, tree) = api.get("/api/v1/supervision").await;
+    let ids: Vec<&str> = tree["children"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert!(!ids.contains(&"queue-manager") && !ids.contains(&"workers"), "{ids:?}");
+    node.run_until(async {}).await.unwrap();
+}

@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use streamforge::model::{BookSnapshot, Candle, DataRecord, DepthUpdate, Edge, GraphSnapshot, Interval, Trade, Vertex};
 use streamforge::replay::ReplayData;
-use streamforge::store::{ModelRecord, Store, StoreError, Workflow};
+use streamforge::store::{ModelRecord, Store, StoreError, WorkflowPage, WorkflowQuery};
+use streamforge::workflow::{Status, Step, Task, Workflow, WorkflowRequest};
 
 /// A collection (table) name no other test or earlier run against the same database uses.
 fn collection(prefix: &str) -> String {
@@ -206,25 +207,51 @@ async fn workflows_round_trip(b: &dyn Backend) {
     let store = b.open().await;
     let id = collection("wf");
     assert_eq!(store.workflow(&id).await.unwrap(), None);
-    let mut wf = Workflow {
-        id: id.clone(),
-        status: "running".into(),
-        symbol: Some("BTCUSDT".into()),
-        kind: Some("api_candles_5m".into()),
-        time_range: Some("2024-08-01:2024-08-02".into()),
-        records_written: 0,
-        message: None,
-        created_at: 1_722_470_400_000,
-        updated_at: 1_722_470_400_000,
-        extra: serde_json::json!({"retries": 2, "node": "streamforge-1"}).as_object().unwrap().clone(),
-    };
+    let request: WorkflowRequest = serde_json::from_value(serde_json::json!({
+        "symbols": ["BTCUSDT"], "types": ["api_candles_5m"], "time_range": "2024-08-01:2024-08-02",
+    }))
+    .unwrap();
+    let mut wf = Workflow::new(id.clone(), request.validate(None, false).unwrap(), 1_722_470_400_000);
+    wf.start_step(Step::Load, vec![Task::new("loader-api-candles-5m__btcusdt")], 1_722_470_400_001);
     store.put_workflow(&wf).await.unwrap();
     assert_eq!(store.workflow(&id).await.unwrap().as_ref(), Some(&wf));
-    wf.status = "finished".into();
-    wf.records_written = 288;
-    wf.updated_at += 60_000;
+    wf.steps[0].tasks[0].records_written = 288;
+    wf.steps[0].tasks[0].status = Status::Finished;
+    wf.settle(Step::Load, 1_722_470_460_000);
     store.put_workflow(&wf).await.unwrap();
     assert_eq!(store.workflow(&id).await.unwrap(), Some(wf), "the second write replaces the first");
+}
+
+/// Listing: newest first, filtered by status, paged, with the total that matches.
+async fn workflows_are_listed_by_status_newest_first(b: &dyn Backend) {
+    let store = b.open().await;
+    let prefix = collection("wfl");
+    let spec = serde_json::from_value::<WorkflowRequest>(serde_json::json!({
+        "symbols": ["ETHUSDT"], "types": ["api_trades"], "time_range": "2024-08-01:2024-08-02", "steps": ["load"],
+    }))
+    .unwrap()
+    .validate(None, false)
+    .unwrap();
+    // Creation times past any earlier run's (and any real workflow's) make these the newest in a
+    // database other runs have used.
+    let base = 4_000_000_000_000 + streamforge::model::now_ms() * 10;
+    for i in 0..5i64 {
+        let mut wf = Workflow::new(format!("{prefix}_{i}"), spec.clone(), base + i);
+        if i % 2 == 1 {
+            wf.stop("test", base + i);
+        }
+        store.put_workflow(&wf).await.unwrap();
+    }
+    let ids = |page: &WorkflowPage| page.workflows.iter().map(|w| w.id.clone()).collect::<Vec<_>>();
+    let all = store.workflows(&WorkflowQuery { status: None, limit: 3, offset: 0 }).await.unwrap();
+    assert_eq!(ids(&all), [4, 3, 2].map(|i| format!("{prefix}_{i}")));
+    assert!(all.total >= 5);
+    let stopped = store.workflows(&WorkflowQuery { status: Some(Status::Stopped), limit: 1, offset: 1 }).await.unwrap();
+    assert_eq!(ids(&stopped), [format!("{prefix}_1")]);
+    let pending =
+        store.workflows(&WorkflowQuery { status: Some(Status::Pending), limit: 10, offset: 0 }).await.unwrap();
+    assert_eq!(&ids(&pending)[..3], [4, 2, 0].map(|i| format!("{prefix}_{i}")));
+    assert!(pending.workflows.iter().all(|w| w.status == Status::Pending));
 }
 
 async fn graphs_and_models_round_trip(b: &dyn Backend) {
@@ -332,6 +359,7 @@ macro_rules! conformance {
                 high_water_marks_follow_each_record_kind,
                 trades_round_trip,
                 workflows_round_trip,
+                workflows_are_listed_by_status_newest_first,
                 graphs_and_models_round_trip,
                 concurrent_writers_on_different_partitions_all_land,
                 a_failed_batch_leaves_nothing_behind
