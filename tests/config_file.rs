@@ -43,3 +43,19 @@ fn properties_streamforge_owns_are_refused_with_every_other_problem() {
     let bad_flavor = load_text("[bus.kafka]\nflavor = \"redpanda\"\n", Vec::new()).unwrap_err().0;
     assert!(bad_flavor.iter().any(|e| e.contains("redpanda") && e.contains("tansu")), "{bad_flavor:?}");
 }
+
+/// Every section of the file is read, `[[streams]]` and `[queue_manager]` included (sections
+/// used to be copied one by one from a hand-kept list, which had left `streams` out).
+#[test]
+fn every_section_of_the_file_is_taken_including_streams() {
+    let text = "[[streams]]\nkind = \"trade\"\nsymbols = [\"ETHUSDT\"]\ntopic = \"trades-live\"\n\
+                [queue_manager]\nenabled = false\n[dummy]\nenabled = true\n";
+    let c = load_text(text, Vec::new()).unwrap();
+    assert_eq!(c.streams.len(), 1);
+    assert_eq!((c.streams[0].kind.as_str(), c.streams[0].topic.as_str()), ("trade", "trades-live"));
+    assert_eq!(c.streams[0].symbols, ["ETHUSDT"]);
+    assert!(!c.queue_manager.enabled);
+    assert!(c.dummy.enabled);
+    let bad = load_text("[[streams]]\nkind = 3\n[dummy]\nenabled = \"yes\"\n", Vec::new()).unwrap_err().to_string();
+    assert!(bad.contains("[streams]") && bad.contains("[dummy]"), "both bad sections are named: {bad}");
+}

@@ -97,41 +97,26 @@ pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>
             set_path(&mut table, &path, Value::String(v.clone()), &mut errs, var);
         }
     }
-    // Deserialize section by section so that one bad section does not hide the others.
-    let mut config = Config::default();
-    let mut sections: Vec<(String, Value)> = table.into_iter().collect();
-    sections.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, value) in sections {
+    // Check section by section so that one bad section does not hide the others; then read the
+    // good ones at once, so that every section (present or future) is taken as written, and check
+    // what they say.
+    let mut names: Vec<String> = table.keys().cloned().collect();
+    names.sort();
+    for name in names {
         let mut one = Table::new();
-        one.insert(name.clone(), value);
-        let parsed: Result<Config, _> = Value::Table(one).try_into();
-        match parsed {
-            Ok(c) => merge_section(&mut config, &name, c),
-            Err(e) => errs.push(format!("[{name}]: {}", e.message().trim())),
+        one.insert(name.clone(), table[&name].clone());
+        if let Err(e) = Value::Table(one).try_into::<Config>() {
+            errs.push(format!("[{name}]: {}", e.message().trim()));
+            table.remove(&name);
         }
     }
+    let config: Config =
+        Value::Table(table).try_into().map_err(|e| ConfigErrors(vec![e.message().trim().to_owned()]))?;
     errs.extend(config.validate());
     if errs.is_empty() {
         Ok(config)
     } else {
         Err(ConfigErrors(errs))
-    }
-}
-
-fn merge_section(into: &mut Config, name: &str, from: Config) {
-    match name {
-        "node" => into.node = from.node,
-        "bus" => into.bus = from.bus,
-        "store" => into.store = from.store,
-        "binance" => into.binance = from.binance,
-        "loader" => into.loader = from.loader,
-        "connector" => into.connector = from.connector,
-        "supervision" => into.supervision = from.supervision,
-        "dummy" => into.dummy = from.dummy,
-        "job" => into.job = from.job,
-        "connectors" => into.connectors = from.connectors,
-        "log" => into.log = from.log,
-        _ => {}
     }
 }
 
