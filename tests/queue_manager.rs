@@ -327,3 +327,60 @@ async fn a_node_configured_without_queue_manager_says_so() {
     assert!(!ids.contains(&"queue-manager") && !ids.contains(&"workers"), "{ids:?}");
     node.run_until(async {}).await.unwrap();
 }
+
+/// With `admin.token_file` (a mounted secret), mutating endpoints need the bearer token; reads
+/// stay open; `ctl` sends the token from `STREAMFORGE_TOKEN`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutating_requests_need_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "tok-0123456789abcdef\n").unwrap();
+    let mut c = config("sqlite::memory:");
+    c.admin.token_file = Some(token_file.display().to_string());
+    c.dummy.enabled = true;
+    let node = Node::start(c, Some(common::sample_dir())).await.unwrap();
+    let api = Api::of(&node);
+    let body = json!({"symbols": ["BTCUSDT"], "types": ["api_candles_1m"], "steps": ["load"]});
+    let (status, answer) = api.post("/api/v1/workflows", &body).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer["reason"].as_str().unwrap().contains("Authorization: Bearer"), "{answer}");
+    let wrong = api.http.post(format!("{}/api/v1/workflows", api.base)).bearer_auth("tok-0123456789abcdeX");
+    let (status, _) = api.send(wrong.header("content-type", "application/json").body(body.to_string())).await;
+    assert_eq!(status, 401);
+    // Refused before the body is read: a malformed body without a token is a 401, not a 400.
+    let (status, _) = api.post_raw("/api/v1/workflows", "application/json", "{").await;
+    assert_eq!(status, 401);
+    let (status, _) = api.post("/api/v1/ping", &json!({"target": "dummy"})).await;
+    assert_eq!(status, 401);
+    let right = api.http.post(format!("{}/api/v1/workflows", api.base)).bearer_auth("tok-0123456789abcdef");
+    let (status, created) = api.send(right.header("content-type", "application/json").body(body.to_string())).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, _) = api.get("/api/v1/workflows").await;
+    assert_eq!(status, 200, "reads are open unless admin.protect_reads");
+
+    let url = format!("http://{}", node.admin_addr());
+    let ping = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_streamforge"))
+            .args(["ctl", "--url", &url, "ping", "dummy", "--expect-pong"])
+            .env("STREAMFORGE_TOKEN", "tok-0123456789abcdef")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(ping.status.success(), "{}", String::from_utf8_lossy(&ping.stderr));
+    node.run_until(async {}).await.unwrap();
+}
+
+/// A node whose workflow API would be reachable from other machines without a token does not start.
+#[test]
+fn an_open_api_on_a_public_address_is_refused_at_start() {
+    let out = Command::new(env!("CARGO_BIN_EXE_streamforge"))
+        .args(["node", "--store", "sqlite::memory:", "--admin-addr", "0.0.0.0:0"])
+        .env_remove("STREAMFORGE__ADMIN__TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("reachable from other machines") && err.contains("admin.token_file"), "{err}");
+}

@@ -1,12 +1,17 @@
 //! The control-plane endpoints of the admin server, under `/api/v1`: workflows (create, list,
-//! get, stop) and `ping`. Every error is JSON `{"error", "reason"}` with a 4xx status for what the
+//! get, stop) and `ping`, behind the token check of [`super::auth`]. Every error is JSON `{"error", "reason"}` with a 4xx status for what the
 //! caller must fix; 503 only when queue-manager itself cannot answer right now.
 
 use std::time::Duration;
 
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
+use super::auth::Access;
 use super::AdminState;
 use crate::bus::{topics, OutRecord};
 use crate::model::{unix_seconds_now, Command, EventStatus, QueueControl};
@@ -204,13 +209,46 @@ pub fn query_config() -> web::QueryConfig {
     })
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(json_config())
+/// Checks the caller before the request's body is even read: GET and HEAD are reads, the rest
+/// writes (see [`Auth`]).
+async fn authorize(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let access = match *req.method() {
+        Method::GET | Method::HEAD => Access::Read,
+        _ => Access::Write,
+    };
+    let verdict = match req.app_data::<web::Data<AdminState>>() {
+        Some(state) => state.auth.check(req.request(), access),
+        None => Ok(()),
+    };
+    match verdict {
+        Ok(()) => next.call(req).await.map(ServiceResponse::map_into_boxed_body),
+        Err(refused) => Ok(req.into_response(refused)),
+    }
+}
+
+/// `/api/v1/…`: `extra` adds the endpoints defined elsewhere (the tree, lag) under the same checks.
+pub fn scope(
+    extra: fn(&mut web::ServiceConfig),
+) -> actix_web::Scope<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::scope("/api/v1")
+        .wrap(actix_web::middleware::from_fn(authorize))
+        .app_data(json_config())
         .app_data(query_config())
-        .app_data(web::PathConfig::default())
-        .route("/api/v1/workflows", web::post().to(create))
-        .route("/api/v1/workflows", web::get().to(list))
-        .route("/api/v1/workflows/{id}", web::get().to(get))
-        .route("/api/v1/workflows/{id}/stop", web::post().to(stop))
-        .route("/api/v1/ping", web::post().to(ping));
+        .configure(extra)
+        .route("/workflows", web::post().to(create))
+        .route("/workflows", web::get().to(list))
+        .route("/workflows/{id}", web::get().to(get))
+        .route("/workflows/{id}/stop", web::post().to(stop))
+        .route("/ping", web::post().to(ping))
 }

@@ -3,6 +3,7 @@
 
 mod actor;
 pub mod api;
+pub mod auth;
 mod lag;
 pub mod metrics;
 mod server;

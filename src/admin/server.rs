@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
 
+use super::auth::Auth;
 use super::metrics::Metrics;
 use super::LagSource;
 use crate::bus::Bus;
@@ -36,6 +37,7 @@ pub struct AdminState {
     pub bus: Arc<dyn Bus>,
     /// queue-manager, where the node runs one (`queue_manager.enabled`).
     pub manager: Option<ManagerHandle>,
+    pub auth: Arc<Auth>,
 }
 
 pub struct AdminServer {
@@ -83,13 +85,16 @@ async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
     }))
 }
 
+/// The read-only views of the node under `/api/v1`.
+fn views(cfg: &mut web::ServiceConfig) {
+    cfg.route("/supervision", web::get().to(supervision)).route("/lag", web::get().to(lag));
+}
+
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
-        .route("/api/v1/supervision", web::get().to(supervision))
-        .route("/api/v1/lag", web::get().to(lag))
-        .configure(super::api::routes)
+        .service(super::api::scope(views).default_service(web::to(not_found)))
         .default_service(web::to(not_found));
 }
 

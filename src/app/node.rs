@@ -17,6 +17,7 @@ use crate::actors::connector::ConnectorRoute;
 use crate::actors::dummy::{Dummy, DummyArgs, DummyOptions};
 use crate::actors::sequenced_stream::{Published, SequencedStream, SequencedStreamArgs};
 use crate::actors::stream::StreamArgs;
+use crate::admin::auth::Auth;
 use crate::admin::{AdminActor, AdminArgs, AdminState};
 use crate::config::Config;
 use crate::exchange::binance::{backfill_kind, sequenced_kind, BinanceWs, LinkPolicy, MAX_STREAMS_PER_CONNECTION};
@@ -64,6 +65,7 @@ fn admin_child(
     ready: Arc<AtomicBool>,
     bound: Arc<Mutex<Option<SocketAddr>>>,
     manager: Option<ManagerHandle>,
+    auth: Arc<Auth>,
 ) -> ChildSpec {
     let state = AdminState {
         metrics: ctx.metrics.clone(),
@@ -74,6 +76,7 @@ fn admin_child(
         store: ctx.store.clone(),
         bus: ctx.bus.clone(),
         manager,
+        auth,
     };
     let addr = ctx.config.node.admin_addr.clone();
     ChildSpec::new("admin", "admin", Restart::Permanent, move || {
@@ -134,8 +137,9 @@ impl Node {
         }
         loaders.extend(stream_children(&ctx).await?);
         let manager = ctx.config.queue_manager.enabled.then(ManagerHandle::default);
+        let auth = Arc::new(Auth::from_config(&ctx.config.admin).map_err(AppError::Usage)?);
         let mut children = vec![
-            admin_child(&ctx, ready.clone(), bound.clone(), manager.clone()),
+            admin_child(&ctx, ready.clone(), bound.clone(), manager.clone(), auth),
             ctx.family("connectors", Strategy::OneForOne, connectors, false),
             ctx.family("loaders", Strategy::OneForOne, loaders, false),
         ];

@@ -27,6 +27,7 @@ pub struct Config {
     pub connector: ConnectorConfig,
     pub supervision: SupervisionConfig,
     pub dummy: DummyConfig,
+    pub admin: AdminConfig,
     pub queue_manager: QueueManagerConfig,
     pub job: JobConfig,
     /// Long-running connectors: each consumes a stable topic into a collection.
@@ -329,6 +330,29 @@ impl Default for DummyConfig {
     }
 }
 
+/// A secret from the configuration: compared and used, never printed (`Debug` shows `***`).
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Who may use the admin API's mutating endpoints (`POST /api/v1/…`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Static bearer token (`STREAMFORGE__ADMIN__TOKEN`); never logged.
+    pub token: Option<Secret>,
+    /// File holding the token (a mounted secret), read at start.
+    pub token_file: Option<String>,
+    /// Require the token for the read-only endpoints too (health and metrics stay open).
+    pub protect_reads: bool,
+}
+
 /// queue-manager and the worker host: workflows over the admin API (`/api/v1/workflows`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -393,6 +417,20 @@ impl Config {
         if self.node.admin_addr.parse::<SocketAddr>().is_err() {
             errs.push(format!(
                 "node.admin_addr: {:?} is not HOST:PORT with an IP host (e.g. 127.0.0.1:9400)",
+                self.node.admin_addr
+            ));
+        }
+        if self.admin.token.is_some() && self.admin.token_file.is_some() {
+            errs.push("admin.token and admin.token_file: set one of them, not both".into());
+        }
+        if self.admin.token.as_ref().is_some_and(|t| t.0.trim().len() < 16) {
+            errs.push("admin.token: use at least 16 characters".into());
+        }
+        let open = self.admin.token.is_none() && self.admin.token_file.is_none();
+        let loopback = self.node.admin_addr.parse::<SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
+        if open && !loopback && self.queue_manager.enabled {
+            errs.push(format!(
+                "node.admin_addr: {} is reachable from other machines but the workflow API has no token: set admin.token_file (or admin.token), or bind 127.0.0.1",
                 self.node.admin_addr
             ));
         }
