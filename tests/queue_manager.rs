@@ -384,3 +384,29 @@ fn an_open_api_on_a_public_address_is_refused_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("reachable from other machines") && err.contains("admin.token_file"), "{err}");
 }
+
+/// `GET /api/v1/events` as `ctl events`: the server-sent events of one queue id as they come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_events_streams_the_events_of_one_queue_id() {
+    let mut c = config("sqlite::memory:");
+    c.dummy.enabled = true;
+    c.dummy.queue_id = "q-sse".into();
+    c.dummy.simulate_loading = true;
+    c.dummy.tick_ms = 50;
+    let node = Node::start(c, None).await.unwrap();
+    let url = format!("http://{}", node.admin_addr());
+    let out = tokio::task::spawn_blocking(move || {
+        ctl(&url, &["events", "--queue-id", "q-sse", "--json", "--timeout-ms", "1500"])
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let events: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let loading: Vec<u64> =
+        events.iter().filter(|e| e["status"] == "loading").map(|e| e["records_written"].as_u64().unwrap()).collect();
+    assert!(loading.len() >= 5, "{events:#?}");
+    assert!(loading.windows(2).all(|w| w[1] > w[0]), "in order: {loading:?}");
+    assert!(events.iter().all(|e| e["queue_id"] == "q-sse" && e["producer"] == "dummy__q-sse"), "{events:#?}");
+    node.run_until(async {}).await.unwrap();
+}

@@ -1,5 +1,5 @@
 //! The control-plane endpoints of the admin server, under `/api/v1`: workflows (create, list,
-//! get, stop) and `ping`, behind the token check of [`super::auth`]. Every error is JSON `{"error", "reason"}` with a 4xx status for what the
+//! get, stop), `ping` and the `events` stream, behind the token check of [`super::auth`]. Every error is JSON `{"error", "reason"}` with a 4xx status for what the
 //! caller must fix; 503 only when queue-manager itself cannot answer right now.
 
 use std::time::Duration;
@@ -175,6 +175,43 @@ async fn ping(state: web::Data<AdminState>, body: web::Json<PingRequest>) -> Htt
     HttpResponse::Ok().json(serde_json::json!({ "target": req.target, "ping_id": ping_id, "pongs": pongs }))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    queue_id: Option<String>,
+}
+
+/// How often an idle event stream sends a comment, so that proxies keep it open.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// `GET /api/v1/events[?queue_id=…]`: `queue-events` as server-sent events (`event: <status>`,
+/// `data: <the event's JSON>`), from now on, for as long as the client listens.
+async fn events(state: web::Data<AdminState>, query: web::Query<EventsQuery>) -> HttpResponse {
+    let manager = match manager(&state) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let rx = manager.events();
+    let filter = query.into_inner().queue_id;
+    let stream = futures_util::stream::unfold((rx, filter), |(mut rx, filter)| async move {
+        loop {
+            let frame = match tokio::time::timeout(KEEPALIVE, rx.recv()).await {
+                Err(_) => ": keepalive\n\n".to_owned(),
+                Ok(Ok(ev)) if filter.as_ref().is_none_or(|q| *q == ev.queue_id) => {
+                    let status = serde_json::to_value(&ev.status).ok();
+                    let name = status.as_ref().and_then(|v| v.as_str()).unwrap_or("event").to_owned();
+                    format!("event: {name}\ndata: {}\n\n", serde_json::to_string(&ev).unwrap_or_default())
+                }
+                Ok(Ok(_)) => continue,
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(n))) => format!(": {n} events missed\n\n"),
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
+            };
+            return Some((Ok::<_, actix_web::Error>(web::Bytes::from(frame)), (rx, filter)));
+        }
+    });
+    HttpResponse::Ok().content_type("text/event-stream").insert_header(("cache-control", "no-cache")).streaming(stream)
+}
+
 fn rand_id() -> u64 {
     let nanos = (unix_seconds_now() * 1e9) as u64;
     nanos ^ (std::process::id() as u64).rotate_left(32)
@@ -251,4 +288,5 @@ pub fn scope(
         .route("/workflows/{id}", web::get().to(get))
         .route("/workflows/{id}/stop", web::post().to(stop))
         .route("/ping", web::post().to(ping))
+        .route("/events", web::get().to(events))
 }

@@ -19,11 +19,36 @@ pub struct Client {
 
 #[derive(Debug, Clone)]
 pub enum CtlCommand {
-    Start { symbols: Vec<String>, types: Vec<String>, range: Option<String>, steps: Option<Vec<String>> },
-    List { status: Option<String>, limit: u32, offset: u64 },
-    Show { id: String, watch: bool },
-    Stop { id: String },
-    Ping { target: String, queue_id: Option<String>, expect_pong: bool, timeout_ms: u64 },
+    Start {
+        symbols: Vec<String>,
+        types: Vec<String>,
+        range: Option<String>,
+        steps: Option<Vec<String>>,
+    },
+    List {
+        status: Option<String>,
+        limit: u32,
+        offset: u64,
+    },
+    Show {
+        id: String,
+        watch: bool,
+    },
+    Stop {
+        id: String,
+    },
+    Ping {
+        target: String,
+        queue_id: Option<String>,
+        expect_pong: bool,
+        timeout_ms: u64,
+    },
+    /// `queue-events` as they come: until interrupted with `follow`, else for `timeout_ms`.
+    Events {
+        queue_id: Option<String>,
+        follow: bool,
+        timeout_ms: u64,
+    },
     Tree,
 }
 
@@ -67,6 +92,46 @@ impl Client {
         let reason =
             value.get("reason").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| value.to_string());
         Err(AppError::Api { status: status.as_u16(), reason })
+    }
+}
+
+impl Client {
+    /// Prints each server-sent event of `path` as a line (the event's JSON with `json`) until
+    /// the stream ends.
+    async fn events(&self, path: &str, json: bool) -> Result<(), AppError> {
+        let url = format!("{}{path}", self.url);
+        let mut req = self.http.get(&url).timeout(Duration::from_secs(u32::MAX as u64));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let mut resp = req.send().await.map_err(|e| AppError::Usage(format!("cannot reach {url}: {e}")))?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap_or_default();
+            return Err(AppError::Api { status, reason: text });
+        }
+        let mut pending = String::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| AppError::Usage(format!("{url}: {e}")))? {
+            pending.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = pending.find("\n\n") {
+                let frame: String = pending.drain(..end + 2).collect();
+                let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) else { continue };
+                if json {
+                    println!("{data}");
+                } else if let Ok(ev) = serde_json::from_str::<crate::model::QueueEvent>(data) {
+                    let status = serde_json::to_value(&ev.status).unwrap_or_default();
+                    println!(
+                        "{} {:<44} {:<40} {:<9} {}",
+                        crate::model::format_ms((ev.timestamp * 1000.0) as i64),
+                        ev.queue_id,
+                        ev.producer,
+                        status.as_str().unwrap_or("?"),
+                        ev.message.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -179,6 +244,19 @@ pub async fn run(opts: CtlOptions) -> Result<String, AppError> {
                 write!(out, "no pong from {target} within {timeout_ms} ms").ok();
             }
             Ok(out.trim_end().to_owned())
+        }
+        CtlCommand::Events { queue_id, follow, timeout_ms } => {
+            let path = match &queue_id {
+                Some(q) => format!("/api/v1/events?queue_id={q}"),
+                None => "/api/v1/events".to_owned(),
+            };
+            let listen = client.events(&path, opts.json);
+            if follow {
+                listen.await?;
+            } else if let Ok(outcome) = tokio::time::timeout(Duration::from_millis(timeout_ms), listen).await {
+                outcome?;
+            }
+            Ok(String::new())
         }
         CtlCommand::Tree => {
             let v = client.call(reqwest::Method::GET, "/api/v1/supervision", None).await?;

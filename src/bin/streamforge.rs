@@ -497,7 +497,10 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
                 json: *json,
                 command: command.options(),
             };
-            println!("{}", app::ctl::run(opts).await?);
+            let out = app::ctl::run(opts).await?;
+            if !out.is_empty() {
+                println!("{out}");
+            }
             Ok(())
         }
         Command::ReplayServer {
@@ -547,6 +550,15 @@ enum CtlCommand {
         /// Exit non-zero when no pong comes.
         #[arg(long)]
         expect_pong: bool,
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
+    /// queue-events as they arrive (for --timeout-ms, or until Ctrl-C with --follow).
+    Events {
+        #[arg(long)]
+        queue_id: Option<String>,
+        #[arg(long)]
+        follow: bool,
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
@@ -612,6 +624,9 @@ impl CtlCommand {
                 expect_pong: *expect_pong,
                 timeout_ms: *timeout_ms,
             },
+            CtlCommand::Events { queue_id, follow, timeout_ms } => {
+                C::Events { queue_id: queue_id.clone(), follow: *follow, timeout_ms: *timeout_ms }
+            }
             CtlCommand::Tree => C::Tree,
         }
     }
