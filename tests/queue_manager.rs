@@ -410,3 +410,81 @@ async fn ctl_events_streams_the_events_of_one_queue_id() {
     assert!(events.iter().all(|e| e["queue_id"] == "q-sse" && e["producer"] == "dummy__q-sse"), "{events:#?}");
     node.run_until(async {}).await.unwrap();
 }
+
+/// Every event on `queue-events` so far (read by a group of the test's own).
+async fn all_events(node: &Node, group: &str) -> Vec<Value> {
+    let mut events = node.ctx.bus.subscribe(group, streamforge::bus::topics::QUEUE_EVENTS).await.unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let msgs = events.poll(1000, Duration::from_millis(200)).await.unwrap();
+        if msgs.is_empty() {
+            return seen;
+        }
+        seen.extend(msgs.iter().map(|m| serde_json::from_slice::<Value>(&m.payload).unwrap()));
+    }
+}
+
+fn history(wf: &Value) -> Vec<String> {
+    wf["history"].as_array().unwrap().iter().map(|d| d["what"].as_str().unwrap().to_owned()).collect()
+}
+
+/// A worker that hangs (a dummy gone silent) is detected after `stall_after_ms` and restarted;
+/// the new one finishes the task. The decision is in the history and on `queue-events`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_worker_is_restarted_and_the_workflow_finishes() {
+    let mut c = config("sqlite::memory:");
+    c.queue_manager.stall_after_ms = 2000;
+    let node = Node::start(c, Some(common::sample_dir())).await.unwrap();
+    let api = Api::of(&node);
+    let request = json!({
+        "symbols": ["BTCUSDT"], "types": ["dummy"],
+        "dummy": {"ticks": 6, "tick_ms": 50, "hang_after": 2, "hang_attempts": 1},
+    });
+    let (status, created) = api.post("/api/v1/workflows", &request).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let wf = api.until_ended(&id).await;
+    assert_eq!(wf["status"], "finished", "{wf:#}");
+    let task = &step(&wf, "load")["tasks"][0];
+    assert_eq!((task["attempts"].as_u64(), task["status"].as_str()), (Some(2), Some("finished")), "{task}");
+    let h = history(&wf);
+    let restart = h.iter().find(|d| d.starts_with("restarting ")).unwrap_or_else(|| panic!("{h:?}"));
+    assert!(restart.contains(&format!("dummy__{id}__btcusdt (attempt 2 of 3): no event for")), "{restart}");
+    let events = all_events(&node, "test-hung").await;
+    let said: Vec<&Value> =
+        events.iter().filter(|e| e["queue_id"] == id.as_str() && e["status"] == "restarting").collect();
+    assert_eq!(said.len(), 1, "{events:#?}");
+    assert_eq!(said[0]["producer"], "queue-manager__streamforge-0");
+    node.run_until(async {}).await.unwrap();
+}
+
+/// A worker that fails on every attempt ends its workflow as `failed` after `max_attempts`, with
+/// the reason; each restart and the give-up are in the history and on `queue-events`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_keeps_failing_fails_the_workflow_with_the_reason() {
+    let mut c = config("sqlite::memory:");
+    c.queue_manager.max_attempts = 2;
+    let node = Node::start(c, Some(common::sample_dir())).await.unwrap();
+    let api = Api::of(&node);
+    let request = json!({
+        "symbols": ["ETHUSDT"], "types": ["dummy"], "dummy": {"ticks": 50, "tick_ms": 20, "fail_after": 1},
+    });
+    let (status, created) = api.post("/api/v1/workflows", &request).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let wf = api.until_ended(&id).await;
+    assert_eq!(wf["status"], "failed", "{wf:#}");
+    let message = wf["message"].as_str().unwrap();
+    assert!(message.contains("Simulated failure after 1 ticks; gave up after 2 attempt(s)"), "{message}");
+    let h = history(&wf);
+    assert_eq!(h.iter().filter(|d| d.starts_with("restarting ")).count(), 1, "{h:?}");
+    assert!(h.last().unwrap().starts_with("failed: dummy__"), "{h:?}");
+    let events = all_events(&node, "test-failing").await;
+    let mine: Vec<&Value> = events.iter().filter(|e| e["queue_id"] == id.as_str()).collect();
+    assert!(mine.iter().any(|e| e["status"] == "restarting"), "{mine:#?}");
+    assert!(
+        mine.iter().any(|e| e["status"] == "error" && e["producer"] == "queue-manager__streamforge-0"),
+        "the give-up is announced: {mine:#?}"
+    );
+    node.run_until(async {}).await.unwrap();
+}

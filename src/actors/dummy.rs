@@ -1,6 +1,7 @@
 //! The dummy actor, the seeds' test double (seed 001 §4.5, appendix F): answers `ping` on
 //! `queue-control` with a `pong` event, simulates loading (`--simulate-loading`) and fails on
-//! purpose (`--fail-after N`: after N ticks it sends an `error` event and fails).
+//! purpose (`--fail-after N`: after N ticks it sends an `error` event and fails). As a workflow's
+//! worker it finishes after N ticks, or hangs (goes silent) to exercise queue-manager's healing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,11 +18,35 @@ use crate::workers::{host::reply_to, Target};
 #[derive(Debug, Clone)]
 pub struct DummyOptions {
     pub queue_id: String,
+    /// The symbol of a workflow's dummy task (its events carry it, its producer names it).
+    pub symbol: Option<String>,
     /// Emit a `loading` event with a growing `records_written` every tick.
     pub simulate_loading: bool,
     /// Fail after this many ticks (counted from each start).
     pub fail_after: Option<u32>,
+    /// Send `finished` and stop after this many ticks (a workflow's dummy task).
+    pub finish_after: Option<u32>,
+    /// Go silent after this many ticks: no events, no answers, no heartbeat (a hung worker).
+    pub hang_after: Option<u32>,
+    /// Its failure is final (no supervisor restarts it): the `error` event says `finished`.
+    pub gives_up: bool,
     pub tick: Duration,
+}
+
+impl DummyOptions {
+    /// A dummy that only answers pings.
+    pub fn new(queue_id: impl Into<String>, tick: Duration) -> DummyOptions {
+        DummyOptions {
+            queue_id: queue_id.into(),
+            symbol: None,
+            simulate_loading: false,
+            fail_after: None,
+            finish_after: None,
+            hang_after: None,
+            gives_up: false,
+            tick,
+        }
+    }
 }
 
 pub struct DummyArgs {
@@ -42,8 +67,18 @@ pub struct DummyState {
     control: Box<dyn Consumer>,
     producer: String,
     ticks: u32,
+    /// Unix seconds of this incarnation's start.
+    started_at: f64,
     next_tick: Instant,
     simulated_records: u64,
+}
+
+/// The `producer` of a dummy's events: `dummy__<queue_id>[__<symbol>]`.
+pub fn producer_name(queue_id: &str, symbol: Option<&str>) -> String {
+    match symbol {
+        Some(s) => format!("dummy__{queue_id}__{}", s.to_ascii_lowercase()),
+        None => format!("dummy__{queue_id}"),
+    }
 }
 
 /// Records a simulated loading step claims to have written.
@@ -51,7 +86,11 @@ const SIMULATED_RECORDS_PER_TICK: u64 = 1000;
 
 impl DummyState {
     fn event(&self, status: EventStatus) -> QueueEvent {
-        QueueEvent::new(&self.args.options.queue_id, &self.producer, status).kind("dummy")
+        let ev = QueueEvent::new(&self.args.options.queue_id, &self.producer, status).kind("dummy");
+        match &self.args.options.symbol {
+            Some(s) => ev.symbol(s),
+            None => ev,
+        }
     }
 
     /// Answers the commands addressed to this dummy; returns false when told to stop.
@@ -68,7 +107,8 @@ impl DummyState {
                 }
             };
             let addressed = ["dummy", Target::Dummy.name()].iter().any(|t| cmd.is_for(&self.args.options.queue_id, t));
-            if !addressed || !keep_running {
+            // A command sent before this incarnation started was for an earlier one.
+            if !addressed || !keep_running || cmd.timestamp < self.started_at {
                 continue;
             }
             match cmd.command {
@@ -77,7 +117,7 @@ impl DummyState {
                     self.args.telemetry.emit(reply_to(reply, &cmd)).await;
                 }
                 Command::Stop => {
-                    self.args.telemetry.emit(self.event(EventStatus::Finished).message("Stopped on command")).await;
+                    self.args.telemetry.emit(self.event(EventStatus::Stopped).message("Stopped on command")).await;
                     keep_running = false;
                 }
                 Command::Start | Command::Other(_) => {}
@@ -96,7 +136,7 @@ impl Actor for Dummy {
     type Arguments = DummyArgs;
 
     async fn pre_start(&self, _myself: ActorRef<DummyMsg>, args: DummyArgs) -> Result<DummyState, ActorProcessingErr> {
-        let producer = format!("dummy__{}", args.options.queue_id);
+        let producer = producer_name(&args.options.queue_id, args.options.symbol.as_deref());
         let control = args.bus.subscribe(&producer, QUEUE_CONTROL).await?;
         let state = DummyState {
             next_tick: Instant::now() + args.options.tick,
@@ -104,6 +144,7 @@ impl Actor for Dummy {
             control,
             producer,
             ticks: 0,
+            started_at: crate::model::unix_seconds_now(),
             simulated_records: 0,
         };
         state.args.telemetry.emit(state.event(EventStatus::Started).message("Dummy ready for ping")).await;
@@ -136,9 +177,21 @@ impl Actor for Dummy {
                     .message(format!("Simulated {} records", state.simulated_records));
                 state.args.telemetry.emit(ev).await;
             }
+            if state.args.options.hang_after.is_some_and(|n| state.ticks >= n) {
+                tracing::warn!(queue_id = %state.args.options.queue_id, ticks = state.ticks, "Dummy hangs (on purpose).");
+                std::future::pending::<()>().await;
+            }
+            if state.args.options.finish_after.is_some_and(|n| state.ticks >= n) {
+                let ev = state.event(EventStatus::Finished).records_written(state.simulated_records);
+                state.args.telemetry.emit(ev.message(format!("Finished after {} ticks", state.ticks))).await;
+                myself.stop(None);
+                return Ok(());
+            }
             if state.args.options.fail_after.is_some_and(|n| state.ticks >= n) {
                 let reason = format!("Simulated failure after {} ticks", state.ticks);
-                state.args.telemetry.emit(state.event(EventStatus::Error).message(reason.clone())).await;
+                let mut ev = state.event(EventStatus::Error).message(reason.clone());
+                ev.finished = state.args.options.gives_up;
+                state.args.telemetry.emit(ev).await;
                 return Err(reason.into());
             }
         }

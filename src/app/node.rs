@@ -43,10 +43,9 @@ fn dummy_child(ctx: &NodeContext) -> ChildSpec {
     let ctx = ctx.clone();
     let d = &ctx.config.dummy;
     let options = DummyOptions {
-        queue_id: d.queue_id.clone(),
         simulate_loading: d.simulate_loading,
         fail_after: (d.fail_after > 0).then_some(d.fail_after),
-        tick: Duration::from_millis(d.tick_ms),
+        ..DummyOptions::new(d.queue_id.clone(), Duration::from_millis(d.tick_ms))
     };
     ChildSpec::new(format!("dummy:{}", d.queue_id), "dummy", Restart::Permanent, move || {
         let args = DummyArgs {

@@ -178,6 +178,7 @@ fn record(wf: &BackfillWorkflow) -> Result<Workflow, AppError> {
         time_range: Some((wf.job.start_ms, wf.job.end_ms)),
         steps: vec![Step::Load, Step::Store],
         graph: Default::default(),
+        dummy: None,
     };
     let now = now_ms();
     let mut rec = Workflow::new(wf.job.queue_id.clone(), spec, now);

@@ -359,11 +359,16 @@ pub struct AdminConfig {
 pub struct QueueManagerConfig {
     /// Run queue-manager on this node and host the workers it starts by command.
     pub enabled: bool,
+    /// A worker silent (no event) for this long is restarted, ms. Connectors waiting for their
+    /// loader are not counted as silent.
+    pub stall_after_ms: u64,
+    /// Starts of one worker (the first included) before its step fails.
+    pub max_attempts: u32,
 }
 
 impl Default for QueueManagerConfig {
     fn default() -> Self {
-        QueueManagerConfig { enabled: true }
+        QueueManagerConfig { enabled: true, stall_after_ms: 300_000, max_attempts: 3 }
     }
 }
 
@@ -419,6 +424,12 @@ impl Config {
                 "node.admin_addr: {:?} is not HOST:PORT with an IP host (e.g. 127.0.0.1:9400)",
                 self.node.admin_addr
             ));
+        }
+        if self.queue_manager.max_attempts == 0 {
+            errs.push("queue_manager.max_attempts: must be at least 1".into());
+        }
+        if self.queue_manager.stall_after_ms < 100 {
+            errs.push("queue_manager.stall_after_ms: must be at least 100".into());
         }
         if self.admin.token.is_some() && self.admin.token_file.is_some() {
             errs.push("admin.token and admin.token_file: set one of them, not both".into());

@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use super::Target;
 use crate::actors::connector::{self, ConnectorRoute, ConnectorShared};
+use crate::actors::dummy::{self, Dummy, DummyArgs, DummyOptions};
 use crate::actors::graph::{GraphActor, GraphArgs, GraphProgress};
 use crate::actors::json_error_reason;
 use crate::actors::loader;
@@ -28,12 +29,14 @@ use crate::exchange::binance::BinanceRest;
 use crate::graph::{align, GraphConfig};
 use crate::model::{parse_time_range, Command, EventStatus, Interval, QueueControl, QueueEvent};
 use crate::supervision::{ChildSpec, ChildState, Restart, SupervisorMsg};
-use crate::workflow::GraphSettings;
+use crate::workflow::{DummySettings, GraphSettings};
 
 /// A worker the host started.
 #[derive(Debug, Clone)]
 struct Started {
     target: Target,
+    symbol: Option<String>,
+    kind: Option<String>,
     /// Its id under the `workers` supervisor.
     child: String,
     /// The `producer` of its events.
@@ -97,6 +100,8 @@ pub struct HostState {
 
 /// Longest a supervisor call may take: a worker's graceful stop (flush and commit) included.
 const SUPERVISOR_CALL_MS: u64 = 60_000;
+/// A dummy holds nothing to flush: one that does not stop at once (it hangs) is killed soon.
+const DUMMY_SHUTDOWN: Duration = Duration::from_millis(500);
 /// Longest wait for commands in one poll.
 const POLL_WAIT: Duration = Duration::from_millis(100);
 
@@ -233,7 +238,36 @@ impl HostState {
                 });
                 Ok((spec, producer.to_owned()))
             }
-            Target::Trainer | Target::Dummy => {
+            Target::Dummy => {
+                let symbol = cmd.symbol.clone();
+                let producer = dummy::producer_name(&cmd.queue_id, symbol.as_deref());
+                let settings: DummySettings = extra(cmd, "dummy").map_err(|r| fail(&producer, r))?;
+                let attempt: u32 = extra::<Option<u32>>(cmd, "attempt").map_err(|r| fail(&producer, r))?.unwrap_or(1);
+                let options = DummyOptions {
+                    symbol,
+                    simulate_loading: true,
+                    finish_after: Some(settings.ticks),
+                    hang_after: settings.hang_after.filter(|_| attempt <= settings.hang_attempts),
+                    fail_after: settings.fail_after.filter(|_| attempt <= settings.fail_attempts),
+                    gives_up: true,
+                    ..DummyOptions::new(cmd.queue_id.clone(), Duration::from_millis(settings.tick_ms))
+                };
+                let ctx = ctx.clone();
+                let id = format!("dummy:{}:{}", cmd.queue_id, options.symbol.as_deref().unwrap_or("-"));
+                // queue-manager restarts a workflow's dummy (a new child), not its supervisor.
+                let spec = ChildSpec::new(id, "dummy", Restart::Temporary, move || {
+                    let args = DummyArgs {
+                        options: options.clone(),
+                        bus: ctx.bus.clone(),
+                        telemetry: ctx.telemetry.clone(),
+                        dead_letters: ctx.dead_letters.clone(),
+                    };
+                    (Dummy, args)
+                })
+                .with_shutdown(DUMMY_SHUTDOWN);
+                Ok((spec, producer))
+            }
+            Target::Trainer => {
                 Err(fail(target.name(), format!("{target} workers are not started by command on this node")))
             }
         }
@@ -247,7 +281,8 @@ impl HostState {
                 match started {
                     Ok(()) => {
                         tracing::info!(queue_id = %cmd.queue_id, %target, %child, "Worker started on command.");
-                        let entry = Started { target, child, producer };
+                        let entry =
+                            Started { target, symbol: cmd.symbol.clone(), kind: cmd.kind.clone(), child, producer };
                         locked(&self.args.shared.workers).entry(cmd.queue_id.clone()).or_default().push(entry);
                         Ok(())
                     }
@@ -267,13 +302,19 @@ impl HostState {
         Ok(())
     }
 
-    /// Stops the workers of `queue_id` (of `target` only, when given).
-    async fn stop(&mut self, queue_id: &str, target: Option<Target>) -> Result<(), ActorProcessingErr> {
+    /// Stops the workers of the command's `queue_id` (only those of its `target`, `symbol` and
+    /// `type` where it names them).
+    async fn stop(&mut self, cmd: &QueueControl, target: Option<Target>) -> Result<(), ActorProcessingErr> {
+        let queue_id = cmd.queue_id.as_str();
+        let matches = |w: &Started| {
+            target.is_none_or(|t| t == w.target)
+                && (cmd.symbol.is_none() || cmd.symbol == w.symbol)
+                && (cmd.kind.is_none() || cmd.kind == w.kind)
+        };
         let stopping: Vec<Started> = {
             let mut workers = locked(&self.args.shared.workers);
             let Some(list) = workers.get_mut(queue_id) else { return Ok(()) };
-            let (stop, keep): (Vec<Started>, Vec<Started>) =
-                list.drain(..).partition(|w| target.is_none_or(|t| t == w.target));
+            let (stop, keep): (Vec<Started>, Vec<Started>) = list.drain(..).partition(matches);
             *list = keep;
             if list.is_empty() {
                 workers.remove(queue_id);
@@ -288,7 +329,9 @@ impl HostState {
                 self.args.ctx.telemetry.emit(ev).await;
             }
         }
-        locked(&self.args.shared.links).retain(|k, _| !k.starts_with(&format!("{queue_id}/")));
+        if !locked(&self.args.shared.workers).contains_key(queue_id) {
+            locked(&self.args.shared.links).retain(|k, _| !k.starts_with(&format!("{queue_id}/")));
+        }
         Ok(())
     }
 
@@ -341,7 +384,7 @@ impl HostState {
                         self.start(&cmd, target).await?;
                     }
                 }
-                Command::Stop => self.stop(&cmd.queue_id, target).await?,
+                Command::Stop => self.stop(&cmd, target).await?,
                 Command::Ping if target != Some(Target::Dummy) => self.pong(&cmd, target).await,
                 Command::Ping | Command::Other(_) => {}
             }

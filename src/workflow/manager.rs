@@ -18,13 +18,14 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 
 use super::{new_queue_id, RequestProblems, Status, Step, Task, Workflow, WorkflowRequest, WorkflowSpec};
-use crate::actors::{connector, json_error_reason, loader};
+use crate::actors::{connector, dummy, json_error_reason, loader};
 use crate::app::NodeContext;
 use crate::bus::{commit_positions, topics, Bus, Consumer, OutRecord};
 use crate::exchange::binance::BinanceRest;
 use crate::model::{format_ms, now_ms, Command, EventStatus, QueueControl, QueueEvent};
 use crate::replay::ReplayData;
 use crate::store::{collection_name, WorkflowQuery};
+use crate::workers::Target;
 
 /// Why a request was not carried out.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -211,6 +212,20 @@ impl ManagerState {
         let spec = &wf.spec;
         let (mut tasks, mut commands) = (Vec::new(), Vec::new());
         match step {
+            Step::Load if spec.dummy.is_some() => {
+                for symbol in &spec.symbols {
+                    let mut task = Task::new(dummy::producer_name(&wf.id, Some(symbol)));
+                    task.symbol = Some(symbol.clone());
+                    task.kind = Some("dummy".into());
+                    let mut cmd = self.start_command(wf, step);
+                    cmd.target = Some(Target::Dummy.name().to_owned());
+                    cmd.symbol = Some(symbol.clone());
+                    cmd.kind = Some("dummy".into());
+                    cmd.extra.insert("dummy".into(), serde_json::to_value(&spec.dummy).unwrap_or_default());
+                    tasks.push(task);
+                    commands.push(cmd);
+                }
+            }
             Step::Load | Step::Store => {
                 for symbol in &spec.symbols {
                     for kind in &spec.types {
@@ -261,7 +276,87 @@ impl ManagerState {
             }
             Step::Train => return Err("the train step is not available in this version".into()),
         }
+        for (task, cmd) in tasks.iter_mut().zip(&mut commands) {
+            cmd.extra.insert("attempt".into(), 1.into());
+            task.command = Some(cmd.clone());
+        }
         Ok((tasks, commands))
+    }
+
+    /// Restarts the worker of task `i` of `step` (stopping what is left of it first), or fails the
+    /// step once it has had `max_attempts` starts.
+    async fn heal(&mut self, wf: &mut Workflow, step: Step, i: usize, reason: &str) {
+        let now = now_ms();
+        let max = self.args.ctx.config.queue_manager.max_attempts;
+        let Some(s) = wf.step_mut(step) else { return };
+        let task = &mut s.tasks[i];
+        let producer = task.producer.clone();
+        if task.attempts >= max || task.command.is_none() {
+            task.status = Status::Failed;
+            let why = format!("{producer}: {reason}; gave up after {} attempt(s)", task.attempts);
+            wf.fail(step, &why, now);
+            self.report(wf, &producer, EventStatus::Error, &why).await;
+            self.command(QueueControl::new(Command::Stop, wf.id.clone())).await;
+            return;
+        }
+        task.attempts += 1;
+        task.status = Status::Running;
+        task.last_event_at = Some(now);
+        let attempt = task.attempts;
+        let mut start = task.command.clone().expect("checked above");
+        s.attempts = s.attempts.max(attempt);
+        start.extra.insert("attempt".into(), attempt.into());
+        start.timestamp = crate::model::unix_seconds_now();
+        let mut stop = QueueControl::new(Command::Stop, wf.id.clone());
+        stop.target = start.target.clone();
+        stop.symbol = start.symbol.clone();
+        stop.kind = start.kind.clone();
+        stop.collection_name = start.collection_name.clone();
+        let what = format!("restarting {producer} (attempt {attempt} of {max}): {reason}");
+        wf.decide(now, Some(step), what.clone());
+        tracing::warn!(queue_id = %wf.id, %producer, attempt, %reason, "Restarting a worker.");
+        self.report(wf, &producer, EventStatus::Restarting, &what).await;
+        self.command(stop).await;
+        self.command(start).await;
+    }
+
+    /// queue-manager's own decisions on `queue-events`, for everyone who follows them.
+    async fn report(&mut self, wf: &Workflow, about: &str, status: EventStatus, message: &str) {
+        let mut ev = QueueEvent::new(&wf.id, &self.producer, status).message(message);
+        ev.extra.insert("worker".into(), about.into());
+        self.args.ctx.telemetry.emit(ev).await;
+    }
+
+    /// Restarts the workers that have been silent for longer than `stall_after_ms`. A connector
+    /// is not silent while its loader is still loading (it waits for records).
+    async fn check_stalls(&mut self) {
+        let now = now_ms();
+        let stall = self.args.ctx.config.queue_manager.stall_after_ms as i64;
+        let ids: Vec<String> = self.open.keys().cloned().collect();
+        for id in ids {
+            let Some(mut wf) = self.open.remove(&id) else { continue };
+            let loading = wf.step(Step::Load).is_some_and(|s| s.status == Status::Running);
+            let stalled: Vec<(Step, usize, i64)> = wf
+                .steps
+                .iter()
+                .filter(|s| s.status == Status::Running && !(s.step == Step::Store && loading))
+                .flat_map(|s| s.tasks.iter().enumerate().map(move |(i, t)| (s.step, i, t)))
+                .filter(|(_, _, t)| t.status == Status::Running)
+                .filter_map(|(step, i, t)| {
+                    let silent = now - t.last_event_at.unwrap_or(now);
+                    (silent > stall).then_some((step, i, silent))
+                })
+                .collect();
+            for (step, i, silent) in &stalled {
+                if !wf.status.is_terminal() {
+                    self.heal(&mut wf, *step, *i, &format!("no event for {} ms", silent)).await;
+                }
+            }
+            if !stalled.is_empty() {
+                self.write(&wf).await;
+            }
+            self.keep(wf);
+        }
     }
 
     /// Starts every step whose turn has come.
@@ -305,7 +400,7 @@ impl ManagerState {
             if ev.message.is_some() {
                 task.message = ev.message.clone();
             }
-            let mut failed = None;
+            let mut gave_up = None;
             match &ev.status {
                 EventStatus::Finished => {
                     task.status = Status::Finished;
@@ -315,18 +410,14 @@ impl ManagerState {
                 EventStatus::Error => {
                     task.errors += 1;
                     if ev.finished {
-                        task.status = Status::Failed;
-                        failed = Some(ev.message.clone().unwrap_or_else(|| format!("{} failed", ev.producer)));
+                        gave_up = Some(ev.message.clone().unwrap_or_else(|| format!("{} failed", ev.producer)));
                     }
                     changed = true;
                 }
                 _ => {}
             }
-            match failed {
-                Some(reason) => {
-                    wf.fail(step, &format!("{}: {reason}", ev.producer), now);
-                    self.command(QueueControl::new(Command::Stop, wf.id.clone())).await;
-                }
+            match gave_up {
+                Some(reason) => self.heal(&mut wf, step, i, &reason).await,
                 None => {
                     if wf.settle(step, now) {
                         self.advance(&mut wf).await;
@@ -382,6 +473,7 @@ impl ManagerState {
             self.events.commit(&commit_positions(&messages)).await?;
         }
         if self.last_flush.elapsed() >= FLUSH_EVERY {
+            self.check_stalls().await;
             self.flush().await;
         }
         Ok(())

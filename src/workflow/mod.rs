@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::workers::Target;
 pub use id::new_queue_id;
-pub use request::{DataType, GraphSettings, RequestProblems, WorkflowRequest, WorkflowSpec};
+pub use request::{DataType, DummySettings, GraphSettings, RequestProblems, WorkflowRequest, WorkflowSpec};
 
 /// Status of a workflow, a step or a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -140,14 +140,20 @@ pub struct Task {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collection: Option<String>,
     pub status: Status,
+    /// Times its worker was started (more than 1 after queue-manager restarted it).
+    #[serde(default)]
+    pub attempts: u32,
     pub records_written: u64,
     pub gaps: u64,
     pub errors: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Epoch ms of its last event.
+    /// Epoch ms of its last event (or of its start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_event_at: Option<i64>,
+    /// The `start` command that starts its worker, sent again on a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<crate::model::QueueControl>,
 }
 
 impl Task {
@@ -158,11 +164,13 @@ impl Task {
             kind: None,
             collection: None,
             status: Status::Pending,
+            attempts: 0,
             records_written: 0,
             gaps: 0,
             errors: 0,
             message: None,
             last_event_at: None,
+            command: None,
         }
     }
 }
@@ -285,6 +293,8 @@ impl Workflow {
         s.started_at.get_or_insert(now);
         for mut t in tasks {
             t.status = Status::Running;
+            t.attempts = 1;
+            t.last_event_at = Some(now);
             s.tasks.push(t);
         }
         let n = s.tasks.len();
@@ -369,6 +379,7 @@ mod tests {
             time_range: Some((0, 60_000)),
             steps: steps.to_vec(),
             graph: Default::default(),
+            dummy: None,
         }
     }
 

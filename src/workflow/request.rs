@@ -20,7 +20,7 @@ pub struct DataType(String);
 impl DataType {
     pub fn parse(s: &str) -> Result<DataType, String> {
         let known = match s {
-            "api_agg_trades" | "api_trades" | "ws_trades" | "ws_agg_trades" | "ws_depth" => true,
+            "api_agg_trades" | "api_trades" | "ws_trades" | "ws_agg_trades" | "ws_depth" | "dummy" => true,
             _ => s
                 .strip_prefix("api_candles_")
                 .or_else(|| s.strip_prefix("ws_klines_"))
@@ -31,13 +31,18 @@ impl DataType {
         } else {
             Err(format!(
                 "unknown type {s:?}: expected api_candles_<interval>, api_agg_trades, api_trades, ws_trades, \
-                 ws_agg_trades, ws_klines_<interval> or ws_depth (intervals 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M)"
+                 ws_agg_trades, ws_klines_<interval>, ws_depth or dummy (intervals 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M)"
             ))
         }
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The test double's type: a dummy worker per symbol (seed 001 §4.5) that loads nothing.
+    pub fn is_dummy(&self) -> bool {
+        self.0 == "dummy"
     }
 
     /// A live WebSocket stream (no time range, runs until stopped).
@@ -95,6 +100,34 @@ impl Default for GraphSettings {
     }
 }
 
+/// What a `dummy` workflow's workers do (the test double; for exercising queue-manager).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DummySettings {
+    /// Ticks until a dummy finishes.
+    pub ticks: u32,
+    pub tick_ms: u64,
+    /// Go silent after this many ticks, on attempts up to `hang_attempts`.
+    pub hang_after: Option<u32>,
+    pub hang_attempts: u32,
+    /// Fail after this many ticks, on attempts up to `fail_attempts`.
+    pub fail_after: Option<u32>,
+    pub fail_attempts: u32,
+}
+
+impl Default for DummySettings {
+    fn default() -> Self {
+        DummySettings {
+            ticks: 5,
+            tick_ms: 100,
+            hang_after: None,
+            hang_attempts: 1,
+            fail_after: None,
+            fail_attempts: u32::MAX,
+        }
+    }
+}
+
 /// `POST /api/v1/workflows` as sent. Unknown fields are refused.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,6 +147,9 @@ pub struct WorkflowRequest {
     pub steps: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graph: Option<GraphSettings>,
+    /// For `dummy` workflows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dummy: Option<DummySettings>,
 }
 
 /// A request with every field checked.
@@ -126,6 +162,8 @@ pub struct WorkflowSpec {
     pub steps: Vec<Step>,
     #[serde(default)]
     pub graph: GraphSettings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dummy: Option<DummySettings>,
 }
 
 impl WorkflowSpec {
@@ -185,6 +223,10 @@ impl WorkflowRequest {
                 Err(e) => problems.push(format!("types: {e}")),
             }
         }
+        let dummy = types.iter().any(DataType::is_dummy);
+        if dummy && types.len() > 1 {
+            problems.push("types: dummy is a test type of its own; do not mix it with data types".to_owned());
+        }
         let live = types.iter().filter(|t| t.is_live()).count();
         if live > 0 && live < types.len() {
             problems
@@ -214,11 +256,12 @@ impl WorkflowRequest {
         if live > 0 && self.time_range.is_some() {
             problems.push("time_range: live streams (ws_*) have no range; they run until stopped".to_owned());
         }
-        if live == 0 && !types.is_empty() && self.time_range.is_none() && !offline {
+        if live == 0 && !dummy && !types.is_empty() && self.time_range.is_none() && !offline {
             problems.push("time_range: required for REST types, e.g. \"2024-08-01:2024-09-01\"".to_owned());
         }
         let has_candles = types.iter().any(|t| t.candle_interval().is_some() && !t.is_live());
         let steps = match &self.steps {
+            None if dummy => vec![Step::Load],
             None if has_candles && symbols.len() > 1 => vec![Step::Load, Step::Store, Step::Graph],
             None => vec![Step::Load, Step::Store],
             Some(names) => {
@@ -237,6 +280,12 @@ impl WorkflowRequest {
                 steps
             }
         };
+        if dummy && steps.iter().any(|s| *s != Step::Load) {
+            problems.push("steps: dummy workers only load (steps: [\"load\"])".to_owned());
+        }
+        if self.dummy.is_some() && !dummy {
+            problems.push("dummy: only for workflows of type dummy".to_owned());
+        }
         if steps.contains(&Step::Store) && !steps.contains(&Step::Load) {
             problems.push("steps: store writes what load loads; add load".to_owned());
         }
@@ -262,7 +311,8 @@ impl WorkflowRequest {
             problems.extend(config.problems().into_iter().map(|p| format!("graph: {p}")));
         }
         if problems.is_empty() {
-            Ok(WorkflowSpec { symbols, types, time_range, steps, graph })
+            let dummy = dummy.then(|| self.dummy.clone().unwrap_or_default());
+            Ok(WorkflowSpec { symbols, types, time_range, steps, graph, dummy })
         } else {
             Err(RequestProblems(problems))
         }
