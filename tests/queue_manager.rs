@@ -51,14 +51,18 @@ impl Api {
         self.send(req.body(body)).await
     }
 
-    /// Polls the workflow until it has ended.
+    /// Polls the workflow until it has ended; fails after 60 s showing where it stands.
     async fn until_ended(&self, id: &str) -> Value {
-        common::wait_until("the workflow to end", Duration::from_secs(60), || async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
             let (status, wf) = self.get(&format!("/api/v1/workflows/{id}")).await;
             assert_eq!(status, 200, "{wf}");
-            ["finished", "failed", "stopped"].contains(&wf["status"].as_str().unwrap()).then_some(wf)
-        })
-        .await
+            if ["finished", "failed", "stopped"].contains(&wf["status"].as_str().unwrap()) {
+                return wf;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{id} did not end within 60 s: {wf:#}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -487,4 +491,84 @@ async fn a_worker_that_keeps_failing_fails_the_workflow_with_the_reason() {
         "the give-up is announced: {mine:#?}"
     );
     node.run_until(async {}).await.unwrap();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A node process on `port` with the store at `store`, loading from `rest_url`.
+fn node_process(store: &str, port: u16, rest_url: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_streamforge"))
+        .args(["node", "--store", store, "--admin-addr", &format!("127.0.0.1:{port}")])
+        .env("STREAMFORGE__BINANCE__REST_URL", rest_url)
+        .env("STREAMFORGE__LOADER__PAGE_LIMIT", "500")
+        .env("STREAMFORGE__CONNECTOR__FLUSH_INTERVAL_MS", "50")
+        .env_remove("STREAMFORGE_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// queue-manager SIGKILLed mid-workflow (its node and workers with it): the next node on the same
+/// store picks the workflow up, starts its workers again and finishes it, with every recorded
+/// candle stored exactly once and true counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_queue_manager_is_resumed_by_the_next_one_with_nothing_lost() {
+    let faults = ReplayFaults { rest_delay: Duration::from_millis(400), ..Default::default() };
+    let replay = ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0, faults).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("sf.db").display());
+    let port = free_port();
+    let api = Api { base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
+    let ready = || async {
+        common::wait_until("the node to be ready", Duration::from_secs(20), || async {
+            let r = api.http.get(format!("{}/readyz", api.base)).send().await.ok()?;
+            (r.status() == 200).then_some(())
+        })
+        .await
+    };
+    let mut first = node_process(&store, port, &replay.rest_url());
+    ready().await;
+    let request = json!({
+        "symbols": ["BTCUSDT", "ETHUSDT"], "types": ["api_candles_1m"], "time_range": "2021-04-24:2021-04-26",
+        "steps": ["load", "store"],
+    });
+    let (status, created) = api.post("/api/v1/workflows", &request).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    common::wait_until("some candles stored", Duration::from_secs(30), || async {
+        let (_, wf) = api.get(&format!("/api/v1/workflows/{id}")).await;
+        (step(&wf, "store")["records_written"].as_u64()? >= 1000).then_some(())
+    })
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let mut second = node_process(&store, port, &replay.rest_url());
+    ready().await;
+    let wf = api.until_ended(&id).await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    replay.stop().await;
+
+    assert_eq!(wf["status"], "finished", "{wf:#}");
+    let h = history(&wf);
+    assert!(h.iter().any(|d| d.starts_with("resumed by queue-manager on streamforge-0: 4 worker(s)")), "{h:?}");
+    let db = streamforge::store::open(&store).await.unwrap();
+    for (symbol, file) in [("BTCUSDT", "BTC_USDT-1m.json.gz"), ("ETHUSDT", "ETH_USDT-1m.json.gz")] {
+        // The requested range ends at 2021-04-26T00:00Z; the recording runs on after it.
+        let recorded: Vec<i64> =
+            common::recorded_candles(file).iter().map(|c| c.open_time).filter(|t| *t < 1_619_395_200_000).collect();
+        let collection = format!("{}_api_candles_1m_2021_04_24", symbol.to_ascii_lowercase());
+        let stored: Vec<i64> =
+            db.candles(&collection, symbol, i64::MIN, i64::MAX).await.unwrap().iter().map(|c| c.open_time).collect();
+        let first_difference = stored.iter().zip(&recorded).position(|(a, b)| a != b);
+        assert_eq!((stored.len(), first_difference), (recorded.len(), None), "{symbol}: every candle once, in order");
+        for name in ["load", "store"] {
+            let task = step(&wf, name)["tasks"].as_array().unwrap().iter().find(|t| t["symbol"] == symbol).unwrap();
+            assert_eq!(task["records_written"].as_u64(), Some(recorded.len() as u64), "{name} of {symbol}: {task}");
+        }
+    }
 }

@@ -28,8 +28,9 @@ pub struct DummyOptions {
     pub finish_after: Option<u32>,
     /// Go silent after this many ticks: no events, no answers, no heartbeat (a hung worker).
     pub hang_after: Option<u32>,
-    /// Its failure is final (no supervisor restarts it): the `error` event says `finished`.
-    pub gives_up: bool,
+    /// Started by a worker host for a workflow: the host stops it (it ignores `stop` itself) and
+    /// no supervisor restarts it, so its `error` event says `finished` (queue-manager restarts it).
+    pub hosted: bool,
     pub tick: Duration,
 }
 
@@ -43,7 +44,7 @@ impl DummyOptions {
             fail_after: None,
             finish_after: None,
             hang_after: None,
-            gives_up: false,
+            hosted: false,
             tick,
         }
     }
@@ -67,8 +68,6 @@ pub struct DummyState {
     control: Box<dyn Consumer>,
     producer: String,
     ticks: u32,
-    /// Unix seconds of this incarnation's start.
-    started_at: f64,
     next_tick: Instant,
     simulated_records: u64,
 }
@@ -107,8 +106,7 @@ impl DummyState {
                 }
             };
             let addressed = ["dummy", Target::Dummy.name()].iter().any(|t| cmd.is_for(&self.args.options.queue_id, t));
-            // A command sent before this incarnation started was for an earlier one.
-            if !addressed || !keep_running || cmd.timestamp < self.started_at {
+            if !addressed || !keep_running {
                 continue;
             }
             match cmd.command {
@@ -116,11 +114,11 @@ impl DummyState {
                     let reply = self.event(EventStatus::Pong).message(format!("pong to ping at {}", cmd.timestamp));
                     self.args.telemetry.emit(reply_to(reply, &cmd)).await;
                 }
-                Command::Stop => {
+                Command::Stop if !self.args.options.hosted => {
                     self.args.telemetry.emit(self.event(EventStatus::Stopped).message("Stopped on command")).await;
                     keep_running = false;
                 }
-                Command::Start | Command::Other(_) => {}
+                Command::Start | Command::Stop | Command::Other(_) => {}
             }
         }
         if !messages.is_empty() {
@@ -144,7 +142,6 @@ impl Actor for Dummy {
             control,
             producer,
             ticks: 0,
-            started_at: crate::model::unix_seconds_now(),
             simulated_records: 0,
         };
         state.args.telemetry.emit(state.event(EventStatus::Started).message("Dummy ready for ping")).await;
@@ -190,7 +187,7 @@ impl Actor for Dummy {
             if state.args.options.fail_after.is_some_and(|n| state.ticks >= n) {
                 let reason = format!("Simulated failure after {} ticks", state.ticks);
                 let mut ev = state.event(EventStatus::Error).message(reason.clone());
-                ev.finished = state.args.options.gives_up;
+                ev.finished = state.args.options.hosted;
                 state.args.telemetry.emit(ev).await;
                 return Err(reason.into());
             }

@@ -172,7 +172,12 @@ impl HostState {
                 let topic = field("kafka_topic", &cmd.kafka_topic).map_err(bad)?.to_owned();
                 ctx.bus.ensure_topic(&topic, ctx.config.bus.partitions).await.map_err(|e| bad(e.to_string()))?;
                 let shared = Arc::<ConnectorShared>::default();
-                self.args.shared.link(&cmd.queue_id, &collection, |l| l.connector = Some(shared.clone()));
+                // `drain`: its loader finished before this connector started (a resumed workflow).
+                let drain = extra::<Option<bool>>(cmd, "drain").map_err(bad)?.unwrap_or(false);
+                self.args.shared.link(&cmd.queue_id, &collection, |l| {
+                    l.connector = Some(shared.clone());
+                    l.loaded |= drain;
+                });
                 let route = ConnectorRoute {
                     queue_id: cmd.queue_id.clone(),
                     topic,
@@ -249,7 +254,7 @@ impl HostState {
                     finish_after: Some(settings.ticks),
                     hang_after: settings.hang_after.filter(|_| attempt <= settings.hang_attempts),
                     fail_after: settings.fail_after.filter(|_| attempt <= settings.fail_attempts),
-                    gives_up: true,
+                    hosted: true,
                     ..DummyOptions::new(cmd.queue_id.clone(), Duration::from_millis(settings.tick_ms))
                 };
                 let ctx = ctx.clone();
@@ -274,6 +279,17 @@ impl HostState {
     }
 
     async fn start(&mut self, cmd: &QueueControl, target: Target) -> Result<(), ActorProcessingErr> {
+        // A start for a worker that runs already (a restarted queue-manager resending its
+        // commands) is answered by that worker.
+        let running = locked(&self.args.shared.workers).get(&cmd.queue_id).is_some_and(|ws| {
+            ws.iter().any(|w| {
+                w.target == target && w.symbol == cmd.symbol && w.kind == cmd.kind && self.is_running(&w.child)
+            })
+        });
+        if running {
+            tracing::debug!(queue_id = %cmd.queue_id, %target, "Worker already running; start ignored.");
+            return Ok(());
+        }
         let outcome = match self.build(cmd, target).await {
             Ok((spec, producer)) => {
                 let child = spec.id.clone();

@@ -395,7 +395,7 @@ impl ManagerState {
             let task = &mut wf.steps.iter_mut().find(|s| s.step == step).expect("the step of a task").tasks[i];
             task.last_event_at = Some(now);
             if let Some(n) = ev.records_written {
-                task.records_written = n;
+                task.records_written = task.resumed_from + n;
             }
             if ev.message.is_some() {
                 task.message = ev.message.clone();
@@ -499,7 +499,65 @@ impl ManagerState {
         if !self.open.is_empty() {
             tracing::info!(open = self.open.len(), "Following the open workflows found in the store.");
         }
+        let ids: Vec<String> = self.open.keys().cloned().collect();
+        for id in ids {
+            if let Some(mut wf) = self.open.remove(&id) {
+                self.resume(&mut wf).await;
+                self.write(&wf).await;
+                self.keep(wf);
+            }
+        }
         Ok(())
+    }
+
+    /// Sends the `start` of every running task again, addressed to this node: workers that run
+    /// already ignore it; the others (their node died) start and resume — loaders after the
+    /// store's newest record, connectors from their group's committed offsets. A connector whose
+    /// loader had finished is told to drain. The counts of loaders and connectors continue from
+    /// the rows their collection holds: the records a loader resumes after.
+    async fn resume(&mut self, wf: &mut Workflow) {
+        let rows: std::collections::HashMap<String, u64> = match self.args.ctx.store.collections().await {
+            Ok(c) => c.into_iter().map(|c| (c.name, c.rows)).collect(),
+            Err(error) => {
+                tracing::warn!(%error, "Cannot count the stored rows; resumed counts start from the last reported.");
+                Default::default()
+            }
+        };
+        let now = now_ms();
+        let node = Value::String(self.node().to_owned());
+        let loaded: Vec<Option<String>> = wf
+            .step(Step::Load)
+            .map(|s| s.tasks.iter().filter(|t| t.status == Status::Finished).map(|t| t.collection.clone()).collect())
+            .unwrap_or_default();
+        let mut commands = Vec::new();
+        for s in wf.steps.iter_mut().filter(|s| s.status == Status::Running) {
+            for t in s.tasks.iter_mut().filter(|t| t.status == Status::Running) {
+                let Some(mut cmd) = t.command.clone() else { continue };
+                cmd.timestamp = crate::model::unix_seconds_now();
+                cmd.extra.insert("node".into(), node.clone());
+                if s.step == Step::Store && loaded.contains(&t.collection) {
+                    cmd.extra.insert("drain".into(), true.into());
+                }
+                let stored = t.collection.as_ref().and_then(|c| rows.get(c)).copied();
+                t.resumed_from = match s.step {
+                    Step::Load | Step::Store => stored.unwrap_or(t.records_written),
+                    // A graph builder starts over.
+                    Step::Graph | Step::Train => 0,
+                };
+                t.records_written = t.resumed_from;
+                t.last_event_at = Some(now);
+                t.command = Some(cmd.clone());
+                commands.push(cmd);
+            }
+        }
+        wf.decide(
+            now,
+            None,
+            format!("resumed by queue-manager on {}: {} worker(s) started again", self.node(), commands.len()),
+        );
+        for cmd in commands {
+            self.command(cmd).await;
+        }
     }
 }
 

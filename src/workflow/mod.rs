@@ -143,6 +143,9 @@ pub struct Task {
     /// Times its worker was started (more than 1 after queue-manager restarted it).
     #[serde(default)]
     pub attempts: u32,
+    /// Records counted before its worker was last resumed (a worker counts from its own start).
+    #[serde(default)]
+    pub resumed_from: u64,
     pub records_written: u64,
     pub gaps: u64,
     pub errors: u64,
@@ -165,6 +168,7 @@ impl Task {
             collection: None,
             status: Status::Pending,
             attempts: 0,
+            resumed_from: 0,
             records_written: 0,
             gaps: 0,
             errors: 0,
