@@ -222,6 +222,27 @@ async fn workflows_round_trip(b: &dyn Backend) {
     assert_eq!(store.workflow(&id).await.unwrap(), Some(wf), "the second write replaces the first");
 }
 
+/// Leases: one owner at a time; the owner renews; another takes over only once it has expired.
+async fn workflow_leases_have_one_owner_at_a_time(b: &dyn Backend) {
+    let store = b.open().await;
+    let id = collection("lease");
+    assert!(store.claim_workflow(&id, "node-a", 1_000, 2_000).await.unwrap(), "free: taken");
+    assert!(!store.claim_workflow(&id, "node-b", 1_500, 2_500).await.unwrap(), "held: refused");
+    assert!(store.claim_workflow(&id, "node-a", 1_900, 3_000).await.unwrap(), "the owner renews");
+    assert!(!store.claim_workflow(&id, "node-b", 2_500, 3_500).await.unwrap(), "renewed: still refused");
+    assert!(store.claim_workflow(&id, "node-b", 3_001, 4_000).await.unwrap(), "expired: taken over");
+    assert!(!store.claim_workflow(&id, "node-a", 3_100, 4_100).await.unwrap(), "the old owner lost it");
+    // Two claimants at once: exactly one wins.
+    let other = collection("lease2");
+    let (s1, s2) = (store.clone(), b.open().await);
+    let (o1, o2) = (other.clone(), other.clone());
+    let (a, c) = tokio::join!(
+        tokio::spawn(async move { s1.claim_workflow(&o1, "node-a", 10, 20).await.unwrap() }),
+        tokio::spawn(async move { s2.claim_workflow(&o2, "node-c", 10, 20).await.unwrap() }),
+    );
+    assert!(a.unwrap() ^ c.unwrap(), "exactly one of two concurrent claims wins");
+}
+
 /// Listing: newest first, filtered by status, paged, with the total that matches.
 async fn workflows_are_listed_by_status_newest_first(b: &dyn Backend) {
     let store = b.open().await;
@@ -360,6 +381,7 @@ macro_rules! conformance {
                 trades_round_trip,
                 workflows_round_trip,
                 workflows_are_listed_by_status_newest_first,
+                workflow_leases_have_one_owner_at_a_time,
                 graphs_and_models_round_trip,
                 concurrent_writers_on_different_partitions_all_land,
                 a_failed_batch_leaves_nothing_behind

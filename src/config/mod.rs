@@ -364,11 +364,14 @@ pub struct QueueManagerConfig {
     pub stall_after_ms: u64,
     /// Starts of one worker (the first included) before its step fails.
     pub max_attempts: u32,
+    /// How long a queue-manager's claim on a workflow lasts without renewal, ms: when its node
+    /// dies, another node's queue-manager takes the workflow over after at most this long.
+    pub lease_ms: u64,
 }
 
 impl Default for QueueManagerConfig {
     fn default() -> Self {
-        QueueManagerConfig { enabled: true, stall_after_ms: 300_000, max_attempts: 3 }
+        QueueManagerConfig { enabled: true, stall_after_ms: 300_000, max_attempts: 3, lease_ms: 15_000 }
     }
 }
 
@@ -427,6 +430,9 @@ impl Config {
         }
         if self.queue_manager.max_attempts == 0 {
             errs.push("queue_manager.max_attempts: must be at least 1".into());
+        }
+        if self.queue_manager.lease_ms < 1_000 {
+            errs.push("queue_manager.lease_ms: must be at least 1000".into());
         }
         if self.queue_manager.stall_after_ms < 100 {
             errs.push("queue_manager.stall_after_ms: must be at least 100".into());

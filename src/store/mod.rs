@@ -110,6 +110,11 @@ pub trait Store: Send + Sync + 'static {
     /// Workflows, newest first (by creation, then id), optionally of one status, one page.
     async fn workflows(&self, query: &WorkflowQuery) -> Result<WorkflowPage, StoreError>;
 
+    /// Takes or renews `owner`'s lease on workflow `id` until `until` (epoch ms), atomically: it
+    /// succeeds when nobody holds it, `owner` does, or the holder's lease ended before `now`.
+    /// Returns whether `owner` holds it now (the one queue-manager that acts on the workflow).
+    async fn claim_workflow(&self, id: &str, owner: &str, now: i64, until: i64) -> Result<bool, StoreError>;
+
     /// Writes a graph snapshot (vertices and edges) in one transaction, replacing the one with
     /// the same name and time.
     async fn put_graph(&self, graph: &GraphSnapshot) -> Result<(), StoreError>;

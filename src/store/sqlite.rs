@@ -40,6 +40,11 @@ CREATE TABLE IF NOT EXISTS sf_workflows (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sf_workflow_leases (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sf_graphs (
     name TEXT NOT NULL, time INTEGER NOT NULL, window_start INTEGER NOT NULL, window_end INTEGER NOT NULL,
     feature_names TEXT NOT NULL, PRIMARY KEY (name, time)
@@ -460,6 +465,20 @@ impl Store for SqliteStore {
             let bodies = stmt.query_map(params![status, limit, offset], |r| r.get::<_, String>(0))?;
             let workflows = bodies.map(|b| from_json(&b?)).collect::<Result<Vec<Workflow>, StoreError>>()?;
             Ok(WorkflowPage { total: total as u64, workflows })
+        })
+        .await
+    }
+
+    async fn claim_workflow(&self, id: &str, owner: &str, now: i64, until: i64) -> Result<bool, StoreError> {
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        self.with(move |inner| {
+            let changed = inner.conn.execute(
+                "INSERT INTO sf_workflow_leases (id, owner, until) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, until = excluded.until
+                 WHERE sf_workflow_leases.owner = excluded.owner OR sf_workflow_leases.until < ?4",
+                params![id, owner, until, now],
+            )?;
+            Ok(changed == 1)
         })
         .await
     }

@@ -2,7 +2,8 @@
 //! (its own consumer group per node, so every node sees every command) and
 //! - on `start` addressed to this node (`"node": "<node id>"`, as queue-manager sends them in
 //!   embedded mode) turns the command into a worker and starts it under the supervisor;
-//! - on `stop` stops exactly the workers of that `queue_id` (and `target`, when given);
+//! - on `stop` stops exactly the workers of that `queue_id` (and `target`, `symbol`, `type`, when
+//!   given; only this node's when it names a `node`);
 //! - on `ping` answers with a `pong` for each of its running workers the ping addresses.
 //!
 //! A start that cannot be carried out (a bad field, no candles for a graph) is answered with an
@@ -400,9 +401,12 @@ impl HostState {
                         self.start(&cmd, target).await?;
                     }
                 }
-                Command::Stop => self.stop(&cmd, target).await?,
+                // A stop naming a node is for that node's workers only (a manager letting go).
+                Command::Stop if cmd.extra.get("node").and_then(Value::as_str).is_none_or(|n| n == self.node()) => {
+                    self.stop(&cmd, target).await?
+                }
                 Command::Ping if target != Some(Target::Dummy) => self.pong(&cmd, target).await,
-                Command::Ping | Command::Other(_) => {}
+                Command::Stop | Command::Ping | Command::Other(_) => {}
             }
         }
         if !messages.is_empty() {

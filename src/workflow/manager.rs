@@ -107,6 +107,8 @@ pub struct ManagerState {
     open: BTreeMap<String, Workflow>,
     dirty: BTreeSet<String>,
     last_flush: Instant,
+    /// When the leases were last renewed.
+    last_lease: Instant,
     /// The exchange's symbols and when they were read.
     listed: Option<(Instant, BTreeSet<String>)>,
     producer: String,
@@ -150,6 +152,9 @@ impl ManagerState {
         let start = self.range_of(&spec, &spec.symbols[0], &spec.types[0]).map_or(now, |r| r.0);
         let id = new_queue_id(&spec.symbols[0], spec.types[0].as_str(), start);
         let mut wf = Workflow::new(id.clone(), spec, now);
+        if !self.claim(&mut wf).await.map_err(|e| ManagerError::Unavailable(e.to_string()))? {
+            return Err(ManagerError::Unavailable(format!("another queue-manager holds {id}")));
+        }
         self.advance(&mut wf).await;
         self.args.ctx.store.put_workflow(&wf).await.map_err(|e| ManagerError::Unavailable(e.to_string()))?;
         tracing::info!(queue_id = %wf.id, status = %wf.status, "Workflow submitted.");
@@ -475,6 +480,7 @@ impl ManagerState {
         if self.last_flush.elapsed() >= FLUSH_EVERY {
             self.check_stalls().await;
             self.flush().await;
+            self.tend_leases().await?;
         }
         Ok(())
     }
@@ -502,6 +508,61 @@ impl ManagerState {
         let ids: Vec<String> = self.open.keys().cloned().collect();
         for id in ids {
             if let Some(mut wf) = self.open.remove(&id) {
+                if self.claim(&mut wf).await? {
+                    self.resume(&mut wf).await;
+                    self.write(&wf).await;
+                    self.keep(wf);
+                }
+            }
+        }
+        self.last_lease = Instant::now();
+        Ok(())
+    }
+
+    /// Takes or renews this node's lease on `wf`; notes a takeover in its history.
+    async fn claim(&mut self, wf: &mut Workflow) -> Result<bool, crate::store::StoreError> {
+        let now = now_ms();
+        let until = now + self.args.ctx.config.queue_manager.lease_ms as i64;
+        let node = self.node().to_owned();
+        if !self.args.ctx.store.claim_workflow(&wf.id, &node, now, until).await? {
+            return Ok(false);
+        }
+        if wf.owner.as_deref() != Some(node.as_str()) {
+            if let Some(previous) = wf.owner.replace(node.clone()) {
+                wf.decide(now, None, format!("taken over by queue-manager on {node}: {previous}'s lease ended"));
+                tracing::info!(queue_id = %wf.id, %previous, "Took a workflow over.");
+            }
+        }
+        Ok(true)
+    }
+
+    /// Renews the leases of the workflows this manager follows (dropping any another one holds
+    /// now) and takes over open workflows whose owner's lease has ended.
+    async fn tend_leases(&mut self) -> Result<(), ActorProcessingErr> {
+        if self.last_lease.elapsed() < Duration::from_millis(self.args.ctx.config.queue_manager.lease_ms / 3) {
+            return Ok(());
+        }
+        self.last_lease = Instant::now();
+        let ids: Vec<String> = self.open.keys().cloned().collect();
+        for id in ids {
+            let Some(mut wf) = self.open.remove(&id) else { continue };
+            if self.claim(&mut wf).await? {
+                self.keep(wf);
+            } else {
+                tracing::warn!(queue_id = %id, "Another queue-manager holds this workflow now; no longer following it.");
+                self.dirty.remove(&id);
+                // This node's workers of it are the new owner's to restart, not ours to keep.
+                let mut stop = QueueControl::new(Command::Stop, id);
+                stop.extra.insert("node".into(), Value::String(self.node().to_owned()));
+                self.command(stop).await;
+            }
+        }
+        for status in [Status::Pending, Status::Running] {
+            let query = WorkflowQuery { status: Some(status), limit: RELOAD_PAGE, offset: 0 };
+            for mut wf in self.args.ctx.store.workflows(&query).await?.workflows {
+                if self.open.contains_key(&wf.id) || !self.claim(&mut wf).await? {
+                    continue;
+                }
                 self.resume(&mut wf).await;
                 self.write(&wf).await;
                 self.keep(wf);
@@ -594,6 +655,7 @@ impl Actor for QueueManager {
             open: BTreeMap::new(),
             dirty: BTreeSet::new(),
             last_flush: Instant::now(),
+            last_lease: Instant::now(),
             listed: None,
         };
         state.reload().await?;

@@ -224,6 +224,9 @@ pub struct Workflow {
     /// Epoch ms.
     pub created_at: i64,
     pub updated_at: i64,
+    /// The node whose queue-manager follows it (holds its lease in the store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     pub history: Vec<Decision>,
 }
 
@@ -255,6 +258,7 @@ impl Workflow {
             message: None,
             created_at: now,
             updated_at: now,
+            owner: None,
             history: Vec::new(),
         };
         wf.decide(now, None, "created");

@@ -24,6 +24,7 @@ use client::ArangoClient;
 
 const COLLECTIONS: &str = "sf_collections";
 const WORKFLOWS: &str = "sf_workflows";
+const LEASES: &str = "sf_workflow_leases";
 const GRAPHS: &str = "sf_graphs";
 const VERTICES: &str = "sf_graph_vertices";
 const EDGES: &str = "sf_graph_edges";
@@ -73,6 +74,7 @@ impl ArangoStore {
         client.ensure_database().await?;
         client.ensure_collection(COLLECTIONS, false, &[]).await?;
         client.ensure_collection(WORKFLOWS, false, &["status", "updated_at"]).await?;
+        client.ensure_collection(LEASES, false, &[]).await?;
         client.ensure_collection(GRAPHS, false, &[]).await?;
         client.ensure_collection(VERTICES, false, &["graph", "time"]).await?;
         client.ensure_collection(EDGES, true, &["graph", "time"]).await?;
@@ -255,6 +257,24 @@ impl Store for ArangoStore {
         let page: Found = serde_json::from_value(found.into_iter().next().unwrap_or_default())
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(WorkflowPage { total: page.total, workflows: page.workflows })
+    }
+
+    /// One AQL query is one transaction on a single server: the read and the write of the lease
+    /// happen together.
+    async fn claim_workflow(&self, id: &str, owner: &str, now: i64, until: i64) -> Result<bool, StoreError> {
+        let found = self
+            .client
+            .query(
+                "LET held = DOCUMENT(@@c, @id)
+                 FILTER held == null OR held.owner == @owner OR held.until < @now
+                 UPSERT { _key: @id } INSERT { _key: @id, owner: @owner, until: @until }
+                    UPDATE { owner: @owner, until: @until } IN @@c
+                 RETURN true",
+                json!({ "@c": LEASES, "id": id, "owner": owner, "now": now, "until": until }),
+                None,
+            )
+            .await?;
+        Ok(!found.is_empty())
     }
 
     async fn put_graph(&self, g: &GraphSnapshot) -> Result<(), StoreError> {

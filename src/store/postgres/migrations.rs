@@ -72,6 +72,17 @@ CREATE TABLE sf_models (
 );
 ",
     },
+    Migration {
+        version: 3,
+        name: "workflow leases",
+        sql: "
+CREATE TABLE sf_workflow_leases (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until BIGINT NOT NULL
+);
+",
+    },
 ];
 
 /// An arbitrary constant naming the lock every node takes to migrate.

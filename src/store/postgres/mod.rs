@@ -361,6 +361,20 @@ impl Store for PostgresStore {
         Ok(WorkflowPage { total: total as u64, workflows })
     }
 
+    async fn claim_workflow(&self, id: &str, owner: &str, now: i64, until: i64) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "INSERT INTO sf_workflow_leases (id, owner, until) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, until = EXCLUDED.until
+                 WHERE sf_workflow_leases.owner = EXCLUDED.owner OR sf_workflow_leases.until < $4",
+                &[&id, &owner, &until, &now],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(changed == 1)
+    }
+
     async fn put_graph(&self, g: &GraphSnapshot) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(e))?;
