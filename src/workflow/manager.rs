@@ -196,6 +196,8 @@ impl ManagerState {
         let mut cmd = QueueControl::new(Command::Start, wf.id.clone());
         cmd.target = Some(step.target().name().to_owned());
         cmd.telemetry_id = Some(topics::QUEUE_EVENTS.to_owned());
+        // What runs the worker: in embedded mode this node's own binary.
+        cmd.image = Some(concat!("streamforge:", env!("CARGO_PKG_VERSION")).to_owned());
         cmd.extra.insert("node".into(), Value::String(self.node().to_owned()));
         cmd
     }
