@@ -8,14 +8,17 @@
 //! - [`exchange`]: the Binance REST client used by loaders.
 //! - [`graph`]: correlation graphs of many assets from aligned candles (graph builder).
 //! - [`replay`]: a Binance-compatible HTTP/WebSocket server over recorded data (tests, offline demo).
-//! - [`actors`]: loader, connector and dummy actors, and the telemetry they emit.
+//! - [`actors`]: loader, connector, stream, graph, trainer and dummy actors, and the telemetry they emit.
+//! - [`workflow`]: workflows (requests, statuses, steps, history) and queue-manager, which runs them.
+//! - [`workers`]: the worker kinds by `target` name and the worker host that starts them on command.
 //! - [`trainer`]: GNN training data, walk-forward splits, metrics (and the model with `trainer`).
 //! - [`supervision`]: supervisors that restart failed actors.
-//! - [`admin`]: the admin HTTP server (`/healthz`, `/readyz`, `/metrics`) and metrics.
+//! - [`admin`]: the admin HTTP server (`/healthz`, `/readyz`, `/metrics`, the `/api/v1` workflow API) and
+//!   metrics.
 //! - [`http`]: how the HTTP servers (admin, replay) are run.
 //! - [`log`]: structured logging setup.
 //! - [`config`]: configuration as validated data (TOML + environment).
-//! - [`app`]: the commands the binary runs (`run`, `node`, `replay-server`).
+//! - [`app`]: the commands the binary runs (`run`, `node`, `graph`, `train`, `book`, `ctl`).
 
 pub mod actors;
 pub mod admin;
