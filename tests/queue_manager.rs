@@ -572,3 +572,46 @@ async fn a_killed_queue_manager_is_resumed_by_the_next_one_with_nothing_lost() {
         }
     }
 }
+
+/// Seed scenario 2: trades and the order book of ETHUSDT in real time (the replay server's WebSocket
+/// over the recorded capture). The workflow stays `running`, stores every trade with no hole in the
+/// ids, and ends on `stop` with its workers gone from the tree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_workflow_runs_until_stopped_and_stores_every_trade() {
+    let node = Node::start(config("sqlite::memory:"), Some(common::sample_dir())).await.unwrap();
+    let api = Api::of(&node);
+    let (status, created) =
+        api.post("/api/v1/workflows", &json!({"symbols": ["ETHUSDT"], "types": ["ws_trades", "ws_depth"]})).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let steps: Vec<&str> = created["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["load", "store"]);
+    assert_eq!(step(&created, "load")["tasks"].as_array().unwrap().len(), 2, "a live loader per type");
+    let store_tasks = step(&created, "store")["tasks"].as_array().unwrap();
+    assert_eq!(store_tasks.len(), 1, "depth is published, not stored: {store_tasks:?}");
+    let collection = store_tasks[0]["collection"].as_str().unwrap().to_owned();
+
+    let recorded: Vec<i64> = common::recorded_capture_trades().iter().map(|t| t["t"].as_i64().unwrap()).collect();
+    let stored = common::wait_until("every recorded trade stored", Duration::from_secs(60), || async {
+        let trades = node.ctx.store.trades(&collection, "ETHUSDT", i64::MIN, i64::MAX).await.ok()?;
+        (trades.len() >= recorded.len()).then_some(trades)
+    })
+    .await;
+    let ids: Vec<i64> = stored.iter().map(|t| t.id).collect();
+    assert_eq!(ids, recorded, "every trade once, in order");
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "no hole in the trade ids");
+    let (_, wf) = api.get(&format!("/api/v1/workflows/{id}")).await;
+    assert_eq!(wf["status"], "running", "a live workflow runs until stopped");
+
+    let (status, stopped) = api.post(&format!("/api/v1/workflows/{id}/stop"), &json!({})).await;
+    assert_eq!((status, stopped["status"].as_str()), (200, Some("stopped")), "{stopped}");
+    common::wait_until("the live workers to leave the tree", Duration::from_secs(15), || async {
+        let (_, tree) = api.get("/api/v1/supervision").await;
+        let workers = tree["children"].as_array()?.iter().find(|c| c["id"] == "workers")?.clone();
+        let left: Vec<String> =
+            workers["children"].as_array()?.iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect();
+        (left == ["worker-host"]).then_some(())
+    })
+    .await;
+    node.run_until(async {}).await.unwrap();
+}

@@ -210,7 +210,7 @@ async fn job_children(ctx: &NodeContext) -> Result<(ChildSpec, ChildSpec), AppEr
 const STREAM_HEARTBEAT: Duration = Duration::from_secs(60);
 /// Connections are renewed after 23 h (Binance cuts them at 24 h), the n-th of a node 5 min later
 /// than the one before, so that they do not all renew at once.
-const CONNECTION_MAX_AGE: Duration = Duration::from_secs(23 * 3600);
+pub const CONNECTION_MAX_AGE: Duration = Duration::from_secs(23 * 3600);
 const CONNECTION_STAGGER: Duration = Duration::from_secs(300);
 /// A depth loader publishes the best 20 levels a side of each book every second.
 const BOOK_DEPTH: usize = 20;
@@ -223,40 +223,52 @@ async fn stream_children(ctx: &NodeContext) -> Result<Vec<ChildSpec>, AppError> 
     let mut out = Vec::new();
     for entry in &ctx.config.streams {
         ctx.bus.ensure_topic(&entry.topic, ctx.config.bus.partitions).await?;
-        let (ws, rest) = (BinanceWs::new(&ctx.config.binance.ws_url)?, ctx.binance_rest()?);
         for (n, symbols) in entry.symbols.chunks(MAX_STREAMS_PER_CONNECTION).enumerate() {
-            let (ctx, ws, rest, symbols, topic) =
-                (ctx.clone(), ws.clone(), rest.clone(), symbols.to_vec(), entry.topic.clone());
             let max_age = CONNECTION_MAX_AGE + CONNECTION_STAGGER * out.len() as u32;
             let id = format!("stream:{}:{}:{n}", entry.kind, entry.topic);
-            let link = LinkPolicy { backoff: ctx.config.supervision.backoff(), silence: STREAM_SILENCE, max_age };
-            let args = move |heartbeat| StreamArgs {
-                symbols: symbols.clone(),
-                topic: topic.clone(),
-                ws: ws.clone(),
-                rest: rest.clone(),
-                bus: ctx.bus.clone(),
-                metrics: ctx.metrics.clone(),
-                heartbeat,
-                link: link.clone(),
-            };
-            let (family, restart, beat) = ("loader", Restart::Permanent, Some(STREAM_HEARTBEAT));
-            out.push(match sequenced_kind(&entry.kind) {
-                Some(kind) => {
-                    let published = Published::default();
-                    ChildSpec::with_heartbeat(id, family, restart, beat, move |heartbeat| {
-                        let (kind, published) = (kind.clone(), published.clone());
-                        (SequencedStream, SequencedStreamArgs { stream: args(heartbeat), kind, published })
-                    })
-                }
-                None => ChildSpec::with_heartbeat(id, family, restart, beat, move |heartbeat| {
-                    let stream = args(heartbeat);
-                    (BookStream, BookStreamArgs { stream, depth: BOOK_DEPTH, snapshot_every: BOOK_SNAPSHOT_EVERY })
-                }),
-            });
+            out.push(stream_child(ctx, &entry.kind, symbols.to_vec(), &entry.topic, id, max_age)?);
         }
     }
     Ok(out)
+}
+
+/// One WebSocket connection's loader of `kind` (`aggTrade`, `trade`, `kline_<i>`, `depth`) for
+/// `symbols`, publishing to `topic`, renewed after `max_age`.
+pub fn stream_child(
+    ctx: &NodeContext,
+    kind: &str,
+    symbols: Vec<String>,
+    topic: &str,
+    id: String,
+    max_age: Duration,
+) -> Result<ChildSpec, AppError> {
+    let (ws, rest) = (BinanceWs::new(&ctx.config.binance.ws_url)?, ctx.binance_rest()?);
+    let (ctx, topic) = (ctx.clone(), topic.to_owned());
+    let link = LinkPolicy { backoff: ctx.config.supervision.backoff(), silence: STREAM_SILENCE, max_age };
+    let args = move |heartbeat| StreamArgs {
+        symbols: symbols.clone(),
+        topic: topic.clone(),
+        ws: ws.clone(),
+        rest: rest.clone(),
+        bus: ctx.bus.clone(),
+        metrics: ctx.metrics.clone(),
+        heartbeat,
+        link: link.clone(),
+    };
+    let (family, restart, beat) = ("loader", Restart::Permanent, Some(STREAM_HEARTBEAT));
+    Ok(match sequenced_kind(kind) {
+        Some(kind) => {
+            let published = Published::default();
+            ChildSpec::with_heartbeat(id, family, restart, beat, move |heartbeat| {
+                let (kind, published) = (kind.clone(), published.clone());
+                (SequencedStream, SequencedStreamArgs { stream: args(heartbeat), kind, published })
+            })
+        }
+        None => ChildSpec::with_heartbeat(id, family, restart, beat, move |heartbeat| {
+            let stream = args(heartbeat);
+            (BookStream, BookStreamArgs { stream, depth: BOOK_DEPTH, snapshot_every: BOOK_SNAPSHOT_EVERY })
+        }),
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -24,13 +24,14 @@ use crate::actors::dummy::{self, Dummy, DummyArgs, DummyOptions};
 use crate::actors::graph::{GraphActor, GraphArgs, GraphProgress};
 use crate::actors::json_error_reason;
 use crate::actors::loader;
+use crate::app::node::{stream_child, CONNECTION_MAX_AGE};
 use crate::app::{BackfillWorkflow, NodeContext};
 use crate::bus::{commit_positions, topics::QUEUE_CONTROL, Consumer};
 use crate::exchange::binance::BinanceRest;
 use crate::graph::{align, GraphConfig};
 use crate::model::{parse_time_range, Command, EventStatus, Interval, QueueControl, QueueEvent};
 use crate::supervision::{ChildSpec, ChildState, Restart, SupervisorMsg};
-use crate::workflow::{DummySettings, GraphSettings};
+use crate::workflow::{DataType, DummySettings, GraphSettings};
 
 /// A worker the host started.
 #[derive(Debug, Clone)]
@@ -162,6 +163,20 @@ impl HostState {
                         shared.link(&queue_id, &collection, |l| l.loaded = true);
                     }
                 });
+                Ok((spec, producer))
+            }
+            Target::LoaderWs => {
+                let (symbol, kind) = (cmd.symbol.clone().unwrap_or_default(), cmd.kind.clone().unwrap_or_default());
+                let producer = live_producer(&kind, &symbol);
+                let bad = |reason: String| fail(&producer, reason);
+                field("symbol", &cmd.symbol).map_err(bad)?;
+                let stream = DataType::parse(&kind).ok().and_then(|t| t.stream_kind());
+                let stream = stream.ok_or_else(|| bad(format!("a live loader cannot stream type {kind:?}")))?;
+                let topic = field("kafka_topic", &cmd.kafka_topic).map_err(bad)?.to_owned();
+                ctx.bus.ensure_topic(&topic, ctx.config.bus.partitions).await.map_err(|e| bad(e.to_string()))?;
+                let id = format!("stream:{}:{kind}:{symbol}", cmd.queue_id);
+                let spec = stream_child(ctx, &stream, vec![symbol.clone()], &topic, id, CONNECTION_MAX_AGE)
+                    .map_err(|e| bad(e.to_string()))?;
                 Ok((spec, producer))
             }
             Target::Connector => {
@@ -414,6 +429,11 @@ impl HostState {
         }
         Ok(())
     }
+}
+
+/// The `producer` of a live loader's task: `loader-ws-trades__ethusdt`.
+pub fn live_producer(kind: &str, symbol: &str) -> String {
+    format!("loader-{}__{}", kind.replace('_', "-"), symbol.to_ascii_lowercase())
 }
 
 /// A `pong` carries the ping's `ping_id` and `timestamp`, so that the sender can match it and

@@ -5,6 +5,7 @@
 //! | target | worker | from a `start` command |
 //! |---|---|---|
 //! | `loader-producer` | REST loader of one symbol and type | `symbol`, `type`, `time_range`, `kafka_topic`, `collection_name` |
+//! | `loader-ws` | WebSocket loader of one symbol's live stream, until stopped | `symbol`, `type` (`ws_*`), `kafka_topic` |
 //! | `arango-connector` (`connector`) | connector of one collection, finishing once its loader has | `kafka_topic`, `collection_name` |
 //! | `graph-builder` | graph actor over stored candles | `symbols`, `collections`, `time_range`, `graph` (extra fields) |
 //!
@@ -19,6 +20,7 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {
     LoaderProducer,
+    LoaderWs,
     Connector,
     GraphBuilder,
     Trainer,
@@ -26,13 +28,20 @@ pub enum Target {
 }
 
 impl Target {
-    pub const ALL: [Target; 5] =
-        [Target::LoaderProducer, Target::Connector, Target::GraphBuilder, Target::Trainer, Target::Dummy];
+    pub const ALL: [Target; 6] = [
+        Target::LoaderProducer,
+        Target::LoaderWs,
+        Target::Connector,
+        Target::GraphBuilder,
+        Target::Trainer,
+        Target::Dummy,
+    ];
 
     /// The name commands carry in `target`.
     pub fn name(self) -> &'static str {
         match self {
             Target::LoaderProducer => "loader-producer",
+            Target::LoaderWs => "loader-ws",
             Target::Connector => "arango-connector",
             Target::GraphBuilder => "graph-builder",
             Target::Trainer => "gnn-trainer",

@@ -25,6 +25,7 @@ use crate::exchange::binance::BinanceRest;
 use crate::model::{format_ms, now_ms, Command, EventStatus, QueueControl, QueueEvent};
 use crate::replay::ReplayData;
 use crate::store::{collection_name, WorkflowQuery};
+use crate::workers::host::live_producer;
 use crate::workers::Target;
 
 /// Why a request was not carried out.
@@ -236,11 +237,19 @@ impl ManagerState {
             Step::Load | Step::Store => {
                 for symbol in &spec.symbols {
                     for kind in &spec.types {
-                        let range = self.range_of(spec, symbol, kind)?;
+                        if step == Step::Store && !kind.is_storable() {
+                            continue;
+                        }
+                        // A live stream's collection is named after the day it started.
+                        let range = match kind.is_live() {
+                            true => (wf.created_at, wf.created_at),
+                            false => self.range_of(spec, symbol, kind)?,
+                        };
                         let start_date: String = format_ms(range.0).chars().take(10).collect();
                         let collection = collection_name(symbol, kind.as_str(), &start_date);
                         let topic = topics::data_topic(&format!("{}-{}", wf.id, collection));
                         let producer = match step {
+                            Step::Load if kind.is_live() => live_producer(kind.as_str(), symbol),
                             Step::Load => loader::producer_name(kind.as_str(), symbol),
                             _ => connector::producer_name(&collection),
                         };
@@ -250,9 +259,12 @@ impl ManagerState {
                         task.collection = Some(collection.clone());
                         tasks.push(task);
                         let mut cmd = self.start_command(wf, step);
+                        if step == Step::Load && kind.is_live() {
+                            cmd.target = Some(Target::LoaderWs.name().to_owned());
+                        }
                         cmd.symbol = Some(symbol.clone());
                         cmd.kind = Some(kind.to_string());
-                        cmd.time_range = Some(WorkflowSpec::range_text(range));
+                        cmd.time_range = (!kind.is_live()).then(|| WorkflowSpec::range_text(range));
                         cmd.kafka_topic = Some(topic);
                         cmd.collection_name = Some(collection);
                         commands.push(cmd);
@@ -342,6 +354,12 @@ impl ManagerState {
         let ids: Vec<String> = self.open.keys().cloned().collect();
         for id in ids {
             let Some(mut wf) = self.open.remove(&id) else { continue };
+            // Live stream loaders watch their own connections (silence, heartbeats) and a live
+            // connector may rightly wait: a live workflow is not judged by its events.
+            if wf.spec.is_live() {
+                self.keep(wf);
+                continue;
+            }
             let loading = wf.step(Step::Load).is_some_and(|s| s.status == Status::Running);
             let stalled: Vec<(Step, usize, i64)> = wf
                 .steps

@@ -50,6 +50,22 @@ impl DataType {
         self.0.starts_with("ws_")
     }
 
+    /// The WebSocket stream kind of a live type (`trade`, `aggTrade`, `kline_<i>`, `depth`).
+    pub fn stream_kind(&self) -> Option<String> {
+        match self.0.as_str() {
+            "ws_trades" => Some("trade".into()),
+            "ws_agg_trades" => Some("aggTrade".into()),
+            "ws_depth" => Some("depth".into()),
+            other => other.strip_prefix("ws_klines_").map(|i| format!("kline_{i}")),
+        }
+    }
+
+    /// Whether a connector can store what its loader publishes (every type but `ws_depth`, whose
+    /// diffs and book snapshots share one topic).
+    pub fn is_storable(&self) -> bool {
+        !self.is_dummy() && self.0 != "ws_depth"
+    }
+
     /// What a REST loader pages through for this type; `None` for live types.
     pub fn backfill(&self) -> Option<Arc<dyn SequencedKind>> {
         backfill_kind(&self.0)
@@ -262,6 +278,7 @@ impl WorkflowRequest {
         let has_candles = types.iter().any(|t| t.candle_interval().is_some() && !t.is_live());
         let steps = match &self.steps {
             None if dummy => vec![Step::Load],
+            None if !types.iter().any(DataType::is_storable) => vec![Step::Load],
             None if has_candles && symbols.len() > 1 => vec![Step::Load, Step::Store, Step::Graph],
             None => vec![Step::Load, Step::Store],
             Some(names) => {
@@ -280,6 +297,9 @@ impl WorkflowRequest {
                 steps
             }
         };
+        if steps.contains(&Step::Store) && !dummy && !types.is_empty() && !types.iter().any(DataType::is_storable) {
+            problems.push("steps: store: ws_depth is published to its topic, not stored (yet); drop store".to_owned());
+        }
         if dummy && steps.iter().any(|s| *s != Step::Load) {
             problems.push("steps: dummy workers only load (steps: [\"load\"])".to_owned());
         }
