@@ -1,6 +1,8 @@
 //! The control-plane endpoints of the admin server, under `/api/v1`: workflows (create, list,
-//! get, stop), `ping` and the `events` stream, behind the token check of [`super::auth`]. Every error is JSON `{"error", "reason"}` with a 4xx status for what the
-//! caller must fix; 503 only when queue-manager itself cannot answer right now.
+//! get, stop), `ping` and the `events` stream, behind the token check of [`super::auth`], and
+//! their OpenAPI document ([`ApiDoc`], served at `/openapi.json`). Every error is JSON
+//! `{"error", "reason"}` with a 4xx status for what the caller must fix; 503 only when
+//! queue-manager itself cannot answer right now.
 
 use std::time::Duration;
 
@@ -9,23 +11,36 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::auth::Access;
 use super::AdminState;
 use crate::bus::{topics, OutRecord};
 use crate::model::{unix_seconds_now, Command, EventStatus, QueueControl};
-use crate::store::WorkflowQuery;
+use crate::store::{WorkflowPage, WorkflowQuery};
 use crate::workflow::manager::{ManagerError, ManagerHandle};
-use crate::workflow::{Status, WorkflowRequest};
+use crate::workflow::{Status, Workflow, WorkflowRequest};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
 /// Workflows per page at most.
 const MAX_PAGE: u32 = 500;
 
+/// Every error answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// What kind of error, e.g. `bad request`, `invalid workflow`, `unauthorized`.
+    pub error: String,
+    /// What to fix, in words.
+    pub reason: String,
+    /// For an invalid workflow: every problem, one each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
 pub fn error(status: actix_web::http::StatusCode, error: &str, reason: impl Into<String>) -> HttpResponse {
-    HttpResponse::build(status).json(serde_json::json!({ "error": error, "reason": reason.into() }))
+    HttpResponse::build(status).json(ErrorBody { error: error.into(), reason: reason.into(), problems: Vec::new() })
 }
 
 fn bad_request(reason: impl Into<String>) -> HttpResponse {
@@ -41,18 +56,27 @@ fn manager(state: &AdminState) -> Result<&ManagerHandle, HttpResponse> {
 fn manager_error(e: ManagerError) -> HttpResponse {
     use actix_web::http::StatusCode;
     match &e {
-        ManagerError::Invalid(problems) => HttpResponse::UnprocessableEntity().json(serde_json::json!({
-            "error": "invalid workflow",
-            "reason": problems.to_string(),
-            "problems": problems.0,
-        })),
+        ManagerError::Invalid(problems) => HttpResponse::UnprocessableEntity().json(ErrorBody {
+            error: "invalid workflow".into(),
+            reason: problems.to_string(),
+            problems: problems.0.clone(),
+        }),
         ManagerError::NotFound(_) => error(StatusCode::NOT_FOUND, "not found", e.to_string()),
         ManagerError::Ended { .. } => error(StatusCode::CONFLICT, "conflict", e.to_string()),
         ManagerError::Unavailable(_) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string()),
     }
 }
 
-/// `POST /api/v1/workflows`: 201 with the new workflow.
+/// Creates a workflow: its record, then the `start` commands of its first steps.
+#[utoipa::path(post, path = "/api/v1/workflows", tag = "workflows", request_body = WorkflowRequest,
+    security(("bearer" = [])),
+    responses((status = 201, description = "created and started", body = Workflow),
+        (status = 400, description = "malformed JSON or unknown fields", body = ErrorBody),
+        (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
+        (status = 413, description = "body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+        (status = 422, description = "fields that are wrong, each problem listed", body = ErrorBody),
+        (status = 503, description = "queue-manager, the store or exchangeInfo cannot answer now", body = ErrorBody)))]
 async fn create(state: web::Data<AdminState>, body: web::Json<WorkflowRequest>) -> HttpResponse {
     let manager = match manager(&state) {
         Ok(m) => m,
@@ -64,20 +88,26 @@ async fn create(state: web::Data<AdminState>, body: web::Json<WorkflowRequest>) 
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
-    status: Option<String>,
+    /// Only workflows of this status.
+    status: Option<Status>,
+    /// Workflows per page (1-500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+    /// Workflows to skip.
     offset: Option<u64>,
 }
 
-/// `GET /api/v1/workflows?status=running&limit=50&offset=0`: newest first.
+/// Workflows, newest first.
+#[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows", params(ListQuery),
+    responses((status = 200, description = "one page", body = WorkflowPage),
+        (status = 400, description = "a bad query string", body = ErrorBody),
+        (status = 503, description = "the store cannot answer now", body = ErrorBody)))]
 async fn list(state: web::Data<AdminState>, query: web::Query<ListQuery>) -> HttpResponse {
-    let status = match query.status.as_deref().map(str::parse::<Status>).transpose() {
-        Ok(s) => s,
-        Err(reason) => return bad_request(format!("status: {reason}")),
-    };
+    let status = query.status;
     let limit = query.limit.unwrap_or(50);
     if !(1..=MAX_PAGE).contains(&limit) {
         return bad_request(format!("limit: {limit} is not in 1..={MAX_PAGE}"));
@@ -89,7 +119,10 @@ async fn list(state: web::Data<AdminState>, query: web::Query<ListQuery>) -> Htt
     }
 }
 
-/// `GET /api/v1/workflows/{id}`.
+/// One workflow: its request, steps with tasks, history and owner.
+#[utoipa::path(get, path = "/api/v1/workflows/{id}", tag = "workflows", params(("id" = String, Path, description = "queue id")),
+    responses((status = 200, body = Workflow), (status = 404, description = "no such workflow", body = ErrorBody),
+        (status = 503, description = "the store cannot answer now", body = ErrorBody)))]
 async fn get(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
     match state.store.workflow(&id).await {
         Ok(Some(wf)) => HttpResponse::Ok().json(wf),
@@ -98,7 +131,14 @@ async fn get(state: web::Data<AdminState>, id: web::Path<String>) -> HttpRespons
     }
 }
 
-/// `POST /api/v1/workflows/{id}/stop`: 200 with the stopped workflow, 409 when it had ended.
+/// Stops a workflow and its workers.
+#[utoipa::path(post, path = "/api/v1/workflows/{id}/stop", tag = "workflows", params(("id" = String, Path, description = "queue id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "stopped", body = Workflow),
+        (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
+        (status = 404, description = "no such workflow", body = ErrorBody),
+        (status = 409, description = "it had ended already", body = ErrorBody),
+        (status = 503, description = "queue-manager cannot answer now", body = ErrorBody)))]
 async fn stop(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
     let manager = match manager(&state) {
         Ok(m) => m,
@@ -110,21 +150,51 @@ async fn stop(state: web::Data<AdminState>, id: web::Path<String>) -> HttpRespon
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PingRequest {
     /// A worker target, e.g. `dummy-service`, `loader-producer`.
+    #[schema(example = "dummy-service")]
     target: String,
-    /// Default `*`: every workflow's workers of that target.
+    /// Default `*`: every workflow's workers of that target (then pongs are collected for the
+    /// whole timeout; with a queue id the first one ends the wait).
     #[serde(default)]
     queue_id: Option<String>,
-    /// How long to collect pongs, ms (default 2000, at most 30000).
+    /// How long to wait for pongs, ms (default 2000).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 5000)]
     timeout_ms: Option<u64>,
 }
 
-/// `POST /api/v1/ping`: sends a `ping` on `queue-control` and collects the `pong`s that answer it
-/// within the timeout, each with its round-trip time.
+/// One answer to a ping.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Pong {
+    pub producer: String,
+    pub queue_id: String,
+    /// From the ping's publication to the pong's arrival here, ms.
+    pub rtt_ms: f64,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PingAnswer {
+    pub target: String,
+    pub ping_id: String,
+    pub pongs: Vec<Pong>,
+}
+
+/// Longest a ping may wait for pongs.
+const MAX_PING_WAIT_MS: u64 = 5_000;
+
+/// Sends a `ping` on `queue-control` and collects the `pong`s that answer it within the timeout,
+/// each with its round-trip time.
+#[utoipa::path(post, path = "/api/v1/ping", tag = "workers", request_body = PingRequest, security(("bearer" = [])),
+    responses((status = 200, description = "the pongs that came in time (none when nobody answered)", body = PingAnswer),
+        (status = 400, description = "an unknown target, a bad timeout, malformed JSON", body = ErrorBody),
+        (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
+        (status = 413, description = "body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+        (status = 503, description = "the bus cannot take the ping now", body = ErrorBody)))]
 async fn ping(state: web::Data<AdminState>, body: web::Json<PingRequest>) -> HttpResponse {
     let manager = match manager(&state) {
         Ok(m) => m,
@@ -136,8 +206,8 @@ async fn ping(state: web::Data<AdminState>, body: web::Json<PingRequest>) -> Htt
         return bad_request(format!("target {:?} is unknown: one of {}", req.target, names.join(", ")));
     }
     let timeout = req.timeout_ms.unwrap_or(2000);
-    if !(1..=30_000).contains(&timeout) {
-        return bad_request(format!("timeout_ms: {timeout} is not in 1..=30000"));
+    if !(1..=MAX_PING_WAIT_MS).contains(&timeout) {
+        return bad_request(format!("timeout_ms: {timeout} is not in 1..={MAX_PING_WAIT_MS}"));
     }
     let ping_id = format!("ping-{:x}", rand_id());
     let mut cmd = QueueControl::new(Command::Ping, req.queue_id.clone().unwrap_or_else(|| "*".into()));
@@ -160,32 +230,37 @@ async fn ping(state: web::Data<AdminState>, body: web::Json<PingRequest>) -> Htt
             Ok(Err(_)) | Err(_) => break,
         };
         if ev.status == EventStatus::Pong && ev.extra.get("ping_id").and_then(|v| v.as_str()) == Some(&ping_id) {
-            pongs.push(serde_json::json!({
-                "producer": ev.producer,
-                "queue_id": ev.queue_id,
-                "rtt_ms": sent.elapsed().as_secs_f64() * 1000.0,
-                "message": ev.message,
-            }));
+            pongs.push(Pong {
+                producer: ev.producer,
+                queue_id: ev.queue_id,
+                rtt_ms: sent.elapsed().as_secs_f64() * 1000.0,
+                message: ev.message,
+            });
             // One pong is what a ping of a single worker waits for; more may follow for a while.
             if req.queue_id.is_some() {
                 break;
             }
         }
     }
-    HttpResponse::Ok().json(serde_json::json!({ "target": req.target, "ping_id": ping_id, "pongs": pongs }))
+    HttpResponse::Ok().json(PingAnswer { target: req.target, ping_id, pongs })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
+    /// Only the events of this workflow.
     queue_id: Option<String>,
 }
 
 /// How often an idle event stream sends a comment, so that proxies keep it open.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
-/// `GET /api/v1/events[?queue_id=…]`: `queue-events` as server-sent events (`event: <status>`,
-/// `data: <the event's JSON>`), from now on, for as long as the client listens.
+/// `queue-events` as server-sent events (`event: <status>`, `data: <the event's JSON>`), from now
+/// on, for as long as the client listens.
+#[utoipa::path(get, path = "/api/v1/events", tag = "workers", params(EventsQuery),
+    responses((status = 200, description = "an endless text/event-stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "a bad query string", body = ErrorBody)))]
 async fn events(state: web::Data<AdminState>, query: web::Query<EventsQuery>) -> HttpResponse {
     let manager = match manager(&state) {
         Ok(m) => m,
@@ -244,6 +319,30 @@ pub fn query_config() -> web::QueryConfig {
         let response = bad_request(err.to_string());
         actix_web::error::InternalError::from_response(err, response).into()
     })
+}
+
+/// The OpenAPI 3 document of `/api/v1`, generated from the handlers and types above.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "StreamForge admin API", description = "Workflows (queue-manager), pings and queue-events of a StreamForge node."),
+    paths(create, list, get, stop, ping, events, super::server::supervision, super::server::lag),
+    components(schemas(ErrorBody, Pong, PingAnswer, WorkflowRequest, Workflow, WorkflowPage)),
+    modifiers(&BearerAuth),
+    tags((name = "workflows", description = "queue-manager's workflows"), (name = "workers", description = "pings and events"),
+        (name = "node", description = "the node's tree and lag"))
+)]
+pub struct ApiDoc;
+
+/// The `bearer` security scheme the mutating endpoints name (`admin.token`).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
 }
 
 /// Checks the caller before the request's body is even read: GET and HEAD are reads, the rest

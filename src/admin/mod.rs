@@ -4,6 +4,7 @@
 mod actor;
 pub mod api;
 pub mod auth;
+mod docs;
 mod lag;
 pub mod metrics;
 mod server;

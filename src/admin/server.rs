@@ -62,7 +62,10 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
 }
 
 /// The live supervision tree: every supervisor and child with state, restarts, last error, up since.
-async fn supervision(state: web::Data<AdminState>) -> HttpResponse {
+#[utoipa::path(get, path = "/api/v1/supervision", tag = "node",
+    responses((status = 200, description = "the tree from the root", body = Object),
+        (status = 503, description = "no tree runs yet", body = Object)))]
+pub(super) async fn supervision(state: web::Data<AdminState>) -> HttpResponse {
     match state.view.tree(&state.root) {
         Some(tree) => HttpResponse::Ok().json(tree),
         None => HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "no supervision tree running" })),
@@ -70,7 +73,9 @@ async fn supervision(state: web::Data<AdminState>) -> HttpResponse {
 }
 
 /// Consumer lag of this node's groups, per partition, read from the bus now.
-async fn lag(state: web::Data<AdminState>) -> HttpResponse {
+#[utoipa::path(get, path = "/api/v1/lag", tag = "node",
+    responses((status = 200, description = "`{total, partitions: [{group, topic, partition, committed, end, lag}]}`", body = Object)))]
+pub(super) async fn lag(state: web::Data<AdminState>) -> HttpResponse {
     let partitions = state.lag.read(&state.metrics).await;
     let total: u64 = partitions.iter().map(|p| p.lag).sum();
     HttpResponse::Ok().json(serde_json::json!({ "total": total, "partitions": partitions }))
@@ -80,7 +85,7 @@ async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({
         "error": "not found",
         "path": req.path(),
-        "endpoints": ["/healthz", "/readyz", "/metrics", "/api/v1/supervision", "/api/v1/lag", "/api/v1/workflows",
+        "endpoints": ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/api/v1/supervision", "/api/v1/lag", "/api/v1/workflows",
             "/api/v1/workflows/{id}", "/api/v1/workflows/{id}/stop", "/api/v1/ping"],
     }))
 }
@@ -90,8 +95,16 @@ fn views(cfg: &mut web::ServiceConfig) {
     cfg.route("/supervision", web::get().to(supervision)).route("/lag", web::get().to(lag));
 }
 
+/// The OpenAPI document of the API.
+async fn openapi() -> HttpResponse {
+    use utoipa::OpenApi as _;
+    HttpResponse::Ok().json(super::api::ApiDoc::openapi())
+}
+
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
+        .route("/openapi.json", web::get().to(openapi))
+        .configure(super::docs::routes)
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
         .service(super::api::scope(views).default_service(web::to(not_found)))

@@ -73,7 +73,7 @@ pub struct WorkflowQuery {
 }
 
 /// A page of workflows and how many match in all.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct WorkflowPage {
     pub total: u64,
     pub workflows: Vec<Workflow>,

@@ -269,7 +269,7 @@ impl HostState {
                     simulate_loading: true,
                     finish_after: Some(settings.ticks),
                     hang_after: settings.hang_after.filter(|_| attempt <= settings.hang_attempts),
-                    fail_after: settings.fail_after.filter(|_| attempt <= settings.fail_attempts),
+                    fail_after: settings.fail_after.filter(|_| settings.fail_attempts.is_none_or(|n| attempt <= n)),
                     hosted: true,
                     ..DummyOptions::new(cmd.queue_id.clone(), Duration::from_millis(settings.tick_ms))
                 };

@@ -22,7 +22,7 @@ pub use id::new_queue_id;
 pub use request::{DataType, DummySettings, GraphSettings, RequestProblems, WorkflowRequest, WorkflowSpec};
 
 /// Status of a workflow, a step or a task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Pending,
@@ -69,7 +69,7 @@ impl std::str::FromStr for Status {
 }
 
 /// A step of a workflow, in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     Load,
@@ -129,7 +129,7 @@ impl std::str::FromStr for Step {
 }
 
 /// One worker's share of a step: a loader of one symbol and type, a connector of one collection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Task {
     /// The `producer` of its events, e.g. `loader-api-candles-1m__btcusdt`.
     pub producer: String,
@@ -156,6 +156,7 @@ pub struct Task {
     pub last_event_at: Option<i64>,
     /// The `start` command that starts its worker, sent again on a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub command: Option<crate::model::QueueControl>,
 }
 
@@ -180,7 +181,7 @@ impl Task {
 }
 
 /// A step's status and its tasks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepRecord {
     pub step: Step,
     pub status: Status,
@@ -199,7 +200,7 @@ pub struct StepRecord {
 }
 
 /// One decision queue-manager took, in the order taken.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Decision {
     /// Epoch ms.
     pub at: i64,
@@ -209,7 +210,7 @@ pub struct Decision {
 }
 
 /// A workflow's record as queue-manager keeps it in the store (seed 001 §2.2, step 2).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Workflow {
     /// `wf-btcusdt-api_candles_5m-20240801-a1b2c3`
     pub id: String,

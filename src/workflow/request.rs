@@ -13,8 +13,9 @@ use crate::model::{format_ms, now_ms, parse_time_range, Interval};
 
 /// A seed data type: `api_candles_<interval>`, `api_agg_trades`, `api_trades` (REST backfills over a
 /// time range) or `ws_trades`, `ws_agg_trades`, `ws_klines_<interval>`, `ws_depth` (live streams).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, example = "api_candles_5m")]
 pub struct DataType(String);
 
 impl DataType {
@@ -97,7 +98,7 @@ impl fmt::Display for DataType {
 }
 
 /// How the `graph` step builds its correlation graphs (defaults as `streamforge graph`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct GraphSettings {
     /// Candles in the rolling correlation window.
@@ -117,7 +118,7 @@ impl Default for GraphSettings {
 }
 
 /// What a `dummy` workflow's workers do (the test double; for exercising queue-manager).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DummySettings {
     /// Ticks until a dummy finishes.
@@ -126,9 +127,9 @@ pub struct DummySettings {
     /// Go silent after this many ticks, on attempts up to `hang_attempts`.
     pub hang_after: Option<u32>,
     pub hang_attempts: u32,
-    /// Fail after this many ticks, on attempts up to `fail_attempts`.
+    /// Fail after this many ticks, on attempts up to `fail_attempts` (every attempt when unset).
     pub fail_after: Option<u32>,
-    pub fail_attempts: u32,
+    pub fail_attempts: Option<u32>,
 }
 
 impl Default for DummySettings {
@@ -139,14 +140,15 @@ impl Default for DummySettings {
             hang_after: None,
             hang_attempts: 1,
             fail_after: None,
-            fail_attempts: u32::MAX,
+            fail_attempts: None,
         }
     }
 }
 
 /// `POST /api/v1/workflows` as sent. Unknown fields are refused.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"symbols": ["BTCUSDT", "ETHUSDT"], "types": ["api_candles_5m"], "time_range": "2024-08-01:2024-09-01", "steps": ["load", "store", "graph"]}))]
 pub struct WorkflowRequest {
     /// Upper-case symbols listed by the exchange, e.g. `["BTCUSDT", "ETHUSDT"]`.
     pub symbols: Vec<String>,
@@ -169,11 +171,12 @@ pub struct WorkflowRequest {
 }
 
 /// A request with every field checked.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkflowSpec {
     pub symbols: Vec<String>,
     pub types: Vec<DataType>,
     /// `[start, end)` in epoch ms; `None` for live streams, or offline for the recorded span.
+    #[schema(value_type = Option<Vec<i64>>)]
     pub time_range: Option<(i64, i64)>,
     pub steps: Vec<Step>,
     #[serde(default)]
