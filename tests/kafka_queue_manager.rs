@@ -1,8 +1,8 @@
-//! queue-manager on the Kafka bus, once per broker of the matrix (Apache Kafka and tansu, started
-//! by `.ci/run`): commands and events cross the real broker in the seed's JSON shape (read back by
-//! an independent client, Python confluent-kafka), and two nodes share one workflow — only its
-//! owner acts on it, and when the owner is SIGKILLed the other node takes it over within the
-//! lease and finishes it. Built with `--features kafka`.
+//! queue-manager on the Kafka bus (brokers started by `.ci/run`): commands and events cross the
+//! real broker in the seed's JSON shape, read back by an independent client (Python
+//! confluent-kafka), on Apache Kafka and tansu; and two nodes share one workflow — only its owner
+//! acts on it, and when the owner is SIGKILLed the other node takes it over within the lease and
+//! finishes it (Apache Kafka). Built with `--features kafka`.
 #![cfg(feature = "kafka")]
 
 mod common;

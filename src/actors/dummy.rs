@@ -80,6 +80,9 @@ pub fn producer_name(queue_id: &str, symbol: Option<&str>) -> String {
     }
 }
 
+/// Longest one poll of `queue-control` waits (a command ends the wait at once; a stop waits for it).
+const MAX_POLL_WAIT: Duration = Duration::from_secs(1);
+
 /// Records a simulated loading step claims to have written.
 const SIMULATED_RECORDS_PER_TICK: u64 = 1000;
 
@@ -94,7 +97,8 @@ impl DummyState {
 
     /// Answers the commands addressed to this dummy; returns false when told to stop.
     async fn handle_commands(&mut self) -> Result<bool, ActorProcessingErr> {
-        let wait = self.next_tick.saturating_duration_since(Instant::now());
+        // Short polls keep the actor responsive to a stop between them, however long its tick.
+        let wait = self.next_tick.saturating_duration_since(Instant::now()).min(MAX_POLL_WAIT);
         let messages = self.control.poll(100, wait).await?;
         let mut keep_running = true;
         for m in &messages {

@@ -119,7 +119,8 @@ pub struct ManagerState {
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// How long the exchange's symbol list is trusted.
 const LISTED_FOR: Duration = Duration::from_secs(600);
-const POLL_WAIT: Duration = Duration::from_millis(100);
+/// Longest one poll of `queue-events` waits: API calls queue behind it in the actor's mailbox.
+const POLL_WAIT: Duration = Duration::from_millis(10);
 /// Open workflows are reloaded from the store in pages of this many.
 const RELOAD_PAGE: u32 = 500;
 
