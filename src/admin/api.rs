@@ -19,7 +19,7 @@ use super::AdminState;
 use crate::bus::{topics, OutRecord};
 use crate::model::{unix_seconds_now, Command, EventStatus, QueueControl};
 use crate::store::{WorkflowPage, WorkflowQuery};
-use crate::workflow::manager::{ManagerError, ManagerHandle};
+use crate::workflow::manager::ManagerError;
 use crate::workflow::{Status, Workflow, WorkflowRequest};
 
 /// Largest request body accepted.
@@ -47,10 +47,8 @@ fn bad_request(reason: impl Into<String>) -> HttpResponse {
     error(actix_web::http::StatusCode::BAD_REQUEST, "bad request", reason)
 }
 
-fn manager(state: &AdminState) -> Result<&ManagerHandle, HttpResponse> {
-    state.manager.as_ref().ok_or_else(|| {
-        error(actix_web::http::StatusCode::NOT_FOUND, "not found", "queue-manager is not enabled on this node")
-    })
+fn not_enabled() -> HttpResponse {
+    error(actix_web::http::StatusCode::NOT_FOUND, "not found", "queue-manager is not enabled on this node")
 }
 
 fn manager_error(e: ManagerError) -> HttpResponse {
@@ -78,10 +76,7 @@ fn manager_error(e: ManagerError) -> HttpResponse {
         (status = 422, description = "fields that are wrong, each problem listed", body = ErrorBody),
         (status = 503, description = "queue-manager, the store or exchangeInfo cannot answer now", body = ErrorBody)))]
 async fn create(state: web::Data<AdminState>, body: web::Json<WorkflowRequest>) -> HttpResponse {
-    let manager = match manager(&state) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    let Some(manager) = state.manager.as_ref() else { return not_enabled() };
     match manager.submit(body.into_inner()).await {
         Ok(wf) => HttpResponse::Created().json(wf),
         Err(e) => manager_error(e),
@@ -140,10 +135,7 @@ async fn get(state: web::Data<AdminState>, id: web::Path<String>) -> HttpRespons
         (status = 409, description = "it had ended already", body = ErrorBody),
         (status = 503, description = "queue-manager cannot answer now", body = ErrorBody)))]
 async fn stop(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
-    let manager = match manager(&state) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    let Some(manager) = state.manager.as_ref() else { return not_enabled() };
     match manager.stop(&id).await {
         Ok(wf) => HttpResponse::Ok().json(wf),
         Err(e) => manager_error(e),
@@ -196,10 +188,7 @@ const MAX_PING_WAIT_MS: u64 = 5_000;
         (status = 415, description = "not JSON", body = ErrorBody),
         (status = 503, description = "the bus cannot take the ping now", body = ErrorBody)))]
 async fn ping(state: web::Data<AdminState>, body: web::Json<PingRequest>) -> HttpResponse {
-    let manager = match manager(&state) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    let Some(manager) = state.manager.as_ref() else { return not_enabled() };
     let req = body.into_inner();
     if crate::workers::Target::parse(&req.target).is_none() {
         let names: Vec<&str> = crate::workers::Target::ALL.iter().map(|t| t.name()).collect();
@@ -262,10 +251,7 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
     responses((status = 200, description = "an endless text/event-stream", content_type = "text/event-stream", body = String),
         (status = 400, description = "a bad query string", body = ErrorBody)))]
 async fn events(state: web::Data<AdminState>, query: web::Query<EventsQuery>) -> HttpResponse {
-    let manager = match manager(&state) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    let Some(manager) = state.manager.as_ref() else { return not_enabled() };
     let rx = manager.events();
     let filter = query.into_inner().queue_id;
     let stream = futures_util::stream::unfold((rx, filter), |(mut rx, filter)| async move {
@@ -361,7 +347,7 @@ async fn authorize(
     };
     match verdict {
         Ok(()) => next.call(req).await.map(ServiceResponse::map_into_boxed_body),
-        Err(refused) => Ok(req.into_response(refused)),
+        Err(reason) => Ok(req.into_response(super::auth::refuse(reason))),
     }
 }
 

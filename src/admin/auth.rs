@@ -39,8 +39,8 @@ impl Auth {
         Ok(Auth { token, protect_reads: c.protect_reads })
     }
 
-    /// `Ok` when `req` may do `access`; otherwise the 401 to answer with.
-    pub fn check(&self, req: &HttpRequest, access: Access) -> Result<(), HttpResponse> {
+    /// `Ok` when `req` may do `access`; otherwise why not (see [`refuse`]).
+    pub fn check(&self, req: &HttpRequest, access: Access) -> Result<(), &'static str> {
         let Some(Secret(want)) = &self.token else { return Ok(()) };
         if access == Access::Read && !self.protect_reads {
             return Ok(());
@@ -51,15 +51,19 @@ impl Auth {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        let reason = match given {
-            None => "this endpoint needs `Authorization: Bearer <token>` (admin.token)",
-            Some(t) if same(t.as_bytes(), want.as_bytes()) => return Ok(()),
-            Some(_) => "the bearer token is not valid",
-        };
-        Err(HttpResponse::Unauthorized()
-            .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"streamforge\""))
-            .json(serde_json::json!({ "error": "unauthorized", "reason": reason })))
+        match given {
+            None => Err("this endpoint needs `Authorization: Bearer <token>` (admin.token)"),
+            Some(t) if same(t.as_bytes(), want.as_bytes()) => Ok(()),
+            Some(_) => Err("the bearer token is not valid"),
+        }
     }
+}
+
+/// The 401 for a request [`Auth::check`] refused.
+pub fn refuse(reason: &str) -> HttpResponse {
+    HttpResponse::Unauthorized()
+        .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"streamforge\""))
+        .json(serde_json::json!({ "error": "unauthorized", "reason": reason }))
 }
 
 /// Compares in time that depends on the length only, not on where the bytes differ.
@@ -83,11 +87,12 @@ mod tests {
             TestRequest::default().insert_header(("authorization", "Bearer s3cret-token-0123456789")).to_http_request();
         let bad =
             TestRequest::default().insert_header(("authorization", "Bearer s3cret-token-0123456780")).to_http_request();
-        assert_eq!(auth(false).check(&none, Access::Write).unwrap_err().status(), 401);
-        assert_eq!(auth(false).check(&bad, Access::Write).unwrap_err().status(), 401);
+        assert!(auth(false).check(&none, Access::Write).unwrap_err().contains("Authorization: Bearer"));
+        assert_eq!(auth(false).check(&bad, Access::Write).unwrap_err(), "the bearer token is not valid");
+        assert_eq!(refuse("x").status(), 401);
         assert!(auth(false).check(&good, Access::Write).is_ok());
         assert!(auth(false).check(&none, Access::Read).is_ok());
-        assert_eq!(auth(true).check(&none, Access::Read).unwrap_err().status(), 401);
+        assert!(auth(true).check(&none, Access::Read).is_err());
         assert!(Auth::default().check(&none, Access::Write).is_ok(), "no token configured: open (loopback only)");
     }
 
