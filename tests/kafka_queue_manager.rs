@@ -186,14 +186,7 @@ async fn two_nodes_share_a_workflow_and_the_survivor_finishes_it(broker: &Broker
     let history: Vec<&str> = wf["history"].as_array().unwrap().iter().map(|d| d["what"].as_str().unwrap()).collect();
     let takeover = format!("taken over by queue-manager on {b_id}: {a_id}'s lease ended");
     assert_eq!(history.iter().filter(|h| **h == takeover).count(), 1, "{history:#?}");
-    let db = streamforge::store::open(&store).await.unwrap();
     for (symbol, file) in [("BTCUSDT", "BTC_USDT-1m.json.gz"), ("ETHUSDT", "ETH_USDT-1m.json.gz")] {
-        let recorded: Vec<i64> =
-            common::recorded_candles(file).iter().map(|c| c.open_time).filter(|t| *t < 1_619_395_200_000).collect();
-        let collection = format!("{}_api_candles_1m_2021_04_24", symbol.to_ascii_lowercase());
-        let stored: Vec<i64> =
-            db.candles(&collection, symbol, i64::MIN, i64::MAX).await.unwrap().iter().map(|c| c.open_time).collect();
-        let first_difference = stored.iter().zip(&recorded).position(|(x, y)| x != y);
-        assert_eq!((stored.len(), first_difference), (recorded.len(), None), "{symbol}: every candle once");
+        common::assert_sample_candles_stored_once(&store, symbol, file).await;
     }
 }

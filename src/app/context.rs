@@ -3,14 +3,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use crate::actors::assigner::{AssignerArgs, PartitionAssigner, WorkerFactory};
 use crate::actors::connector::{Connector, ConnectorArgs, ConnectorRoute, ConnectorShared, ConnectorSource};
+use crate::actors::dummy::{Dummy, DummyArgs, DummyOptions};
+use crate::actors::graph::{GraphActor, GraphArgs, GraphProgress};
 use crate::actors::{DeadLetters, Telemetry};
 use crate::admin::metrics::Metrics;
 use crate::admin::LagSource;
 use crate::bus::{self, topics, Bus};
 use crate::config::Config;
 use crate::exchange::binance::{BinanceRest, WeightLimiter};
+use crate::graph::{Aligned, GraphConfig};
 use crate::store::{self, Store};
 use crate::supervision::{ChildSpec, Restart, Strategy, SupervisorArgs, TreeView};
 
@@ -115,6 +120,45 @@ impl NodeContext {
                 shared: shared.clone(),
             };
             (Connector, args)
+        })
+    }
+
+    /// A graph builder over `aligned` as a supervised child (transient); its progress goes to
+    /// `progress`.
+    pub fn graph_child(
+        &self,
+        id: String,
+        queue_id: String,
+        config: GraphConfig,
+        aligned: Arc<Aligned>,
+        progress: Arc<watch::Sender<GraphProgress>>,
+    ) -> ChildSpec {
+        let ctx = self.clone();
+        ChildSpec::new(id, "graph", Restart::Transient, move || {
+            let args = GraphArgs {
+                queue_id: queue_id.clone(),
+                config: config.clone(),
+                aligned: aligned.clone(),
+                store: ctx.store.clone(),
+                bus: ctx.bus.clone(),
+                telemetry: ctx.telemetry.clone(),
+                progress: progress.clone(),
+            };
+            (GraphActor, args)
+        })
+    }
+
+    /// A dummy with `options` as a supervised child.
+    pub fn dummy_child(&self, id: String, options: DummyOptions, restart: Restart) -> ChildSpec {
+        let ctx = self.clone();
+        ChildSpec::new(id, "dummy", restart, move || {
+            let args = DummyArgs {
+                options: options.clone(),
+                bus: ctx.bus.clone(),
+                telemetry: ctx.telemetry.clone(),
+                dead_letters: ctx.dead_letters.clone(),
+            };
+            (Dummy, args)
         })
     }
 

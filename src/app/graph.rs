@@ -11,12 +11,12 @@ use tokio::sync::watch;
 
 use super::run::{run, RunOptions};
 use super::{AppError, NodeContext};
-use crate::actors::graph::{GraphActor, GraphArgs, GraphProgress, SnapshotSummary};
+use crate::actors::graph::{GraphProgress, SnapshotSummary};
 use crate::config::Config;
 use crate::exchange::binance::backfill_kind;
 use crate::graph::{align, Aligned, GraphConfig};
 use crate::model::{format_ms, Interval};
-use crate::supervision::{ChildSpec, Restart, Strategy, SupervisorArgs, Tree, TreeFailed};
+use crate::supervision::{Strategy, SupervisorArgs, Tree, TreeFailed};
 
 /// The bundled multi-asset recording `--offline` serves (100 USDT pairs, 1h).
 pub const MARKETS_DATA: &str = "data/markets";
@@ -79,21 +79,8 @@ pub async fn build(opts: GraphOptions) -> Result<GraphRun, AppError> {
     let (ctx, aligned, loaded) = load_aligned(&opts).await?;
     let aligned = Arc::new(aligned);
     let progress = Arc::new(watch::channel(GraphProgress::default()).0);
-    let spec = {
-        let (ctx, aligned, progress, config) = (ctx.clone(), aligned.clone(), progress.clone(), opts.graph.clone());
-        ChildSpec::new(format!("graph:{}", config.name), "graph", Restart::Transient, move || {
-            let args = GraphArgs {
-                queue_id: format!("graph-{}", config.name),
-                config: config.clone(),
-                aligned: aligned.clone(),
-                store: ctx.store.clone(),
-                bus: ctx.bus.clone(),
-                telemetry: ctx.telemetry.clone(),
-                progress: progress.clone(),
-            };
-            (GraphActor, args)
-        })
-    };
+    let (id, queue_id) = (format!("graph:{}", opts.graph.name), format!("graph-{}", opts.graph.name));
+    let spec = ctx.graph_child(id, queue_id, opts.graph.clone(), aligned.clone(), progress.clone());
     let mut tree = Tree::start(SupervisorArgs {
         auto_shutdown: true,
         ..ctx.supervisor_args("graph", Strategy::OneForOne, vec![spec])

@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::{start_replay, AppError, BackfillWorkflow, NodeContext};
 use crate::actors::book_stream::{BookStream, BookStreamArgs};
 use crate::actors::connector::ConnectorRoute;
-use crate::actors::dummy::{Dummy, DummyArgs, DummyOptions};
+use crate::actors::dummy::DummyOptions;
 use crate::actors::sequenced_stream::{Published, SequencedStream, SequencedStreamArgs};
 use crate::actors::stream::StreamArgs;
 use crate::admin::auth::Auth;
@@ -40,22 +40,13 @@ pub struct Node {
 
 /// The dummy as configured in `[dummy]`.
 fn dummy_child(ctx: &NodeContext) -> ChildSpec {
-    let ctx = ctx.clone();
     let d = &ctx.config.dummy;
     let options = DummyOptions {
         simulate_loading: d.simulate_loading,
         fail_after: (d.fail_after > 0).then_some(d.fail_after),
         ..DummyOptions::new(d.queue_id.clone(), Duration::from_millis(d.tick_ms))
     };
-    ChildSpec::new(format!("dummy:{}", d.queue_id), "dummy", Restart::Permanent, move || {
-        let args = DummyArgs {
-            options: options.clone(),
-            bus: ctx.bus.clone(),
-            telemetry: ctx.telemetry.clone(),
-            dead_letters: ctx.dead_letters.clone(),
-        };
-        (Dummy, args)
-    })
+    ctx.dummy_child(format!("dummy:{}", d.queue_id), options, Restart::Permanent)
 }
 
 /// The admin server as the root's first child; `bound` receives its address.

@@ -20,8 +20,8 @@ use serde_json::Value;
 
 use super::Target;
 use crate::actors::connector::{self, ConnectorRoute, ConnectorShared};
-use crate::actors::dummy::{self, Dummy, DummyArgs, DummyOptions};
-use crate::actors::graph::{GraphActor, GraphArgs, GraphProgress};
+use crate::actors::dummy::{self, DummyOptions};
+use crate::actors::graph::GraphProgress;
 use crate::actors::json_error_reason;
 use crate::actors::loader;
 use crate::app::node::{stream_child, CONNECTION_MAX_AGE};
@@ -243,20 +243,8 @@ impl HostState {
                     every: settings.every,
                 };
                 let progress = Arc::new(tokio::sync::watch::channel(GraphProgress::default()).0);
-                let (ctx, queue_id) = (ctx.clone(), cmd.queue_id.clone());
-                let id = format!("graph:{queue_id}");
-                let spec = ChildSpec::new(id, "graph", Restart::Transient, move || {
-                    let args = GraphArgs {
-                        queue_id: queue_id.clone(),
-                        config: config.clone(),
-                        aligned: aligned.clone(),
-                        store: ctx.store.clone(),
-                        bus: ctx.bus.clone(),
-                        telemetry: ctx.telemetry.clone(),
-                        progress: progress.clone(),
-                    };
-                    (GraphActor, args)
-                });
+                let id = format!("graph:{}", cmd.queue_id);
+                let spec = ctx.graph_child(id, cmd.queue_id.clone(), config, aligned, progress);
                 Ok((spec, producer.to_owned()))
             }
             Target::Dummy => {
@@ -273,19 +261,9 @@ impl HostState {
                     hosted: true,
                     ..DummyOptions::new(cmd.queue_id.clone(), Duration::from_millis(settings.tick_ms))
                 };
-                let ctx = ctx.clone();
                 let id = format!("dummy:{}:{}", cmd.queue_id, options.symbol.as_deref().unwrap_or("-"));
                 // queue-manager restarts a workflow's dummy (a new child), not its supervisor.
-                let spec = ChildSpec::new(id, "dummy", Restart::Temporary, move || {
-                    let args = DummyArgs {
-                        options: options.clone(),
-                        bus: ctx.bus.clone(),
-                        telemetry: ctx.telemetry.clone(),
-                        dead_letters: ctx.dead_letters.clone(),
-                    };
-                    (Dummy, args)
-                })
-                .with_shutdown(DUMMY_SHUTDOWN);
+                let spec = ctx.dummy_child(id, options, Restart::Temporary).with_shutdown(DUMMY_SHUTDOWN);
                 Ok((spec, producer))
             }
             Target::Trainer => {

@@ -176,3 +176,19 @@ pub fn with_database(server_url: &str, database: &str) -> String {
 pub fn python_has(modules: &str) -> bool {
     std::process::Command::new("python3").args(["-c", &format!("import {modules}")]).status().is_ok_and(|s| s.success())
 }
+
+/// Checks that the store at `store_url` holds, in the workflow collection of `symbol`'s 1m candles
+/// from 2021-04-24, every recorded candle of `file` opened before 2021-04-26 exactly once, in
+/// order; returns how many that is.
+pub async fn assert_sample_candles_stored_once(store_url: &str, symbol: &str, file: &str) -> u64 {
+    // The workflows ask for 2021-04-24:2021-04-26; the recording runs on after it.
+    let recorded: Vec<i64> =
+        recorded_candles(file).iter().map(|c| c.open_time).filter(|t| *t < 1_619_395_200_000).collect();
+    let collection = format!("{}_api_candles_1m_2021_04_24", symbol.to_ascii_lowercase());
+    let db = streamforge::store::open(store_url).await.unwrap();
+    let stored: Vec<i64> =
+        db.candles(&collection, symbol, i64::MIN, i64::MAX).await.unwrap().iter().map(|c| c.open_time).collect();
+    let first_difference = stored.iter().zip(&recorded).position(|(a, b)| a != b);
+    assert_eq!((stored.len(), first_difference), (recorded.len(), None), "{symbol}: every candle once, in order");
+    recorded.len() as u64
+}
