@@ -16,10 +16,19 @@ use streamforge::replay::{ReplayFaults, ReplayServer};
 
 use common::kafka::{free_port, python, Broker};
 
-crate::on_every_broker!(
-    commands_and_events_cross_the_broker_in_the_seed_shape,
-    two_nodes_share_a_workflow_and_the_survivor_finishes_it
-);
+crate::on_every_broker!(commands_and_events_cross_the_broker_in_the_seed_shape);
+
+/// On Apache Kafka only. Broker incompatibility (tansu 0.6.0, docs/kafka.md): when a group's
+/// leader dies, tansu keeps it as the leader of the next generation and the group never settles
+/// again, so the survivor's connectors, joining the groups the dead owner led, wait for ever.
+mod apache_kafka_only {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_share_a_workflow_and_the_survivor_finishes_it() {
+        if let Some(broker) = crate::common::kafka::apache() {
+            super::two_nodes_share_a_workflow_and_the_survivor_finishes_it(&broker).await
+        }
+    }
+}
 
 async fn get(http: &reqwest::Client, url: &str) -> Value {
     serde_json::from_str(&http.get(url).send().await.unwrap().text().await.unwrap()).unwrap()

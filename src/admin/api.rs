@@ -71,6 +71,7 @@ fn manager_error(e: ManagerError) -> HttpResponse {
     responses((status = 201, description = "created and started", body = Workflow),
         (status = 400, description = "malformed JSON or unknown fields", body = ErrorBody),
         (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
+        (status = 403, description = "a valid identity without the role (admin.oidc.role)", body = ErrorBody),
         (status = 413, description = "body over 64 KiB", body = ErrorBody),
         (status = 415, description = "not JSON", body = ErrorBody),
         (status = 422, description = "fields that are wrong, each problem listed", body = ErrorBody),
@@ -131,6 +132,7 @@ async fn get(state: web::Data<AdminState>, id: web::Path<String>) -> HttpRespons
     security(("bearer" = [])),
     responses((status = 200, description = "stopped", body = Workflow),
         (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
+        (status = 403, description = "a valid identity without the role (admin.oidc.role)", body = ErrorBody),
         (status = 404, description = "no such workflow", body = ErrorBody),
         (status = 409, description = "it had ended already", body = ErrorBody),
         (status = 503, description = "queue-manager cannot answer now", body = ErrorBody)))]
@@ -184,6 +186,7 @@ const MAX_PING_WAIT_MS: u64 = 5_000;
     responses((status = 200, description = "the pongs that came in time (none when nobody answered)", body = PingAnswer),
         (status = 400, description = "an unknown target, a bad timeout, malformed JSON", body = ErrorBody),
         (status = 401, description = "no or a wrong bearer token", body = ErrorBody),
+        (status = 403, description = "a valid identity without the role (admin.oidc.role)", body = ErrorBody),
         (status = 413, description = "body over 64 KiB", body = ErrorBody),
         (status = 415, description = "not JSON", body = ErrorBody),
         (status = 503, description = "the bus cannot take the ping now", body = ErrorBody)))]
@@ -341,13 +344,14 @@ async fn authorize(
         Method::GET | Method::HEAD => Access::Read,
         _ => Access::Write,
     };
-    let verdict = match req.app_data::<web::Data<AdminState>>() {
-        Some(state) => state.auth.check(req.request(), access),
+    let auth = req.app_data::<web::Data<AdminState>>().map(|state| state.auth.clone());
+    let verdict = match auth {
+        Some(auth) => auth.check(req.request(), access).await,
         None => Ok(()),
     };
     match verdict {
         Ok(()) => next.call(req).await.map(ServiceResponse::map_into_boxed_body),
-        Err(reason) => Ok(req.into_response(super::auth::refuse(reason))),
+        Err(refusal) => Ok(req.into_response(super::auth::refuse(refusal))),
     }
 }
 

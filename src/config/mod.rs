@@ -351,6 +351,35 @@ pub struct AdminConfig {
     pub token_file: Option<String>,
     /// Require the token for the read-only endpoints too (health and metrics stay open).
     pub protect_reads: bool,
+    /// Accept JSON Web Tokens from the cluster's identity provider (Keycloak, seed 000 §10.2) too.
+    pub oidc: Option<OidcConfig>,
+}
+
+/// An OpenID Connect identity provider whose access tokens the admin API accepts.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The tokens' `iss`, e.g. `https://keycloak.example/realms/streamforge`.
+    pub issuer: String,
+    /// Required in the tokens' `aud`.
+    pub audience: String,
+    /// Where the provider publishes its signing keys (Keycloak:
+    /// `<issuer>/protocol/openid-connect/certs`).
+    pub jwks_url: String,
+    /// Dotted path of the claim listing the caller's roles (an array, or a space-separated string).
+    #[serde(default = "default_role_claim")]
+    pub role_claim: String,
+    /// The role a caller needs for the mutating endpoints.
+    #[serde(default = "default_role")]
+    pub role: String,
+}
+
+fn default_role_claim() -> String {
+    "realm_access.roles".into()
+}
+
+fn default_role() -> String {
+    "streamforge-operator".into()
 }
 
 /// queue-manager and the worker host: workflows over the admin API (`/api/v1/workflows`).
@@ -443,11 +472,23 @@ impl Config {
         if self.admin.token.as_ref().is_some_and(|t| t.0.trim().len() < 16) {
             errs.push("admin.token: use at least 16 characters".into());
         }
-        let open = self.admin.token.is_none() && self.admin.token_file.is_none();
+        if let Some(o) = &self.admin.oidc {
+            if !(o.jwks_url.starts_with("http://") || o.jwks_url.starts_with("https://")) {
+                errs.push(format!("admin.oidc.jwks_url: {:?} is not an http(s):// URL", o.jwks_url));
+            }
+            for (key, value) in
+                [("issuer", &o.issuer), ("audience", &o.audience), ("role_claim", &o.role_claim), ("role", &o.role)]
+            {
+                if value.trim().is_empty() {
+                    errs.push(format!("admin.oidc.{key}: must not be empty"));
+                }
+            }
+        }
+        let open = self.admin.token.is_none() && self.admin.token_file.is_none() && self.admin.oidc.is_none();
         let loopback = self.node.admin_addr.parse::<SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
         if open && !loopback && self.queue_manager.enabled {
             errs.push(format!(
-                "node.admin_addr: {} is reachable from other machines but the workflow API has no token: set admin.token_file (or admin.token), or bind 127.0.0.1",
+                "node.admin_addr: {} is reachable from other machines but the workflow API has no token: set admin.token_file (or admin.token, or admin.oidc), or bind 127.0.0.1",
                 self.node.admin_addr
             ));
         }
