@@ -21,6 +21,9 @@ use crate::supervision::{Strategy, SupervisorArgs, Tree, TreeFailed};
 /// The bundled multi-asset recording `--offline` serves (100 USDT pairs, 1h).
 pub const MARKETS_DATA: &str = "data/markets";
 
+/// The candle interval graphs (and the trainer) use unless told otherwise.
+pub const DEFAULT_INTERVAL: &str = "1h";
+
 #[derive(Debug, Clone)]
 pub struct GraphOptions {
     pub config: Config,

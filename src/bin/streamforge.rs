@@ -9,6 +9,7 @@ use streamforge::config::{self, Config};
 use streamforge::exchange::binance::{backfill_kind, BinanceRest, BinanceWs};
 use streamforge::model::{parse_date_or_time_ms, parse_time_range, Interval};
 use streamforge::replay::{ReplayFaults, ReplayServer};
+use streamforge::workflow::GraphSettings;
 
 #[derive(Parser)]
 #[command(name = "streamforge", version, about = "Binance market data → bus → store, run by supervised actors.")]
@@ -51,7 +52,7 @@ struct DataArgs {
     /// Comma-separated symbols (offline default: every recorded one, in data/markets 100 pairs).
     #[arg(long, value_delimiter = ',')]
     symbols: Vec<String>,
-    #[arg(long, default_value = "1h")]
+    #[arg(long, default_value = app::graph::DEFAULT_INTERVAL)]
     interval: String,
     /// Start (inclusive) and end (exclusive) of the candles: YYYY-MM-DD[THH:MMZ] or epoch ms.
     #[arg(long)]
@@ -59,14 +60,30 @@ struct DataArgs {
     #[arg(long)]
     end: Option<String>,
     /// Candles in the rolling correlation window.
-    #[arg(long, default_value_t = 168)]
+    #[arg(long, default_value_t = GraphSettings::default().window)]
     window: usize,
     /// Least |correlation| of an edge.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = GraphSettings::default().threshold)]
     threshold: f64,
     /// Edges kept per vertex, strongest first (0: all over the threshold).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = GraphSettings::default().top_k)]
     top_k: usize,
+}
+
+impl Default for DataArgs {
+    /// The flags' defaults (what `predict` builds its graph options from).
+    fn default() -> Self {
+        let g = GraphSettings::default();
+        DataArgs {
+            symbols: Vec::new(),
+            interval: app::graph::DEFAULT_INTERVAL.into(),
+            start: None,
+            end: None,
+            window: g.window,
+            threshold: g.threshold,
+            top_k: g.top_k,
+        }
+    }
 }
 
 impl DataArgs {
@@ -179,7 +196,7 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
         /// A snapshot every N candles.
-        #[arg(long, default_value_t = 24)]
+        #[arg(long, default_value_t = GraphSettings::default().every)]
         every: usize,
         /// Graph family name (default corr_<interval>_w<window>).
         #[arg(long)]
@@ -419,16 +436,7 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
         #[cfg(feature = "trainer")]
         Command::Predict { common, name, version, artifacts, json } => {
             let cfg = load_config(common, &cli, |_| {})?;
-            let data = DataArgs {
-                symbols: Vec::new(),
-                interval: "1h".into(),
-                start: None,
-                end: None,
-                window: 168,
-                threshold: 0.5,
-                top_k: 5,
-            };
-            let opts = data.options(common, cfg, Some(name), "corr", 1)?;
+            let opts = DataArgs::default().options(common, cfg, Some(name), "corr", 1)?;
             let run = app::train::predict(opts, artifacts, name, *version).await?;
             print(&run, *json);
             Ok(())

@@ -97,7 +97,8 @@ impl fmt::Display for DataType {
     }
 }
 
-/// How the `graph` step builds its correlation graphs (defaults as `streamforge graph`).
+/// How correlation graphs are built: the `graph` step's settings, and the defaults of
+/// `streamforge graph` and `train`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct GraphSettings {
