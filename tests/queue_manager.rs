@@ -454,6 +454,11 @@ async fn a_hung_worker_is_restarted_and_the_workflow_finishes() {
     let h = history(&wf);
     let restart = h.iter().find(|d| d.starts_with("restarting ")).unwrap_or_else(|| panic!("{h:?}"));
     assert!(restart.contains(&format!("dummy__{id}__btcusdt (attempt 2 of 3): no event for")), "{restart}");
+    let metrics = reqwest::get(format!("{}/metrics", api.base)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("streamforge_worker_restarts_total{reason=\"stalled\"} 1"), "{metrics}");
+    assert!(metrics.contains("streamforge_worker_restarts_total{reason=\"gave_up\"} 0"), "{metrics}");
+    assert!(metrics.contains("streamforge_workflows_ended_total{status=\"finished\"} 1"), "{metrics}");
+    assert!(metrics.contains("streamforge_workflows{status=\"running\"} "), "{metrics}");
     let events = all_events(&node, "test-hung").await;
     let said: Vec<&Value> =
         events.iter().filter(|e| e["queue_id"] == id.as_str() && e["status"] == "restarting").collect();

@@ -27,7 +27,18 @@ pub struct Metrics {
     pub backfilled: IntCounterVec,
     /// Local order books rebuilt from a new snapshot, by reason (`gap`, `crossed`, `no_straddle`).
     pub book_resyncs: IntCounterVec,
+    /// Workflows this node's queue-manager follows, by status (`pending`, `running`).
+    pub workflows: IntGaugeVec,
+    /// Workflows ended under this node's queue-manager, by status (`finished`, `failed`, `stopped`).
+    pub workflows_ended: IntCounterVec,
+    /// Workers queue-manager restarted, by reason (`stalled`, `gave_up`).
+    pub worker_restarts: IntCounterVec,
 }
+
+/// The label sets of the workflow series, there (at zero) from start-up.
+const OPEN_STATUSES: [&str; 2] = ["pending", "running"];
+const ENDED_STATUSES: [&str; 3] = ["finished", "failed", "stopped"];
+pub const RESTART_REASONS: [&str; 2] = ["stalled", "gave_up"];
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric definition is valid");
@@ -51,7 +62,7 @@ impl Metrics {
         )
         .expect("metric definition is valid");
         registry.register(Box::new(batch_latency.clone())).expect("metric names are unique");
-        Metrics {
+        let m = Metrics {
             records_in: counter(&registry, "streamforge_records_in_total", "Records taken in, by actor.", &["actor"]),
             records_out: counter(
                 &registry,
@@ -117,8 +128,36 @@ impl Metrics {
                 "Records of a topic partition not yet committed by a consumer group.",
                 &["group", "topic", "partition"],
             ),
+            workflows: gauge(
+                &registry,
+                "streamforge_workflows",
+                "Workflows this node's queue-manager follows, by status.",
+                &["status"],
+            ),
+            workflows_ended: counter(
+                &registry,
+                "streamforge_workflows_ended_total",
+                "Workflows ended under this node's queue-manager, by status.",
+                &["status"],
+            ),
+            worker_restarts: counter(
+                &registry,
+                "streamforge_worker_restarts_total",
+                "Workers queue-manager restarted, by reason.",
+                &["reason"],
+            ),
             registry,
+        };
+        for status in OPEN_STATUSES {
+            m.workflows.with_label_values(&[status]).set(0);
         }
+        for status in ENDED_STATUSES {
+            m.workflows_ended.with_label_values(&[status]).inc_by(0);
+        }
+        for reason in RESTART_REASONS {
+            m.worker_restarts.with_label_values(&[reason]).inc_by(0);
+        }
+        m
     }
 
     /// The Prometheus text exposition of every metric.

@@ -115,6 +115,24 @@ pub struct ManagerState {
     producer: String,
 }
 
+/// Why queue-manager restarts a worker.
+#[derive(Debug, Clone, Copy)]
+enum Heal {
+    /// No event for `stall_after_ms`.
+    Stalled,
+    /// Its worker gave up (an `error` event marked `finished`).
+    GaveUp,
+}
+
+impl Heal {
+    fn label(self) -> &'static str {
+        match self {
+            Heal::Stalled => crate::admin::metrics::RESTART_REASONS[0],
+            Heal::GaveUp => crate::admin::metrics::RESTART_REASONS[1],
+        }
+    }
+}
+
 /// How often progress (not status changes, which are written at once) reaches the store.
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// How long the exchange's symbol list is trusted.
@@ -175,6 +193,7 @@ impl ManagerState {
             });
         };
         wf.stop("stop requested", now_ms());
+        self.args.ctx.metrics.workflows_ended.with_label_values(&[Status::Stopped.as_str()]).inc();
         self.command(QueueControl::new(Command::Stop, id)).await;
         self.args.ctx.store.put_workflow(&wf).await.map_err(|e| ManagerError::Unavailable(e.to_string()))?;
         self.dirty.remove(id);
@@ -182,10 +201,20 @@ impl ManagerState {
         Ok(wf)
     }
 
-    /// Keeps an open workflow in memory; an ended one is done with.
+    /// Keeps an open workflow in memory; an ended one is done with (and counted).
     fn keep(&mut self, wf: Workflow) {
-        if !wf.status.is_terminal() {
+        if wf.status.is_terminal() {
+            self.args.ctx.metrics.workflows_ended.with_label_values(&[wf.status.as_str()]).inc();
+        } else {
             self.open.insert(wf.id.clone(), wf);
+        }
+    }
+
+    /// `streamforge_workflows{status}` from what this manager follows now.
+    fn count_open(&self) {
+        for status in [Status::Pending, Status::Running] {
+            let n = self.open.values().filter(|w| w.status == status).count();
+            self.args.ctx.metrics.workflows.with_label_values(&[status.as_str()]).set(n as i64);
         }
     }
 
@@ -305,7 +334,7 @@ impl ManagerState {
 
     /// Restarts the worker of task `i` of `step` (stopping what is left of it first), or fails the
     /// step once it has had `max_attempts` starts.
-    async fn heal(&mut self, wf: &mut Workflow, step: Step, i: usize, reason: &str) {
+    async fn heal(&mut self, wf: &mut Workflow, step: Step, i: usize, why: Heal, reason: &str) {
         let now = now_ms();
         let max = self.args.ctx.config.queue_manager.max_attempts;
         let Some(s) = wf.step_mut(step) else { return };
@@ -319,6 +348,7 @@ impl ManagerState {
             self.command(QueueControl::new(Command::Stop, wf.id.clone())).await;
             return;
         }
+        self.args.ctx.metrics.worker_restarts.with_label_values(&[why.label()]).inc();
         task.attempts += 1;
         task.status = Status::Running;
         task.last_event_at = Some(now);
@@ -375,7 +405,7 @@ impl ManagerState {
                 .collect();
             for (step, i, silent) in &stalled {
                 if !wf.status.is_terminal() {
-                    self.heal(&mut wf, *step, *i, &format!("no event for {} ms", silent)).await;
+                    self.heal(&mut wf, *step, *i, Heal::Stalled, &format!("no event for {silent} ms")).await;
                 }
             }
             if !stalled.is_empty() {
@@ -443,7 +473,7 @@ impl ManagerState {
                 _ => {}
             }
             match gave_up {
-                Some(reason) => self.heal(&mut wf, step, i, &reason).await,
+                Some(reason) => self.heal(&mut wf, step, i, Heal::GaveUp, &reason).await,
                 None => {
                     if wf.settle(step, now) {
                         self.advance(&mut wf).await;
@@ -475,6 +505,7 @@ impl ManagerState {
 
     async fn flush(&mut self) {
         self.last_flush = Instant::now();
+        self.count_open();
         for id in std::mem::take(&mut self.dirty) {
             if let Some(wf) = self.open.get(&id).cloned() {
                 self.write(&wf).await;
