@@ -2,12 +2,80 @@
 //! (see [`crate::exchange::binance::BookKeeper`]) until the server closes the stream. Offline,
 //! the replay server plays a recorded capture through the same WebSocket client.
 
+use std::fmt;
 use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
 
+use crate::admin::metrics::Metrics;
+use crate::config::Config;
 use crate::exchange::binance::{BinanceRest, BinanceWs, BookKeeper, ExchangeError};
 use crate::model::{BookSnapshot, DepthUpdate};
 
-use super::AppError;
+use super::{start_replay, AppError};
+
+/// What `streamforge book` is asked for.
+#[derive(Debug, Clone)]
+pub struct BookOptions {
+    pub config: Config,
+    /// Upper-case symbol, e.g. `ETHUSDT`.
+    pub symbol: String,
+    /// Levels a side kept in the final book.
+    pub depth: usize,
+    /// Stop after this many depth events.
+    pub events: Option<u64>,
+    /// Replay this recorded folder on loopback instead of calling Binance.
+    pub offline_data: Option<PathBuf>,
+}
+
+/// The book as the command prints it.
+#[derive(Debug, serde::Serialize)]
+#[serde(transparent)]
+pub struct FinalBook {
+    pub book: BookSnapshot,
+    #[serde(skip)]
+    pub run: (u64, u32, u32),
+}
+
+impl fmt::Display for FinalBook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (events, snapshots, resyncs) = self.run;
+        write!(
+            f,
+            "{} at update {} ({events} events, {snapshots} snapshots, {resyncs} resyncs)",
+            self.book.symbol, self.book.last_update_id
+        )?;
+        for ((bp, bq), (ap, aq)) in self.book.bids.iter().zip(&self.book.asks) {
+            write!(f, "\n{bq:>18} {bp:>16} | {ap:<16} {aq:<18}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `streamforge book`: follows the book (offline over the replay server) until the stream ends,
+/// `events` have come or `shutdown` resolves; the book must have synchronised by then.
+pub async fn run(opts: BookOptions, shutdown: impl Future<Output = ()>) -> Result<FinalBook, AppError> {
+    let (replay, rest_url, ws_url) = match &opts.offline_data {
+        Some(dir) => {
+            let (server, _) = start_replay(dir).await?;
+            let urls = (server.rest_url(), server.ws_url());
+            (Some(server), urls.0, urls.1)
+        }
+        None => (None, opts.config.binance.rest_url.clone(), opts.config.binance.ws_url.clone()),
+    };
+    let rest = BinanceRest::new(&rest_url, Arc::new(Metrics::new()))?;
+    let ws = BinanceWs::new(&ws_url)?;
+    let until = Until { events: opts.events, stop: shutdown };
+    let outcome = follow_book(&ws, &rest, &opts.symbol, Some(opts.depth), until).await;
+    if let Some(server) = replay {
+        server.stop().await;
+    }
+    let run = outcome?;
+    let book = run.book.ok_or_else(|| {
+        AppError::Usage(format!("{}: the stream ended before the book was synchronised", opts.symbol))
+    })?;
+    Ok(FinalBook { book, run: (run.events, run.snapshots, run.resyncs) })
+}
 
 /// How following a book went.
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use streamforge::app::{self, node, run, AppError};
 use streamforge::config::{self, Config};
-use streamforge::exchange::binance::{backfill_kind, BinanceRest, BinanceWs};
+use streamforge::exchange::binance::backfill_kind;
 use streamforge::model::{parse_date_or_time_ms, parse_time_range, Interval};
 use streamforge::replay::{ReplayFaults, ReplayServer};
 use streamforge::workflow::GraphSettings;
@@ -464,38 +464,14 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
         }
         Command::Book { common, symbol, depth, json, events } => {
             let cfg = load_config(common, &cli, |_| {})?;
-            let (replay, rest_url, ws_url) = match (common.offline || cfg.node.offline, &common.data) {
-                (true, data) => {
-                    let dir = data.clone().unwrap_or_else(|| PathBuf::from(&cfg.node.offline_data));
-                    let (server, _) = app::start_replay(&dir).await?;
-                    let urls = (server.rest_url(), server.ws_url());
-                    (Some(server), urls.0, urls.1)
-                }
-                (false, _) => (None, cfg.binance.rest_url.clone(), cfg.binance.ws_url.clone()),
+            let opts = app::book::BookOptions {
+                offline_data: offline_dir(common, &cfg),
+                config: cfg,
+                symbol: symbol.to_ascii_uppercase(),
+                depth: *depth,
+                events: *events,
             };
-            let metrics = std::sync::Arc::new(streamforge::admin::metrics::Metrics::new());
-            let rest = BinanceRest::new(&rest_url, metrics)?;
-            let ws = BinanceWs::new(&ws_url)?;
-            let until = app::book::Until { events: *events, stop: node::shutdown_signal() };
-            let outcome = app::book::follow_book(&ws, &rest, &symbol.to_ascii_uppercase(), Some(*depth), until).await;
-            if let Some(server) = replay {
-                server.stop().await;
-            }
-            let run = outcome?;
-            let book = run.book.ok_or_else(|| {
-                AppError::Usage(format!("{symbol}: the stream ended before the book was synchronised"))
-            })?;
-            if *json {
-                println!("{}", serde_json::to_string(&book).expect("a book serializes"));
-            } else {
-                println!(
-                    "{} at update {} ({} events, {} snapshots, {} resyncs)",
-                    book.symbol, book.last_update_id, run.events, run.snapshots, run.resyncs
-                );
-                for ((bp, bq), (ap, aq)) in book.bids.iter().zip(&book.asks) {
-                    println!("{bq:>18} {bp:>16} | {ap:<16} {aq:<18}");
-                }
-            }
+            print(&app::book::run(opts, node::shutdown_signal()).await?, *json);
             Ok(())
         }
         Command::Ctl { url, token, json, command } => {
