@@ -8,6 +8,7 @@ pub mod ctl;
 pub mod graph;
 pub mod node;
 mod offline;
+pub mod replay_server;
 pub mod run;
 #[cfg(feature = "trainer")]
 pub mod train;

@@ -8,7 +8,7 @@ use streamforge::app::{self, node, run, AppError};
 use streamforge::config::{self, Config};
 use streamforge::exchange::binance::backfill_kind;
 use streamforge::model::{parse_date_or_time_ms, parse_time_range, Interval};
-use streamforge::replay::{ReplayFaults, ReplayServer};
+use streamforge::replay::ReplayFaults;
 use streamforge::workflow::GraphSettings;
 
 #[derive(Parser)]
@@ -497,10 +497,6 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
             server_error_every,
         } => {
             streamforge::log::init(cli.log_json, cli.log_level.as_deref().unwrap_or("info"));
-            if !(*speed >= 0.0 && speed.is_finite()) {
-                return Err(AppError::Usage(format!("--speed: {speed} must be 0 or a positive number")));
-            }
-            let dir = app::resolve_data_dir(data)?;
             let faults = ReplayFaults {
                 rest_delay: std::time::Duration::from_millis(*rest_delay_ms),
                 rate_limit_every: *rate_limit_every,
@@ -508,11 +504,9 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
                 server_error_every: *server_error_every,
                 ..Default::default()
             };
-            let server = ReplayServer::start_dir(&dir, addr, *speed, faults).await?;
-            println!("Replaying {}: REST {}, WebSocket {}", dir.display(), server.rest_url(), server.ws_url());
-            node::shutdown_signal().await;
-            server.stop().await;
-            Ok(())
+            let opts =
+                app::replay_server::ReplayOptions { data: data.clone(), addr: addr.clone(), speed: *speed, faults };
+            app::replay_server::run(opts, |line| println!("{line}"), node::shutdown_signal()).await
         }
     }
 }
