@@ -97,6 +97,7 @@ impl DataArgs {
         every: usize,
     ) -> Result<app::graph::GraphOptions, AppError> {
         let interval: Interval = self.interval.parse().map_err(|e| AppError::Usage(format!("--interval: {e}")))?;
+        let settings = GraphSettings { window: self.window, threshold: self.threshold, top_k: self.top_k, every };
         let offline_data = (common.offline || cfg.node.offline)
             .then(|| common.data.clone().unwrap_or_else(|| PathBuf::from(app::graph::MARKETS_DATA)));
         Ok(app::graph::GraphOptions {
@@ -106,17 +107,7 @@ impl DataArgs {
             start_ms: parse_time("start", &self.start)?,
             end_ms: parse_time("end", &self.end)?,
             offline_data,
-            graph: streamforge::graph::GraphConfig {
-                name: name.map_or_else(
-                    || format!("{prefix}_{interval}_w{}", self.window).to_ascii_lowercase(),
-                    str::to_owned,
-                ),
-                window: self.window,
-                min_periods: (self.window / 2).max(2),
-                threshold: self.threshold,
-                top_k: self.top_k,
-                every,
-            },
+            graph: settings.config(name.map_or_else(|| settings.family(prefix, interval), str::to_owned)),
         })
     }
 }
@@ -407,8 +398,9 @@ async fn execute(cli: Cli) -> Result<(), AppError> {
             use streamforge::trainer::{evaluate::EvalConfig, fit::FitConfig, split::SplitConfig};
             let cfg = load_config(common, &cli, |_| {})?;
             let opts = data.options(common, cfg, None, "corr", 1)?;
-            let name =
-                name.clone().unwrap_or_else(|| format!("tgcn_{}_w{}", opts.interval, data.window).to_ascii_lowercase());
+            let name = name.clone().unwrap_or_else(|| {
+                GraphSettings { window: data.window, ..GraphSettings::default() }.family("tgcn", opts.interval)
+            });
             let purge = purge.unwrap_or(data.window + lookback + 1);
             let run = app::train::train(app::train::TrainOptions {
                 data: opts,

@@ -28,7 +28,7 @@ use crate::app::node::{stream_child, CONNECTION_MAX_AGE};
 use crate::app::{BackfillWorkflow, NodeContext};
 use crate::bus::{commit_positions, topics::QUEUE_CONTROL, Consumer};
 use crate::exchange::binance::BinanceRest;
-use crate::graph::{align, GraphConfig};
+use crate::graph::align;
 use crate::model::{parse_time_range, Command, EventStatus, Interval, QueueControl, QueueEvent};
 use crate::supervision::{ChildSpec, ChildState, Restart, SupervisorMsg};
 use crate::workflow::{DataType, DummySettings, GraphSettings};
@@ -234,14 +234,7 @@ impl HostState {
                         settings.window
                     )));
                 }
-                let config = GraphConfig {
-                    name,
-                    window: settings.window,
-                    min_periods: (settings.window / 2).max(2),
-                    threshold: settings.threshold,
-                    top_k: settings.top_k,
-                    every: settings.every,
-                };
+                let config = settings.config(name);
                 let progress = Arc::new(tokio::sync::watch::channel(GraphProgress::default()).0);
                 let id = format!("graph:{}", cmd.queue_id);
                 let spec = ctx.graph_child(id, cmd.queue_id.clone(), config, aligned, progress);

@@ -311,7 +311,7 @@ impl ManagerState {
                     .filter(|t| t.kind.as_deref() == Some(kind.as_str()))
                     .filter_map(|t| Some((t.symbol.clone()?, t.collection.clone()?)))
                     .unzip();
-                let name = format!("corr_{interval}_w{}", spec.graph.window).to_ascii_lowercase();
+                let name = spec.graph.family("corr", interval);
                 let mut cmd = self.start_command(wf, step);
                 cmd.kind = Some(kind.to_string());
                 cmd.collection_name = Some(name);

@@ -112,6 +112,26 @@ pub struct GraphSettings {
     pub every: usize,
 }
 
+impl GraphSettings {
+    /// The builder's configuration for graph family `name`: a pair needs half a window of
+    /// returns (at least 2) before it may get an edge.
+    pub fn config(&self, name: impl Into<String>) -> crate::graph::GraphConfig {
+        crate::graph::GraphConfig {
+            name: name.into(),
+            window: self.window,
+            min_periods: (self.window / 2).max(2),
+            threshold: self.threshold,
+            top_k: self.top_k,
+            every: self.every,
+        }
+    }
+
+    /// A family's default name: `<prefix>_<interval>_w<window>`, e.g. `corr_1h_w168`.
+    pub fn family(&self, prefix: &str, interval: crate::model::Interval) -> String {
+        format!("{prefix}_{interval}_w{}", self.window).to_ascii_lowercase()
+    }
+}
+
 impl Default for GraphSettings {
     fn default() -> Self {
         GraphSettings { window: 168, threshold: 0.5, top_k: 5, every: 24 }
@@ -324,15 +344,7 @@ impl WorkflowRequest {
         }
         let graph = self.graph.clone().unwrap_or_default();
         if self.graph.is_some() {
-            let config = crate::graph::GraphConfig {
-                name: "check".into(),
-                window: graph.window,
-                min_periods: (graph.window / 2).max(2),
-                threshold: graph.threshold,
-                top_k: graph.top_k,
-                every: graph.every,
-            };
-            problems.extend(config.problems().into_iter().map(|p| format!("graph: {p}")));
+            problems.extend(graph.config("check").problems().into_iter().map(|p| format!("graph: {p}")));
         }
         if problems.is_empty() {
             let dummy = dummy.then(|| self.dummy.clone().unwrap_or_default());
