@@ -1,6 +1,6 @@
 //! The commands the binary runs, built from the library's parts: `run` (one backfill to the store,
 //! then exit), `node` (the long-running actor node), `book` (a local order book), `graph`
-//! (correlation graphs), `ctl` (the admin API from a terminal), `replay-server`.
+//! (correlation graphs), `train`/`predict`, `ctl` (the admin API from a terminal), `replay-server`.
 
 pub mod book;
 mod context;
