@@ -142,5 +142,8 @@ async fn schemathesis_finds_no_server_error_and_no_answer_breaking_its_schema() 
     .unwrap();
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{report}");
-    assert!(report.contains("No issues found"), "{report}");
+    // The last line says "No issues found", or names warnings: e.g. that most generated workflows
+    // were refused — symbols must be listed by the exchange, which a schema cannot say.
+    let cases = report.lines().find(|l| l.contains(" generated, ")).unwrap_or_else(|| panic!("{report}"));
+    assert!(!cases.contains("failed") && !cases.contains("errored"), "{report}");
 }

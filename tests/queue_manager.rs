@@ -612,3 +612,35 @@ async fn a_live_workflow_runs_until_stopped_and_stores_every_trade() {
     .await;
     node.run_until(async {}).await.unwrap();
 }
+
+/// Seed scenario 1 in full (feature `trainer`): one request loads, stores, builds graphs and
+/// trains the GNN on three symbols' recorded candles; the model is saved and registered.
+#[cfg(feature = "trainer")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_trains_and_registers_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("sf.db").display());
+    let node = Node::start(config(&url), Some(common::sample_dir())).await.unwrap();
+    let api = Api::of(&node);
+    let artifacts = format!("file://{}", dir.path().join("models").display());
+    let request = json!({
+        "symbols": ["BTCUSDT", "ETHUSDT", "SOLUSDT"], "types": ["api_candles_1m"],
+        "steps": ["load", "store", "graph", "train"],
+        "graph": {"window": 60, "threshold": 0.3, "top_k": 2, "every": 60},
+        "train": {"lookback": 4, "train": 1500, "validation": 300, "test": 300, "epochs": 2, "seeds": 1,
+                  "artifacts": artifacts},
+    });
+    let (status, created) = api.post("/api/v1/workflows", &request).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let wf = api.until_ended(&id).await;
+    assert_eq!(wf["status"], "finished", "{wf:#}");
+    let train = step(&wf, "train");
+    let message = train["tasks"][0]["message"].as_str().unwrap();
+    assert!(message.starts_with("Registered tgcn_1m_w60 v1 at file://"), "{message}");
+    let model = node.ctx.store.model("tgcn_1m_w60", None).await.unwrap().expect("a registered model");
+    assert_eq!(model.version, 1);
+    assert!(message.contains(&model.uri), "{message} vs {}", model.uri);
+    assert!(train["records_written"].as_u64().unwrap() > 2000, "samples: {train}");
+    node.run_until(async {}).await.unwrap();
+}

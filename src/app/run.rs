@@ -179,6 +179,7 @@ fn record(wf: &BackfillWorkflow) -> Result<Workflow, AppError> {
         steps: vec![Step::Load, Step::Store],
         graph: Default::default(),
         dummy: None,
+        train: None,
     };
     let now = now_ms();
     let mut rec = Workflow::new(wf.job.queue_id.clone(), spec, now);

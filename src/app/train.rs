@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use burn::backend::Flex;
 
 use super::graph::{load_aligned, GraphOptions};
-use super::AppError;
+use super::{AppError, NodeContext};
 use crate::actors::trainer::{TrainerActor, TrainerArgs};
-use crate::graph::GraphConfig;
+use crate::graph::{Aligned, GraphConfig};
 use crate::model::{format_ms, now_ms, Interval};
 use crate::store::ModelRecord;
 use crate::supervision::{ChildSpec, Restart, Strategy, SupervisorArgs, Tree, TreeFailed};
@@ -56,7 +56,20 @@ pub struct TrainRun {
     pub device_note: Option<String>,
 }
 
+/// Backfills (resuming) and aligns the candles `opts.data` names, then [`train_on`] them.
 pub async fn train(opts: TrainOptions) -> Result<TrainRun, AppError> {
+    let (ctx, aligned, _) = load_aligned(&opts.data).await?;
+    train_on(&ctx, aligned, &opts, &format!("train-{}", opts.name)).await
+}
+
+/// Trains on `aligned` candles: samples, the walk-forward evaluation by a supervised trainer actor
+/// (reporting on `queue-events` as `queue_id`), the most recent model saved and registered.
+pub async fn train_on(
+    ctx: &NodeContext,
+    aligned: Aligned,
+    opts: &TrainOptions,
+    queue_id: &str,
+) -> Result<TrainRun, AppError> {
     let mut problems = opts.data.graph.problems();
     let reach = opts.data.graph.window + opts.lookback;
     if opts.eval.split.purge < reach + 1 {
@@ -77,7 +90,6 @@ pub async fn train(opts: TrainOptions) -> Result<TrainRun, AppError> {
     }
     let artifacts = Artifacts::open(&opts.artifacts)?;
     let started = Instant::now();
-    let (ctx, aligned, _) = load_aligned(&opts.data).await?;
     let (graph, lookback) = (opts.data.graph.clone(), opts.lookback);
     let dataset = Arc::new(
         tokio::task::spawn_blocking(move || build(&aligned, &graph, lookback, false))
@@ -87,7 +99,7 @@ pub async fn train(opts: TrainOptions) -> Result<TrainRun, AppError> {
     let result = Arc::new(Mutex::new(None));
     let spec = {
         let (ctx, dataset, eval, result) = (ctx.clone(), dataset.clone(), opts.eval.clone(), result.clone());
-        let queue_id = format!("train-{}", opts.name);
+        let queue_id = queue_id.to_owned();
         ChildSpec::new(format!("trainer:{}", opts.name), "trainer", Restart::Transient, move || {
             let args = TrainerArgs {
                 queue_id: queue_id.clone(),
@@ -160,7 +172,7 @@ pub async fn train(opts: TrainOptions) -> Result<TrainRun, AppError> {
         })
         .await?;
     Ok(TrainRun {
-        name: opts.name,
+        name: opts.name.clone(),
         version,
         url,
         assets: dataset.assets(),

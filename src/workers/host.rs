@@ -30,6 +30,7 @@ use crate::bus::{commit_positions, topics::QUEUE_CONTROL, Consumer};
 use crate::exchange::binance::BinanceRest;
 use crate::graph::align;
 use crate::model::{parse_time_range, Command, EventStatus, Interval, QueueControl, QueueEvent};
+use crate::store::Store;
 use crate::supervision::{ChildSpec, ChildState, Restart, SupervisorMsg};
 use crate::workflow::{DataType, DummySettings, GraphSettings};
 
@@ -205,28 +206,9 @@ impl HostState {
             Target::GraphBuilder => {
                 let producer = Target::GraphBuilder.name();
                 let bad = |reason: String| fail(producer, reason);
-                let symbols: Vec<String> = extra(cmd, "symbols").map_err(bad)?;
-                let collections: Vec<String> = extra(cmd, "collections").map_err(bad)?;
-                let interval: Interval = extra::<String>(cmd, "interval")
-                    .map_err(bad)?
-                    .parse()
-                    .map_err(|e: crate::model::ParseError| bad(e.to_string()))?;
                 let settings: GraphSettings = extra(cmd, "graph").map_err(bad)?;
                 let name = field("collection_name", &cmd.collection_name).map_err(bad)?.to_owned();
-                let (from, to) = match &cmd.time_range {
-                    Some(r) => parse_time_range(r).map_err(|e| bad(e.to_string()))?,
-                    None => (i64::MIN, i64::MAX),
-                };
-                if symbols.len() != collections.len() || symbols.len() < 2 {
-                    return Err(bad("a graph needs at least two symbols, each with its collection".into()));
-                }
-                let mut series = Vec::with_capacity(symbols.len());
-                for (symbol, collection) in symbols.iter().zip(&collections) {
-                    let candles =
-                        ctx.store.candles(collection, symbol, from, to).await.map_err(|e| bad(e.to_string()))?;
-                    series.push((symbol.clone(), candles));
-                }
-                let aligned = Arc::new(align(&series, interval.millis()).map_err(bad)?);
+                let (aligned, _) = stored_candles(&ctx.store, cmd).await.map_err(bad)?;
                 if aligned.rows.len() <= settings.window {
                     let rows = aligned.rows.len();
                     return Err(bad(format!(
@@ -237,7 +219,7 @@ impl HostState {
                 let config = settings.config(name);
                 let progress = Arc::new(tokio::sync::watch::channel(GraphProgress::default()).0);
                 let id = format!("graph:{}", cmd.queue_id);
-                let spec = ctx.graph_child(id, cmd.queue_id.clone(), config, aligned, progress);
+                let spec = ctx.graph_child(id, cmd.queue_id.clone(), config, Arc::new(aligned), progress);
                 Ok((spec, producer.to_owned()))
             }
             Target::Dummy => {
@@ -259,8 +241,64 @@ impl HostState {
                 let spec = ctx.dummy_child(id, options, Restart::Temporary).with_shutdown(DUMMY_SHUTDOWN);
                 Ok((spec, producer))
             }
+            #[cfg(feature = "trainer")]
             Target::Trainer => {
-                Err(fail(target.name(), format!("{target} workers are not started by command on this node")))
+                let producer = Target::Trainer.name();
+                let bad = |reason: String| fail(producer, reason);
+                let graph: GraphSettings = extra(cmd, "graph").map_err(bad)?;
+                let t: crate::workflow::TrainSettings = extra(cmd, "train").map_err(bad)?;
+                let name = field("collection_name", &cmd.collection_name).map_err(bad)?.to_owned();
+                let (aligned, interval) = stored_candles(&ctx.store, cmd).await.map_err(bad)?;
+                let opts = crate::app::train::TrainOptions {
+                    data: crate::app::graph::GraphOptions {
+                        config: (*ctx.config).clone(),
+                        symbols: aligned.symbols.clone(),
+                        interval,
+                        start_ms: None,
+                        end_ms: None,
+                        offline_data: None,
+                        graph: graph.config(name.clone()),
+                    },
+                    lookback: t.lookback,
+                    eval: crate::trainer::evaluate::EvalConfig {
+                        split: crate::trainer::split::SplitConfig {
+                            train: t.train,
+                            validation: t.validation,
+                            test: t.test,
+                            purge: graph.window + t.lookback + 1,
+                        },
+                        fit: crate::trainer::fit::FitConfig {
+                            hidden: t.hidden,
+                            epochs: t.epochs,
+                            patience: t.patience,
+                            batch_size: t.batch_size,
+                            learning_rate: t.learning_rate,
+                            seed: t.seed,
+                        },
+                        seeds: t.seeds,
+                    },
+                    artifacts: t.artifacts,
+                    name,
+                    device: t.device,
+                };
+                let args = super::train::TrainWorkerArgs {
+                    ctx: ctx.clone(),
+                    queue_id: cmd.queue_id.clone(),
+                    aligned: Arc::new(aligned),
+                    opts,
+                };
+                let args = Arc::new(std::sync::Mutex::new(Some(args)));
+                let id = format!("trainer:{}", cmd.queue_id);
+                // Started once: queue-manager, not a supervisor, starts a failed training again.
+                let spec = ChildSpec::new(id, "trainer", Restart::Temporary, move || {
+                    let args = args.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    (super::train::TrainWorker, args.expect("a temporary child is started once"))
+                });
+                Ok((spec, producer.to_owned()))
+            }
+            #[cfg(not(feature = "trainer"))]
+            Target::Trainer => {
+                Err(fail(target.name(), "this binary was built without the trainer (--features trainer)".into()))
             }
         }
     }
@@ -400,6 +438,31 @@ impl HostState {
         }
         Ok(())
     }
+}
+
+/// The stored candles a graph or train command names (`symbols`, their `collections`,
+/// `interval`, `time_range`), aligned on open time.
+async fn stored_candles(
+    store: &Arc<dyn Store>,
+    cmd: &QueueControl,
+) -> Result<(crate::graph::Aligned, Interval), String> {
+    let symbols: Vec<String> = extra(cmd, "symbols")?;
+    let collections: Vec<String> = extra(cmd, "collections")?;
+    let interval: Interval =
+        extra::<String>(cmd, "interval")?.parse().map_err(|e: crate::model::ParseError| e.to_string())?;
+    let (from, to) = match &cmd.time_range {
+        Some(r) => parse_time_range(r).map_err(|e| e.to_string())?,
+        None => (i64::MIN, i64::MAX),
+    };
+    if symbols.len() != collections.len() || symbols.len() < 2 {
+        return Err("at least two symbols are needed, each with its collection".into());
+    }
+    let mut series = Vec::with_capacity(symbols.len());
+    for (symbol, collection) in symbols.iter().zip(&collections) {
+        let candles = store.candles(collection, symbol, from, to).await.map_err(|e| e.to_string())?;
+        series.push((symbol.clone(), candles));
+    }
+    Ok((align(&series, interval.millis())?, interval))
 }
 
 /// The `producer` of a live loader's task: `loader-ws-trades__ethusdt`.

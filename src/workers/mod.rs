@@ -9,10 +9,14 @@
 //! | `arango-connector` (`connector`) | connector of one collection, finishing once its loader has | `kafka_topic`, `collection_name` |
 //! | `graph-builder` | graph actor over stored candles | `symbols`, `collections`, `time_range`, `graph` (extra fields) |
 //!
-//! `gnn-trainer` and `dummy-service` are names a `ping` or `stop` may address; the dummy answers
-//! its own pings (it reads `queue-control` itself).
+//! | `gnn-trainer` | trains the temporal GNN on stored candles, saves and registers the model (feature `trainer`) | as `graph-builder`, plus `train` |
+//! | `dummy-service` (`dummy`) | the test double: finishes, hangs or fails on chosen attempts | `symbol`, `dummy` |
+//!
+//! The dummy answers its own pings (it reads `queue-control` itself).
 
 pub mod host;
+#[cfg(feature = "trainer")]
+pub mod train;
 
 use std::fmt;
 

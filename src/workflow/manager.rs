@@ -17,12 +17,12 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use super::{new_queue_id, RequestProblems, Status, Step, Task, Workflow, WorkflowRequest, WorkflowSpec};
+use super::{new_queue_id, DataType, RequestProblems, Status, Step, Task, Workflow, WorkflowRequest, WorkflowSpec};
 use crate::actors::{connector, dummy, json_error_reason, loader};
 use crate::app::NodeContext;
 use crate::bus::{commit_positions, topics, Bus, Consumer, OutRecord};
 use crate::exchange::binance::BinanceRest;
-use crate::model::{format_ms, now_ms, Command, EventStatus, QueueControl, QueueEvent};
+use crate::model::{format_ms, now_ms, Command, EventStatus, Interval, QueueControl, QueueEvent};
 use crate::replay::ReplayData;
 use crate::store::{collection_name, WorkflowQuery};
 use crate::workers::host::live_producer;
@@ -42,7 +42,7 @@ pub enum ManagerError {
 }
 
 pub enum ManagerMsg {
-    Submit(WorkflowRequest, RpcReplyPort<Result<Workflow, ManagerError>>),
+    Submit(Box<WorkflowRequest>, RpcReplyPort<Result<Workflow, ManagerError>>),
     Stop(String, RpcReplyPort<Result<Workflow, ManagerError>>),
     Poll,
 }
@@ -76,7 +76,7 @@ impl ManagerHandle {
 
     pub async fn submit(&self, request: WorkflowRequest) -> Result<Workflow, ManagerError> {
         let actor = self.actor()?;
-        ractor::call_t!(actor, ManagerMsg::Submit, CALL_MS, request)
+        ractor::call_t!(actor, ManagerMsg::Submit, CALL_MS, Box::new(request))
             .map_err(|e| ManagerError::Unavailable(e.to_string()))?
     }
 
@@ -234,7 +234,7 @@ impl ManagerState {
     }
 
     /// The range of `symbol`'s `kind` records: the request's, or offline the recording's.
-    fn range_of(&self, spec: &WorkflowSpec, symbol: &str, kind: &super::DataType) -> Result<(i64, i64), String> {
+    fn range_of(&self, spec: &WorkflowSpec, symbol: &str, kind: &DataType) -> Result<(i64, i64), String> {
         if let Some(r) = spec.time_range {
             return Ok(r);
         }
@@ -301,35 +301,44 @@ impl ManagerState {
                     }
                 }
             }
-            Step::Graph => {
-                let kind = spec.graph_candles().ok_or("graph needs candles")?;
-                let interval = kind.candle_interval().ok_or("graph needs candles")?;
-                let store = wf.step(Step::Store).ok_or("graph reads what the store step stored")?;
-                let (symbols, collections): (Vec<String>, Vec<String>) = store
-                    .tasks
-                    .iter()
-                    .filter(|t| t.kind.as_deref() == Some(kind.as_str()))
-                    .filter_map(|t| Some((t.symbol.clone()?, t.collection.clone()?)))
-                    .unzip();
-                let name = spec.graph.family("corr", interval);
+            Step::Graph | Step::Train => {
+                let (kind, interval, symbols, collections) = self.candle_sources(wf)?;
                 let mut cmd = self.start_command(wf, step);
                 cmd.kind = Some(kind.to_string());
-                cmd.collection_name = Some(name);
                 cmd.time_range = spec.time_range.map(WorkflowSpec::range_text);
                 cmd.extra.insert("symbols".into(), symbols.into());
                 cmd.extra.insert("collections".into(), collections.into());
                 cmd.extra.insert("interval".into(), interval.to_string().into());
                 cmd.extra.insert("graph".into(), serde_json::to_value(&spec.graph).unwrap_or_default());
+                if step == Step::Graph {
+                    cmd.collection_name = Some(spec.graph.family("corr", interval));
+                } else {
+                    cmd.collection_name = Some(spec.graph.family("tgcn", interval));
+                    cmd.extra.insert("train".into(), serde_json::to_value(&spec.train).unwrap_or_default());
+                }
                 tasks.push(Task::new(step.target().name()));
                 commands.push(cmd);
             }
-            Step::Train => return Err("the train step is not available in this version".into()),
         }
         for (task, cmd) in tasks.iter_mut().zip(&mut commands) {
             cmd.extra.insert("attempt".into(), 1.into());
             task.command = Some(cmd.clone());
         }
         Ok((tasks, commands))
+    }
+
+    /// The candles the graph and train steps read: the request's candle type, its interval, and
+    /// each symbol's collection (named as the load and store steps name it).
+    fn candle_sources(&self, wf: &Workflow) -> Result<(DataType, Interval, Vec<String>, Vec<String>), String> {
+        let kind = wf.spec.graph_candles().ok_or("graph and train need candles")?.clone();
+        let interval = kind.candle_interval().ok_or("graph and train need candles")?;
+        let mut collections = Vec::new();
+        for symbol in &wf.spec.symbols {
+            let range = self.range_of(&wf.spec, symbol, &kind)?;
+            let start_date: String = format_ms(range.0).chars().take(10).collect();
+            collections.push(collection_name(symbol, kind.as_str(), &start_date));
+        }
+        Ok((kind, interval, wf.spec.symbols.clone(), collections))
     }
 
     /// Restarts the worker of task `i` of `step` (stopping what is left of it first), or fails the
@@ -742,7 +751,7 @@ impl Actor for QueueManager {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ManagerMsg::Submit(request, reply) => {
-                let _ = reply.send(state.submit(request).await);
+                let _ = reply.send(state.submit(*request).await);
             }
             ManagerMsg::Stop(id, reply) => {
                 let _ = reply.send(state.stop(&id).await);

@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::workers::Target;
 pub use id::new_queue_id;
-pub use request::{DataType, DummySettings, GraphSettings, RequestProblems, WorkflowRequest, WorkflowSpec};
+pub use request::{
+    DataType, DummySettings, GraphSettings, RequestProblems, TrainSettings, WorkflowRequest, WorkflowSpec,
+};
 
 /// Status of a workflow, a step or a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -389,6 +391,7 @@ mod tests {
             steps: steps.to_vec(),
             graph: Default::default(),
             dummy: None,
+            train: None,
         }
     }
 

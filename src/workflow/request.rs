@@ -138,6 +138,51 @@ impl Default for GraphSettings {
     }
 }
 
+/// How the `train` step trains the temporal GNN (defaults as `streamforge train`, except smaller
+/// walk-forward parts so that a few days of minute candles make a fold).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainSettings {
+    /// Snapshots (steps) of history per sample.
+    pub lookback: usize,
+    /// Samples per walk-forward part.
+    pub train: usize,
+    pub validation: usize,
+    pub test: usize,
+    pub hidden: usize,
+    pub epochs: usize,
+    pub patience: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// Seeds per model (seed, seed + 1, …).
+    pub seeds: usize,
+    pub seed: u64,
+    /// `cpu`, `cuda` or `auto`.
+    pub device: String,
+    /// Where models go: `file://DIR` or `s3://BUCKET/PREFIX`.
+    pub artifacts: String,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            lookback: 8,
+            train: 1500,
+            validation: 300,
+            test: 300,
+            hidden: 16,
+            epochs: 15,
+            patience: 3,
+            batch_size: 32,
+            learning_rate: 0.001,
+            seeds: 5,
+            seed: 7,
+            device: "cpu".into(),
+            artifacts: "file://./models".into(),
+        }
+    }
+}
+
 /// What a `dummy` workflow's workers do (the test double; for exercising queue-manager).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -189,6 +234,9 @@ pub struct WorkflowRequest {
     /// For `dummy` workflows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dummy: Option<DummySettings>,
+    /// For the `train` step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<TrainSettings>,
 }
 
 /// A request with every field checked.
@@ -204,6 +252,8 @@ pub struct WorkflowSpec {
     pub graph: GraphSettings,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dummy: Option<DummySettings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<TrainSettings>,
 }
 
 impl WorkflowSpec {
@@ -336,11 +386,29 @@ impl WorkflowRequest {
         if steps.contains(&Step::Graph) && !has_candles {
             problems.push("steps: graph needs candles: add an api_candles_<interval> type".to_owned());
         }
-        if steps.contains(&Step::Train) {
-            problems.push("steps: train is not available in this version yet (use `streamforge train`)".to_owned());
+        if steps.contains(&Step::Train) && !cfg!(feature = "trainer") {
+            problems.push("steps: train needs a binary built with the trainer (--features trainer)".to_owned());
         }
-        if steps.contains(&Step::Graph) && symbols.len() < 2 {
-            problems.push("steps: graph correlates symbols: name at least two".to_owned());
+        if steps.contains(&Step::Train) && !has_candles {
+            problems.push("steps: train needs candles: add an api_candles_<interval> type".to_owned());
+        }
+        if steps.iter().any(|s| matches!(s, Step::Graph | Step::Train)) && symbols.len() < 2 {
+            problems.push("steps: graph and train correlate symbols: name at least two".to_owned());
+        }
+        if self.train.is_some() && !steps.contains(&Step::Train) {
+            problems.push("train: only for workflows with the train step".to_owned());
+        }
+        let train = steps.contains(&Step::Train).then(|| self.train.clone().unwrap_or_default());
+        if let Some(t) = &train {
+            if t.lookback < 1 || t.seeds < 1 || t.epochs < 1 || t.batch_size < 1 || t.hidden < 1 {
+                problems.push("train: lookback, seeds, epochs, batch_size and hidden must be at least 1".to_owned());
+            }
+            if !["cpu", "cuda", "auto"].contains(&t.device.as_str()) {
+                problems.push(format!("train: device {:?} is not cpu, cuda or auto", t.device));
+            }
+            if !(t.artifacts.starts_with("file://") || t.artifacts.starts_with("s3://")) {
+                problems.push(format!("train: artifacts {:?} is not file://DIR or s3://BUCKET/PREFIX", t.artifacts));
+            }
         }
         let graph = self.graph.clone().unwrap_or_default();
         if self.graph.is_some() {
@@ -348,7 +416,7 @@ impl WorkflowRequest {
         }
         if problems.is_empty() {
             let dummy = dummy.then(|| self.dummy.clone().unwrap_or_default());
-            Ok(WorkflowSpec { symbols, types, time_range, steps, graph, dummy })
+            Ok(WorkflowSpec { symbols, types, time_range, steps, graph, dummy, train })
         } else {
             Err(RequestProblems(problems))
         }
