@@ -103,10 +103,7 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
         ));
     }
     // Offline, a bound left open is the recording's: each symbol's own span.
-    let recorded = |symbol: &str| {
-        let (first, last) = data.as_ref()?.recorded_span(symbol, &opts.kind.job_type())?;
-        Some((first, last + opts.kind.step().unwrap_or(1)))
-    };
+    let recorded = |symbol: &str| data.as_ref()?.recorded_range(symbol, opts.kind.as_ref());
     if opts.start_ms.is_none() && data.is_none() {
         problems.push("--start (or --time-range) is required when loading from Binance".to_owned());
     }

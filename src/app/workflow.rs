@@ -12,7 +12,6 @@ use crate::actors::connector::{ConnectorRoute, ConnectorShared};
 use crate::actors::loader::{BackfillJob, Loader, LoaderArgs, LoaderProgress};
 use crate::bus::topics::data_topic;
 use crate::exchange::binance::{BinanceRest, SequencedKind};
-use crate::model::format_ms;
 use crate::store::collection_name;
 use crate::supervision::{ChildSpec, Restart};
 use crate::workflow::new_queue_id;
@@ -44,9 +43,8 @@ impl BackfillWorkflow {
         let symbol = symbol.to_ascii_uppercase();
         let job_type = kind.job_type();
         let queue_id = queue_id.unwrap_or_else(|| new_queue_id(&symbol, &job_type, start_ms));
-        let start_date: String = format_ms(start_ms).chars().take(10).collect();
         BackfillWorkflow {
-            collection: collection.unwrap_or_else(|| collection_name(&symbol, &job_type, &start_date)),
+            collection: collection.unwrap_or_else(|| collection_name(&symbol, &job_type, start_ms)),
             job: BackfillJob {
                 topic: topic.unwrap_or_else(|| data_topic(&queue_id)),
                 queue_id,

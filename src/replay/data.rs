@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::exchange::binance::LocalBook;
+use crate::exchange::binance::{LocalBook, SequencedKind};
 use crate::model::{decimal_from_json_number, BookSnapshot, Decimal, DepthUpdate, Interval, ParseError, Trade};
 
 #[derive(Debug, thiserror::Error)]
@@ -535,6 +535,13 @@ impl ReplayData {
     /// `api_agg_trades`, `api_trades`).
     pub fn recorded_symbols(&self, job_type: &str) -> Vec<String> {
         self.symbols.keys().filter(|s| self.recorded_span(s, job_type).is_some()).cloned().collect()
+    }
+
+    /// The range `[first, last + step)` a backfill of `kind` over `symbol`'s recording covers: what
+    /// an offline backfill with no bounds of its own loads.
+    pub fn recorded_range(&self, symbol: &str, kind: &dyn SequencedKind) -> Option<(i64, i64)> {
+        let (first, last) = self.recorded_span(symbol, &kind.job_type())?;
+        Some((first, last + kind.step().unwrap_or(1)))
     }
 
     /// First and last time of `symbol`'s records for a backfill of `job_type`: open times of

@@ -180,9 +180,11 @@ pub fn validate_collection(name: &str) -> Result<(), StoreError> {
     }
 }
 
-/// The seeds' collection naming: `btcusdt_api_candles_5m_2024_08_01`.
-pub fn collection_name(symbol: &str, kind: &str, start_date: &str) -> String {
-    format!("{}_{}_{}", symbol.to_ascii_lowercase(), kind, start_date.replace('-', "_"))
+/// The seeds' collection naming, after the day of `start_ms`: `btcusdt_api_candles_5m_2024_08_01`.
+pub fn collection_name(symbol: &str, kind: &str, start_ms: i64) -> String {
+    let day: String =
+        crate::model::format_ms(start_ms).chars().take(10).map(|c| if c == '-' { '_' } else { c }).collect();
+    format!("{}_{kind}_{day}", symbol.to_ascii_lowercase())
 }
 
 /// What this node knows of the collections' kinds (networked stores: another node may have

@@ -22,7 +22,7 @@ use crate::actors::{connector, dummy, json_error_reason, loader};
 use crate::app::NodeContext;
 use crate::bus::{commit_positions, topics, Bus, Consumer, OutRecord};
 use crate::exchange::binance::BinanceRest;
-use crate::model::{format_ms, now_ms, Command, EventStatus, Interval, QueueControl, QueueEvent};
+use crate::model::{now_ms, Command, EventStatus, Interval, QueueControl, QueueEvent};
 use crate::replay::ReplayData;
 use crate::store::{collection_name, WorkflowQuery};
 use crate::workers::host::live_producer;
@@ -238,11 +238,8 @@ impl ManagerState {
         if let Some(r) = spec.time_range {
             return Ok(r);
         }
-        let step = kind.backfill().and_then(|k| k.step()).unwrap_or(1);
-        let recorded = self.args.recorded.as_ref().and_then(|d| d.recorded_span(symbol, kind.as_str()));
-        recorded
-            .map(|(first, last)| (first, last + step))
-            .ok_or_else(|| format!("the recording has no {kind} of {symbol}"))
+        let recorded = kind.backfill().and_then(|k| self.args.recorded.as_ref()?.recorded_range(symbol, k.as_ref()));
+        recorded.ok_or_else(|| format!("the recording has no {kind} of {symbol}"))
     }
 
     /// The tasks and commands of `step`.
@@ -275,8 +272,7 @@ impl ManagerState {
                             true => (wf.created_at, wf.created_at),
                             false => self.range_of(spec, symbol, kind)?,
                         };
-                        let start_date: String = format_ms(range.0).chars().take(10).collect();
-                        let collection = collection_name(symbol, kind.as_str(), &start_date);
+                        let collection = collection_name(symbol, kind.as_str(), range.0);
                         let topic = topics::data_topic(&format!("{}-{}", wf.id, collection));
                         let producer = match step {
                             Step::Load if kind.is_live() => live_producer(kind.as_str(), symbol),
@@ -335,8 +331,7 @@ impl ManagerState {
         let mut collections = Vec::new();
         for symbol in &wf.spec.symbols {
             let range = self.range_of(&wf.spec, symbol, &kind)?;
-            let start_date: String = format_ms(range.0).chars().take(10).collect();
-            collections.push(collection_name(symbol, kind.as_str(), &start_date));
+            collections.push(collection_name(symbol, kind.as_str(), range.0));
         }
         Ok((kind, interval, wf.spec.symbols.clone(), collections))
     }
