@@ -179,7 +179,7 @@ impl ManagerState {
         self.args.ctx.store.put_workflow(&wf).await.map_err(|e| ManagerError::Unavailable(e.to_string()))?;
         tracing::info!(queue_id = %wf.id, status = %wf.status, "Workflow submitted.");
         let reply = wf.clone();
-        self.keep(wf);
+        self.keep(wf).await;
         Ok(reply)
     }
 
@@ -193,18 +193,20 @@ impl ManagerState {
             });
         };
         wf.stop("stop requested", now_ms());
-        self.args.ctx.metrics.workflows_ended.with_label_values(&[Status::Stopped.as_str()]).inc();
-        self.command(QueueControl::new(Command::Stop, id)).await;
-        self.args.ctx.store.put_workflow(&wf).await.map_err(|e| ManagerError::Unavailable(e.to_string()))?;
+        let written = self.args.ctx.store.put_workflow(&wf).await;
         self.dirty.remove(id);
+        self.keep(wf.clone()).await;
+        written.map_err(|e| ManagerError::Unavailable(e.to_string()))?;
         tracing::info!(queue_id = %id, "Workflow stopped.");
         Ok(wf)
     }
 
-    /// Keeps an open workflow in memory; an ended one is done with (and counted).
-    fn keep(&mut self, wf: Workflow) {
+    /// Keeps an open workflow in memory; an ended one is done with: counted, and its workers
+    /// stopped (the hosts forget them).
+    async fn keep(&mut self, wf: Workflow) {
         if wf.status.is_terminal() {
             self.args.ctx.metrics.workflows_ended.with_label_values(&[wf.status.as_str()]).inc();
+            self.command(QueueControl::new(Command::Stop, wf.id.clone())).await;
         } else {
             self.open.insert(wf.id.clone(), wf);
         }
@@ -349,7 +351,6 @@ impl ManagerState {
             let why = format!("{producer}: {reason}; gave up after {} attempt(s)", task.attempts);
             wf.fail(step, &why, now);
             self.report(wf, &producer, EventStatus::Error, &why).await;
-            self.command(QueueControl::new(Command::Stop, wf.id.clone())).await;
             return;
         }
         self.args.ctx.metrics.worker_restarts.with_label_values(&[why.label()]).inc();
@@ -392,7 +393,7 @@ impl ManagerState {
             // Live stream loaders watch their own connections (silence, heartbeats) and a live
             // connector may rightly wait: a live workflow is not judged by its events.
             if wf.spec.is_live() {
-                self.keep(wf);
+                self.keep(wf).await;
                 continue;
             }
             let loading = wf.step(Step::Load).is_some_and(|s| s.status == Status::Running);
@@ -415,7 +416,7 @@ impl ManagerState {
             if !stalled.is_empty() {
                 self.write(&wf).await;
             }
-            self.keep(wf);
+            self.keep(wf).await;
         }
     }
 
@@ -438,7 +439,6 @@ impl ManagerState {
                     }
                     Err(reason) => {
                         wf.fail(step, &reason, now);
-                        self.command(QueueControl::new(Command::Stop, wf.id.clone())).await;
                         return;
                     }
                 }
@@ -487,15 +487,11 @@ impl ManagerState {
             wf.updated_at = now;
             self.dirty.insert(wf.id.clone());
         }
-        if wf.status.is_terminal() {
-            // The workers of an ended workflow are done with: the hosts forget them.
-            self.command(QueueControl::new(Command::Stop, wf.id.clone())).await;
-            changed = true;
-        }
+        changed |= wf.status.is_terminal();
         if changed {
             self.write(&wf).await;
         }
-        self.keep(wf);
+        self.keep(wf).await;
     }
 
     async fn write(&mut self, wf: &Workflow) {
@@ -567,7 +563,7 @@ impl ManagerState {
                 if self.claim(&mut wf).await? {
                     self.resume(&mut wf).await;
                     self.write(&wf).await;
-                    self.keep(wf);
+                    self.keep(wf).await;
                 }
             }
         }
@@ -603,7 +599,7 @@ impl ManagerState {
         for id in ids {
             let Some(mut wf) = self.open.remove(&id) else { continue };
             if self.claim(&mut wf).await? {
-                self.keep(wf);
+                self.keep(wf).await;
             } else {
                 tracing::warn!(queue_id = %id, "Another queue-manager holds this workflow now; no longer following it.");
                 self.dirty.remove(&id);
@@ -621,7 +617,7 @@ impl ManagerState {
                 }
                 self.resume(&mut wf).await;
                 self.write(&wf).await;
-                self.keep(wf);
+                self.keep(wf).await;
             }
         }
         Ok(())
