@@ -287,12 +287,10 @@ impl HostState {
                     aligned: Arc::new(aligned),
                     opts,
                 };
-                let args = Arc::new(std::sync::Mutex::new(Some(args)));
                 let id = format!("trainer:{}", cmd.queue_id);
-                // Started once: queue-manager, not a supervisor, starts a failed training again.
+                // Temporary: queue-manager, not a supervisor, starts a failed training again.
                 let spec = ChildSpec::new(id, "trainer", Restart::Temporary, move || {
-                    let args = args.lock().unwrap_or_else(|e| e.into_inner()).take();
-                    (super::train::TrainWorker, args.expect("a temporary child is started once"))
+                    (super::train::TrainWorker, args.clone())
                 });
                 Ok((spec, producer.to_owned()))
             }

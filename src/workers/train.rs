@@ -14,6 +14,7 @@ use crate::app::NodeContext;
 use crate::graph::Aligned;
 use crate::model::{EventStatus, QueueEvent};
 
+#[derive(Clone)]
 pub struct TrainWorkerArgs {
     pub ctx: NodeContext,
     pub queue_id: String,
