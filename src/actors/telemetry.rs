@@ -1,6 +1,10 @@
 //! Publishing `queue-events`: the business telemetry every worker sends (seed 001 §3).
+//! Whoever in the process needs to know what its own workers said (a one-task process learning
+//! how its task ended) [`Telemetry::subscribe`]s instead of reading the bus back.
 
 use std::sync::Arc;
+
+use tokio::sync::broadcast;
 
 use crate::admin::metrics::Metrics;
 use crate::bus::{topics::QUEUE_EVENTS, Bus, OutRecord};
@@ -10,7 +14,11 @@ use crate::model::{EventStatus, QueueEvent};
 pub struct Telemetry {
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
+    local: broadcast::Sender<QueueEvent>,
 }
+
+/// Events kept for a slow local subscriber before it misses some.
+const LOCAL_BUFFER: usize = 256;
 
 fn status_label(status: &EventStatus) -> &'static str {
     match status {
@@ -28,7 +36,12 @@ fn status_label(status: &EventStatus) -> &'static str {
 
 impl Telemetry {
     pub fn new(bus: Arc<dyn Bus>, metrics: Arc<Metrics>) -> Self {
-        Telemetry { bus, metrics }
+        Telemetry { bus, metrics, local: broadcast::channel(LOCAL_BUFFER).0 }
+    }
+
+    /// Every event this process emits from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<QueueEvent> {
+        self.local.subscribe()
     }
 
     /// Publishes `event` keyed by its queue id. Telemetry must never stop a worker: a failure to
@@ -46,6 +59,9 @@ impl Telemetry {
             }
         };
         let record = OutRecord::keyed(event.queue_id.as_bytes(), payload);
+        if self.local.receiver_count() > 0 {
+            let _ = self.local.send(event.clone());
+        }
         if let Err(error) = self.bus.publish(QUEUE_EVENTS, vec![record]).await {
             self.metrics.errors.with_label_values(&["telemetry", "publish"]).inc();
             tracing::warn!(%error, queue_id = %event.queue_id, "Event could not be published.");

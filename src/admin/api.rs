@@ -16,7 +16,6 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::auth::Access;
 use super::AdminState;
-use crate::bus::{topics, OutRecord};
 use crate::model::{unix_seconds_now, Command, EventStatus, QueueControl};
 use crate::store::{WorkflowPage, WorkflowQuery};
 use crate::workflow::manager::ManagerError;
@@ -207,10 +206,7 @@ async fn ping(state: web::Data<AdminState>, body: web::Json<PingRequest>) -> Htt
     cmd.extra.insert("ping_id".into(), ping_id.clone().into());
     let mut events = manager.events();
     let sent = std::time::Instant::now();
-    let payload = serde_json::to_vec(&cmd).unwrap_or_default();
-    if let Err(e) =
-        state.bus.publish(topics::QUEUE_CONTROL, vec![OutRecord::keyed(cmd.queue_id.as_bytes(), payload)]).await
-    {
+    if let Err(e) = crate::workers::launch::send(&state.bus, &cmd).await {
         return error(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string());
     }
     let mut pongs = Vec::new();

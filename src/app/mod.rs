@@ -33,6 +33,9 @@ pub enum AppError {
     /// The admin API refused a `ctl` request (`status` 0: no HTTP status, e.g. no pong came).
     #[error("{reason}")]
     Api { status: u16, reason: String },
+    /// A one-task process's worker failed (the reason it reported).
+    #[error("the job failed: {0}")]
+    JobFailed(String),
     #[error(transparent)]
     Bus(#[from] BusError),
     #[error(transparent)]

@@ -3,6 +3,10 @@
 //! workers it starts on command), `queue-manager`, `dummies` (see docs/supervision.md).
 //! It runs until SIGTERM/SIGINT (then stops the tree top-down, in reverse start order) and exits
 //! non-zero when the tree gives up, so that Kubernetes restarts the pod.
+//!
+//! One-task mode (`[job]` with a `target`, i.e. a Job of cluster mode): the tree is only `admin`
+//! and `workers`, whose host runs that one worker; the node ends when the worker has, exiting
+//! non-zero when it failed.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,6 +14,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use super::{start_replay, AppError, BackfillWorkflow, NodeContext};
 use crate::actors::book_stream::{BookStream, BookStreamArgs};
@@ -24,7 +30,8 @@ use crate::exchange::binance::{backfill_kind, sequenced_kind, BinanceWs, LinkPol
 use crate::model::parse_time_range;
 use crate::replay::ReplayData;
 use crate::supervision::{ChildSpec, Restart, Strategy, Tree};
-use crate::workers::host::{HostArgs, HostShared, WorkerHost};
+use crate::model::QueueControl;
+use crate::workers::host::{job_command, HostArgs, HostShared, JobOutcome, WorkerHost};
 use crate::workflow::manager::{ManagerArgs, ManagerHandle, QueueManager};
 
 /// How long a graceful shutdown may take before the process exits anyway.
@@ -36,6 +43,8 @@ pub struct Node {
     pub tree: Tree,
     admin_addr: SocketAddr,
     replay: Option<crate::replay::ReplayServer>,
+    /// One-task mode: how its task ended, once it has.
+    job: Option<watch::Receiver<Option<JobOutcome>>>,
 }
 
 /// The dummy as configured in `[dummy]`.
@@ -76,10 +85,10 @@ fn admin_child(
 
 /// The worker host as the first child of the `workers` supervisor, which holds the workers it
 /// starts on command.
-fn workers_family(ctx: &NodeContext) -> ChildSpec {
-    let (host_ctx, shared) = (ctx.clone(), Arc::<HostShared>::default());
+fn workers_family(ctx: &NodeContext, shared: Arc<HostShared>, job: Option<QueueControl>) -> ChildSpec {
+    let host_ctx = ctx.clone();
     let host = ChildSpec::new("worker-host", "host", Restart::Permanent, move || {
-        (WorkerHost, HostArgs { ctx: host_ctx.clone(), shared: shared.clone() })
+        (WorkerHost, HostArgs { ctx: host_ctx.clone(), shared: shared.clone(), job: job.clone() })
     });
     ctx.family("workers", Strategy::OneForOne, vec![host], false)
 }
@@ -109,6 +118,18 @@ impl Node {
         let ctx = NodeContext::open(config).await?;
         let ready = Arc::new(AtomicBool::new(false));
         let bound = Arc::new(Mutex::new(None));
+        let auth = Arc::new(Auth::from_config(&ctx.config.admin).map_err(AppError::Usage)?);
+        if let Some(job) = job_command(&ctx.config.job) {
+            let shared = Arc::<HostShared>::default();
+            let outcome = shared.outcome();
+            let children = vec![
+                admin_child(&ctx, ready.clone(), bound.clone(), None, auth),
+                workers_family(&ctx, shared, Some(job)),
+            ];
+            let mut node = Node::grow(ctx, children, ready, bound, replay).await?;
+            node.job = Some(outcome);
+            return Ok(node);
+        }
         let (mut connectors, mut loaders) = (Vec::new(), Vec::new());
         if ctx.config.job.is_set() {
             let (connector, loader) = job_children(&ctx).await?;
@@ -127,19 +148,29 @@ impl Node {
         }
         loaders.extend(stream_children(&ctx).await?);
         let manager = ctx.config.queue_manager.enabled.then(ManagerHandle::default);
-        let auth = Arc::new(Auth::from_config(&ctx.config.admin).map_err(AppError::Usage)?);
         let mut children = vec![
             admin_child(&ctx, ready.clone(), bound.clone(), manager.clone(), auth),
             ctx.family("connectors", Strategy::OneForOne, connectors, false),
             ctx.family("loaders", Strategy::OneForOne, loaders, false),
         ];
         if let Some(handle) = manager {
-            children.push(workers_family(&ctx));
+            children.push(workers_family(&ctx, Arc::default(), None));
             children.push(manager_child(&ctx, handle, recorded));
         }
         if ctx.config.dummy.enabled {
             children.push(ctx.family("dummies", Strategy::OneForOne, vec![dummy_child(&ctx)], false));
         }
+        Node::grow(ctx, children, ready, bound, replay).await
+    }
+
+    /// Starts the tree of `children` and waits for the admin server's address.
+    async fn grow(
+        ctx: NodeContext,
+        children: Vec<ChildSpec>,
+        ready: Arc<AtomicBool>,
+        bound: Arc<Mutex<Option<SocketAddr>>>,
+        replay: Option<crate::replay::ReplayServer>,
+    ) -> Result<Node, AppError> {
         let tree = Tree::start(ctx.supervisor_args(&ctx.config.node.id, Strategy::OneForOne, children)).await?;
         let admin_addr = bound
             .lock()
@@ -147,7 +178,7 @@ impl Node {
             .ok_or_else(|| AppError::Usage("the admin server did not report its address".into()))?;
         ready.store(true, Ordering::Release);
         tracing::info!(node = %ctx.config.node.id, admin = %admin_addr, "Node started.");
-        Ok(Node { ctx, tree, admin_addr, replay })
+        Ok(Node { ctx, tree, admin_addr, replay, job: None })
     }
 
     /// The admin server's bound address.
@@ -155,11 +186,26 @@ impl Node {
         self.admin_addr
     }
 
-    /// Runs until `shutdown` resolves (then stops gracefully) or the tree gives up (an error).
+    /// Runs until `shutdown` resolves (then stops gracefully) or the tree gives up (an error);
+    /// in one-task mode also until the task has ended (an error when it failed).
     pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
+        let mut job = self.job.take();
+        let task = async {
+            match job.as_mut() {
+                Some(rx) => rx.wait_for(Option::is_some).await.ok().and_then(|o| o.clone()),
+                None => std::future::pending().await,
+            }
+        };
+        let mut failed = None;
         let outcome = tokio::select! {
             _ = shutdown => {
                 tracing::info!("Shutdown requested; stopping actors in reverse order.");
+                self.tree.shutdown();
+                self.tree.wait_for(SHUTDOWN_GRACE).await
+            }
+            ended = task => {
+                failed = ended.and_then(Result::err);
+                tracing::info!(failed = failed.is_some(), "The job's task has ended; stopping.");
                 self.tree.shutdown();
                 self.tree.wait_for(SHUTDOWN_GRACE).await
             }
@@ -171,7 +217,11 @@ impl Node {
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "Supervision tree gave up; exiting non-zero.");
         }
-        Ok(outcome?)
+        outcome?;
+        match failed {
+            Some(reason) => Err(AppError::JobFailed(reason)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -24,8 +24,10 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// The seeds' plain variables and where they land.
-const PLAIN_VARS: [(&str, &str); 6] = [
+/// The seeds' plain variables (and the two a Job of cluster mode adds) and where they land.
+const PLAIN_VARS: [(&str, &str); 8] = [
+    ("TARGET", "target"),
+    ("JOB_EXTRA", "extra"),
     ("QUEUE_ID", "queue_id"),
     ("SYMBOL", "symbol"),
     ("TYPE", "type"),

@@ -29,6 +29,8 @@ pub struct Config {
     pub dummy: DummyConfig,
     pub admin: AdminConfig,
     pub queue_manager: QueueManagerConfig,
+    /// The Jobs queue-manager creates when `queue_manager.workers = "kubernetes"`.
+    pub kubernetes: KubernetesConfig,
     pub job: JobConfig,
     /// Long-running connectors: each consumes a stable topic into a collection.
     pub connectors: Vec<ConnectorRouteConfig>,
@@ -396,18 +398,119 @@ pub struct QueueManagerConfig {
     /// How long a queue-manager's claim on a workflow lasts without renewal, ms: when its node
     /// dies, another node's queue-manager takes the workflow over after at most this long.
     pub lease_ms: u64,
+    /// Where the workers run: `embedded` (actors of this node) or `kubernetes` (a Job per task).
+    pub workers: WorkersMode,
 }
 
 impl Default for QueueManagerConfig {
     fn default() -> Self {
-        QueueManagerConfig { enabled: true, stall_after_ms: 300_000, max_attempts: 3, lease_ms: 15_000 }
+        QueueManagerConfig {
+            enabled: true,
+            stall_after_ms: 300_000,
+            max_attempts: 3,
+            lease_ms: 15_000,
+            workers: WorkersMode::Embedded,
+        }
     }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkersMode {
+    Embedded,
+    Kubernetes,
+}
+
+/// The shape of the `batch/v1` Jobs of cluster mode (seed 002, Appendix B). Secrets are only
+/// referenced: mounted as files, never copied into the Job.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// The API server; empty: in-cluster (the pod's service account), else `KUBECONFIG`.
+    pub api_url: String,
+    /// Where the Jobs go.
+    pub namespace: String,
+    /// The worker image: this binary.
+    pub image: String,
+    pub image_pull_policy: String,
+    /// The Jobs' service account (none: the namespace's default).
+    pub service_account: String,
+    /// A ConfigMap holding `streamforge.toml`, mounted at `/etc/streamforge` and passed as `--config`.
+    pub config_map: String,
+    /// Secrets mounted read-only at `/var/run/secrets/streamforge/<name>`.
+    pub secrets: Vec<String>,
+    /// Labels a worker's node must have, e.g. `{ "streamforge-worker" = "true" }`.
+    pub node_selector: std::collections::BTreeMap<String, String>,
+    /// Pod retries of one Job before it fails (queue-manager then starts a new attempt).
+    pub backoff_limit: i32,
+    /// A finished Job is removed this long after it ended.
+    pub ttl_seconds_after_finished: i32,
+    /// Requests and limits of every worker but the trainer.
+    pub worker_resources: ResourcesConfig,
+    /// Requests and limits of `gnn-trainer` Jobs, which also ask for `gpus` GPUs.
+    pub trainer_resources: ResourcesConfig,
+    /// `nvidia.com/gpu` of a trainer Job (0: it trains on the CPU), with the GPU toleration.
+    pub gpus: u32,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        KubernetesConfig {
+            api_url: String::new(),
+            namespace: "stf".into(),
+            image: concat!("streamforge:", env!("CARGO_PKG_VERSION")).into(),
+            image_pull_policy: "IfNotPresent".into(),
+            service_account: String::new(),
+            config_map: "streamforge-config".into(),
+            secrets: Vec::new(),
+            node_selector: Default::default(),
+            backoff_limit: 2,
+            ttl_seconds_after_finished: 3600,
+            worker_resources: ResourcesConfig {
+                cpu_request: "250m".into(),
+                memory_request: "256Mi".into(),
+                cpu_limit: "2".into(),
+                memory_limit: "1Gi".into(),
+            },
+            trainer_resources: ResourcesConfig {
+                cpu_request: "2".into(),
+                memory_request: "4Gi".into(),
+                cpu_limit: "8".into(),
+                memory_limit: "16Gi".into(),
+            },
+            gpus: 1,
+        }
+    }
+}
+
+/// A Kubernetes quantity as written in manifests: a decimal number and an optional suffix.
+fn is_quantity(q: &str) -> bool {
+    let number = q.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &q[number.len()..];
+    let suffixes = ["", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
+    !number.is_empty() && number.parse::<f64>().is_ok_and(|n| n >= 0.0) && suffixes.contains(&suffix)
+}
+
+/// A container's requests and limits, as Kubernetes quantities (`250m`, `1Gi`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResourcesConfig {
+    pub cpu_request: String,
+    pub memory_request: String,
+    pub cpu_limit: String,
+    pub memory_limit: String,
 }
 
 /// One workflow, as the seeds' Kubernetes Jobs receive it in plain environment variables.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct JobConfig {
+    /// The one worker this process runs (`TARGET`: a Job of cluster mode), by its seed name;
+    /// none: a loader and a connector of the backfill, for as long as the node runs.
+    pub target: Option<String>,
+    /// The start command's other fields (`JOB_EXTRA`) as a JSON object: a graph's symbols and
+    /// settings, the attempt, …
+    pub extra: Option<String>,
     pub queue_id: Option<String>,
     pub symbol: Option<String>,
     /// `api_candles_<interval>` (e.g. `api_candles_5m`), `api_agg_trades` or `api_trades`.
@@ -581,6 +684,9 @@ impl Config {
         if self.job.is_set() {
             self.validate_job(&mut errs);
         }
+        if self.queue_manager.workers == WorkersMode::Kubernetes {
+            self.validate_kubernetes(&mut errs);
+        }
         for (i, s) in self.streams.iter().enumerate() {
             if s.kind != "depth" && crate::exchange::binance::sequenced_kind(&s.kind).is_none() {
                 errs.push(format!(
@@ -611,8 +717,77 @@ impl Config {
         errs
     }
 
+    fn validate_kubernetes(&self, errs: &mut Vec<String>) {
+        let k = &self.kubernetes;
+        if !cfg!(feature = "kubernetes") {
+            errs.push(
+                "queue_manager.workers: \"kubernetes\" needs a binary built with `--features kubernetes`".into(),
+            );
+        }
+        let dns_label = |v: &str| {
+            !v.is_empty()
+                && v.len() <= 63
+                && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !v.starts_with('-')
+                && !v.ends_with('-')
+        };
+        if !dns_label(&k.namespace) {
+            errs.push(format!("kubernetes.namespace: {:?} is not a namespace name (a DNS label)", k.namespace));
+        }
+        if k.image.trim().is_empty() {
+            errs.push("kubernetes.image: name the worker image".into());
+        }
+        if !["Always", "IfNotPresent", "Never"].contains(&k.image_pull_policy.as_str()) {
+            errs.push(format!(
+                "kubernetes.image_pull_policy: {:?} is not Always, IfNotPresent or Never",
+                k.image_pull_policy
+            ));
+        }
+        if !k.api_url.is_empty() && reqwest::Url::parse(&k.api_url).is_err() {
+            errs.push(format!("kubernetes.api_url: {:?} is not a URL", k.api_url));
+        }
+        if k.backoff_limit < 0 {
+            errs.push("kubernetes.backoff_limit: must not be negative".into());
+        }
+        if k.ttl_seconds_after_finished < 0 {
+            errs.push("kubernetes.ttl_seconds_after_finished: must not be negative".into());
+        }
+        for (name, r) in [("worker_resources", &k.worker_resources), ("trainer_resources", &k.trainer_resources)] {
+            for (key, q) in [
+                ("cpu_request", &r.cpu_request),
+                ("memory_request", &r.memory_request),
+                ("cpu_limit", &r.cpu_limit),
+                ("memory_limit", &r.memory_limit),
+            ] {
+                if !q.is_empty() && !is_quantity(q) {
+                    errs.push(format!("kubernetes.{name}.{key}: {q:?} is not a quantity like 250m, 2 or 1Gi"));
+                }
+            }
+        }
+    }
+
     fn validate_job(&self, errs: &mut Vec<String>) {
         let j = &self.job;
+        if let Some(extra) = &j.extra {
+            if !matches!(serde_json::from_str(extra), Ok(serde_json::Value::Object(_))) {
+                errs.push(format!("job.extra (JOB_EXTRA): {extra:?} is not a JSON object"));
+            }
+        }
+        match j.target.as_deref().map(|t| (t, crate::workers::Target::parse(t))) {
+            None | Some((_, Some(crate::workers::Target::LoaderProducer))) => {}
+            Some((t, None)) => {
+                let names: Vec<&str> = crate::workers::Target::ALL.iter().map(|t| t.name()).collect();
+                errs.push(format!("job.target (TARGET): {t:?} is not one of {}", names.join(", ")));
+                return;
+            }
+            // Any other worker checks its own fields when it starts, as it does a command's.
+            Some((_, Some(_))) => {
+                if j.queue_id.as_deref().is_none_or(str::is_empty) {
+                    errs.push("job.queue_id (QUEUE_ID): required when a job names its target".into());
+                }
+                return;
+            }
+        }
         match j.symbol.as_deref() {
             None | Some("") => errs.push("job.symbol (SYMBOL): required when a job is configured, e.g. BTCUSDT".into()),
             Some(s) if !s.bytes().all(|b| b.is_ascii_alphanumeric()) => {

@@ -76,7 +76,7 @@ impl GraphBuilder {
         self.previous = Some(row.clone());
         self.steps += 1;
         let warm = self.rolling.len() >= self.config.min_periods;
-        (warm && self.steps % self.config.every as u64 == 0).then(|| self.snapshot(row.time, &rets))
+        (warm && self.steps.is_multiple_of(self.config.every as u64)).then(|| self.snapshot(row.time, &rets))
     }
 
     fn features(&self, k: usize, latest: Option<f64>, latest_volume: Option<f64>) -> Vec<f64> {

@@ -110,13 +110,13 @@ impl Gate {
         }
         st.served += 1;
         if let Some((n, secs)) = self.every_429 {
-            if st.served % n == 0 {
+            if st.served.is_multiple_of(n) {
                 st.stats.rate_limited += 1;
                 st.wait_until = now + secs as i64 * 1000;
                 return Err(refuse(429, secs as i64 * 1000, used, "Too many requests (injected)."));
             }
         }
-        if self.every_503.is_some_and(|n| st.served % n == 0) {
+        if self.every_503.is_some_and(|n| st.served.is_multiple_of(n)) {
             st.stats.server_errors += 1;
             return Err(Refusal { status: 503, retry_after_ms: 0, used, msg: "Service unavailable (injected)." });
         }

@@ -8,10 +8,17 @@
 //!
 //! A start that cannot be carried out (a bad field, no candles for a graph) is answered with an
 //! `error` event marked `finished`: the task is over, and queue-manager fails its step.
+//! A start for a connector that runs already and says `"drain": true` tells it that its loader
+//! has published everything.
 //! What the host started lives outside the actor, so a restarted host still knows its workers.
+//!
+//! In a process's one-task mode (a Job of cluster mode: `[job]` with a `target`) the host starts
+//! the job's worker at once, takes the commands addressed to that task (no `node` needed), and
+//! reports through [`HostShared::outcome`] when it has ended.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
+use tokio::sync::{broadcast, watch};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -46,27 +53,22 @@ struct Started {
     producer: String,
 }
 
-/// A workflow connector and whether its loader is done: the connector drains once it is.
-#[derive(Default)]
-struct Link {
-    connector: Option<Arc<ConnectorShared>>,
-    loaded: bool,
-}
-
-impl Link {
-    fn settle(&self) {
-        if let (true, Some(c)) = (self.loaded, &self.connector) {
-            c.drain.store(true, Ordering::Release);
-        }
-    }
-}
+/// How the one task of a one-task process ended: `Err` with the reason when it failed.
+pub type JobOutcome = Result<(), String>;
 
 /// What the host started, kept across its restarts.
-#[derive(Default)]
 pub struct HostShared {
     workers: Mutex<BTreeMap<String, Vec<Started>>>,
-    /// `<queue_id>/<collection>` → its connector and loader.
-    links: Mutex<HashMap<String, Link>>,
+    /// `<queue_id>/<collection>` → the workflow connector of that collection.
+    connectors: Mutex<HashMap<String, Arc<ConnectorShared>>>,
+    /// One-task mode: set once the task has ended.
+    outcome: watch::Sender<Option<JobOutcome>>,
+}
+
+impl Default for HostShared {
+    fn default() -> Self {
+        HostShared { workers: Mutex::default(), connectors: Mutex::default(), outcome: watch::channel(None).0 }
+    }
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -74,17 +76,17 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl HostShared {
-    fn link(&self, queue_id: &str, collection: &str, update: impl FnOnce(&mut Link)) {
-        let mut links = locked(&self.links);
-        let link = links.entry(format!("{queue_id}/{collection}")).or_default();
-        update(link);
-        link.settle();
+    /// One-task mode: resolves to how the task ended.
+    pub fn outcome(&self) -> watch::Receiver<Option<JobOutcome>> {
+        self.outcome.subscribe()
     }
 }
 
 pub struct HostArgs {
     pub ctx: NodeContext,
     pub shared: Arc<HostShared>,
+    /// One-task mode: the `start` of this process's one worker.
+    pub job: Option<QueueControl>,
 }
 
 pub enum HostMsg {
@@ -99,6 +101,9 @@ pub struct HostState {
     supervisor: Option<ActorRef<SupervisorMsg>>,
     rest: BinanceRest,
     producer: String,
+    /// One-task mode: this process's events, and how the task ended as its worker said.
+    told: Option<broadcast::Receiver<QueueEvent>>,
+    said: Option<JobOutcome>,
 }
 
 /// Longest a supervisor call may take: a worker's graceful stop (flush and commit) included.
@@ -156,14 +161,6 @@ impl HostState {
                     ctx.config.loader.page_limit,
                 );
                 let spec = wf.loader(ctx, &self.rest).await.map_err(|e| bad(e.to_string()))?;
-                // Tell the connector of the same collection to drain once every record is published.
-                let (shared, queue_id, collection) = (self.args.shared.clone(), cmd.queue_id.clone(), wf.collection);
-                let mut progress = wf.progress.subscribe();
-                tokio::spawn(async move {
-                    if progress.wait_for(|p| p.done).await.is_ok() {
-                        shared.link(&queue_id, &collection, |l| l.loaded = true);
-                    }
-                });
                 Ok((spec, producer))
             }
             Target::LoaderWs => {
@@ -190,11 +187,9 @@ impl HostState {
                 ctx.bus.ensure_topic(&topic, ctx.config.bus.partitions).await.map_err(|e| bad(e.to_string()))?;
                 let shared = Arc::<ConnectorShared>::default();
                 // `drain`: its loader finished before this connector started (a resumed workflow).
-                let drain = extra::<Option<bool>>(cmd, "drain").map_err(bad)?.unwrap_or(false);
-                self.args.shared.link(&cmd.queue_id, &collection, |l| {
-                    l.connector = Some(shared.clone());
-                    l.loaded |= drain;
-                });
+                shared.drain.store(drains(cmd).map_err(bad)?, Ordering::Release);
+                let key = format!("{}/{collection}", cmd.queue_id);
+                locked(&self.args.shared.connectors).insert(key, shared.clone());
                 let route = ConnectorRoute {
                     queue_id: cmd.queue_id.clone(),
                     topic,
@@ -310,6 +305,13 @@ impl HostState {
             })
         });
         if running {
+            if target == Target::Connector && drains(cmd).unwrap_or(false) {
+                let key = format!("{}/{}", cmd.queue_id, cmd.collection_name.as_deref().unwrap_or_default());
+                if let Some(c) = locked(&self.args.shared.connectors).get(&key) {
+                    tracing::info!(queue_id = %cmd.queue_id, collection = %key, "Its loader is done; the connector drains.");
+                    c.drain.store(true, Ordering::Release);
+                }
+            }
             tracing::debug!(queue_id = %cmd.queue_id, %target, "Worker already running; start ignored.");
             return Ok(());
         }
@@ -369,7 +371,7 @@ impl HostState {
             }
         }
         if !locked(&self.args.shared.workers).contains_key(queue_id) {
-            locked(&self.args.shared.links).retain(|k, _| !k.starts_with(&format!("{queue_id}/")));
+            locked(&self.args.shared.connectors).retain(|k, _| !k.starts_with(&format!("{queue_id}/")));
         }
         Ok(())
     }
@@ -419,7 +421,7 @@ impl HostState {
             match cmd.command {
                 Command::Start => {
                     let here = cmd.extra.get("node").and_then(Value::as_str) == Some(self.node());
-                    if let (true, Some(target)) = (here, target) {
+                    if let (true, Some(target)) = (here || self.is_job(&cmd), target) {
                         self.start(&cmd, target).await?;
                     }
                 }
@@ -434,8 +436,73 @@ impl HostState {
         if !messages.is_empty() {
             self.control.commit(&commit_positions(&messages)).await?;
         }
+        self.settle_job();
         Ok(())
     }
+
+    /// Whether `cmd` is for this one-task process's task.
+    fn is_job(&self, cmd: &QueueControl) -> bool {
+        self.args.job.as_ref().is_some_and(|job| {
+            job.queue_id == cmd.queue_id
+                && job.target == cmd.target
+                && job.symbol == cmd.symbol
+                && job.kind == cmd.kind
+                && job.collection_name == cmd.collection_name
+        })
+    }
+
+    /// One-task mode: once the task's worker has ended (or was stopped, or never started), says
+    /// how — as the worker reported it (`finished`, or an `error` that ends the task).
+    fn settle_job(&mut self) {
+        let (Some(job), Some(told)) = (&self.args.job, &mut self.told) else { return };
+        if self.args.shared.outcome.borrow().is_some() {
+            return;
+        }
+        loop {
+            match told.try_recv() {
+                Ok(ev) if ev.queue_id == job.queue_id => match ev.status {
+                    EventStatus::Finished => self.said = Some(Ok(())),
+                    EventStatus::Error if ev.finished => {
+                        self.said = Some(Err(ev.message.unwrap_or_else(|| format!("{} failed", ev.producer))))
+                    }
+                    _ => {}
+                },
+                Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(_) => break,
+            }
+        }
+        let started = locked(&self.args.shared.workers).get(&job.queue_id).and_then(|ws| ws.first().cloned());
+        let outcome = match started {
+            // Stopped on command, or never started (its error event says why).
+            None => self.said.take().unwrap_or(Ok(())),
+            Some(w) if self.args.ctx.view.find(&w.child).is_some_and(|c| c.state != ChildState::Stopped) => return,
+            Some(w) => self.said.take().unwrap_or_else(|| Err(format!("{} ended without a report", w.child))),
+        };
+        tracing::info!(queue_id = %job.queue_id, ?outcome, "The job's worker has ended.");
+        self.args.shared.outcome.send_replace(Some(outcome));
+    }
+}
+
+/// The `start` of a one-task process's worker, from `[job]` (a Job's variables); `None` when the
+/// job names no target (the node's older form: a backfill's loader and connector).
+pub fn job_command(j: &crate::config::JobConfig) -> Option<QueueControl> {
+    let target = Target::parse(j.target.as_deref()?)?;
+    let mut cmd = QueueControl::new(Command::Start, j.queue_id.clone().unwrap_or_default());
+    cmd.target = Some(target.name().to_owned());
+    cmd.symbol = j.symbol.clone();
+    cmd.kind = j.kind.clone();
+    cmd.time_range = j.time_range.clone();
+    cmd.kafka_topic = j.kafka_topic.clone();
+    cmd.collection_name = j.collection_name.clone();
+    if let Some(Ok(Value::Object(extra))) = j.extra.as_deref().map(serde_json::from_str::<Value>) {
+        cmd.extra = extra;
+    }
+    Some(cmd)
+}
+
+/// Whether a connector's `start` says that its loader is done.
+fn drains(cmd: &QueueControl) -> Result<bool, String> {
+    Ok(extra::<Option<bool>>(cmd, "drain")?.unwrap_or(false))
 }
 
 /// The stored candles a graph or train command names (`symbols`, their `collections`,
@@ -488,12 +555,18 @@ impl Actor for WorkerHost {
         let group = format!("workers-{}", args.ctx.config.node.id);
         let control = args.ctx.bus.subscribe(&group, QUEUE_CONTROL).await?;
         let rest = args.ctx.binance_rest()?;
-        Ok(HostState { args, control, supervisor: None, rest, producer })
+        Ok(HostState { args, control, supervisor: None, rest, producer, told: None, said: None })
     }
 
     async fn post_start(&self, myself: ActorRef<HostMsg>, state: &mut HostState) -> Result<(), ActorProcessingErr> {
         let supervisor = myself.try_get_supervisor().ok_or("the worker host needs a supervisor of its own")?;
         state.supervisor = Some(supervisor.into());
+        // One-task mode: the job's worker starts with the host (a restarted host finds it running).
+        if let Some(job) = state.args.job.clone() {
+            let target = job.target.as_deref().and_then(Target::parse).ok_or("the job names no known target")?;
+            state.told = Some(state.args.ctx.telemetry.subscribe());
+            state.start(&job, target).await?;
+        }
         myself.send_message(HostMsg::Poll)?;
         Ok(())
     }

@@ -13,12 +13,35 @@
 //! | `dummy-service` (`dummy`) | the test double: finishes, hangs or fails on chosen attempts | `symbol`, `dummy` |
 //!
 //! The dummy answers its own pings (it reads `queue-control` itself).
+//!
+//! queue-manager starts them through a [`launch::Launcher`]: this node's worker host (embedded
+//! mode) or a Kubernetes Job per task ([`kubernetes`], feature `kubernetes`), whose pod runs the
+//! same binary in its one-task mode and so the same worker host.
 
 pub mod host;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
+pub mod launch;
 #[cfg(feature = "trainer")]
 pub mod train;
 
 use std::fmt;
+
+use crate::app::{AppError, NodeContext};
+use crate::config::WorkersMode;
+
+/// The launcher `queue_manager.workers` names.
+pub async fn launcher(ctx: &NodeContext) -> Result<Box<dyn launch::Launcher>, AppError> {
+    match ctx.config.queue_manager.workers {
+        WorkersMode::Embedded => Ok(Box::new(launch::Embedded::new(ctx.bus.clone(), &ctx.config.node.id))),
+        #[cfg(feature = "kubernetes")]
+        WorkersMode::Kubernetes => Ok(Box::new(kubernetes::Kubernetes::connect(ctx).await?)),
+        #[cfg(not(feature = "kubernetes"))]
+        WorkersMode::Kubernetes => {
+            Err(AppError::Usage("workers = \"kubernetes\" needs a binary built with --features kubernetes".into()))
+        }
+    }
+}
 
 /// A worker kind, by the seeds' `target` name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -6,8 +6,8 @@
 //! [`ManagerHandle`], which also fans the events it reads out to API listeners (pings, the event
 //! stream). Open workflows are reloaded from the store when it (re)starts.
 //!
-//! In embedded mode (`workers = "embedded"`, the default) the commands name this node
-//! (`"node": "<node id>"`), and this node's worker host starts the workers.
+//! Workers are started and stopped through a [`Launcher`]: in embedded mode (the default) as
+//! actors of this node's tree, in cluster mode as Kubernetes Jobs (see [`crate::workers::launch`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -20,12 +20,13 @@ use tokio::sync::broadcast;
 use super::{new_queue_id, DataType, RequestProblems, Status, Step, Task, Workflow, WorkflowRequest, WorkflowSpec};
 use crate::actors::{connector, dummy, json_error_reason, loader};
 use crate::app::NodeContext;
-use crate::bus::{commit_positions, topics, Bus, Consumer, OutRecord};
+use crate::bus::{commit_positions, topics, Consumer};
 use crate::exchange::binance::BinanceRest;
 use crate::model::{now_ms, Command, EventStatus, Interval, QueueControl, QueueEvent};
 use crate::replay::ReplayData;
 use crate::store::{collection_name, WorkflowQuery};
 use crate::workers::host::live_producer;
+use crate::workers::launch::{Launcher, WorkerExit};
 use crate::workers::Target;
 
 /// Why a request was not carried out.
@@ -103,6 +104,9 @@ pub struct QueueManager;
 
 pub struct ManagerState {
     args: ManagerArgs,
+    launcher: Box<dyn Launcher>,
+    /// Starts the launcher could not carry out, handled with its exits on the next poll.
+    unstarted: Vec<WorkerExit>,
     events: Box<dyn Consumer>,
     rest: BinanceRest,
     open: BTreeMap<String, Workflow>,
@@ -206,7 +210,7 @@ impl ManagerState {
     async fn keep(&mut self, wf: Workflow) {
         if wf.status.is_terminal() {
             self.args.ctx.metrics.workflows_ended.with_label_values(&[wf.status.as_str()]).inc();
-            self.command(QueueControl::new(Command::Stop, wf.id.clone())).await;
+            self.launcher.stop(QueueControl::new(Command::Stop, wf.id.clone())).await;
         } else {
             self.open.insert(wf.id.clone(), wf);
         }
@@ -220,18 +224,24 @@ impl ManagerState {
         }
     }
 
-    async fn command(&mut self, cmd: QueueControl) {
-        publish(&self.args.ctx.bus, cmd).await
+    /// Starts a task's worker; a start that cannot happen is handled as a worker that gave up.
+    async fn launch(&mut self, cmd: QueueControl, producer: &str) {
+        let attempt = attempt_of(&cmd);
+        let queue_id = cmd.queue_id.clone();
+        if let Err(reason) = self.launcher.start(cmd, producer).await {
+            tracing::warn!(%queue_id, %producer, %reason, "A worker could not be started.");
+            let reason = format!("cannot start the worker: {reason}");
+            self.unstarted.push(WorkerExit { queue_id, producer: producer.to_owned(), attempt, reason });
+        }
     }
 
-    /// A `start` for this node's worker host.
+    /// A `start` of one of `step`'s workers.
     fn start_command(&self, wf: &Workflow, step: Step) -> QueueControl {
         let mut cmd = QueueControl::new(Command::Start, wf.id.clone());
         cmd.target = Some(step.target().name().to_owned());
         cmd.telemetry_id = Some(topics::QUEUE_EVENTS.to_owned());
-        // What runs the worker: in embedded mode this node's own binary.
-        cmd.image = Some(concat!("streamforge:", env!("CARGO_PKG_VERSION")).to_owned());
-        cmd.extra.insert("node".into(), Value::String(self.node().to_owned()));
+        // What runs the worker: this binary, as a Job's image in cluster mode.
+        cmd.image = Some(self.args.ctx.config.kubernetes.image.clone());
         cmd
     }
 
@@ -371,8 +381,27 @@ impl ManagerState {
         wf.decide(now, Some(step), what.clone());
         tracing::warn!(queue_id = %wf.id, %producer, attempt, %reason, "Restarting a worker.");
         self.report(wf, &producer, EventStatus::Restarting, &what).await;
-        self.command(stop).await;
-        self.command(start).await;
+        self.launcher.stop(stop).await;
+        self.launch(start, &producer).await;
+    }
+
+    /// Restarts the workers that ended unreported (a failed Job) or never started: the attempt
+    /// that ended must be the task's current one, and the task still running.
+    async fn handle_exits(&mut self) {
+        let mut exits = self.launcher.exits();
+        exits.append(&mut self.unstarted);
+        for exit in exits {
+            let Some(mut wf) = self.open.remove(&exit.queue_id) else { continue };
+            let current = wf.task_of(&exit.producer).filter(|(step, i)| {
+                wf.step(*step).is_some_and(|s| s.tasks[*i].status == Status::Running && s.tasks[*i].attempts == exit.attempt)
+            });
+            if let Some((step, i)) = current {
+                self.report(&wf, &exit.producer, EventStatus::Error, &exit.reason).await;
+                self.heal(&mut wf, step, i, Heal::GaveUp, &exit.reason).await;
+                self.write(&wf).await;
+            }
+            self.keep(wf).await;
+        }
     }
 
     /// queue-manager's own decisions on `queue-events`, for everyone who follows them.
@@ -432,9 +461,10 @@ impl ManagerState {
                 let now = now_ms();
                 match self.plan(wf, step) {
                     Ok((tasks, commands)) => {
+                        let producers: Vec<String> = tasks.iter().map(|t| t.producer.clone()).collect();
                         wf.start_step(step, tasks, now);
-                        for cmd in commands {
-                            self.command(cmd).await;
+                        for (cmd, producer) in commands.into_iter().zip(producers) {
+                            self.launch(cmd, &producer).await;
                         }
                     }
                     Err(reason) => {
@@ -460,10 +490,11 @@ impl ManagerState {
             if ev.message.is_some() {
                 task.message = ev.message.clone();
             }
-            let mut gave_up = None;
+            let (mut gave_up, mut loaded) = (None, None);
             match &ev.status {
                 EventStatus::Finished => {
                     task.status = Status::Finished;
+                    loaded = task.collection.clone().filter(|_| step == Step::Load);
                     changed = true;
                 }
                 EventStatus::Gap => task.gaps += 1,
@@ -475,6 +506,9 @@ impl ManagerState {
                     changed = true;
                 }
                 _ => {}
+            }
+            if let Some(collection) = loaded {
+                self.drain(&mut wf, &collection).await;
             }
             match gave_up {
                 Some(reason) => self.heal(&mut wf, step, i, Heal::GaveUp, &reason).await,
@@ -492,6 +526,25 @@ impl ManagerState {
             self.write(&wf).await;
         }
         self.keep(wf).await;
+    }
+
+    /// Tells the connector of `collection` that its loader has published everything: it drains
+    /// its topic and finishes. The order stays in the task's command, so that a restarted or
+    /// resumed connector drains too.
+    async fn drain(&mut self, wf: &mut Workflow, collection: &str) {
+        let Some(store) = wf.step_mut(Step::Store) else { return };
+        let Some(task) = store
+            .tasks
+            .iter_mut()
+            .find(|t| t.status == Status::Running && t.collection.as_deref() == Some(collection))
+        else {
+            return;
+        };
+        let Some(cmd) = task.command.as_mut() else { return };
+        cmd.extra.insert("drain".into(), true.into());
+        cmd.timestamp = crate::model::unix_seconds_now();
+        let (cmd, producer) = (cmd.clone(), task.producer.clone());
+        self.launch(cmd, &producer).await;
     }
 
     async fn write(&mut self, wf: &Workflow) {
@@ -530,6 +583,7 @@ impl ManagerState {
             self.events.commit(&commit_positions(&messages)).await?;
         }
         if self.last_flush.elapsed() >= FLUSH_EVERY {
+            self.handle_exits().await;
             self.check_stalls().await;
             self.flush().await;
             self.tend_leases().await?;
@@ -604,9 +658,7 @@ impl ManagerState {
                 tracing::warn!(queue_id = %id, "Another queue-manager holds this workflow now; no longer following it.");
                 self.dirty.remove(&id);
                 // This node's workers of it are the new owner's to restart, not ours to keep.
-                let mut stop = QueueControl::new(Command::Stop, id);
-                stop.extra.insert("node".into(), Value::String(self.node().to_owned()));
-                self.command(stop).await;
+                self.launcher.release(&id).await;
             }
         }
         for status in [Status::Pending, Status::Running] {
@@ -623,11 +675,11 @@ impl ManagerState {
         Ok(())
     }
 
-    /// Sends the `start` of every running task again, addressed to this node: workers that run
-    /// already ignore it; the others (their node died) start and resume — loaders after the
-    /// store's newest record, connectors from their group's committed offsets. A connector whose
-    /// loader had finished is told to drain. The counts of loaders and connectors continue from
-    /// the rows their collection holds: the records a loader resumes after.
+    /// Starts the worker of every running task again: workers that run already ignore it; the
+    /// others (their node died) start and resume — loaders after the store's newest record,
+    /// connectors from their group's committed offsets (draining at once when their loader had
+    /// finished: their command says so). The counts of loaders and connectors continue from the
+    /// rows their collection holds: the records a loader resumes after.
     async fn resume(&mut self, wf: &mut Workflow) {
         let rows: std::collections::HashMap<String, u64> = match self.args.ctx.store.collections().await {
             Ok(c) => c.into_iter().map(|c| (c.name, c.rows)).collect(),
@@ -637,20 +689,11 @@ impl ManagerState {
             }
         };
         let now = now_ms();
-        let node = Value::String(self.node().to_owned());
-        let loaded: Vec<Option<String>> = wf
-            .step(Step::Load)
-            .map(|s| s.tasks.iter().filter(|t| t.status == Status::Finished).map(|t| t.collection.clone()).collect())
-            .unwrap_or_default();
         let mut commands = Vec::new();
         for s in wf.steps.iter_mut().filter(|s| s.status == Status::Running) {
             for t in s.tasks.iter_mut().filter(|t| t.status == Status::Running) {
                 let Some(mut cmd) = t.command.clone() else { continue };
                 cmd.timestamp = crate::model::unix_seconds_now();
-                cmd.extra.insert("node".into(), node.clone());
-                if s.step == Step::Store && loaded.contains(&t.collection) {
-                    cmd.extra.insert("drain".into(), true.into());
-                }
                 let stored = t.collection.as_ref().and_then(|c| rows.get(c)).copied();
                 t.resumed_from = match s.step {
                     Step::Load | Step::Store => stored.unwrap_or(t.records_written),
@@ -660,7 +703,7 @@ impl ManagerState {
                 t.records_written = t.resumed_from;
                 t.last_event_at = Some(now);
                 t.command = Some(cmd.clone());
-                commands.push(cmd);
+                commands.push((cmd, t.producer.clone()));
             }
         }
         wf.decide(
@@ -668,22 +711,15 @@ impl ManagerState {
             None,
             format!("resumed by queue-manager on {}: {} worker(s) started again", self.node(), commands.len()),
         );
-        for cmd in commands {
-            self.command(cmd).await;
+        for (cmd, producer) in commands {
+            self.launch(cmd, &producer).await;
         }
     }
 }
 
-/// Publishes a command on `queue-control`, keyed by its queue id.
-pub async fn publish(bus: &Arc<dyn Bus>, cmd: QueueControl) {
-    let payload = match serde_json::to_vec(&cmd) {
-        Ok(p) => p,
-        Err(error) => return tracing::error!(%error, "A command could not be serialized."),
-    };
-    let record = OutRecord::keyed(cmd.queue_id.as_bytes(), payload);
-    if let Err(error) = bus.publish(topics::QUEUE_CONTROL, vec![record]).await {
-        tracing::warn!(%error, queue_id = %cmd.queue_id, "A command could not be published.");
-    }
+/// The `attempt` a `start` command carries (1 when it carries none).
+fn attempt_of(cmd: &QueueControl) -> u32 {
+    cmd.extra.get("attempt").and_then(Value::as_u64).map_or(1, |a| a as u32)
 }
 
 impl Actor for QueueManager {
@@ -699,9 +735,13 @@ impl Actor for QueueManager {
         let group = format!("queue-manager-{}", args.ctx.config.node.id);
         let events = args.ctx.bus.subscribe(&group, topics::QUEUE_EVENTS).await?;
         let rest = args.ctx.binance_rest()?;
+        let launcher = crate::workers::launcher(&args.ctx).await?;
+        tracing::info!(mode = launcher.mode(), "queue-manager starts its workers.");
         let mut state = ManagerState {
             producer: format!("queue-manager__{}", args.ctx.config.node.id),
             args,
+            launcher,
+            unstarted: Vec::new(),
             events,
             rest,
             open: BTreeMap::new(),
