@@ -74,8 +74,12 @@ async fn commands_and_events_cross_the_broker_in_the_seed_shape(broker: &Broker)
 
     let recorded = |file: &str| common::recorded_candles(file).len() as u64;
     let commands = records_of(broker, "queue-control", &id);
-    let starts: Vec<&Value> = commands.iter().filter(|c| c["command"] == "start").collect();
+    let (drains, starts): (Vec<&Value>, Vec<&Value>) =
+        commands.iter().filter(|c| c["command"] == "start").partition(|c| c["drain"] == true);
     assert_eq!(starts.len(), 4, "a loader and a connector per symbol: {commands:#?}");
+    // Once a loader has finished, its connector's start again, saying that it may drain.
+    assert_eq!(drains.len(), 2, "{commands:#?}");
+    assert!(drains.iter().all(|c| c["target"] == "arango-connector"), "{drains:#?}");
     for cmd in &starts {
         for field in [
             "command",

@@ -28,9 +28,9 @@ use crate::admin::{AdminActor, AdminArgs, AdminState};
 use crate::config::Config;
 use crate::exchange::binance::{backfill_kind, sequenced_kind, BinanceWs, LinkPolicy, MAX_STREAMS_PER_CONNECTION};
 use crate::model::parse_time_range;
+use crate::model::QueueControl;
 use crate::replay::ReplayData;
 use crate::supervision::{ChildSpec, Restart, Strategy, Tree};
-use crate::model::QueueControl;
 use crate::workers::host::{job_command, HostArgs, HostShared, JobOutcome, WorkerHost};
 use crate::workflow::manager::{ManagerArgs, ManagerHandle, QueueManager};
 

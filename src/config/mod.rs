@@ -720,9 +720,7 @@ impl Config {
     fn validate_kubernetes(&self, errs: &mut Vec<String>) {
         let k = &self.kubernetes;
         if !cfg!(feature = "kubernetes") {
-            errs.push(
-                "queue_manager.workers: \"kubernetes\" needs a binary built with `--features kubernetes`".into(),
-            );
+            errs.push("queue_manager.workers: \"kubernetes\" needs a binary built with `--features kubernetes`".into());
         }
         let dns_label = |v: &str| {
             !v.is_empty()

@@ -18,9 +18,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
-use tokio::sync::{broadcast, watch};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tokio::sync::{broadcast, watch};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::Value;
@@ -63,11 +63,18 @@ pub struct HostShared {
     connectors: Mutex<HashMap<String, Arc<ConnectorShared>>>,
     /// One-task mode: set once the task has ended.
     outcome: watch::Sender<Option<JobOutcome>>,
+    /// When the host first started, Unix seconds.
+    started_at: f64,
 }
 
 impl Default for HostShared {
     fn default() -> Self {
-        HostShared { workers: Mutex::default(), connectors: Mutex::default(), outcome: watch::channel(None).0 }
+        HostShared {
+            workers: Mutex::default(),
+            connectors: Mutex::default(),
+            outcome: watch::channel(None).0,
+            started_at: crate::model::unix_seconds_now(),
+        }
     }
 }
 
@@ -411,6 +418,11 @@ impl HostState {
                     continue;
                 }
             };
+            // A one-task process reads `queue-control` from its beginning (a new consumer group):
+            // stops and pings sent before it started are not for it (a stop of the attempt before).
+            if self.args.job.is_some() && cmd.command != Command::Start && cmd.timestamp < self.args.shared.started_at {
+                continue;
+            }
             let target = match cmd.target.as_deref() {
                 None | Some("*") => None,
                 Some(name) => match Target::parse(name) {

@@ -8,7 +8,8 @@
 //! Its worker reports on `queue-events` like an embedded one; the Job's own state matters only
 //! when it fails without a report (a pod killed, an image that cannot be pulled): the watcher
 //! hands that to queue-manager as a [`WorkerExit`], and the task gets its next attempt — a new
-//! Job, since the attempt is part of the name.
+//! Job, since the attempt is part of the name. A `stop` deletes the workflow's Jobs that still
+//! run; ended ones are left to `ttlSecondsAfterFinished`, with their logs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -62,17 +63,14 @@ pub fn job_name(cmd: &QueueControl) -> String {
     parts.extend(cmd.symbol.clone());
     parts.push(suffix.to_owned());
     // Tasks of one target and symbol differ by type (the graph and trainer have one task).
-    if let Some(kind) = cmd.kind.as_deref().filter(|_| cmd.symbol.is_some() && cmd.target.as_deref() != Some("dummy-service"))
+    if let Some(kind) =
+        cmd.kind.as_deref().filter(|_| cmd.symbol.is_some() && cmd.target.as_deref() != Some("dummy-service"))
     {
         parts.push(kind.trim_start_matches("api_").to_owned());
     }
     parts.push(format!("a{}", attempt(cmd)));
-    let name: String = parts
-        .join("-")
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
+    let name: String =
+        parts.join("-").to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     if name.len() <= MAX_NAME {
         return name;
     }
@@ -91,11 +89,8 @@ fn env(name: &str, value: impl Into<String>) -> EnvVar {
 }
 
 fn quantities(pairs: [(&str, &str); 2]) -> Option<BTreeMap<String, Quantity>> {
-    let map: BTreeMap<String, Quantity> = pairs
-        .into_iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| (k.to_owned(), Quantity(v.to_owned())))
-        .collect();
+    let map: BTreeMap<String, Quantity> =
+        pairs.into_iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.to_owned(), Quantity(v.to_owned()))).collect();
     (!map.is_empty()).then_some(map)
 }
 
@@ -248,13 +243,22 @@ pub fn selector(cmd: &QueueControl) -> String {
     parts.join(",")
 }
 
+/// Whether a Job has completed or failed.
+fn ended(job: &Job) -> bool {
+    let conditions = job.status.as_ref().and_then(|s| s.conditions.as_ref());
+    conditions
+        .is_some_and(|cs| cs.iter().any(|c| ["Complete", "Failed"].contains(&c.type_.as_str()) && c.status == "True"))
+}
+
 /// A Job that failed, as its worker's exit; `None` while it has not.
 fn failure(job: &Job) -> Option<WorkerExit> {
-    let failed = job.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Failed" && c.status == "True")?;
+    let failed =
+        job.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Failed" && c.status == "True")?;
     let labels = job.metadata.labels.as_ref()?;
     let producer = job.metadata.annotations.as_ref()?.get(PRODUCER_ANNOTATION)?;
     let name = job.metadata.name.as_deref().unwrap_or("?");
-    let why = [failed.reason.as_deref(), failed.message.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(": ");
+    let why =
+        [failed.reason.as_deref(), failed.message.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(": ");
     Some(WorkerExit {
         queue_id: labels.get("queue_id")?.clone(),
         producer: producer.clone(),
@@ -380,15 +384,27 @@ impl Launcher for Kubernetes {
         }
     }
 
+    /// Deletes the selected Jobs that have not ended (their pods get SIGTERM: the worker flushes
+    /// and commits); ended ones stay, with their logs, until `ttlSecondsAfterFinished`.
     async fn stop(&self, cmd: QueueControl) {
         let selector = selector(&cmd);
-        if let Err(error) = send(&self.bus, &cmd).await {
-            tracing::warn!(%error, queue_id = %cmd.queue_id, "A stop could not be published.");
+        super::launch::publish(&self.bus, cmd.clone()).await;
+        let jobs = match self.api.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => list.items,
+            Err(error) => return tracing::warn!(%error, %selector, "Cannot list the Jobs to stop."),
+        };
+        for job in jobs.iter().filter(|j| !ended(j)) {
+            let name = job.metadata.name.clone().unwrap_or_default();
+            match self.api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => tracing::info!(queue_id = %cmd.queue_id, job = %name, "Job deleted."),
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(error) => tracing::warn!(%error, job = %name, "Cannot delete the Job."),
+            }
         }
-        match self.api.delete_collection(&DeleteParams::background(), &ListParams::default().labels(&selector)).await {
-            Ok(_) => tracing::info!(queue_id = %cmd.queue_id, %selector, "Jobs deleted."),
-            Err(error) => tracing::warn!(%error, %selector, "Cannot delete the Jobs."),
-        }
+    }
+
+    async fn announce(&self, cmd: QueueControl) {
+        super::launch::publish(&self.bus, cmd).await
     }
 
     /// Jobs belong to the cluster, not to this node: the new owner follows them as they are.
@@ -420,7 +436,10 @@ mod tests {
             "job-arango-connector-btcusdt-abc123-candles-5m-a1"
         );
         assert_eq!(job_name(&start("graph-builder", None, "api_candles_5m", 2)), "job-graph-builder-abc123-a2");
-        assert_eq!(job_name(&start("dummy-service", Some("ETHUSDT"), "dummy", 3)), "job-dummy-service-ethusdt-abc123-a3");
+        assert_eq!(
+            job_name(&start("dummy-service", Some("ETHUSDT"), "dummy", 3)),
+            "job-dummy-service-ethusdt-abc123-a3"
+        );
         let long = job_name(&start("loader-producer", Some("1000000BABYDOGEUSDTPERPETUAL"), "api_agg_trades", 12));
         assert!(long.len() <= MAX_NAME, "{long}");
         assert!(long.starts_with("job-loader-producer-1000000babydoge") && long.ends_with("-a12"), "{long}");

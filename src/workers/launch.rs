@@ -43,6 +43,16 @@ pub trait Launcher: Send + Sync {
     /// Stops the workers a `stop` command selects.
     async fn stop(&self, cmd: QueueControl);
 
+    /// A workflow has finished: every worker of it has reported that it is done, and whatever
+    /// still holds one of them lets go (the stop on `queue-control`). Nothing is killed: a
+    /// finished worker's process may still be exiting.
+    async fn finished(&self, queue_id: &str) {
+        self.announce(QueueControl::new(crate::model::Command::Stop, queue_id)).await
+    }
+
+    /// Publishes a command on `queue-control` and nothing else.
+    async fn announce(&self, cmd: QueueControl);
+
     /// Lets go of this node's workers of a workflow that another queue-manager follows now.
     async fn release(&self, queue_id: &str);
 
@@ -82,6 +92,10 @@ impl Launcher for Embedded {
         publish(&self.bus, cmd).await
     }
 
+    async fn announce(&self, cmd: QueueControl) {
+        publish(&self.bus, cmd).await
+    }
+
     async fn release(&self, queue_id: &str) {
         // A stop naming a node is for that node's workers only.
         let stop = QueueControl::new(crate::model::Command::Stop, queue_id);
@@ -102,7 +116,7 @@ pub async fn send(bus: &Arc<dyn Bus>, cmd: &QueueControl) -> Result<(), BusError
 
 /// [`send`], a failure logged: the command's sender carries on (queue-manager restarts a
 /// worker that never started).
-async fn publish(bus: &Arc<dyn Bus>, cmd: QueueControl) {
+pub async fn publish(bus: &Arc<dyn Bus>, cmd: QueueControl) {
     if let Err(error) = send(bus, &cmd).await {
         tracing::warn!(%error, queue_id = %cmd.queue_id, "A command could not be published.");
     }

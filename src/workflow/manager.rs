@@ -206,11 +206,14 @@ impl ManagerState {
     }
 
     /// Keeps an open workflow in memory; an ended one is done with: counted, and its workers
-    /// stopped (the hosts forget them).
+    /// let go of (finished) or stopped (failed, stopped).
     async fn keep(&mut self, wf: Workflow) {
         if wf.status.is_terminal() {
             self.args.ctx.metrics.workflows_ended.with_label_values(&[wf.status.as_str()]).inc();
-            self.launcher.stop(QueueControl::new(Command::Stop, wf.id.clone())).await;
+            match wf.status {
+                Status::Finished => self.launcher.finished(&wf.id).await,
+                _ => self.launcher.stop(QueueControl::new(Command::Stop, wf.id.clone())).await,
+            }
         } else {
             self.open.insert(wf.id.clone(), wf);
         }
@@ -393,7 +396,8 @@ impl ManagerState {
         for exit in exits {
             let Some(mut wf) = self.open.remove(&exit.queue_id) else { continue };
             let current = wf.task_of(&exit.producer).filter(|(step, i)| {
-                wf.step(*step).is_some_and(|s| s.tasks[*i].status == Status::Running && s.tasks[*i].attempts == exit.attempt)
+                wf.step(*step)
+                    .is_some_and(|s| s.tasks[*i].status == Status::Running && s.tasks[*i].attempts == exit.attempt)
             });
             if let Some((step, i)) = current {
                 self.report(&wf, &exit.producer, EventStatus::Error, &exit.reason).await;
@@ -533,10 +537,8 @@ impl ManagerState {
     /// resumed connector drains too.
     async fn drain(&mut self, wf: &mut Workflow, collection: &str) {
         let Some(store) = wf.step_mut(Step::Store) else { return };
-        let Some(task) = store
-            .tasks
-            .iter_mut()
-            .find(|t| t.status == Status::Running && t.collection.as_deref() == Some(collection))
+        let Some(task) =
+            store.tasks.iter_mut().find(|t| t.status == Status::Running && t.collection.as_deref() == Some(collection))
         else {
             return;
         };

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+#[cfg(feature = "kubernetes")]
+pub mod kube_api;
 pub mod proxy;
 
 use std::future::Future;
