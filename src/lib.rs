@@ -10,7 +10,8 @@
 //! - [`replay`]: a Binance-compatible HTTP/WebSocket server over recorded data (tests, offline demo).
 //! - [`actors`]: loader, connector, stream, graph, trainer and dummy actors, and the telemetry they emit.
 //! - [`workflow`]: workflows (requests, statuses, steps, history) and queue-manager, which runs them.
-//! - [`workers`]: the worker kinds by `target` name and the worker host that starts them on command.
+//! - [`workers`]: the worker kinds by `target` name, the worker host that starts them on command, and
+//!   the launchers that place them (embedded, or Kubernetes Jobs with feature `kubernetes`).
 //! - [`trainer`]: GNN training data, walk-forward splits, metrics (and the model with `trainer`).
 //! - [`supervision`]: supervisors that restart failed actors.
 //! - [`admin`]: the admin HTTP server (`/healthz`, `/readyz`, `/metrics`, the `/api/v1` workflow API) and

@@ -324,7 +324,7 @@ async fn a_failed_job_is_replaced_and_stop_deletes_the_workflows_jobs(broker: &B
     })
     .await;
     let left: Vec<String> = c.api.jobs().into_keys().collect();
-    assert_eq!(left, [first.clone()], "the failed Job stays, with its logs, until its TTL");
+    assert_eq!(left, std::slice::from_ref(&first), "the failed Job stays, with its logs, until its TTL");
     common::wait_until("the pod's process to end", Duration::from_secs(20), || async {
         let alive = std::process::Command::new("kill").args(["-0", &pids[0].to_string()]).status().unwrap().success();
         (!alive).then_some(())

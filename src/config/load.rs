@@ -160,6 +160,31 @@ mod tests {
     }
 
     #[test]
+    fn bad_cluster_settings_are_all_reported() {
+        let f = file(
+            "[queue_manager]\nworkers = \"kubernetes\"\n[kubernetes]\nnamespace = \"Not_A_Label\"\nimage = \"\"\n\
+             image_pull_policy = \"Sometimes\"\nbackoff_limit = -1\n[kubernetes.worker_resources]\ncpu_limit = \"lots\"\n",
+        );
+        let err = load(Some(f.path()), env(&[("TARGET", "painter"), ("JOB_EXTRA", "[1]")])).unwrap_err();
+        let all = err.0.join("\n");
+        let mut needles = vec![
+            "kubernetes.namespace",
+            "kubernetes.image:",
+            "image_pull_policy",
+            "backoff_limit",
+            "cpu_limit",
+            "job.target",
+            "job.extra",
+        ];
+        if !cfg!(feature = "kubernetes") {
+            needles.push("--features kubernetes");
+        }
+        for needle in needles {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+    }
+
+    #[test]
     fn every_problem_is_reported_together() {
         let f = file("[connector]\nbatch_size = \"lots\"\n[nope]\nx = 1\n[loader]\npage_limit = 5000\n");
         let err =
