@@ -28,7 +28,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
 use serde_json::Value;
 
-use super::launch::{send, Launcher, WorkerExit};
+use super::launch::{attempt_of, send, Launcher, WorkerExit};
 use super::Target;
 use crate::app::{AppError, NodeContext};
 use crate::bus::Bus;
@@ -46,6 +46,7 @@ pub const SCRATCH_DIR: &str = "/var/lib/streamforge";
 const APP_LABEL: (&str, &str) = ("app", "streamforge");
 const TARGET_LABEL: &str = "streamforge.io/target";
 const SYMBOL_LABEL: &str = "streamforge.io/symbol";
+const TYPE_LABEL: &str = "streamforge.io/type";
 const ATTEMPT_LABEL: &str = "streamforge.io/attempt";
 /// The `producer` of the task's events, so that a failed Job can be told to queue-manager.
 const PRODUCER_ANNOTATION: &str = "streamforge.io/producer";
@@ -68,7 +69,7 @@ pub fn job_name(cmd: &QueueControl) -> String {
     {
         parts.push(kind.trim_start_matches("api_").to_owned());
     }
-    parts.push(format!("a{}", attempt(cmd)));
+    parts.push(format!("a{}", attempt_of(cmd)));
     let name: String =
         parts.join("-").to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     if name.len() <= MAX_NAME {
@@ -76,12 +77,8 @@ pub fn job_name(cmd: &QueueControl) -> String {
     }
     // Too long (a long symbol): keep the start and end, and a hash of the whole.
     let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
-    let tail = format!("-{:06x}-a{}", hash & 0xff_ffff, attempt(cmd));
+    let tail = format!("-{:06x}-a{}", hash & 0xff_ffff, attempt_of(cmd));
     format!("{}{tail}", name[..MAX_NAME - tail.len()].trim_end_matches('-'))
-}
-
-fn attempt(cmd: &QueueControl) -> u64 {
-    cmd.extra.get("attempt").and_then(Value::as_u64).unwrap_or(1)
 }
 
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
@@ -113,10 +110,13 @@ pub fn job_for(cmd: &QueueControl, producer: &str, k: &KubernetesConfig) -> Job 
         (APP_LABEL.0.to_owned(), APP_LABEL.1.to_owned()),
         ("queue_id".to_owned(), cmd.queue_id.clone()),
         (TARGET_LABEL.to_owned(), target.clone()),
-        (ATTEMPT_LABEL.to_owned(), attempt(cmd).to_string()),
+        (ATTEMPT_LABEL.to_owned(), attempt_of(cmd).to_string()),
     ]);
     if let Some(symbol) = &cmd.symbol {
         labels.insert(SYMBOL_LABEL.to_owned(), symbol.clone());
+    }
+    if let Some(kind) = &cmd.kind {
+        labels.insert(TYPE_LABEL.to_owned(), kind.clone());
     }
     // The seed's variables, those the command has, then the two of one-task mode.
     let mut vars: Vec<EnvVar> = [
@@ -239,6 +239,10 @@ pub fn selector(cmd: &QueueControl) -> String {
     }
     if let Some(symbol) = &cmd.symbol {
         parts.push(format!("{SYMBOL_LABEL}={symbol}"));
+    }
+    // One symbol's loaders of two types are two tasks: a restart of one leaves the other running.
+    if let Some(kind) = &cmd.kind {
+        parts.push(format!("{TYPE_LABEL}={kind}"));
     }
     parts.join(",")
 }
@@ -444,6 +448,28 @@ mod tests {
         assert!(long.len() <= MAX_NAME, "{long}");
         assert!(long.starts_with("job-loader-producer-1000000babydoge") && long.ends_with("-a12"), "{long}");
         assert!(long.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'), "{long}");
+    }
+
+    /// Whether a label selector of `k=v` terms (all that [`selector`] writes) selects a Job.
+    fn selects(selector: &str, job: &Job) -> bool {
+        let labels = job.metadata.labels.as_ref().expect("labelled");
+        selector.split(',').all(|term| {
+            let (k, v) = term.split_once('=').expect("k=v");
+            labels.get(k).is_some_and(|l| l == v)
+        })
+    }
+
+    #[test]
+    fn a_restart_stops_only_its_own_tasks_job() {
+        let k = KubernetesConfig::default();
+        let candles = start("loader-producer", Some("BTCUSDT"), "api_candles_1m", 1);
+        let trades = start("loader-producer", Some("BTCUSDT"), "api_trades", 1);
+        let (candles_job, trades_job) = (job_for(&candles, "p", &k), job_for(&trades, "p", &k));
+        let stop = selector(&super::super::launch::stop_for(&trades));
+        assert!(selects(&stop, &trades_job), "{stop}");
+        assert!(!selects(&stop, &candles_job), "{stop} must leave the candles loader of the same symbol");
+        let whole = selector(&QueueControl::new(Command::Stop, trades.queue_id.clone()));
+        assert!(selects(&whole, &trades_job) && selects(&whole, &candles_job), "{whole}");
     }
 
     #[test]

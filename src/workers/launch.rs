@@ -29,6 +29,22 @@ pub struct WorkerExit {
     pub reason: String,
 }
 
+/// The `attempt` a `start` command carries (1 when it carries none).
+pub fn attempt_of(cmd: &QueueControl) -> u32 {
+    cmd.extra.get("attempt").and_then(Value::as_u64).map_or(1, |a| a as u32)
+}
+
+/// The `stop` of exactly the worker a `start` command started (its workflow, target, symbol,
+/// type and collection): a restart replaces that worker and no other of the workflow.
+pub fn stop_for(start: &QueueControl) -> QueueControl {
+    let mut stop = QueueControl::new(crate::model::Command::Stop, start.queue_id.clone());
+    stop.target = start.target.clone();
+    stop.symbol = start.symbol.clone();
+    stop.kind = start.kind.clone();
+    stop.collection_name = start.collection_name.clone();
+    stop
+}
+
 /// Starts and stops the workers of queue-manager's tasks.
 #[async_trait]
 pub trait Launcher: Send + Sync {

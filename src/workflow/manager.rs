@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use serde_json::Value;
 use tokio::sync::broadcast;
 
 use super::{new_queue_id, DataType, RequestProblems, Status, Step, Task, Workflow, WorkflowRequest, WorkflowSpec};
@@ -26,7 +25,7 @@ use crate::model::{now_ms, Command, EventStatus, Interval, QueueControl, QueueEv
 use crate::replay::ReplayData;
 use crate::store::{collection_name, WorkflowQuery};
 use crate::workers::host::live_producer;
-use crate::workers::launch::{Launcher, WorkerExit};
+use crate::workers::launch::{attempt_of, stop_for, Launcher, WorkerExit};
 use crate::workers::Target;
 
 /// Why a request was not carried out.
@@ -375,11 +374,7 @@ impl ManagerState {
         s.attempts = s.attempts.max(attempt);
         start.extra.insert("attempt".into(), attempt.into());
         start.timestamp = crate::model::unix_seconds_now();
-        let mut stop = QueueControl::new(Command::Stop, wf.id.clone());
-        stop.target = start.target.clone();
-        stop.symbol = start.symbol.clone();
-        stop.kind = start.kind.clone();
-        stop.collection_name = start.collection_name.clone();
+        let stop = stop_for(&start);
         let what = format!("restarting {producer} (attempt {attempt} of {max}): {reason}");
         wf.decide(now, Some(step), what.clone());
         tracing::warn!(queue_id = %wf.id, %producer, attempt, %reason, "Restarting a worker.");
@@ -717,11 +712,6 @@ impl ManagerState {
             self.launch(cmd, &producer).await;
         }
     }
-}
-
-/// The `attempt` a `start` command carries (1 when it carries none).
-fn attempt_of(cmd: &QueueControl) -> u32 {
-    cmd.extra.get("attempt").and_then(Value::as_u64).map_or(1, |a| a as u32)
 }
 
 impl Actor for QueueManager {
