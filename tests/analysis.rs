@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{sample_dir, test_config};
-use streamforge::app::run::{run, RunOptions};
+use streamforge::app::run::{backfill, RunOptions};
 use streamforge::exchange::binance::backfill_kind;
 use streamforge::store::Store;
 
@@ -28,7 +28,7 @@ async fn load(store_url: &str) -> (String, String) {
             end_ms: None,
             offline_data: Some(sample_dir()),
         };
-        collections.push(run(opts).await.unwrap().symbols[0].collection.clone());
+        collections.push(backfill(opts).await.unwrap().symbols[0].collection.clone());
     }
     (collections[0].clone(), collections[1].clone())
 }

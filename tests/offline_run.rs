@@ -4,7 +4,7 @@
 mod common;
 
 use common::{recorded_candles, sample_dir, test_config, true_gaps};
-use streamforge::app::run::{run, RunOptions};
+use streamforge::app::run::{backfill, RunOptions};
 use streamforge::store;
 
 fn options(store_url: &str) -> RunOptions {
@@ -22,7 +22,7 @@ fn options(store_url: &str) -> RunOptions {
 async fn store_holds_exactly_the_recorded_candles_and_reports_true_gaps() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("sf.db").display());
-    let summary = run(options(&url)).await.unwrap();
+    let summary = backfill(options(&url)).await.unwrap();
 
     let files =
         [("BTCUSDT", "BTC_USDT-1m.json.gz"), ("ETHUSDT", "ETH_USDT-1m.json.gz"), ("SOLUSDT", "SOL_USDT-1m.json.gz")];
@@ -62,10 +62,10 @@ async fn store_holds_exactly_the_recorded_candles_and_reports_true_gaps() {
 async fn a_second_identical_run_resumes_after_the_stored_candles_and_adds_no_rows() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("sf.db").display());
-    let first = run(options(&url)).await.unwrap();
+    let first = backfill(options(&url)).await.unwrap();
     let rows = |s: &streamforge::app::run::RunSummary| s.symbols.iter().map(|x| x.stored).sum::<u64>();
     let before = rows(&first);
-    let second = run(options(&url)).await.unwrap();
+    let second = backfill(options(&url)).await.unwrap();
     assert!(first.records > 0);
     assert_eq!(second.records, 0, "the second run starts after the store's newest candle: nothing left to load");
     assert_eq!(rows(&second), before, "and adds 0 rows");
@@ -82,7 +82,7 @@ async fn a_sub_range_of_one_symbol_loads_only_that_range() {
     opts.start_ms = Some(1_619_308_800_000); // 2021-04-25 00:00
     opts.end_ms = Some(1_619_312_400_000); // 01:00
     opts.config.loader.page_limit = 7; // many pages
-    let summary = run(opts).await.unwrap();
+    let summary = backfill(opts).await.unwrap();
     assert_eq!(summary.symbols.len(), 1);
     let s = &summary.symbols[0];
     assert_eq!((s.symbol.as_str(), s.loaded, s.stored), ("ETHUSDT", 60, 60));

@@ -14,7 +14,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{recorded_agg_trades, recorded_capture_trades, sample_dir, test_config};
-use streamforge::app::run::{run, RunOptions, RunSummary};
+use streamforge::app::run::{backfill, RunOptions, RunSummary};
 use streamforge::exchange::binance::backfill_kind;
 use streamforge::model::{Decimal, TradeKind};
 use streamforge::store;
@@ -50,14 +50,14 @@ async fn aggregate_trades_over_a_range_equal_the_recording_and_a_longer_run_resu
 
     let mut opts = options(&url, "api_agg_trades", "XRPETH");
     (opts.start_ms, opts.end_ms) = (Some(start), Some(middle));
-    let first = run(opts.clone()).await.unwrap();
+    let first = backfill(opts.clone()).await.unwrap();
     let want_first = in_range(middle).len() as u64;
     assert!(want_first > 1_000, "several pages: {want_first}");
     assert_eq!((first.records, first.symbols[0].stored), (want_first, want_first));
 
     // The same backfill over a longer range continues after the newest stored trade.
     opts.end_ms = Some(end);
-    let second = run(opts).await.unwrap();
+    let second = backfill(opts).await.unwrap();
     let want = in_range(end);
     assert_eq!(second.records, want.len() as u64 - want_first, "only what the store does not have yet");
     let s = &second.symbols[0];
@@ -81,7 +81,7 @@ async fn aggregate_trades_over_a_range_equal_the_recording_and_a_longer_run_resu
 async fn every_trade_of_the_capture_is_loaded_from_historical_trades() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("sf.db").display());
-    let summary = run(options(&url, "api_trades", "ETHUSDT")).await.unwrap();
+    let summary = backfill(options(&url, "api_trades", "ETHUSDT")).await.unwrap();
     let mut recorded = recorded_capture_trades();
     recorded.sort_by_key(|t| t["t"].as_i64().unwrap());
     recorded.dedup_by_key(|t| t["t"].as_i64().unwrap());
@@ -131,7 +131,7 @@ async fn one_second_klines_equal_those_computed_from_the_recorded_trades() {
 
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("sf.db").display());
-    let summary: RunSummary = run(options(&url, "api_candles_1s", "ETHUSDT")).await.unwrap();
+    let summary: RunSummary = backfill(options(&url, "api_candles_1s", "ETHUSDT")).await.unwrap();
     let s = &summary.symbols[0];
     let stored = store::open(&url).await.unwrap().candles(&s.collection, "ETHUSDT", i64::MIN, i64::MAX).await.unwrap();
     assert_eq!(stored.len(), seconds.len(), "one kline per second with trades");

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{recorded_candles, sample_dir, test_config};
-use streamforge::app::run::{run, RunOptions};
+use streamforge::app::run::{backfill, RunOptions};
 use streamforge::model::parse_date_or_time_ms;
 use streamforge::replay::{ReplayFaults, ReplayServer};
 use streamforge::store;
@@ -37,7 +37,7 @@ async fn backfill_stores_every_candle(faults: ReplayFaults) -> streamforge::repl
     let mut config = test_config(&url);
     config.binance.rest_url = server.rest_url();
     config.loader.page_limit = 500;
-    let summary = run(RunOptions {
+    let summary = backfill(RunOptions {
         config,
         symbols: vec!["ETHUSDT".into()],
         kind: streamforge::exchange::binance::backfill_kind("api_candles_1m").unwrap(),

@@ -298,7 +298,7 @@ async fn models_round_trip_through_a_real_s3_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn train_offline_saves_registers_and_predict_reads_the_model_back() {
     use streamforge::app::graph::{GraphOptions, MARKETS_DATA};
-    use streamforge::app::train::{predict as predict_latest, train, TrainOptions};
+    use streamforge::app::train::{predict as predict_latest, train, PredictOptions, TrainOptions};
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("sf.db").display());
     let models = format!("file://{}", dir.path().join("models").display());
@@ -345,7 +345,17 @@ async fn train_offline_saves_registers_and_predict_reads_the_model_back() {
     assert!(record.metrics["gnn"]["balanced_accuracy"].is_number(), "{}", record.metrics);
     assert!(std::path::Path::new(&second.url.replace("file://", "")).join("evaluation.txt").exists());
 
-    let forecast = predict_latest(data, &models, "tgcn_1h_test", None).await.unwrap();
+    let forecast = predict_latest(PredictOptions {
+        config: data.config,
+        offline_data: data.offline_data,
+        start_ms: data.start_ms,
+        end_ms: data.end_ms,
+        artifacts: models.clone(),
+        name: "tgcn_1h_test".into(),
+        version: None,
+    })
+    .await
+    .unwrap();
     assert_eq!(forecast.version, 2);
     assert_eq!(forecast.predictions.len(), 6);
     assert_eq!(forecast.time, 1_612_134_000_000, "the last candle of the range: 2021-01-31 23:00");

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::exchange::binance::{BinanceRest, BinanceWs, BookKeeper, ExchangeError};
 use crate::model::{BookSnapshot, DepthUpdate};
 
+use super::args::{render, Common, LogArgs};
 use super::{start_replay, AppError};
 
 /// What `streamforge book` is asked for.
@@ -52,9 +53,42 @@ impl fmt::Display for FinalBook {
     }
 }
 
-/// `streamforge book`: follows the book (offline over the replay server) until the stream ends,
-/// `events` have come or `shutdown` resolves; the book must have synchronised by then.
-pub async fn run(opts: BookOptions, shutdown: impl Future<Output = ()>) -> Result<FinalBook, AppError> {
+/// `streamforge book`'s command line.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BookArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Symbol, e.g. ETHUSDT.
+    #[arg(long)]
+    pub symbol: String,
+    /// Levels a side to print.
+    #[arg(long, default_value_t = 20)]
+    pub depth: usize,
+    /// Print the book as JSON: {"symbol", "last_update_id", "bids": [[price, qty], …], "asks": …}.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after this many depth events (default: when the stream ends, or on Ctrl-C/SIGTERM).
+    #[arg(long, value_name = "N")]
+    pub events: Option<u64>,
+}
+
+/// `streamforge book`: keeps the book until the stream ends, `--events` or `shutdown`; returns
+/// the book to print.
+pub async fn run(args: BookArgs, log: &LogArgs, shutdown: impl Future<Output = ()>) -> Result<String, AppError> {
+    let config = args.common.config(log, |_| {})?;
+    let opts = BookOptions {
+        offline_data: args.common.offline_dir(&config),
+        config,
+        symbol: args.symbol.to_ascii_uppercase(),
+        depth: args.depth,
+        events: args.events,
+    };
+    Ok(render(&keep(opts, shutdown).await?, args.json))
+}
+
+/// Follows the book (offline over the replay server) until the stream ends, `events` have come
+/// or `shutdown` resolves; the book must have synchronised by then.
+pub async fn keep(opts: BookOptions, shutdown: impl Future<Output = ()>) -> Result<FinalBook, AppError> {
     let (replay, rest_url, ws_url) = match &opts.offline_data {
         Some(dir) => {
             let (server, _) = start_replay(dir).await?;

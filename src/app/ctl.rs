@@ -17,47 +17,88 @@ pub struct Client {
     http: reqwest::Client,
 }
 
-#[derive(Debug, Clone)]
+/// `streamforge ctl`'s command line.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CtlArgs {
+    /// The node's admin API.
+    #[arg(long, global = true, env = "STREAMFORGE_URL", default_value = "http://127.0.0.1:9400")]
+    pub url: String,
+    /// Bearer token for mutating requests.
+    #[arg(long, global = true, env = "STREAMFORGE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the API's JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
 pub enum CtlCommand {
-    Start {
-        symbols: Vec<String>,
-        types: Vec<String>,
-        range: Option<String>,
-        steps: Option<Vec<String>>,
+    /// Workflows: start, list, show, stop.
+    Workflows {
+        #[command(subcommand)]
+        command: WorkflowsCommand,
     },
-    List {
-        status: Option<String>,
-        limit: u32,
-        offset: u64,
-    },
-    Show {
-        id: String,
-        watch: bool,
-    },
-    Stop {
-        id: String,
-    },
+    /// Send a ping to a worker target and print the pongs with their round-trip times.
     Ping {
+        /// e.g. dummy-service (or dummy), loader-producer, arango-connector, graph-builder.
         target: String,
+        /// Only the workers of this workflow (default: all).
+        #[arg(long)]
         queue_id: Option<String>,
+        /// Exit non-zero when no pong comes.
+        #[arg(long)]
         expect_pong: bool,
+        #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
-    /// `queue-events` as they come: until interrupted with `follow`, else for `timeout_ms`.
+    /// queue-events as they arrive (for --timeout-ms, or until Ctrl-C with --follow).
     Events {
+        #[arg(long)]
         queue_id: Option<String>,
+        #[arg(long)]
         follow: bool,
+        #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
+    /// The node's supervision tree.
     Tree,
 }
 
-#[derive(Debug, Clone)]
-pub struct CtlOptions {
-    pub url: String,
-    pub token: Option<String>,
-    pub json: bool,
-    pub command: CtlCommand,
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum WorkflowsCommand {
+    /// Start a workflow, e.g. --symbols BTCUSDT,ETHUSDT --types api_candles_1m --range 2024-08-01:2024-09-01.
+    Start {
+        #[arg(long, value_delimiter = ',', required = true)]
+        symbols: Vec<String>,
+        #[arg(long, value_delimiter = ',', required = true)]
+        types: Vec<String>,
+        /// START:END (end exclusive); offline nodes load each symbol's recorded span without it.
+        #[arg(long)]
+        range: Option<String>,
+        /// Steps from load,store,graph,train (default: load,store, plus graph for candles).
+        #[arg(long, value_delimiter = ',')]
+        steps: Option<Vec<String>>,
+    },
+    /// List workflows, newest first.
+    List {
+        /// pending, running, finished, failed or stopped.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+    /// One workflow's steps; --watch redraws them until it ends.
+    Show {
+        id: String,
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Stop a workflow and its workers.
+    Stop { id: String },
 }
 
 /// How often `show --watch` redraws.
@@ -139,12 +180,46 @@ fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, AppError> {
     serde_json::from_value(v).map_err(|e| AppError::Usage(format!("unexpected answer from the API: {e}")))
 }
 
-/// Runs one `ctl` command and returns what to print.
-pub async fn run(opts: CtlOptions) -> Result<String, AppError> {
+/// Runs one `ctl` command and returns what to print; `events --follow` ends on `shutdown`.
+pub async fn run(opts: CtlArgs, shutdown: impl std::future::Future<Output = ()>) -> Result<String, AppError> {
     let client = Client::new(&opts.url, opts.token.clone())?;
     let json = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
-    match opts.command {
-        CtlCommand::Start { symbols, types, range, steps } => {
+    let command = match opts.command {
+        CtlCommand::Workflows { command } => command,
+        CtlCommand::Ping { target, queue_id, expect_pong, timeout_ms } => {
+            return ping(&client, opts.json, &target, queue_id, expect_pong, timeout_ms).await
+        }
+        CtlCommand::Events { queue_id, follow, timeout_ms } => {
+            let path = match &queue_id {
+                Some(q) => format!("/api/v1/events?queue_id={q}"),
+                None => "/api/v1/events".to_owned(),
+            };
+            let listen = client.events(&path, opts.json);
+            let window = async {
+                if follow {
+                    shutdown.await
+                } else {
+                    tokio::time::sleep(Duration::from_millis(timeout_ms)).await
+                }
+            };
+            tokio::select! {
+                outcome = listen => outcome?,
+                () = window => {}
+            }
+            return Ok(String::new());
+        }
+        CtlCommand::Tree => {
+            let v = client.call(reqwest::Method::GET, "/api/v1/supervision", None).await?;
+            if opts.json {
+                return Ok(json(&v));
+            }
+            let mut out = String::new();
+            tree(&v, 0, &mut out);
+            return Ok(out.trim_end().to_owned());
+        }
+    };
+    match command {
+        WorkflowsCommand::Start { symbols, types, range, steps } => {
             let mut body = json!({ "symbols": symbols, "types": types });
             if let Some(r) = range {
                 body["time_range"] = r.into();
@@ -158,7 +233,7 @@ pub async fn run(opts: CtlOptions) -> Result<String, AppError> {
             }
             Ok(show(&parse(v)?))
         }
-        CtlCommand::List { status, limit, offset } => {
+        WorkflowsCommand::List { status, limit, offset } => {
             let mut path = format!("/api/v1/workflows?limit={limit}&offset={offset}");
             if let Some(s) = status {
                 write!(path, "&status={s}").ok();
@@ -186,7 +261,7 @@ pub async fn run(opts: CtlOptions) -> Result<String, AppError> {
             write!(out, "{} of {total} workflows", workflows.len()).ok();
             Ok(out)
         }
-        CtlCommand::Show { id, watch } => {
+        WorkflowsCommand::Show { id, watch } => {
             let path = format!("/api/v1/workflows/{id}");
             let bars = watch.then(indicatif::MultiProgress::new);
             let mut drawn: Vec<indicatif::ProgressBar> = Vec::new();
@@ -206,15 +281,26 @@ pub async fn run(opts: CtlOptions) -> Result<String, AppError> {
                 tokio::time::sleep(WATCH_EVERY).await;
             }
         }
-        CtlCommand::Stop { id } => {
+        WorkflowsCommand::Stop { id } => {
             let v = client.call(reqwest::Method::POST, &format!("/api/v1/workflows/{id}/stop"), None).await?;
             if opts.json {
                 return Ok(json(&v));
             }
             Ok(show(&parse(v)?))
         }
-        CtlCommand::Ping { target, queue_id, expect_pong, timeout_ms } => {
-            let mut body = json!({ "target": target, "timeout_ms": timeout_ms });
+    }
+}
+
+/// `ctl ping`: the pongs with their round-trip times.
+async fn ping(
+    client: &Client,
+    as_json: bool,
+    target: &str,
+    queue_id: Option<String>,
+    expect_pong: bool,
+    timeout_ms: u64,
+) -> Result<String, AppError> {
+    let mut body = json!({ "target": target, "timeout_ms": timeout_ms });
             if let Some(q) = queue_id {
                 body["queue_id"] = q.into();
             }
@@ -226,8 +312,8 @@ pub async fn run(opts: CtlOptions) -> Result<String, AppError> {
                     reason: format!("no pong from {target} within {timeout_ms} ms"),
                 });
             }
-            if opts.json {
-                return Ok(json(&v));
+            if as_json {
+                return Ok(serde_json::to_string_pretty(&v).unwrap_or_default());
             }
             let mut out = String::new();
             for p in &pongs {
@@ -244,30 +330,6 @@ pub async fn run(opts: CtlOptions) -> Result<String, AppError> {
                 write!(out, "no pong from {target} within {timeout_ms} ms").ok();
             }
             Ok(out.trim_end().to_owned())
-        }
-        CtlCommand::Events { queue_id, follow, timeout_ms } => {
-            let path = match &queue_id {
-                Some(q) => format!("/api/v1/events?queue_id={q}"),
-                None => "/api/v1/events".to_owned(),
-            };
-            let listen = client.events(&path, opts.json);
-            if follow {
-                listen.await?;
-            } else if let Ok(outcome) = tokio::time::timeout(Duration::from_millis(timeout_ms), listen).await {
-                outcome?;
-            }
-            Ok(String::new())
-        }
-        CtlCommand::Tree => {
-            let v = client.call(reqwest::Method::GET, "/api/v1/supervision", None).await?;
-            if opts.json {
-                return Ok(json(&v));
-            }
-            let mut out = String::new();
-            tree(&v, 0, &mut out);
-            Ok(out.trim_end().to_owned())
-        }
-    }
 }
 
 /// A workflow as a table of its steps.

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::run::{run, RunOptions};
+use super::args::{parse_time, render, Common, LogArgs};
+use super::run::{backfill, RunOptions};
 use super::{AppError, NodeContext};
 use crate::actors::graph::{GraphProgress, SnapshotSummary};
 use crate::config::Config;
@@ -17,12 +18,86 @@ use crate::exchange::binance::backfill_kind;
 use crate::graph::{align, Aligned, GraphConfig};
 use crate::model::{format_ms, Interval};
 use crate::supervision::{Strategy, SupervisorArgs, Tree, TreeFailed};
+use crate::workflow::GraphSettings;
 
 /// The bundled multi-asset recording `--offline` serves (100 USDT pairs, 1h).
 pub const MARKETS_DATA: &str = "data/markets";
 
 /// The candle interval graphs (and the trainer) use unless told otherwise.
 pub const DEFAULT_INTERVAL: &str = "1h";
+
+/// Which candles, and how the correlation graph is built from them (`graph`, `train`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Comma-separated symbols (offline default: every recorded one, in data/markets 100 pairs).
+    #[arg(long, value_delimiter = ',')]
+    pub symbols: Vec<String>,
+    #[arg(long, default_value = DEFAULT_INTERVAL)]
+    pub interval: String,
+    /// Start (inclusive) and end (exclusive) of the candles: YYYY-MM-DD[THH:MMZ] or epoch ms.
+    #[arg(long)]
+    pub start: Option<String>,
+    #[arg(long)]
+    pub end: Option<String>,
+    /// Candles in the rolling correlation window.
+    #[arg(long, default_value_t = GraphSettings::default().window)]
+    pub window: usize,
+    /// Least |correlation| of an edge.
+    #[arg(long, default_value_t = GraphSettings::default().threshold)]
+    pub threshold: f64,
+    /// Edges kept per vertex, strongest first (0: all over the threshold).
+    #[arg(long, default_value_t = GraphSettings::default().top_k)]
+    pub top_k: usize,
+}
+
+impl DataArgs {
+    /// The graph options these arguments describe, a snapshot every `every` candles; `name`
+    /// defaults to `<prefix>_<interval>_w<window>`. Offline, the bundled 100 pairs by default.
+    pub fn options(
+        &self,
+        common: &Common,
+        config: Config,
+        name: Option<&str>,
+        prefix: &str,
+        every: usize,
+    ) -> Result<GraphOptions, AppError> {
+        let interval: Interval = self.interval.parse().map_err(|e| AppError::Usage(format!("--interval: {e}")))?;
+        let settings = GraphSettings { window: self.window, threshold: self.threshold, top_k: self.top_k, every };
+        Ok(GraphOptions {
+            offline_data: common.offline_dir_or(&config, PathBuf::from(MARKETS_DATA)),
+            config,
+            symbols: self.symbols.clone(),
+            interval,
+            start_ms: parse_time("start", &self.start)?,
+            end_ms: parse_time("end", &self.end)?,
+            graph: settings.config(name.map_or_else(|| settings.family(prefix, interval), str::to_owned)),
+        })
+    }
+}
+
+/// `streamforge graph`'s command line.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// A snapshot every N candles.
+    #[arg(long, default_value_t = GraphSettings::default().every)]
+    pub every: usize,
+    /// Graph family name (default corr_<interval>_w<window>).
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `streamforge graph`: builds the graphs, returns the summary to print.
+pub async fn run(args: GraphArgs, log: &LogArgs) -> Result<String, AppError> {
+    let config = args.common.config(log, |_| {})?;
+    let built = build(args.data.options(&args.common, config, args.name.as_deref(), "corr", args.every)?).await?;
+    Ok(render(&built, args.json))
+}
 
 #[derive(Debug, Clone)]
 pub struct GraphOptions {
@@ -53,7 +128,7 @@ pub struct GraphRun {
 pub(super) async fn load_aligned(data: &GraphOptions) -> Result<(NodeContext, Aligned, u64), AppError> {
     let kind = backfill_kind(&format!("api_candles_{}", data.interval))
         .ok_or_else(|| AppError::Usage(format!("cannot load {} klines", data.interval)))?;
-    let loaded = run(RunOptions {
+    let loaded = backfill(RunOptions {
         config: data.config.clone(),
         symbols: data.symbols.clone(),
         kind,

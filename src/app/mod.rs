@@ -1,10 +1,14 @@
 //! The commands the binary runs, built from the library's parts: `run` (one backfill to the store,
-//! then exit), `node` (the long-running actor node), `book` (a local order book), `graph`
-//! (correlation graphs), `train`/`predict`, `ctl` (the admin API from a terminal), `replay-server`.
+//! then exit), `node` (the long-running actor node), `dummy` (a node with the dummy worker),
+//! `book` (a local order book), `graph` (correlation graphs), `train`/`predict`, `ctl` (the admin
+//! API from a terminal), `replay-server`. Each module holds its command's arguments (clap) and
+//! its `run`; [`args`] what they share.
 
+pub mod args;
 pub mod book;
 mod context;
 pub mod ctl;
+pub mod dummy;
 pub mod graph;
 pub mod node;
 mod offline;

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::args::{Common, LogArgs};
 use super::{start_replay, AppError, BackfillWorkflow, NodeContext};
 use crate::actors::book_stream::{BookStream, BookStreamArgs};
 use crate::actors::connector::ConnectorRoute;
@@ -33,6 +34,21 @@ use crate::replay::ReplayData;
 use crate::supervision::{ChildSpec, Restart, Strategy, Tree};
 use crate::workers::host::{job_command, HostArgs, HostShared, JobOutcome, WorkerHost};
 use crate::workflow::manager::{ManagerArgs, ManagerHandle, QueueManager};
+
+/// `streamforge node`'s command line.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `streamforge node`: starts the node from its config and runs it until `shutdown` (or, in
+/// one-task mode, until its worker has ended).
+pub async fn run(args: NodeArgs, log: &LogArgs, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
+    let config = args.common.config(log, |_| {})?;
+    let offline = args.common.offline_dir(&config);
+    Node::start(config, offline).await?.run_until(shutdown).await
+}
 
 /// How long a graceful shutdown may take before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

@@ -17,18 +17,52 @@ pub struct ReplayOptions {
     pub faults: ReplayFaults,
 }
 
-/// Serves until `shutdown` resolves; `started` is told the folder and the URLs once it listens.
-pub async fn run(
-    opts: ReplayOptions,
-    started: impl FnOnce(&str),
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), AppError> {
+/// `streamforge replay-server`'s command line.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReplayArgs {
+    /// Folder laid out like data/sample (klines/, ws/, trades/).
+    #[arg(long, default_value = "data/sample")]
+    pub data: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:9401")]
+    pub addr: String,
+    /// WebSocket pace: 1 = as recorded, 10 = ten times faster, 0 = no waiting.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Fault: delay every REST answer by this many milliseconds (a slow exchange).
+    #[arg(long, default_value_t = 0)]
+    pub rest_delay_ms: u64,
+    /// Fault: answer every N-th REST request with 429 and `Retry-After: --retry-after`.
+    #[arg(long, value_name = "N")]
+    pub rate_limit_every: Option<u64>,
+    #[arg(long, default_value_t = 1, value_name = "SECONDS")]
+    pub retry_after: u64,
+    /// Fault: answer every N-th REST request with 503.
+    #[arg(long, value_name = "N")]
+    pub server_error_every: Option<u64>,
+}
+
+impl From<ReplayArgs> for ReplayOptions {
+    fn from(a: ReplayArgs) -> Self {
+        let faults = ReplayFaults {
+            rest_delay: std::time::Duration::from_millis(a.rest_delay_ms),
+            rate_limit_every: a.rate_limit_every,
+            retry_after_secs: a.retry_after,
+            server_error_every: a.server_error_every,
+            ..Default::default()
+        };
+        ReplayOptions { data: a.data, addr: a.addr, speed: a.speed, faults }
+    }
+}
+
+/// Serves until `shutdown` resolves; prints the folder and the URLs on stdout once it listens
+/// (a script waits for that line).
+pub async fn run(opts: ReplayOptions, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
     if !(opts.speed >= 0.0 && opts.speed.is_finite()) {
         return Err(AppError::Usage(format!("--speed: {} must be 0 or a positive number", opts.speed)));
     }
     let dir = resolve_data_dir(&opts.data)?;
     let server = ReplayServer::start_dir(&dir, &opts.addr, opts.speed, opts.faults).await?;
-    started(&format!("Replaying {}: REST {}, WebSocket {}", dir.display(), server.rest_url(), server.ws_url()));
+    println!("Replaying {}: REST {}, WebSocket {}", dir.display(), server.rest_url(), server.ws_url());
     shutdown.await;
     server.stop().await;
     Ok(())

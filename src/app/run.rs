@@ -9,12 +9,13 @@ use std::time::Instant;
 
 use std::sync::Arc;
 
+use super::args::{parse_time, render, Common, LogArgs};
 use super::{start_replay, AppError, BackfillWorkflow, NodeContext};
 use crate::actors::connector;
 use crate::actors::loader::{self, Gap};
 use crate::config::Config;
 use crate::exchange::binance::{backfill_kind, SequencedKind};
-use crate::model::{format_ms, now_ms};
+use crate::model::{format_ms, now_ms, parse_time_range, Interval};
 use crate::replay::ReplayServer;
 use crate::supervision::{Strategy, SupervisorArgs, Tree, TreeFailed};
 use crate::workflow::{DataType, Status, Step, Task, Workflow, WorkflowSpec};
@@ -195,8 +196,125 @@ fn record(wf: &BackfillWorkflow) -> Result<Workflow, AppError> {
 }
 
 /// Runs to completion: [`start`] then [`RunHandle::finish`].
-pub async fn run(opts: RunOptions) -> Result<RunSummary, AppError> {
+pub async fn backfill(opts: RunOptions) -> Result<RunSummary, AppError> {
     start(opts).await?.finish().await
+}
+
+/// `streamforge run`'s command line.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Comma-separated symbols, e.g. BTCUSDT,ETHUSDT (offline default: all recorded).
+    #[arg(long, value_delimiter = ',')]
+    pub symbols: Vec<String>,
+    /// What to load: klines (at --interval), aggTrades (aggregate trades) or trades.
+    #[arg(long, value_enum, default_value_t = RunKind::Klines)]
+    pub kind: RunKind,
+    /// Kline interval: 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M.
+    #[arg(long, default_value = "1m")]
+    pub interval: String,
+    /// Start (inclusive): YYYY-MM-DD, YYYY-MM-DDTHH:MMZ or epoch ms.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// End (exclusive), same forms; default: now (offline: end of the recording).
+    #[arg(long)]
+    pub end: Option<String>,
+    /// Both at once, as the seeds write it: 2024-08-01:2024-08-02.
+    #[arg(long, conflicts_with_all = ["start", "end"])]
+    pub time_range: Option<String>,
+    /// Binance REST base URL (overrides binance.rest_url).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `streamforge run --kind` loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunKind {
+    Klines,
+    #[value(name = "aggTrades")]
+    AggTrades,
+    Trades,
+}
+
+impl RunArgs {
+    /// The run these arguments ask for, on `config`.
+    pub fn options(&self, config: Config) -> Result<RunOptions, AppError> {
+        let interval: Interval = self.interval.parse().map_err(|e| usage(format!("--interval: {e}")))?;
+        let job_type = match self.kind {
+            RunKind::Klines => format!("api_candles_{interval}"),
+            RunKind::AggTrades => "api_agg_trades".into(),
+            RunKind::Trades => "api_trades".into(),
+        };
+        let kind = backfill_kind(&job_type).ok_or_else(|| usage(format!("cannot load {job_type}")))?;
+        let (start_ms, end_ms) = match &self.time_range {
+            Some(r) => parse_time_range(r)
+                .map(|(a, b)| (Some(a), Some(b)))
+                .map_err(|e| usage(format!("--time-range: {e}")))?,
+            None => (parse_time("start", &self.start)?, parse_time("end", &self.end)?),
+        };
+        Ok(RunOptions {
+            offline_data: self.common.offline_dir(&config),
+            config,
+            symbols: self.symbols.clone(),
+            kind,
+            start_ms,
+            end_ms,
+        })
+    }
+}
+
+/// `streamforge run`: backfills with a progress bar per symbol on a terminal, returns the summary
+/// to print.
+pub async fn run(args: RunArgs, log: &LogArgs) -> Result<String, AppError> {
+    let config = args.common.config(log, |c| {
+        if let Some(url) = &args.base_url {
+            c.binance.rest_url = url.clone();
+        }
+    })?;
+    let handle = start(args.options(config)?).await?;
+    // Hidden when stderr is not a terminal (CI, a pipe); not drawn under --json.
+    let bars = (!args.json).then(|| progress_bars(handle.workflows()));
+    let summary = handle.finish().await;
+    if let Some(bars) = bars {
+        bars.abort();
+    }
+    Ok(render(&summary?, args.json))
+}
+
+/// Draws each workflow's progress (the share of its time range loaded) until aborted.
+fn progress_bars(workflows: &[BackfillWorkflow]) -> tokio::task::JoinHandle<()> {
+    use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+    let multi = MultiProgress::new();
+    let style = ProgressStyle::with_template("{prefix:>10} [{bar:40}] {percent:>3}% {msg}")
+        .expect("a valid template")
+        .progress_chars("=> ");
+    let tracked: Vec<_> = workflows
+        .iter()
+        .map(|wf| {
+            let (start, end) = (wf.job.start_ms, wf.job.end_ms);
+            let bar = multi.add(ProgressBar::new((end - start).max(1) as u64).with_style(style.clone()));
+            bar.set_prefix(wf.job.symbol.clone());
+            (bar, start, wf.job.kind.noun(), wf.progress.subscribe())
+        })
+        .collect();
+    tokio::spawn(async move {
+        let _multi = multi;
+        loop {
+            for (bar, start, noun, rx) in &tracked {
+                let p = rx.borrow().clone();
+                bar.set_position(p.last_time.map_or(0, |t| (t - start).max(0) as u64));
+                bar.set_message(format!("{} {noun}, {} gaps", p.records, p.gaps.len()));
+                if p.done {
+                    bar.finish();
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
 }
 
 impl RunHandle {

@@ -4,15 +4,18 @@
 //! and registered in the store. `predict` loads a saved model and scores the latest sample.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use std::sync::{Arc, Mutex};
 
 use burn::backend::Flex;
 
-use super::graph::{load_aligned, GraphOptions};
+use super::args::{render, Common, LogArgs};
+use super::graph::{load_aligned, DataArgs, GraphOptions, MARKETS_DATA};
 use super::{AppError, NodeContext};
 use crate::actors::trainer::{TrainerActor, TrainerArgs};
+use crate::config::Config;
 use crate::graph::{Aligned, GraphConfig};
 use crate::model::{format_ms, now_ms, Interval};
 use crate::store::ModelRecord;
@@ -21,7 +24,9 @@ use crate::trainer::artifacts::{Artifacts, ModelConfig, FORMAT};
 use crate::trainer::dataset::{build, Dataset};
 use crate::trainer::device::{choose, Device};
 use crate::trainer::evaluate::{EvalConfig, Evaluation};
-use crate::trainer::fit::{predict as forecast, GraphUse};
+use crate::trainer::fit::{predict as forecast, FitConfig, GraphUse};
+use crate::trainer::split::SplitConfig;
+use crate::workflow::GraphSettings;
 
 type Cpu = Flex;
 
@@ -209,6 +214,124 @@ impl fmt::Display for TrainRun {
     }
 }
 
+/// `streamforge train`'s command line.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Snapshots (steps) of history per sample.
+    #[arg(long, default_value_t = 8)]
+    pub lookback: usize,
+    /// Samples per walk-forward part: train, validation, test (default 12, 2 and 2 weeks of hours).
+    #[arg(long, default_value_t = 2016)]
+    pub train: usize,
+    #[arg(long, default_value_t = 336)]
+    pub validation: usize,
+    #[arg(long, default_value_t = 336)]
+    pub test: usize,
+    /// Samples left out before validation and before test (default: window + lookback + 1).
+    #[arg(long)]
+    pub purge: Option<usize>,
+    #[arg(long, default_value_t = 16)]
+    pub hidden: usize,
+    #[arg(long, default_value_t = 15)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 3)]
+    pub patience: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 0.001)]
+    pub learning_rate: f64,
+    /// Seeds per model (seed, seed + 1, …).
+    #[arg(long, default_value_t = 5)]
+    pub seeds: usize,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Where models go: file://DIR or s3://BUCKET/PREFIX (S3 settings from AWS_* variables).
+    #[arg(long, default_value = ARTIFACTS)]
+    pub artifacts: String,
+    /// Model family name (default tgcn_<interval>_w<window>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// cpu, cuda (falls back to the CPU, saying why, where CUDA cannot run) or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where models go unless told otherwise.
+pub const ARTIFACTS: &str = "file://./models";
+
+impl TrainArgs {
+    /// The training these arguments ask for, on `config`.
+    pub fn options(&self, config: Config) -> Result<TrainOptions, AppError> {
+        let data = self.data.options(&self.common, config, None, "corr", 1)?;
+        let name = self.name.clone().unwrap_or_else(|| {
+            GraphSettings { window: self.data.window, ..GraphSettings::default() }.family("tgcn", data.interval)
+        });
+        let purge = self.purge.unwrap_or(self.data.window + self.lookback + 1);
+        Ok(TrainOptions {
+            data,
+            lookback: self.lookback,
+            eval: EvalConfig {
+                split: SplitConfig { train: self.train, validation: self.validation, test: self.test, purge },
+                fit: FitConfig {
+                    hidden: self.hidden,
+                    epochs: self.epochs,
+                    patience: self.patience,
+                    batch_size: self.batch_size,
+                    learning_rate: self.learning_rate,
+                    seed: self.seed,
+                },
+                seeds: self.seeds,
+            },
+            artifacts: self.artifacts.clone(),
+            name,
+            device: self.device.clone(),
+        })
+    }
+}
+
+/// `streamforge train`: trains, saves and registers; returns the evaluation to print.
+pub async fn run(args: TrainArgs, log: &LogArgs) -> Result<String, AppError> {
+    let config = args.common.config(log, |_| {})?;
+    Ok(render(&train(args.options(config)?).await?, args.json))
+}
+
+/// `streamforge predict`'s command line.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[arg(long)]
+    pub name: String,
+    /// Default: the newest registered version.
+    #[arg(long)]
+    pub version: Option<i64>,
+    #[arg(long, default_value = ARTIFACTS)]
+    pub artifacts: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `streamforge predict`: scores the latest candles; returns the forecast to print.
+pub async fn run_predict(args: PredictArgs, log: &LogArgs) -> Result<String, AppError> {
+    let config = args.common.config(log, |_| {})?;
+    let opts = PredictOptions {
+        offline_data: args.common.offline_dir_or(&config, PathBuf::from(MARKETS_DATA)),
+        config,
+        start_ms: None,
+        end_ms: None,
+        artifacts: args.artifacts,
+        name: args.name,
+        version: args.version,
+    };
+    Ok(render(&predict(opts).await?, args.json))
+}
+
 /// One asset's forecast.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Prediction {
@@ -226,15 +349,28 @@ pub struct PredictRun {
     pub predictions: Vec<Prediction>,
 }
 
-/// Loads model `name` (`version`, or the newest registered) and scores the latest sample of the
-/// candles `data` names (the model's symbols; `data.symbols` is ignored).
-pub async fn predict(
-    mut data: GraphOptions,
-    artifacts: &str,
-    name: &str,
-    version: Option<i64>,
-) -> Result<PredictRun, AppError> {
-    let store = crate::store::open(&data.config.store.url).await?;
+/// What `predict` is asked for: a model, and where the candles it scores come from.
+#[derive(Debug, Clone)]
+pub struct PredictOptions {
+    pub config: Config,
+    /// Replay this recorded folder on loopback instead of calling Binance.
+    pub offline_data: Option<PathBuf>,
+    /// The candles to score, `[start, end)` epoch ms (default: all the store has, up to now).
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    /// `file://DIR` or `s3://BUCKET/PREFIX`.
+    pub artifacts: String,
+    pub name: String,
+    /// Default: the newest registered version.
+    pub version: Option<i64>,
+}
+
+/// Loads the model (the asked-for version, or the newest registered) and scores the latest
+/// sample of its symbols' candles at its interval, graphed as it was trained.
+pub async fn predict(opts: PredictOptions) -> Result<PredictRun, AppError> {
+    let PredictOptions { config, offline_data, start_ms, end_ms, artifacts, name, version } = opts;
+    let name = name.as_str();
+    let store = crate::store::open(&config.store.url).await?;
     let version = match version {
         Some(v) => v,
         None => store
@@ -244,17 +380,24 @@ pub async fn predict(
             .ok_or_else(|| AppError::Usage(format!("no model {name:?} is registered; train one first")))?,
     };
     let device = Default::default();
-    let (model, config) = Artifacts::open(artifacts)?.load::<Cpu>(name, version, &device).await?;
-    data.symbols.clone_from(&config.symbols);
-    data.interval = config.interval.parse::<Interval>().map_err(|e| AppError::Usage(e.to_string()))?;
-    data.graph = GraphConfig {
-        name: name.to_owned(),
-        window: config.graph_window,
-        min_periods: config.graph_min_periods,
-        threshold: config.graph_threshold,
-        top_k: config.graph_top_k,
-        every: 1,
+    let (model, trained) = Artifacts::open(&artifacts)?.load::<Cpu>(name, version, &device).await?;
+    let data = GraphOptions {
+        config,
+        symbols: trained.symbols.clone(),
+        interval: trained.interval.parse::<Interval>().map_err(|e| AppError::Usage(e.to_string()))?,
+        start_ms,
+        end_ms,
+        offline_data,
+        graph: GraphConfig {
+            name: name.to_owned(),
+            window: trained.graph_window,
+            min_periods: trained.graph_min_periods,
+            threshold: trained.graph_threshold,
+            top_k: trained.graph_top_k,
+            every: 1,
+        },
     };
+    let config = trained;
     let (_, aligned, _) = load_aligned(&data).await?;
     let dataset: Dataset = build(&aligned, &data.graph, config.lookback, true);
     if dataset.symbols != config.symbols {
