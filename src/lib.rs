@@ -19,7 +19,8 @@
 //! - [`http`]: how the HTTP servers (admin, replay) are run.
 //! - [`log`]: structured logging setup.
 //! - [`config`]: configuration as validated data (TOML + environment).
-//! - [`app`]: the commands the binary runs (`run`, `node`, `graph`, `train`, `book`, `ctl`).
+//! - [`app`]: the commands the binary runs (`run`, `node`, `dummy`, `graph`, `train`, `book`, `ctl`,
+//!   `replay-server`), each with its arguments and `run`; [`app::args`] what they share.
 
 pub mod actors;
 pub mod admin;

@@ -59,6 +59,37 @@ fn node_exits_non_zero_when_its_tree_gives_up() {
     assert!(err.contains("Restart intensity exceeded"), "{err}");
 }
 
+/// `[dummy]` from the file is the dummy's setting; each flag overrides its key, and the flags are
+/// applied before validation, so `--admin-addr` mends the file's bad address.
+#[test]
+fn dummy_flags_override_the_files_dummy_section_and_mend_bad_values() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "[node]\nadmin_addr = \"not-an-address\"\n[dummy]\nfail_after = 1\ntick_ms = 3600000").unwrap();
+    let mut child = bin()
+        .args(["dummy", "--tick-ms", "5", "--store", "sqlite::memory:", "--admin-addr", "127.0.0.1:0", "--config"])
+        .arg(file.path())
+        .env("STREAMFORGE__SUPERVISION__MAX_RESTARTS", "2")
+        .env("STREAMFORGE__SUPERVISION__BACKOFF_MIN_MS", "0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // With the file's hour-long tick the dummy would not fail for an hour.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("--tick-ms 5 did not override dummy.tick_ms = 3600000 of the file");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(1), "fail_after = 1 of the file: {}", stderr(&out));
+    assert!(stderr(&out).contains("giving up"), "{}", stderr(&out));
+}
+
 #[test]
 fn bad_config_lists_every_problem_and_exits_2() {
     let mut file = tempfile::NamedTempFile::new().unwrap();

@@ -57,26 +57,23 @@ impl Common {
     /// validated once, with every problem listed: a flag can mend a bad file value. Starts
     /// logging as configured.
     pub fn config(&self, log: &LogArgs, tweak: impl FnOnce(&mut Config)) -> Result<Config, AppError> {
-        let mut cfg =
-            config::load(self.config.as_deref(), std::env::vars()).map_err(|e| AppError::Usage(e.to_string()))?;
-        if let Some(s) = &self.store {
-            cfg.store.url = s.clone();
-        }
-        if let Some(a) = &self.admin_addr {
-            cfg.node.admin_addr = a.clone();
-        }
-        if let Some(b) = &self.bus {
-            cfg.bus.url = b.clone();
-        }
-        if let Some(level) = &log.log_level {
-            cfg.log.level = level.clone();
-        }
-        cfg.log.json |= log.log_json;
-        tweak(&mut cfg);
-        let problems = cfg.validate();
-        if !problems.is_empty() {
-            return Err(AppError::Usage(config::ConfigErrors(problems).to_string()));
-        }
+        let cfg = config::load_with(self.config.as_deref(), std::env::vars(), |cfg| {
+            if let Some(s) = &self.store {
+                cfg.store.url = s.clone();
+            }
+            if let Some(a) = &self.admin_addr {
+                cfg.node.admin_addr = a.clone();
+            }
+            if let Some(b) = &self.bus {
+                cfg.bus.url = b.clone();
+            }
+            if let Some(level) = &log.log_level {
+                cfg.log.level = level.clone();
+            }
+            cfg.log.json |= log.log_json;
+            tweak(cfg);
+        })
+        .map_err(|e| AppError::Usage(e.to_string()))?;
         crate::log::init(cfg.log.json, &cfg.log.level);
         Ok(cfg)
     }

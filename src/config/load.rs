@@ -65,6 +65,16 @@ fn set_path(table: &mut Table, path: &[String], value: Value, errs: &mut Vec<Str
 
 /// Builds the configuration from an optional TOML file and `env` (pass `std::env::vars()`).
 pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigErrors> {
+    load_with(file, env, |_| {})
+}
+
+/// [`load`], with `overrides` (the command line's) applied before the configuration is
+/// validated: a flag can mend a bad value of the file, and every remaining problem is listed.
+pub fn load_with(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+    overrides: impl FnOnce(&mut Config),
+) -> Result<Config, ConfigErrors> {
     let mut errs = Vec::new();
     let mut table = match file {
         Some(path) => match std::fs::read_to_string(path) {
@@ -112,8 +122,9 @@ pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>
             table.remove(&name);
         }
     }
-    let config: Config =
+    let mut config: Config =
         Value::Table(table).try_into().map_err(|e| ConfigErrors(vec![e.message().trim().to_owned()]))?;
+    overrides(&mut config);
     errs.extend(config.validate());
     if errs.is_empty() {
         Ok(config)

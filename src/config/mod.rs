@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use load::{load, ConfigErrors};
+pub use load::{load, load_with, ConfigErrors};
 
 use crate::exchange::binance::{backfill_kind, DEFAULT_REST_URL, DEFAULT_WS_URL};
 use crate::model::parse_time_range;

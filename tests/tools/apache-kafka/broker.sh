@@ -36,8 +36,12 @@ run() {
         sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$controller_port|g" \
             >"$dir/server.properties"
     # A new cluster id: 16 random bytes, URL-safe base64 without padding (what `random-uuid` prints).
-    local cluster_id
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    # Like Kafka's own Uuid.randomUuid, an id that starts with '-' is drawn again: the storage tool
+    # would read it as an option (1 broker in 64 failed to format before this).
+    local cluster_id="-"
+    while [[ "$cluster_id" == -* ]]; do
+        cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    done
     # shellcheck disable=SC2086
     local java=(java ${STREAMFORGE_KAFKA_JAVA_OPTS:--Xms256m -Xmx1g -XX:+UseG1GC}
         "-Dlog4j2.configurationFile=$here/log4j2.properties" -cp "$libs/*")
