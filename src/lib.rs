@@ -32,6 +32,7 @@ pub mod graph;
 pub mod http;
 pub mod log;
 pub mod model;
+pub mod monitor;
 pub mod replay;
 pub mod store;
 pub mod supervision;

@@ -143,6 +143,7 @@ async fn a_node_publishes_every_depth_event_and_the_exact_book() {
         kind: "depth".into(),
         symbols: vec!["ETHUSDT".into()],
         topic: "ethusdt-depth".into(),
+        snapshot_ms: None,
     }];
     let node = streamforge::app::node::Node::start(config, Some(common::sample_dir())).await.unwrap();
     let mut consumer = node.ctx.bus.subscribe("check", "ethusdt-depth").await.unwrap();

@@ -146,6 +146,7 @@ async fn a_node_streams_recorded_trades_into_the_store() {
         kind: "aggTrade".into(),
         symbols: vec!["XRPETH".into()],
         topic: "xrpeth-aggtrades".into(),
+        snapshot_ms: None,
     }];
     config.connectors = vec![streamforge::config::ConnectorRouteConfig {
         topic: "xrpeth-aggtrades".into(),
@@ -178,6 +179,7 @@ async fn a_node_streams_closed_klines_into_the_store() {
         kind: "kline_1m".into(),
         symbols: vec!["BTCUSDT".into()],
         topic: "btcusdt-klines".into(),
+        snapshot_ms: None,
     }];
     config.connectors = vec![streamforge::config::ConnectorRouteConfig {
         topic: "btcusdt-klines".into(),
@@ -225,8 +227,12 @@ async fn more_than_1024_symbols_are_spread_over_several_connections() {
     config.binance.ws_url = "ws://127.0.0.1:9".into();
     config.binance.rest_url = "http://127.0.0.1:9".into();
     let symbols: Vec<String> = (0..2_100).map(|i| format!("SYM{i}USDT")).collect();
-    config.streams =
-        vec![streamforge::config::StreamConfig { kind: "aggTrade".into(), symbols, topic: "many-trades".into() }];
+    config.streams = vec![streamforge::config::StreamConfig {
+        kind: "aggTrade".into(),
+        symbols,
+        topic: "many-trades".into(),
+        snapshot_ms: None,
+    }];
     let node = streamforge::app::node::Node::start(config, None).await.unwrap();
     let loaders: Vec<String> =
         node.tree.view().children_of("streamforge-0/loaders").into_iter().map(|c| c.id).collect();

@@ -309,12 +309,14 @@ pub fn query_config() -> web::QueryConfig {
 /// The OpenAPI 3 document of `/api/v1`, generated from the handlers and types above.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "StreamForge admin API", description = "Workflows (queue-manager), pings and queue-events of a StreamForge node."),
-    paths(create, list, get, stop, ping, events, super::server::supervision, super::server::lag),
+    info(title = "StreamForge admin API", description = "Workflows (queue-manager), pings, queue-events and the live monitor of a StreamForge node."),
+    paths(create, list, get, stop, ping, events, super::server::supervision, super::server::lag,
+        super::ui::monitor, super::ui::board, super::ui::stream),
     components(schemas(ErrorBody, Pong, PingAnswer, WorkflowRequest, Workflow, WorkflowPage)),
     modifiers(&BearerAuth),
     tags((name = "workflows", description = "queue-manager's workflows"), (name = "workers", description = "pings and events"),
-        (name = "node", description = "the node's tree and lag"))
+        (name = "node", description = "the node's tree and lag"),
+        (name = "monitor", description = "the dashboard's boards and their event stream"))
 )]
 pub struct ApiDoc;
 

@@ -1,7 +1,9 @@
 //! Every Prometheus metric of a node, named in one place: `streamforge_<what>_<unit>_total` for
 //! counters, labels drawn from bounded sets (actor family, error kind — never a symbol or offset).
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 pub struct Metrics {
     registry: Registry,
@@ -33,12 +35,26 @@ pub struct Metrics {
     pub workflows_ended: IntCounterVec,
     /// Workers queue-manager restarted, by reason (`stalled`, `gave_up`).
     pub worker_restarts: IntCounterVec,
+    /// Dashboard event streams open now.
+    pub monitor_clients: IntGauge,
+    /// Dashboard clients dropped for falling behind.
+    pub monitor_dropped: IntCounter,
+    /// Dashboard frames sent, by kind (`snapshot`, `update`, `health`).
+    pub monitor_frames: IntCounterVec,
 }
 
 /// The label sets of the workflow series, there (at zero) from start-up.
 const OPEN_STATUSES: [&str; 2] = ["pending", "running"];
 const ENDED_STATUSES: [&str; 3] = ["finished", "failed", "stopped"];
+const MONITOR_FRAMES: [&str; 3] = ["snapshot", "update", "health"];
 pub const RESTART_REASONS: [&str; 2] = ["stalled", "gave_up"];
+
+/// A metric without labels, registered (it is there, at zero, from start-up).
+fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: prometheus::Result<M>) -> M {
+    let m = m.expect("metric definition is valid");
+    registry.register(Box::new(m.clone())).expect("metric names are unique");
+    m
+}
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric definition is valid");
@@ -146,8 +162,28 @@ impl Metrics {
                 "Workers queue-manager restarted, by reason.",
                 &["reason"],
             ),
+            monitor_clients: register(
+                &registry,
+                IntGauge::new("streamforge_monitor_clients", "Dashboard event streams open."),
+            ),
+            monitor_dropped: register(
+                &registry,
+                IntCounter::new(
+                    "streamforge_monitor_clients_dropped_total",
+                    "Dashboard clients dropped because they fell behind.",
+                ),
+            ),
+            monitor_frames: counter(
+                &registry,
+                "streamforge_monitor_frames_total",
+                "Dashboard frames sent, by kind.",
+                &["kind"],
+            ),
             registry,
         };
+        for kind in MONITOR_FRAMES {
+            m.monitor_frames.with_label_values(&[kind]).inc_by(0);
+        }
         for status in OPEN_STATUSES {
             m.workflows.with_label_values(&[status]).set(0);
         }
@@ -158,6 +194,21 @@ impl Metrics {
             m.worker_restarts.with_label_values(&[reason]).inc_by(0);
         }
         m
+    }
+
+    /// The sum of every series of the metric family `name` (0 when it has none yet).
+    pub fn total(&self, name: &str) -> f64 {
+        self.registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == name)
+            .flat_map(|f| {
+                let counter = f.get_field_type() == prometheus::proto::MetricType::COUNTER;
+                f.get_metric()
+                    .iter()
+                    .map(move |m| if counter { m.get_counter().get_value() } else { m.get_gauge().get_value() })
+            })
+            .sum()
     }
 
     /// The Prometheus text exposition of every metric.

@@ -1,5 +1,5 @@
 //! The admin HTTP server of a node (health, readiness, metrics, the supervision tree, the workflow
-//! API), the actor that runs it, and every metric.
+//! API, the dashboard), the actor that runs it, and every metric.
 
 mod actor;
 pub mod api;
@@ -8,6 +8,7 @@ mod docs;
 mod lag;
 pub mod metrics;
 mod server;
+mod ui;
 
 pub use actor::{AdminActor, AdminArgs};
 pub use lag::{GroupLag, LagSource};

@@ -1,6 +1,7 @@
 //! The admin HTTP server: `/healthz` (the process answers), `/readyz` (the supervision tree is up),
-//! `/metrics` (Prometheus text), `/api/v1/supervision` (the live tree), `/api/v1/lag`, and the
-//! control plane of [`super::api`] (workflows, ping). Unknown paths get a 404.
+//! `/metrics` (Prometheus text), `/api/v1/supervision` (the live tree), `/api/v1/lag`, the
+//! control plane of [`super::api`] (workflows, ping), the API docs at `/docs` and the dashboard at
+//! `/ui` ([`super::ui`]). Unknown paths get a 404.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +14,7 @@ use super::metrics::Metrics;
 use super::LagSource;
 use crate::bus::Bus;
 use crate::http::HttpService;
+use crate::monitor::Hub;
 use crate::store::Store;
 use crate::supervision::TreeView;
 use crate::workflow::manager::ManagerHandle;
@@ -38,6 +40,8 @@ pub struct AdminState {
     /// queue-manager, where the node runs one (`queue_manager.enabled`).
     pub manager: Option<ManagerHandle>,
     pub auth: Arc<Auth>,
+    /// The dashboard's boards and clients (no symbols when the node streams none).
+    pub monitor: Arc<Hub>,
 }
 
 pub struct AdminServer {
@@ -85,14 +89,15 @@ async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({
         "error": "not found",
         "path": req.path(),
-        "endpoints": ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/api/v1/supervision", "/api/v1/lag", "/api/v1/workflows",
-            "/api/v1/workflows/{id}", "/api/v1/workflows/{id}/stop", "/api/v1/ping"],
+        "endpoints": ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/ui", "/api/v1/supervision", "/api/v1/lag",
+            "/api/v1/workflows", "/api/v1/workflows/{id}", "/api/v1/workflows/{id}/stop", "/api/v1/ping", "/api/v1/events",
+            "/api/v1/monitor", "/api/v1/monitor/{symbol}", "/api/v1/monitor/{symbol}/stream"],
     }))
 }
 
 /// The read-only views of the node under `/api/v1`.
 fn views(cfg: &mut web::ServiceConfig) {
-    cfg.route("/supervision", web::get().to(supervision)).route("/lag", web::get().to(lag));
+    cfg.route("/supervision", web::get().to(supervision)).route("/lag", web::get().to(lag)).configure(super::ui::api);
 }
 
 /// The OpenAPI document of the API.
@@ -105,6 +110,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/openapi.json", web::get().to(openapi))
         .configure(super::docs::routes)
+        .configure(super::ui::routes)
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
         .service(super::api::scope(views).default_service(web::to(not_found)))

@@ -91,7 +91,7 @@ pub async fn run(args: BookArgs, log: &LogArgs, shutdown: impl Future<Output = (
 pub async fn keep(opts: BookOptions, shutdown: impl Future<Output = ()>) -> Result<FinalBook, AppError> {
     let (replay, rest_url, ws_url) = match &opts.offline_data {
         Some(dir) => {
-            let (server, _) = start_replay(dir).await?;
+            let (server, _) = start_replay(dir, 0.0).await?;
             let urls = (server.rest_url(), server.ws_url());
             (Some(server), urls.0, urls.1)
         }

@@ -301,35 +301,32 @@ async fn ping(
     timeout_ms: u64,
 ) -> Result<String, AppError> {
     let mut body = json!({ "target": target, "timeout_ms": timeout_ms });
-            if let Some(q) = queue_id {
-                body["queue_id"] = q.into();
-            }
-            let v = client.call(reqwest::Method::POST, "/api/v1/ping", Some(body)).await?;
-            let pongs = v["pongs"].as_array().cloned().unwrap_or_default();
-            if expect_pong && pongs.is_empty() {
-                return Err(AppError::Api {
-                    status: 0,
-                    reason: format!("no pong from {target} within {timeout_ms} ms"),
-                });
-            }
-            if as_json {
-                return Ok(serde_json::to_string_pretty(&v).unwrap_or_default());
-            }
-            let mut out = String::new();
-            for p in &pongs {
-                writeln!(
-                    out,
-                    "pong from {} ({}): rtt {:.2} ms",
-                    p["producer"].as_str().unwrap_or("?"),
-                    p["queue_id"].as_str().unwrap_or("?"),
-                    p["rtt_ms"].as_f64().unwrap_or_default()
-                )
-                .ok();
-            }
-            if pongs.is_empty() {
-                write!(out, "no pong from {target} within {timeout_ms} ms").ok();
-            }
-            Ok(out.trim_end().to_owned())
+    if let Some(q) = queue_id {
+        body["queue_id"] = q.into();
+    }
+    let v = client.call(reqwest::Method::POST, "/api/v1/ping", Some(body)).await?;
+    let pongs = v["pongs"].as_array().cloned().unwrap_or_default();
+    if expect_pong && pongs.is_empty() {
+        return Err(AppError::Api { status: 0, reason: format!("no pong from {target} within {timeout_ms} ms") });
+    }
+    if as_json {
+        return Ok(serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+    let mut out = String::new();
+    for p in &pongs {
+        writeln!(
+            out,
+            "pong from {} ({}): rtt {:.2} ms",
+            p["producer"].as_str().unwrap_or("?"),
+            p["queue_id"].as_str().unwrap_or("?"),
+            p["rtt_ms"].as_f64().unwrap_or_default()
+        )
+        .ok();
+    }
+    if pongs.is_empty() {
+        write!(out, "no pong from {target} within {timeout_ms} ms").ok();
+    }
+    Ok(out.trim_end().to_owned())
 }
 
 /// A workflow as a table of its steps.

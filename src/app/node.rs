@@ -1,6 +1,8 @@
 //! `streamforge node`: the long-running actor node. Its supervision tree is
-//! `<node id>` (one_for_one) → `admin`, `connectors`, `loaders`, `workers` (the worker host and the
-//! workers it starts on command), `queue-manager`, `dummies` (see docs/supervision.md).
+//! `<node id>` (one_for_one) → `admin`, `connectors`, `loaders`, `monitor` (the dashboard's feed,
+//! when the node has `[[streams]]`), `workers` (the worker host and the workers it starts on
+//! command), `queue-manager`, `dummies` (see docs/supervision.md). An offline node with nothing to
+//! run streams the bundled capture to the dashboard at `/ui`.
 //! It runs until SIGTERM/SIGINT (then stops the tree top-down, in reverse start order) and exits
 //! non-zero when the tree gives up, so that Kubernetes restarts the pod.
 //!
@@ -26,10 +28,11 @@ use crate::actors::sequenced_stream::{Published, SequencedStream, SequencedStrea
 use crate::actors::stream::StreamArgs;
 use crate::admin::auth::Auth;
 use crate::admin::{AdminActor, AdminArgs, AdminState};
-use crate::config::Config;
+use crate::config::{Config, ConnectorRouteConfig, StreamConfig};
 use crate::exchange::binance::{backfill_kind, sequenced_kind, BinanceWs, LinkPolicy, MAX_STREAMS_PER_CONNECTION};
 use crate::model::parse_time_range;
 use crate::model::QueueControl;
+use crate::monitor::{Hub, Monitor, MonitorArgs, MonitorSource};
 use crate::replay::ReplayData;
 use crate::supervision::{ChildSpec, Restart, Strategy, Tree};
 use crate::workers::host::{job_command, HostArgs, HostShared, JobOutcome, WorkerHost};
@@ -45,9 +48,44 @@ pub struct NodeArgs {
 /// `streamforge node`: starts the node from its config and runs it until `shutdown` (or, in
 /// one-task mode, until its worker has ended).
 pub async fn run(args: NodeArgs, log: &LogArgs, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
-    let config = args.common.config(log, |_| {})?;
+    let offline_flag = args.common.offline;
+    let config = args.common.config(log, |cfg| {
+        let nothing_to_run = cfg.streams.is_empty() && cfg.connectors.is_empty() && !cfg.job.is_set();
+        if (offline_flag || cfg.node.offline) && nothing_to_run {
+            offline_demo(cfg);
+        }
+    })?;
     let offline = args.common.offline_dir(&config);
-    Node::start(config, offline).await?.run_until(shutdown).await
+    let dashboard = config.monitor.enabled && !config.streams.is_empty();
+    let node = Node::start(config, offline).await?;
+    if dashboard {
+        println!("Dashboard: http://{}/ui", node.admin_addr());
+    }
+    node.run_until(shutdown).await
+}
+
+/// What an offline node runs when its configuration asks for nothing: the bundled BTCUSDT and
+/// ETHUSDT capture streamed live by the replay server (trades, aggregate trades, depth with ten
+/// verified books a second), connectors storing the trades in SQLite, and the dashboard.
+fn offline_demo(cfg: &mut Config) {
+    let symbols = vec!["BTCUSDT".to_owned(), "ETHUSDT".to_owned()];
+    let stream = |kind: &str, topic: &str, snapshot_ms| StreamConfig {
+        kind: kind.into(),
+        symbols: symbols.clone(),
+        topic: topic.into(),
+        snapshot_ms,
+    };
+    cfg.streams = vec![
+        stream("trade", "demo-trades", None),
+        stream("aggTrade", "demo-agg-trades", None),
+        stream("depth", "demo-depth", Some(100)),
+    ];
+    let connector = |topic: &str, collection: &str| ConnectorRouteConfig {
+        topic: topic.into(),
+        collection: collection.into(),
+        group: None,
+    };
+    cfg.connectors = vec![connector("demo-trades", "demo_trades"), connector("demo-agg-trades", "demo_agg_trades")];
 }
 
 /// How long a graceful shutdown may take before the process exits anyway.
@@ -81,6 +119,7 @@ fn admin_child(
     bound: Arc<Mutex<Option<SocketAddr>>>,
     manager: Option<ManagerHandle>,
     auth: Arc<Auth>,
+    monitor: Arc<Hub>,
 ) -> ChildSpec {
     let state = AdminState {
         metrics: ctx.metrics.clone(),
@@ -92,10 +131,56 @@ fn admin_child(
         bus: ctx.bus.clone(),
         manager,
         auth,
+        monitor,
     };
     let addr = ctx.config.node.admin_addr.clone();
     ChildSpec::new("admin", "admin", Restart::Permanent, move || {
         (AdminActor, AdminArgs { addr: addr.clone(), state: state.clone(), bound: bound.clone() })
+    })
+}
+
+/// The dashboard's hub over the symbols of `[[streams]]` (none when `monitor.enabled` is off) and
+/// the topics its actor reads, with the collection a `[[connectors]]` entry stores each in.
+fn monitor_hub(ctx: &NodeContext) -> (Arc<Hub>, Vec<MonitorSource>) {
+    let c = &ctx.config;
+    let streams = if c.monitor.enabled { c.streams.as_slice() } else { &[] };
+    let mut symbols: Vec<(String, Duration)> = Vec::new();
+    for entry in streams {
+        for sym in &entry.symbols {
+            match symbols.iter_mut().find(|(s, _)| s == sym) {
+                Some((_, every)) if entry.kind == "depth" => *every = entry.snapshot_every(),
+                Some(_) => {}
+                None => symbols.push((sym.clone(), entry.snapshot_every())),
+            }
+        }
+    }
+    let sources = streams
+        .iter()
+        .map(|e| MonitorSource {
+            topic: e.topic.clone(),
+            kind: e.kind.clone(),
+            symbols: e.symbols.clone(),
+            collection: c.connectors.iter().find(|r| r.topic == e.topic).map(|r| r.collection.clone()),
+        })
+        .collect();
+    (Arc::new(Hub::new(c.monitor.clone(), &symbols, ctx.metrics.clone())), sources)
+}
+
+/// The monitor actor feeding `hub` from `sources`.
+fn monitor_child(ctx: &NodeContext, hub: Arc<Hub>, sources: Vec<MonitorSource>) -> ChildSpec {
+    let ctx = ctx.clone();
+    ChildSpec::new("monitor", "monitor", Restart::Permanent, move || {
+        let args = MonitorArgs {
+            hub: hub.clone(),
+            bus: ctx.bus.clone(),
+            store: ctx.store.clone(),
+            metrics: ctx.metrics.clone(),
+            view: ctx.view.clone(),
+            node: ctx.config.node.id.clone(),
+            lag: ctx.lag.clone(),
+            sources: sources.clone(),
+        };
+        (Monitor, args)
     })
 }
 
@@ -124,7 +209,7 @@ impl Node {
         let offline = offline_data.or_else(|| config.node.offline.then(|| PathBuf::from(&config.node.offline_data)));
         let (replay, recorded) = match offline {
             Some(dir) => {
-                let (server, data) = start_replay(&dir).await?;
+                let (server, data) = start_replay(&dir, config.node.replay_speed).await?;
                 config.binance.rest_url = server.rest_url();
                 config.binance.ws_url = server.ws_url();
                 (Some(server), Some(data))
@@ -138,8 +223,9 @@ impl Node {
         if let Some(job) = job_command(&ctx.config.job) {
             let shared = Arc::<HostShared>::default();
             let outcome = shared.outcome();
+            let none = Arc::new(Hub::new(ctx.config.monitor.clone(), &[], ctx.metrics.clone()));
             let children = vec![
-                admin_child(&ctx, ready.clone(), bound.clone(), None, auth),
+                admin_child(&ctx, ready.clone(), bound.clone(), None, auth, none),
                 workers_family(&ctx, shared, Some(job)),
             ];
             let mut node = Node::grow(ctx, children, ready, bound, replay).await?;
@@ -164,11 +250,15 @@ impl Node {
         }
         loaders.extend(stream_children(&ctx).await?);
         let manager = ctx.config.queue_manager.enabled.then(ManagerHandle::default);
+        let (hub, sources) = monitor_hub(&ctx);
         let mut children = vec![
-            admin_child(&ctx, ready.clone(), bound.clone(), manager.clone(), auth),
+            admin_child(&ctx, ready.clone(), bound.clone(), manager.clone(), auth, hub.clone()),
             ctx.family("connectors", Strategy::OneForOne, connectors, false),
             ctx.family("loaders", Strategy::OneForOne, loaders, false),
         ];
+        if !sources.is_empty() {
+            children.push(monitor_child(&ctx, hub, sources));
+        }
         if let Some(handle) = manager {
             children.push(workers_family(&ctx, Arc::default(), None));
             children.push(manager_child(&ctx, handle, recorded));
@@ -269,9 +359,8 @@ const STREAM_HEARTBEAT: Duration = Duration::from_secs(60);
 /// than the one before, so that they do not all renew at once.
 pub const CONNECTION_MAX_AGE: Duration = Duration::from_secs(23 * 3600);
 const CONNECTION_STAGGER: Duration = Duration::from_secs(300);
-/// A depth loader publishes the best 20 levels a side of each book every second.
+/// A depth loader publishes the best 20 levels a side of each book (every `snapshot_ms`).
 const BOOK_DEPTH: usize = 20;
-const BOOK_SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 /// Silence (not even a ping; Binance pings every 20 s) after which a connection is dead.
 const STREAM_SILENCE: Duration = Duration::from_secs(60);
 
@@ -283,24 +372,25 @@ async fn stream_children(ctx: &NodeContext) -> Result<Vec<ChildSpec>, AppError> 
         for (n, symbols) in entry.symbols.chunks(MAX_STREAMS_PER_CONNECTION).enumerate() {
             let max_age = CONNECTION_MAX_AGE + CONNECTION_STAGGER * out.len() as u32;
             let id = format!("stream:{}:{}:{n}", entry.kind, entry.topic);
-            out.push(stream_child(ctx, &entry.kind, symbols.to_vec(), &entry.topic, id, max_age)?);
+            out.push(stream_child(ctx, entry, symbols.to_vec(), id, max_age)?);
         }
     }
     Ok(out)
 }
 
-/// One WebSocket connection's loader of `kind` (`aggTrade`, `trade`, `kline_<i>`, `depth`) for
-/// `symbols`, publishing to `topic`, renewed after `max_age`.
+/// One WebSocket connection's loader of `stream`'s kind (`aggTrade`, `trade`, `kline_<i>`,
+/// `depth`) for `symbols` (at most 1,024 of its symbols), publishing to its topic, renewed after
+/// `max_age`.
 pub fn stream_child(
     ctx: &NodeContext,
-    kind: &str,
+    stream: &StreamConfig,
     symbols: Vec<String>,
-    topic: &str,
     id: String,
     max_age: Duration,
 ) -> Result<ChildSpec, AppError> {
     let (ws, rest) = (BinanceWs::new(&ctx.config.binance.ws_url)?, ctx.binance_rest()?);
-    let (ctx, topic) = (ctx.clone(), topic.to_owned());
+    let (ctx, topic, kind, snapshot_every) =
+        (ctx.clone(), stream.topic.clone(), stream.kind.as_str(), stream.snapshot_every());
     let link = LinkPolicy { backoff: ctx.config.supervision.backoff(), silence: STREAM_SILENCE, max_age };
     let args = move |heartbeat| StreamArgs {
         symbols: symbols.clone(),
@@ -323,7 +413,7 @@ pub fn stream_child(
         }
         None => ChildSpec::with_heartbeat(id, family, restart, beat, move |heartbeat| {
             let stream = args(heartbeat);
-            (BookStream, BookStreamArgs { stream, depth: BOOK_DEPTH, snapshot_every: BOOK_SNAPSHOT_EVERY })
+            (BookStream, BookStreamArgs { stream, depth: BOOK_DEPTH, snapshot_every })
         }),
     })
 }

@@ -82,7 +82,7 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
     let mut problems = Vec::new();
     let (replay, data) = match &opts.offline_data {
         Some(dir) => {
-            let (server, data) = start_replay(dir).await?;
+            let (server, data) = start_replay(dir, 0.0).await?;
             (Some(server), Some(data))
         }
         None => (None, None),
@@ -251,9 +251,9 @@ impl RunArgs {
         };
         let kind = backfill_kind(&job_type).ok_or_else(|| usage(format!("cannot load {job_type}")))?;
         let (start_ms, end_ms) = match &self.time_range {
-            Some(r) => parse_time_range(r)
-                .map(|(a, b)| (Some(a), Some(b)))
-                .map_err(|e| usage(format!("--time-range: {e}")))?,
+            Some(r) => {
+                parse_time_range(r).map(|(a, b)| (Some(a), Some(b))).map_err(|e| usage(format!("--time-range: {e}")))?
+            }
             None => (parse_time("start", &self.start)?, parse_time("end", &self.end)?),
         };
         Ok(RunOptions {

@@ -36,6 +36,8 @@ pub struct Config {
     pub connectors: Vec<ConnectorRouteConfig>,
     /// Real-time WebSocket loaders: each publishes its symbols' stream to a stable topic.
     pub streams: Vec<StreamConfig>,
+    /// The live dashboard at `/ui` over the node's streams.
+    pub monitor: MonitorConfig,
     pub log: LogConfig,
 }
 
@@ -51,6 +53,54 @@ pub struct StreamConfig {
     pub symbols: Vec<String>,
     /// Stable topic the records go to, keyed by symbol.
     pub topic: String,
+    /// `depth` only: how often the best levels of each verified book are published, in ms
+    /// (default 1000; at least 100, i.e. at most ten books a second per symbol).
+    #[serde(default)]
+    pub snapshot_ms: Option<u64>,
+}
+
+impl StreamConfig {
+    /// A `depth` entry's book snapshot interval.
+    pub fn snapshot_every(&self) -> Duration {
+        Duration::from_millis(self.snapshot_ms.unwrap_or(1000))
+    }
+}
+
+/// `[monitor]`: the dashboard served at `/ui` and the event stream it draws from.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MonitorConfig {
+    pub enabled: bool,
+    /// The symbol the page opens with when the node streams it.
+    pub symbol: String,
+    /// How often a client is sent what changed, in ms (at least 100: ten frames a second).
+    pub push_ms: u64,
+    /// Trades on the tape.
+    pub tape: usize,
+    /// 1m candles in the chart.
+    pub candles: usize,
+    /// Price levels a side on the ladder (at most the 20 a depth loader publishes).
+    pub levels: usize,
+    /// Frames a client may have unsent; a client that falls further behind is dropped (its page
+    /// reconnects and starts again from a fresh snapshot).
+    pub client_buffer: usize,
+    /// Event streams open at once; more get a 503.
+    pub max_clients: usize,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            enabled: true,
+            symbol: "ETHUSDT".into(),
+            push_ms: 100,
+            tape: 40,
+            candles: 120,
+            levels: 15,
+            client_buffer: 64,
+            max_clients: 32,
+        }
+    }
 }
 
 /// One `[[connectors]]` entry.
@@ -76,6 +126,9 @@ pub struct NodeConfig {
     pub offline: bool,
     /// Folder of recorded data for offline mode (laid out like `data/sample`).
     pub offline_data: String,
+    /// Offline mode: the pace of the recorded WebSocket streams (1 = as recorded, 10 = ten times
+    /// faster, 0 = as fast as the loaders read).
+    pub replay_speed: f64,
 }
 
 impl Default for NodeConfig {
@@ -85,6 +138,7 @@ impl Default for NodeConfig {
             admin_addr: "127.0.0.1:9400".into(),
             offline: false,
             offline_data: "data/sample".into(),
+            replay_speed: 1.0,
         }
     }
 }
@@ -705,7 +759,18 @@ impl Config {
             if let Err(e) = crate::bus::validate_topic_name(&s.topic) {
                 errs.push(format!("streams[{i}].topic: {e}"));
             }
+            match s.snapshot_ms {
+                Some(_) if s.kind != "depth" => {
+                    errs.push(format!("streams[{i}].snapshot_ms: only a depth stream publishes book snapshots"))
+                }
+                Some(ms) if ms < 100 => errs.push(format!("streams[{i}].snapshot_ms: {ms} is below 100")),
+                _ => {}
+            }
         }
+        if !(self.node.replay_speed >= 0.0 && self.node.replay_speed.is_finite()) {
+            errs.push(format!("node.replay_speed: {} is not a pace of 0 or more", self.node.replay_speed));
+        }
+        self.validate_monitor(&mut errs);
         for (i, c) in self.connectors.iter().enumerate() {
             if let Err(e) = crate::bus::validate_topic_name(&c.topic) {
                 errs.push(format!("connectors[{i}].topic: {e}"));
@@ -715,6 +780,30 @@ impl Config {
             }
         }
         errs
+    }
+
+    fn validate_monitor(&self, errs: &mut Vec<String>) {
+        let m = &self.monitor;
+        if m.push_ms < 100 {
+            errs.push(format!(
+                "monitor.push_ms: {} is below 100 (ten frames a second is what a page can draw)",
+                m.push_ms
+            ));
+        }
+        for (key, value, max) in [
+            ("tape", m.tape, 1_000),
+            ("candles", m.candles, 1_440),
+            ("levels", m.levels, 20),
+            ("client_buffer", m.client_buffer, 4_096),
+            ("max_clients", m.max_clients, 10_000),
+        ] {
+            if !(1..=max).contains(&value) {
+                errs.push(format!("monitor.{key}: {value} is outside 1-{max}"));
+            }
+        }
+        if m.symbol.is_empty() || !m.symbol.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+            errs.push(format!("monitor.symbol: {:?} is not an upper-case symbol like ETHUSDT", m.symbol));
+        }
     }
 
     fn validate_kubernetes(&self, errs: &mut Vec<String>) {

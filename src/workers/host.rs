@@ -34,6 +34,7 @@ use crate::actors::loader;
 use crate::app::node::{stream_child, CONNECTION_MAX_AGE};
 use crate::app::{BackfillWorkflow, NodeContext};
 use crate::bus::{commit_positions, topics::QUEUE_CONTROL, Consumer};
+use crate::config::StreamConfig;
 use crate::exchange::binance::BinanceRest;
 use crate::graph::align;
 use crate::model::{parse_time_range, Command, EventStatus, Interval, QueueControl, QueueEvent};
@@ -180,7 +181,8 @@ impl HostState {
                 let topic = field("kafka_topic", &cmd.kafka_topic).map_err(bad)?.to_owned();
                 ctx.bus.ensure_topic(&topic, ctx.config.bus.partitions).await.map_err(|e| bad(e.to_string()))?;
                 let id = format!("stream:{}:{kind}:{symbol}", cmd.queue_id);
-                let spec = stream_child(ctx, &stream, vec![symbol.clone()], &topic, id, CONNECTION_MAX_AGE)
+                let entry = StreamConfig { kind: stream, symbols: vec![symbol.clone()], topic, snapshot_ms: None };
+                let spec = stream_child(ctx, &entry, entry.symbols.clone(), id, CONNECTION_MAX_AGE)
                     .map_err(|e| bad(e.to_string()))?;
                 Ok((spec, producer))
             }

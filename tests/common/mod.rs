@@ -90,6 +90,8 @@ pub fn test_config(store_url: &str) -> Config {
     let mut c = Config::default();
     c.store.url = store_url.to_owned();
     c.connector.flush_interval_ms = 50;
+    // Recorded streams as fast as the loaders read them (a node's default is the recorded pace).
+    c.node.replay_speed = 0.0;
     c
 }
 

@@ -125,7 +125,27 @@ pub enum LocalBook {
         symbol: String,
         buffer: Vec<DepthUpdate>,
     },
+    /// A snapshot that no event has followed yet: the next event must contain
+    /// `last_update_id + 1` (it may also hold updates the snapshot has).
+    Snapshot(OrderBook),
     Live(OrderBook),
+}
+
+/// `book` (a snapshot) with `first`, the first event after it, which must contain the update
+/// right after the snapshot's.
+fn start_live(mut book: OrderBook, first: &DepthUpdate) -> Result<OrderBook, BookFault> {
+    let wanted = book.last_update_id + 1;
+    if first.first_update_id > wanted {
+        return Err(BookFault::NoStraddle {
+            symbol: book.symbol.clone(),
+            wanted,
+            first: first.first_update_id,
+            last: first.final_update_id,
+        });
+    }
+    book.apply_unchecked(first);
+    book.check_crossed()?;
+    Ok(book)
 }
 
 impl LocalBook {
@@ -135,14 +155,14 @@ impl LocalBook {
 
     pub fn book(&self) -> Option<&OrderBook> {
         match self {
-            LocalBook::Live(b) => Some(b),
+            LocalBook::Live(b) | LocalBook::Snapshot(b) => Some(b),
             LocalBook::Buffering { .. } => None,
         }
     }
 
     fn symbol(&self) -> &str {
         match self {
-            LocalBook::Live(b) => &b.symbol,
+            LocalBook::Live(b) | LocalBook::Snapshot(b) => &b.symbol,
             LocalBook::Buffering { symbol, .. } => symbol,
         }
     }
@@ -153,6 +173,22 @@ impl LocalBook {
             LocalBook::Buffering { buffer, .. } => {
                 buffer.push(update);
                 BookStep::NeedSnapshot
+            }
+            LocalBook::Snapshot(book) => {
+                if update.final_update_id <= book.last_update_id {
+                    return BookStep::Stale;
+                }
+                match start_live(book.clone(), &update) {
+                    Ok(live) => {
+                        *self = LocalBook::Live(live);
+                        BookStep::Applied
+                    }
+                    Err(fault @ BookFault::NoStraddle { .. }) => self.restart(update, fault),
+                    Err(fault) => {
+                        *self = LocalBook::new(&book.symbol);
+                        BookStep::Resync(fault)
+                    }
+                }
             }
             LocalBook::Live(book) => {
                 if update.final_update_id <= book.last_update_id {
@@ -184,29 +220,24 @@ impl LocalBook {
     /// Starts the book from `snapshot` and applies the buffered events after it. An error when the
     /// events do not connect to it: the book keeps buffering and needs a newer snapshot.
     pub fn on_snapshot(&mut self, snapshot: &BookSnapshot) -> Result<(), BookFault> {
-        let LocalBook::Buffering { symbol, buffer } = self else {
+        let LocalBook::Buffering { buffer, .. } = self else {
             return Ok(());
         };
         let wanted = snapshot.last_update_id + 1;
         let pending: Vec<DepthUpdate> = buffer.drain(..).filter(|u| u.final_update_id >= wanted).collect();
         let Some(first) = pending.first() else {
-            // Every buffered event predates the snapshot: start live, the next event must continue it.
-            *self = LocalBook::Live(OrderBook::from_snapshot(snapshot));
+            // Every buffered event predates the snapshot: the next one must straddle it.
+            *self = LocalBook::Snapshot(OrderBook::from_snapshot(snapshot));
             return Ok(());
         };
-        if first.first_update_id > wanted {
-            let fault = BookFault::NoStraddle {
-                symbol: symbol.clone(),
-                wanted,
-                first: first.first_update_id,
-                last: first.final_update_id,
-            };
-            *buffer = pending;
-            return Err(fault);
-        }
-        let mut book = OrderBook::from_snapshot(snapshot);
-        book.apply_unchecked(first);
-        book.check_crossed()?;
+        let book = match start_live(OrderBook::from_snapshot(snapshot), first) {
+            Ok(book) => book,
+            Err(fault @ BookFault::NoStraddle { .. }) => {
+                *buffer = pending;
+                return Err(fault);
+            }
+            Err(fault) => return Err(fault),
+        };
         *self = LocalBook::Live(book);
         for update in pending.into_iter().skip(1) {
             if let BookStep::Resync(fault) = self.on_event(update) {
@@ -278,6 +309,31 @@ mod tests {
         b.on_event(update(15, 16, &[], &[]));
         let fault = b.on_snapshot(&snapshot(10)).unwrap_err();
         assert_eq!(fault, BookFault::NoStraddle { symbol: "ETHUSDT".into(), wanted: 11, first: 15, last: 16 });
+    }
+
+    /// Binance's first-event rule holds when the snapshot arrives before any event after it:
+    /// the next event may hold updates the snapshot has (it straddles it) and is applied; one that
+    /// starts beyond it is a fault. Seen on the recorded BTCUSDT capture, whose REST snapshot
+    /// falls inside an event.
+    #[test]
+    fn the_first_event_after_an_early_snapshot_only_has_to_straddle_it() {
+        let mut b = LocalBook::new("ETHUSDT");
+        b.on_event(update(5, 8, &[], &[]));
+        b.on_snapshot(&snapshot(10)).unwrap();
+        assert_eq!(b.book().unwrap().last_update_id, 10, "the snapshot is the book until an event follows");
+        assert_eq!(b.on_event(update(7, 10, &[], &[])), BookStep::Stale);
+        assert_eq!(b.on_event(update(9, 14, &[], &[("101.00", "0")])), BookStep::Applied);
+        assert_eq!(b.book().unwrap().top(None).asks, vec![(d("102.00"), d("3.0"))]);
+        assert_eq!(b.on_event(update(15, 15, &[], &[])), BookStep::Applied);
+
+        let mut late = LocalBook::new("ETHUSDT");
+        late.on_snapshot(&snapshot(10)).unwrap();
+        let step = late.on_event(update(12, 14, &[], &[]));
+        assert_eq!(
+            step,
+            BookStep::Resync(BookFault::NoStraddle { symbol: "ETHUSDT".into(), wanted: 11, first: 12, last: 14 })
+        );
+        assert!(late.book().is_none());
     }
 
     #[test]
