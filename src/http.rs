@@ -11,19 +11,43 @@ pub struct HttpService {
     handle: actix_web::dev::ServerHandle,
 }
 
+/// A listening socket on `addr` whose accepted connections inherit a `send_buffer`-byte send
+/// buffer (set on the listener, as Linux copies it to each accepted socket).
+async fn listener(addr: &str, send_buffer: u32) -> std::io::Result<std::net::TcpListener> {
+    let addr = tokio::net::lookup_host(addr)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr} names no address")))?;
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.set_send_buffer_size(send_buffer)?;
+    socket.bind(addr)?;
+    socket.listen(1024)?.into_std()
+}
+
 impl HttpService {
-    /// Binds `addr` and serves `routes` with `state` as app data on `workers` threads.
+    /// Binds `addr` and serves `routes` with `state` as app data on `workers` threads. With
+    /// `send_buffer`, every connection's kernel send buffer is that size instead of growing with
+    /// TCP autotuning (to 4 MiB on Linux): what a client that stops reading can hold back.
     pub async fn start<D: Send + Sync + 'static>(
         addr: &str,
         workers: usize,
         state: D,
         routes: fn(&mut web::ServiceConfig),
+        send_buffer: Option<u32>,
     ) -> std::io::Result<HttpService> {
+        let bound = match send_buffer {
+            Some(bytes) => Some(listener(addr, bytes).await?),
+            None => None,
+        };
         let state = web::Data::new(state);
         let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
             .workers(workers)
-            .disable_signals()
-            .bind(addr)?;
+            .disable_signals();
+        let server = match bound {
+            None => server.bind(addr)?,
+            Some(listener) => server.listen(listener)?,
+        };
         let bound = server.addrs().first().copied().ok_or_else(|| std::io::Error::other("no address bound"))?;
         let running = server.run();
         let handle = running.handle();

@@ -208,7 +208,8 @@ impl Metrics {
                     .iter()
                     .map(move |m| if counter { m.get_counter().get_value() } else { m.get_gauge().get_value() })
             })
-            .sum()
+            .sum::<f64>()
+            + 0.0 // an empty sum is -0.0
     }
 
     /// The Prometheus text exposition of every metric.

@@ -44,6 +44,10 @@ pub struct AdminState {
     pub monitor: Arc<Hub>,
 }
 
+/// Each admin connection's kernel send buffer: a dashboard tab that stops reading holds back at
+/// most this much (plus its bounded frame queue) before the monitor drops it.
+const SEND_BUFFER: u32 = 64 * 1024;
+
 pub struct AdminServer {
     http: HttpService,
 }
@@ -119,7 +123,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
 
 impl AdminServer {
     pub async fn start(addr: &str, state: AdminState) -> Result<AdminServer, AdminError> {
-        let http = HttpService::start(addr, 1, state, routes)
+        let http = HttpService::start(addr, 1, state, routes, Some(SEND_BUFFER))
             .await
             .map_err(|source| AdminError { addr: addr.to_owned(), source })?;
         tracing::info!(addr = %http.addr(), "Admin server listening.");

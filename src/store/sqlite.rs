@@ -131,16 +131,7 @@ impl SqliteStore {
     fn init(conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(CATALOG)?;
-        let kinds = {
-            let mut stmt = conn.prepare("SELECT name, kind FROM sf_collections")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-            let mut kinds = HashMap::new();
-            for row in rows {
-                let (name, kind) = row?;
-                kinds.insert(name, parse_kind(&kind)?);
-            }
-            kinds
-        };
+        let kinds = catalog(&conn)?;
         Ok(SqliteStore { conn: Arc::new(Mutex::new(Inner { conn, kinds })) })
     }
 
@@ -160,15 +151,32 @@ impl SqliteStore {
 }
 
 impl Inner {
-    fn kind_of(&self, collection: &str) -> Result<Option<RecordKind>, StoreError> {
+    /// The kind `collection` holds; a collection this store has not seen is looked up in the
+    /// catalog, as another process (a node's connector, for a reader) may have created it.
+    fn kind_of(&mut self, collection: &str) -> Result<Option<RecordKind>, StoreError> {
         validate_collection(collection)?;
+        if !self.kinds.contains_key(collection) {
+            self.kinds = catalog(&self.conn)?;
+        }
         Ok(self.kinds.get(collection).copied())
     }
 
     /// Whether `collection` exists and holds `kind`; an error when it holds another kind.
-    fn holds(&self, collection: &str, kind: RecordKind) -> Result<bool, StoreError> {
+    fn holds(&mut self, collection: &str, kind: RecordKind) -> Result<bool, StoreError> {
         check_kind(collection, self.kind_of(collection)?, kind)
     }
+}
+
+/// Every collection of the catalog with its kind.
+fn catalog(conn: &Connection) -> Result<HashMap<String, RecordKind>, StoreError> {
+    let mut stmt = conn.prepare("SELECT name, kind FROM sf_collections")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut kinds = HashMap::new();
+    for row in rows {
+        let (name, kind) = row?;
+        kinds.insert(name, parse_kind(&kind)?);
+    }
+    Ok(kinds)
 }
 
 /// Checks that `collection` holds `kind`, creating its table inside `tx` when new.
@@ -412,6 +420,7 @@ impl Store for SqliteStore {
 
     async fn collections(&self) -> Result<Vec<CollectionInfo>, StoreError> {
         self.with(|inner| {
+            inner.kinds = catalog(&inner.conn)?;
             let mut names: Vec<(String, RecordKind)> = inner.kinds.iter().map(|(n, k)| (n.clone(), *k)).collect();
             names.sort_by(|a, b| a.0.cmp(&b.0));
             names

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod kafka;
 #[cfg(feature = "kubernetes")]
 pub mod kube_api;
@@ -44,7 +45,7 @@ pub fn recorded_candles(symbol_file: &str) -> Vec<FileCandle> {
         .collect()
 }
 
-fn read_gz(path: &Path) -> String {
+pub fn read_gz(path: &Path) -> String {
     let mut text = String::new();
     flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_string(&mut text).unwrap();
     text
