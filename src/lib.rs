@@ -9,13 +9,15 @@
 //! - [`graph`]: correlation graphs of many assets from aligned candles (graph builder).
 //! - [`replay`]: a Binance-compatible HTTP/WebSocket server over recorded data (tests, offline demo).
 //! - [`actors`]: loader, connector, stream, graph, trainer and dummy actors, and the telemetry they emit.
+//! - [`monitor`]: the live dashboard's boards (tape, 1m candles, verified book) and the actor and
+//!   clients that feed and read them.
 //! - [`workflow`]: workflows (requests, statuses, steps, history) and queue-manager, which runs them.
 //! - [`workers`]: the worker kinds by `target` name, the worker host that starts them on command, and
 //!   the launchers that place them (embedded, or Kubernetes Jobs with feature `kubernetes`).
 //! - [`trainer`]: GNN training data, walk-forward splits, metrics (and the model with `trainer`).
 //! - [`supervision`]: supervisors that restart failed actors.
-//! - [`admin`]: the admin HTTP server (`/healthz`, `/readyz`, `/metrics`, the `/api/v1` workflow API) and
-//!   metrics.
+//! - [`admin`]: the admin HTTP server (`/healthz`, `/readyz`, `/metrics`, the `/api/v1` workflow API, the
+//!   dashboard at `/ui`) and metrics.
 //! - [`http`]: how the HTTP servers (admin, replay) are run.
 //! - [`log`]: structured logging setup.
 //! - [`config`]: configuration as validated data (TOML + environment).

@@ -59,3 +59,31 @@ fn every_section_of_the_file_is_taken_including_streams() {
     let bad = load_text("[[streams]]\nkind = 3\n[dummy]\nenabled = \"yes\"\n", Vec::new()).unwrap_err().to_string();
     assert!(bad.contains("[streams]") && bad.contains("[dummy]"), "both bad sections are named: {bad}");
 }
+
+/// `[monitor]`, `node.replay_speed` and a depth stream's `snapshot_ms` come from the file and the
+/// environment; bad values are all reported at once.
+#[test]
+fn the_monitor_section_and_stream_snapshots_are_read_and_checked() {
+    let text = "[node]\nreplay_speed = 10.0\n[monitor]\nsymbol = \"BTCUSDT\"\ntape = 25\n\
+                [[streams]]\nkind = \"depth\"\nsymbols = [\"BTCUSDT\"]\ntopic = \"depth\"\nsnapshot_ms = 250\n";
+    let env = vec![("STREAMFORGE__MONITOR__PUSH_MS".to_owned(), "200".to_owned())];
+    let c = load_text(text, env).unwrap();
+    assert_eq!((c.monitor.symbol.as_str(), c.monitor.tape, c.monitor.push_ms), ("BTCUSDT", 25, 200));
+    assert_eq!(c.node.replay_speed, 10.0);
+    assert_eq!(c.streams[0].snapshot_every(), std::time::Duration::from_millis(250));
+    let bad = "[node]\nreplay_speed = -1.0\n[monitor]\npush_ms = 10\nlevels = 50\nclient_buffer = 0\nsymbol = \"eth\"\n\
+               [[streams]]\nkind = \"trade\"\nsymbols = [\"ETHUSDT\"]\ntopic = \"t\"\nsnapshot_ms = 500\n\
+               [[streams]]\nkind = \"depth\"\nsymbols = [\"ETHUSDT\"]\ntopic = \"d\"\nsnapshot_ms = 5\n";
+    let errors = load_text(bad, Vec::new()).unwrap_err().to_string();
+    for key in [
+        "node.replay_speed",
+        "monitor.push_ms",
+        "monitor.levels",
+        "monitor.client_buffer",
+        "monitor.symbol",
+        "streams[0].snapshot_ms",
+        "streams[1].snapshot_ms",
+    ] {
+        assert!(errors.contains(key), "{key} is reported: {errors}");
+    }
+}
