@@ -88,7 +88,8 @@ async fn main() {
 
     // One more that asks and never reads.
     let mut stalled = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    std::io::Write::write_all(&mut stalled, b"GET /api/v1/monitor/ETHUSDT/stream HTTP/1.1\r\nHost: bench\r\n\r\n").unwrap();
+    std::io::Write::write_all(&mut stalled, b"GET /api/v1/monitor/ETHUSDT/stream HTTP/1.1\r\nHost: bench\r\n\r\n")
+        .unwrap();
     sample(pid, "five dashboards + one not reading", Duration::from_secs(40), &frames).await;
     let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
     for line in metrics.lines().filter(|l| l.starts_with("streamforge_monitor_")) {

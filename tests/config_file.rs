@@ -71,7 +71,8 @@ fn the_monitor_section_and_stream_snapshots_are_read_and_checked() {
     assert_eq!((c.monitor.symbol.as_str(), c.monitor.tape, c.monitor.push_ms), ("BTCUSDT", 25, 200));
     assert_eq!(c.node.replay_speed, 10.0);
     assert_eq!(c.streams[0].snapshot_every(), std::time::Duration::from_millis(250));
-    let bad = "[node]\nreplay_speed = -1.0\n[monitor]\npush_ms = 10\nlevels = 50\nclient_buffer = 0\nsymbol = \"eth\"\n\
+    let bad =
+        "[node]\nreplay_speed = -1.0\n[monitor]\npush_ms = 10\nlevels = 50\nclient_buffer = 0\nsymbol = \"eth\"\n\
                [[streams]]\nkind = \"trade\"\nsymbols = [\"ETHUSDT\"]\ntopic = \"t\"\nsnapshot_ms = 500\n\
                [[streams]]\nkind = \"depth\"\nsymbols = [\"ETHUSDT\"]\ntopic = \"d\"\nsnapshot_ms = 5\n";
     let errors = load_text(bad, Vec::new()).unwrap_err().to_string();

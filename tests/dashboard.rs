@@ -278,6 +278,75 @@ async fn unknown_symbols_get_a_404_with_the_symbols_the_node_streams() {
     replay.stop().await;
 }
 
+/// With `admin.protect_reads` the monitor API wants the token like every read endpoint; the page
+/// itself (no data in it) is served to anyone, and asks for the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_protected_reads_the_monitor_wants_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let replay =
+        ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 1.0, ReplayFaults::default()).await.unwrap();
+    let token = "a-token-of-twenty-characters";
+    let extra = format!("[admin]\ntoken = \"{token}\"\nprotect_reads = true\n");
+    let node = Node::start(monitor_file(dir.path(), "127.0.0.1:0", &replay, &extra), None).await.unwrap();
+    let base = format!("http://{}", node.admin_addr());
+    let http = reqwest::Client::new();
+    for path in ["/api/v1/monitor", "/api/v1/monitor/ETHUSDT", "/api/v1/monitor/ETHUSDT/stream"] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path} without the token");
+    }
+    let r = http.get(format!("{base}/api/v1/monitor/ETHUSDT")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let page = http.get(format!("{base}/ui")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("id=\"login\""), "the page has the token form");
+    node.run_until(async {}).await.unwrap();
+    replay.stop().await;
+}
+
+/// After a restart the chart starts with the minutes the store holds from before it: the first
+/// node stores a few minutes of trades (the capture at 20× its pace), the second, which streams on
+/// from there, shows candles older than anything it received live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_the_chart_is_filled_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let replay =
+        ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 20.0, ReplayFaults::default()).await.unwrap();
+    let config = monitor_file(dir.path(), "127.0.0.1:0", &replay, "");
+    let node = Node::start(config.clone(), None).await.unwrap();
+    let store = node.ctx.store.clone();
+    let stored_until =
+        common::wait_until("three minutes of ETHUSDT trades stored", Duration::from_secs(60), || async {
+            let trades = store.trades("live_trades", "ETHUSDT", 0, i64::MAX).await.ok()?;
+            let (first, last) = (trades.iter().map(|t| t.time).min()?, trades.iter().map(|t| t.time).max()?);
+            (last - first > 180_000).then_some(last)
+        })
+        .await;
+    node.run_until(async {}).await.unwrap();
+    let stored_until = store
+        .trades("live_trades", "ETHUSDT", 0, i64::MAX)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.time)
+        .max()
+        .unwrap()
+        .max(stored_until);
+    let node = Node::start(config, None).await.unwrap();
+    let base = format!("http://{}", node.admin_addr());
+    let boundary = stored_until - stored_until % 60_000;
+    let board =
+        common::wait_until("candles from the store, older than the live trades", Duration::from_secs(30), || async {
+            let b = json_of(reqwest::get(format!("{base}/api/v1/monitor/ETHUSDT")).await.ok()?.text().await.ok()?);
+            let live = b["trades"].as_array().is_some_and(|t| !t.is_empty());
+            (live && b["candles"][0]["t"].as_i64().is_some_and(|t| t < boundary)).then_some(b)
+        })
+        .await;
+    let live_from = board["trades"].as_array().unwrap().iter().map(|t| t["t"].as_i64().unwrap()).min().unwrap();
+    assert!(live_from > stored_until, "the new node streams on from where the first stopped");
+    node.run_until(async {}).await.unwrap();
+    replay.stop().await;
+}
+
 /// A child `streamforge node` and the first line of its standard output that starts with `prefix`.
 fn spawn_node(args: &[&str], prefix: &str) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_streamforge"))
