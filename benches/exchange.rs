@@ -23,7 +23,7 @@ fn exchange(c: &mut Criterion) {
         .ws
         .iter()
         .filter(|r| r.stream.ends_with("@depth@100ms"))
-        .map(|r| DepthUpdate::from_ws(r.data.as_bytes()).unwrap())
+        .map(|r| DepthUpdate::from_ws(r.data().as_bytes()).unwrap())
         .filter(|u| u.final_update_id > snapshot.last_update_id)
         .collect();
     let levels: u64 = updates.iter().map(|u| (u.bids.len() + u.asks.len()) as u64).sum();

@@ -22,7 +22,12 @@ type Side = BTreeMap<Decimal, Decimal>;
 /// the plainest reading of Binance's rules, with the straddle and continuity asserted.
 fn derive_from_capture() -> (i64, Side, Side) {
     let dir = common::sample_dir().join("ws/hftbacktest_raw_binance/spot");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    // The ETHUSDT capture only: the BTCUSDT files beside it have their own snapshot.
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ethusdt_")))
+        .collect();
     files.sort();
     let (mut last, mut bids, mut asks) = (None::<i64>, Side::new(), Side::new());
     let apply = |side: &mut Side, levels: &serde_json::Value| {

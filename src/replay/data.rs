@@ -5,7 +5,7 @@
 //! - `trades/**/<BASE>_<QUOTE>-aggTrades.json[.gz]` — REST aggTrades, raw or as ccxt dicts with the
 //!   raw trade in `info`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -101,16 +101,41 @@ pub struct TradeRow {
     pub raw: Arc<RawValue>,
 }
 
-/// One recorded WebSocket message.
+/// One recorded WebSocket message, held once: the combined-stream text and where its `data`
+/// lies in it (a capture's 48 MB of text used to be held twice, whole and as `data`).
 #[derive(Debug, Clone)]
 pub struct WsRow {
     pub recv_ns: i64,
-    /// Stream name, e.g. `ethusdt@depth@100ms`.
+    /// Stream name, e.g. `ethusdt@depth@100ms` (one allocation per stream, shared by its rows).
     pub stream: Arc<str>,
     /// The whole combined-stream message `{"stream":…,"data":…}` as received.
-    pub combined: Arc<str>,
+    combined: Arc<str>,
+    /// Byte range of its `data` in `combined`.
+    data: (u32, u32),
+}
+
+impl WsRow {
+    /// A recorded combined-stream message whose `data` is `combined[data]`.
+    fn recorded(recv_ns: i64, stream: Arc<str>, combined: &str, data: std::ops::Range<usize>) -> WsRow {
+        WsRow { recv_ns, stream, combined: Arc::from(combined), data: (data.start as u32, data.end as u32) }
+    }
+
+    /// A message of our own making: `data` wrapped as Binance's combined stream wraps it.
+    fn wrap(recv_ns: i64, stream: Arc<str>, data: &str) -> WsRow {
+        let prefix = format!("{{\"stream\":\"{stream}\",\"data\":");
+        let combined = format!("{prefix}{data}}}");
+        WsRow::recorded(recv_ns, stream, &combined, prefix.len()..prefix.len() + data.len())
+    }
+
+    /// The whole combined-stream message, as a `/stream?streams=…` connection receives it.
+    pub fn combined(&self) -> &str {
+        &self.combined
+    }
+
     /// Just its `data`, as a `/ws/<stream>` connection receives it.
-    pub data: Arc<str>,
+    pub fn data(&self) -> &str {
+        &self.combined[self.data.0 as usize..self.data.1 as usize]
+    }
 }
 
 /// Everything recorded for one symbol.
@@ -248,6 +273,7 @@ struct Combined<'a> {
 
 fn parse_capture(path: &Path, sym: &mut SymbolData) -> Result<(), ReplayDataError> {
     let reader = BufReader::new(read_maybe_gz(path)?);
+    let mut streams: HashMap<String, Arc<str>> = HashMap::new();
     for (n, line) in reader.lines().enumerate() {
         let line = line.map_err(|source| ReplayDataError::Io { path: path.to_owned(), source })?;
         let Some((ts, json)) = line.split_once(' ') else {
@@ -256,12 +282,13 @@ fn parse_capture(path: &Path, sym: &mut SymbolData) -> Result<(), ReplayDataErro
         let bad = |e: &dyn std::fmt::Display| format_err(path, format!("line {}: {e}", n + 1));
         let recv_ns: i64 = ts.parse().map_err(|e| bad(&e))?;
         if let Ok(m) = serde_json::from_str::<Combined<'_>>(json) {
-            sym.ws.push(WsRow {
-                recv_ns,
-                stream: Arc::from(m.stream),
-                data: Arc::from(m.data.get()),
-                combined: Arc::from(json),
-            });
+            let stream = match streams.get(m.stream) {
+                Some(s) => s.clone(),
+                None => streams.entry(m.stream.to_owned()).or_insert_with(|| Arc::from(m.stream)).clone(),
+            };
+            // `data` borrows from `json`: its offset there is where the raw text lies.
+            let start = m.data.get().as_ptr() as usize - json.as_ptr() as usize;
+            sym.ws.push(WsRow::recorded(recv_ns, stream, json, start..start + m.data.get().len()));
         } else if json.contains("\"lastUpdateId\"") {
             let raw: Box<RawValue> = serde_json::from_str(json).map_err(|e| bad(&e))?;
             // The first snapshot is the one the capture's book was built from.
@@ -299,13 +326,7 @@ impl SymbolData {
                     r.low,
                     r.volume
                 );
-                let combined = format!("{{\"stream\":\"{stream}\",\"data\":{data}}}");
-                self.ws.push(WsRow {
-                    recv_ns: (close + 1) * 1_000_000,
-                    stream: stream.clone(),
-                    data: Arc::from(data),
-                    combined: Arc::from(combined),
-                });
+                self.ws.push(WsRow::wrap((close + 1) * 1_000_000, stream.clone(), &data));
             }
         }
     }
@@ -324,8 +345,8 @@ impl SymbolData {
         let stream = format!("{}@trade", symbol.to_ascii_lowercase());
         let mut trades = Vec::new();
         for row in self.ws.iter().filter(|r| *r.stream == *stream) {
-            let t = Trade::from_ws_trade(row.data.as_bytes())?;
-            let best: BestMatch = serde_json::from_str(&row.data)?;
+            let t = Trade::from_ws_trade(row.data().as_bytes())?;
+            let best: BestMatch = serde_json::from_str(row.data())?;
             let raw = serde_json::json!({
                 "id": t.id,
                 "price": t.price.to_string(),
@@ -412,13 +433,7 @@ impl SymbolData {
         for t in &self.agg_trades {
             let fields = t.raw.get().trim_start().strip_prefix('{').unwrap_or_default();
             let data = format!("{{\"e\":\"aggTrade\",\"E\":{},\"s\":\"{symbol}\",{fields}", t.time);
-            let combined = format!("{{\"stream\":\"{stream}\",\"data\":{data}}}");
-            self.ws.push(WsRow {
-                recv_ns: t.time * 1_000_000,
-                stream: stream.clone(),
-                data: Arc::from(data),
-                combined: Arc::from(combined),
-            });
+            self.ws.push(WsRow::wrap(t.time * 1_000_000, stream.clone(), &data));
         }
     }
 
@@ -443,7 +458,7 @@ impl ReplayData {
             }
             let until = update_id.unwrap_or(snapshot.last_update_id);
             for row in data.ws.iter().filter(|r| SymbolData::is_depth(r)) {
-                let update = DepthUpdate::from_ws(row.data.as_bytes())?;
+                let update = DepthUpdate::from_ws(row.data().as_bytes())?;
                 if update.final_update_id > until {
                     break;
                 }

@@ -2,7 +2,6 @@
 //! `/stream?streams=a/b` (combined `{"stream","data"}` wrappers), paced like the recording.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -132,7 +131,7 @@ async fn replay(
             }
         }
         if SymbolData::is_depth(&row) {
-            if let Ok(update) = DepthUpdate::from_ws(row.data.as_bytes()) {
+            if let Ok(update) = DepthUpdate::from_ws(row.data().as_bytes()) {
                 state.set_depth_position(&update.symbol, update.final_update_id);
             }
             depth_events += 1;
@@ -141,11 +140,11 @@ async fn replay(
                 continue;
             }
         }
-        let text: Arc<str> = match framing {
-            Framing::Raw => row.data.clone(),
-            Framing::Combined => row.combined.clone(),
+        let text = match framing {
+            Framing::Raw => row.data(),
+            Framing::Combined => row.combined(),
         };
-        if session.text(text.to_string()).await.is_err() {
+        if session.text(text.to_owned()).await.is_err() {
             return;
         }
     }
