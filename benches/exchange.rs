@@ -16,7 +16,7 @@ fn exchange(c: &mut Criterion) {
         .ws
         .iter()
         .filter(|r| r.stream.ends_with("@trade") || r.stream.ends_with("@depth@100ms"))
-        .map(|r| r.combined.to_string())
+        .map(|r| r.combined().to_owned())
         .collect();
     let snapshot = data.book_at("ETHUSDT", None).unwrap().unwrap();
     let updates: Vec<DepthUpdate> = eth
