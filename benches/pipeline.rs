@@ -78,7 +78,6 @@ async fn one_pipeline_run(records: &[(String, Vec<u8>)]) -> Duration {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.store.url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    config.bus.memory_capacity = 1 << 20;
     let ctx = NodeContext::open(config).await.unwrap();
     ctx.bus.ensure_topic("bench-data", 3).await.unwrap();
     let shared = Arc::new(ConnectorShared::default());

@@ -11,6 +11,9 @@ pub struct HttpService {
     handle: actix_web::dev::ServerHandle,
 }
 
+/// How long a stopping server waits for requests in progress (an endless stream included).
+const SHUTDOWN_TIMEOUT: u64 = 5;
+
 /// A listening socket on `addr` whose accepted connections inherit a `send_buffer`-byte send
 /// buffer (set on the listener, as Linux copies it to each accepted socket).
 async fn listener(addr: &str, send_buffer: u32) -> std::io::Result<std::net::TcpListener> {
@@ -43,6 +46,7 @@ impl HttpService {
         let state = web::Data::new(state);
         let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
             .workers(workers)
+            .shutdown_timeout(SHUTDOWN_TIMEOUT)
             .disable_signals();
         let server = match bound {
             None => server.bind(addr)?,

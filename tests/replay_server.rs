@@ -62,7 +62,7 @@ async fn bad_requests_get_binance_error_bodies() {
         ("/api/v3/klines?symbol=ETHUSDT&interval=1m&startTime=abc", -1100),
         ("/api/v3/klines?symbol=ETHUSDT&interval=1m&startTime=5&endTime=1", -1023),
         ("/api/v3/aggTrades?symbol=XRPETH&limit=0", -1130),
-        ("/api/v3/depth?symbol=BTCUSDT", -1121),
+        ("/api/v3/depth?symbol=SOLUSDT", -1121), // klines only: no depth recorded
     ] {
         let (status, _, body) = get(&s, query).await;
         assert_eq!(status, 400, "{query}");

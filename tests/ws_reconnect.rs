@@ -39,7 +39,7 @@ async fn loader_publishes_every_trade_once(
     want: Vec<i64>,
 ) -> (u64, u64, u64) {
     let server = ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0, faults).await.unwrap();
-    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(100_000));
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(64 << 20));
     bus.ensure_topic("xrp-trades", 3).await.unwrap();
     let mut consumer = bus.subscribe("check", "xrp-trades").await.unwrap();
     let metrics = Arc::new(Metrics::new());

@@ -50,6 +50,8 @@ const SEND_BUFFER: u32 = 64 * 1024;
 
 pub struct AdminServer {
     http: HttpService,
+    /// Its dashboard clients, disconnected before the server stops (their streams never end).
+    monitor: Arc<Hub>,
 }
 
 async fn healthz() -> HttpResponse {
@@ -123,18 +125,22 @@ fn routes(cfg: &mut web::ServiceConfig) {
 
 impl AdminServer {
     pub async fn start(addr: &str, state: AdminState) -> Result<AdminServer, AdminError> {
+        let monitor = state.monitor.clone();
         let http = HttpService::start(addr, 1, state, routes, Some(SEND_BUFFER))
             .await
             .map_err(|source| AdminError { addr: addr.to_owned(), source })?;
         tracing::info!(addr = %http.addr(), "Admin server listening.");
-        Ok(AdminServer { http })
+        Ok(AdminServer { http, monitor })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.http.addr()
     }
 
+    /// Ends the dashboards' event streams (their pages reconnect to the next server on the
+    /// address), then stops accepting and lets requests in progress finish.
     pub async fn stop(&self) {
+        self.monitor.close();
         self.http.stop().await;
     }
 }

@@ -43,6 +43,7 @@ fn subscribe_error(e: SubscribeError) -> HttpResponse {
     match e {
         SubscribeError::UnknownSymbol { .. } => error(StatusCode::NOT_FOUND, "unknown symbol", e.to_string()),
         SubscribeError::Full(_) => error(StatusCode::SERVICE_UNAVAILABLE, "too many clients", e.to_string()),
+        SubscribeError::Closed => error(StatusCode::SERVICE_UNAVAILABLE, "stopping", e.to_string()),
     }
 }
 
@@ -81,7 +82,7 @@ pub(super) async fn board(state: web::Data<AdminState>, path: web::Path<String>)
     params(("symbol" = String, Path, description = "an upper-case symbol the node streams, e.g. ETHUSDT")),
     responses((status = 200, description = "an endless text/event-stream", content_type = "text/event-stream", body = String),
         (status = 404, description = "the node streams no such symbol", body = ErrorBody),
-        (status = 503, description = "monitor.max_clients streams are open", body = ErrorBody)))]
+        (status = 503, description = "monitor.max_clients streams are open, or the node is stopping", body = ErrorBody)))]
 pub(super) async fn stream(state: web::Data<AdminState>, path: web::Path<String>) -> HttpResponse {
     match state.monitor.subscribe(&path.into_inner()) {
         Ok(rx) => {

@@ -1,13 +1,17 @@
 //! The in-process bus: Kafka's semantics (partitions, consumer groups, committed offsets,
-//! at-least-once redelivery) in memory, bounded per partition.
+//! at-least-once redelivery) in memory, bounded by one byte budget for the whole process.
 //!
-//! Bound: a partition keeps at most `capacity` records. Records every consumer group has
-//! committed are dropped first; when the oldest record is still needed by some group, `publish`
-//! waits for that group to commit (backpressure) rather than drop it. A topic no group has ever
-//! subscribed to keeps only its newest `capacity` records, as Kafka's retention would.
+//! Bound: the records of every topic together take at most `bus.memory_bytes` (payload, key and
+//! a fixed per-record overhead). When a publish would go over it, the oldest records every
+//! consumer group has committed are dropped — of the publishing topic first, then of the others —
+//! and records of topics no group has ever subscribed to, oldest first, as Kafka's retention
+//! would. When all that is left is still needed by some group, `publish` waits for a commit
+//! (backpressure) rather than drop it. So the bus holds what is not yet consumed plus, up to the
+//! budget, recent history for late subscribers; it never grows with the number of topics or with
+//! how many records have passed.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -20,10 +24,36 @@ use super::{
     OutRecord, PartitionLag, RevokeAck,
 };
 
+/// What one stored record costs beside its payload and key (its slot, the two `Bytes`, offsets).
+pub const RECORD_OVERHEAD: usize = 64;
+
 pub struct MemoryBus {
     topics: Mutex<HashMap<String, Arc<TopicLog>>>,
-    capacity: usize,
+    budget: Arc<Budget>,
     next_member: AtomicU64,
+}
+
+/// The bytes all topics' records may take together.
+struct Budget {
+    limit: usize,
+    used: AtomicUsize,
+    /// Woken when a commit may have made records droppable.
+    space: Notify,
+}
+
+impl Budget {
+    /// Takes `size` bytes if they fit (a record larger than the whole budget fits an empty bus).
+    fn take(&self, size: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used + size <= self.limit || used == 0).then_some(used + size)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, size: usize) {
+        self.used.fetch_sub(size, Ordering::AcqRel);
+    }
 }
 
 struct TopicLog {
@@ -31,8 +61,8 @@ struct TopicLog {
     state: Mutex<TopicState>,
     /// Woken when records are appended or a group's membership changes.
     data: Notify,
-    /// Woken when a commit may have freed space.
-    space: Notify,
+    /// The bus's budget, which commits on this topic may free.
+    budget: Arc<Budget>,
 }
 
 struct TopicState {
@@ -54,6 +84,17 @@ struct Stored {
     timestamp_ms: i64,
 }
 
+impl Stored {
+    /// What it counts against the budget.
+    fn size(&self) -> usize {
+        record_size(&self.key, &self.payload)
+    }
+}
+
+fn record_size(key: &Option<Bytes>, payload: &Bytes) -> usize {
+    RECORD_OVERHEAD + payload.len() + key.as_ref().map_or(0, Bytes::len)
+}
+
 struct GroupState {
     committed: Vec<Option<u64>>,
     members: BTreeSet<u64>,
@@ -73,9 +114,30 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl MemoryBus {
-    /// A bus whose partitions hold at most `capacity` records each.
-    pub fn new(capacity: usize) -> Self {
-        MemoryBus { topics: Mutex::new(HashMap::new()), capacity: capacity.max(1), next_member: AtomicU64::new(1) }
+    /// A bus whose records take at most `bytes` together (see the module's doc).
+    pub fn new(bytes: usize) -> Self {
+        let budget = Budget { limit: bytes.max(1), used: AtomicUsize::new(0), space: Notify::new() };
+        MemoryBus { topics: Mutex::new(HashMap::new()), budget: Arc::new(budget), next_member: AtomicU64::new(1) }
+    }
+
+    /// The bytes the records of every topic take now.
+    pub fn used_bytes(&self) -> usize {
+        self.budget.used.load(Ordering::Acquire)
+    }
+
+    /// Drops droppable records of every topic (one lock at a time) until `want` bytes are freed
+    /// or none is left; returns the bytes freed, already given back to the budget.
+    fn reclaim_everywhere(&self, want: usize) -> usize {
+        let logs: Vec<Arc<TopicLog>> = lock(&self.topics).values().cloned().collect();
+        let mut freed = 0;
+        for log in logs {
+            if freed >= want {
+                break;
+            }
+            freed += lock(&log.state).reclaim(want - freed);
+        }
+        self.budget.give_back(freed);
+        freed
     }
 
     fn topic(&self, name: &str) -> Result<Arc<TopicLog>, BusError> {
@@ -119,17 +181,24 @@ impl TopicState {
         committed.unwrap_or(part.base).max(part.base)
     }
 
-    /// Drops head records every group has committed past; with no groups, drops freely.
-    fn trim(&mut self, partition: usize, capacity: usize) -> bool {
-        let min_committed = self.groups.values().map(|g| g.committed[partition].unwrap_or(0)).min().unwrap_or(u64::MAX);
-        let log = &mut self.partitions[partition];
-        let mut freed = false;
-        while log.records.len() >= capacity && log.base < min_committed {
-            log.records.pop_front();
-            log.base += 1;
-            freed = true;
+    /// Drops head records every group has committed past (with no groups, any), partition by
+    /// partition, until `want` bytes are freed or none is droppable; returns the bytes freed (the
+    /// caller gives them back to the budget).
+    fn reclaim(&mut self, want: usize) -> usize {
+        let mut freed = 0;
+        for p in 0..self.partitions.len() {
+            let min_committed = self.groups.values().map(|g| g.committed[p].unwrap_or(0)).min().unwrap_or(u64::MAX);
+            let log = &mut self.partitions[p];
+            while freed < want && log.base < min_committed {
+                let Some(dropped) = log.records.pop_front() else { break };
+                log.base += 1;
+                freed += dropped.size();
+            }
+            if freed >= want {
+                break;
+            }
         }
-        freed || log.records.len() < capacity
+        freed
     }
 }
 
@@ -155,7 +224,7 @@ impl Bus for MemoryBus {
                 round_robin: 0,
             }),
             data: Notify::new(),
-            space: Notify::new(),
+            budget: self.budget.clone(),
         };
         topics.insert(topic.to_owned(), Arc::new(log));
         Ok(())
@@ -165,14 +234,24 @@ impl Bus for MemoryBus {
         let log = self.topic(topic)?;
         let now = crate::model::now_ms();
         let mut pending = records.into_iter().peekable();
-        while pending.peek().is_some() {
-            let space = log.space.notified();
+        while let Some(first) = pending.peek() {
+            let waiting_for = record_size(&first.key, &first.payload);
+            let space = self.budget.space.notified();
             tokio::pin!(space);
             space.as_mut().enable();
             {
                 let mut st = lock(&log.state);
                 let n = st.partitions.len() as u32;
                 while let Some(rec) = pending.peek() {
+                    let size = record_size(&rec.key, &rec.payload);
+                    if !self.budget.take(size) {
+                        // This topic's own droppable records first.
+                        let freed = st.reclaim(size);
+                        self.budget.give_back(freed);
+                        if !self.budget.take(size) {
+                            break;
+                        }
+                    }
                     let p = match &rec.key {
                         Some(k) => partition_for_key(k, n),
                         None => {
@@ -180,9 +259,6 @@ impl Bus for MemoryBus {
                             st.round_robin % n
                         }
                     } as usize;
-                    if !st.trim(p, self.capacity) {
-                        break;
-                    }
                     let rec = pending.next().expect("peeked");
                     st.partitions[p].records.push_back(Stored {
                         key: rec.key,
@@ -192,8 +268,8 @@ impl Bus for MemoryBus {
                 }
             }
             log.data.notify_waiters();
-            if pending.peek().is_some() {
-                // Full and the oldest record is still needed: wait for a commit.
+            if pending.peek().is_some() && self.reclaim_everywhere(waiting_for) == 0 {
+                // The budget is spent on records some group still needs: wait for a commit.
                 space.await;
             }
         }
@@ -416,7 +492,7 @@ impl Consumer for MemoryConsumer {
                 *slot = Some(slot.unwrap_or(0).max(c.next_offset));
             }
         }
-        log.space.notify_waiters();
+        log.budget.space.notify_waiters();
         Ok(())
     }
 
@@ -452,7 +528,7 @@ mod tests {
 
     #[tokio::test]
     async fn uncommitted_records_are_redelivered_after_restart() {
-        let bus = MemoryBus::new(1000);
+        let bus = MemoryBus::new(1 << 20);
         bus.ensure_topic("d", 2).await.unwrap();
         bus.publish("d", (0..10).map(|i| rec(&format!("k{i}"), &i.to_string())).collect()).await.unwrap();
         let mut c = bus.subscribe("g", "d").await.unwrap();
@@ -470,7 +546,7 @@ mod tests {
 
     #[tokio::test]
     async fn same_key_keeps_order_in_one_partition() {
-        let bus = MemoryBus::new(1000);
+        let bus = MemoryBus::new(1 << 20);
         bus.ensure_topic("d", 4).await.unwrap();
         bus.publish("d", (0..50).map(|i| rec("BTCUSDT", &i.to_string())).collect()).await.unwrap();
         let mut c = bus.subscribe("g", "d").await.unwrap();
@@ -482,7 +558,7 @@ mod tests {
 
     #[tokio::test]
     async fn group_members_share_partitions_and_groups_are_independent() {
-        let bus = MemoryBus::new(1000);
+        let bus = MemoryBus::new(1 << 20);
         bus.ensure_topic("d", 4).await.unwrap();
         let mut a = bus.subscribe("g", "d").await.unwrap();
         let mut b = bus.subscribe("g", "d").await.unwrap();
@@ -502,8 +578,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn full_partition_applies_backpressure_until_commit() {
-        let bus = Arc::new(MemoryBus::new(4));
+    async fn a_full_budget_applies_backpressure_until_commit() {
+        // Room for four one-byte records with one-byte keys.
+        let bus = Arc::new(MemoryBus::new(4 * (RECORD_OVERHEAD + 2)));
         bus.ensure_topic("d", 1).await.unwrap();
         let mut c = bus.subscribe("g", "d").await.unwrap();
         bus.publish("d", (0..4).map(|i| rec("k", &i.to_string())).collect()).await.unwrap();
@@ -516,6 +593,43 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), blocked).await.unwrap().unwrap().unwrap();
         let lag = bus.lag("g", "d").await.unwrap();
         assert_eq!((lag[0].committed, lag[0].end, lag[0].lag()), (4, 5, 1));
+        assert_eq!(bus.used_bytes(), 4 * (RECORD_OVERHEAD + 2), "one record was dropped for the new one");
+    }
+
+    /// One budget for every topic: a topic nobody reads gives way to the others, records a group
+    /// has not committed are kept (the producer waits), and committed ones make room.
+    #[tokio::test]
+    async fn the_budget_is_shared_by_every_topic_and_keeps_what_is_not_consumed() {
+        let one = RECORD_OVERHEAD + 2;
+        let bus = Arc::new(MemoryBus::new(10 * one));
+        for t in ["a", "b", "nobody"] {
+            bus.ensure_topic(t, 2).await.unwrap();
+        }
+        let mut reader = bus.subscribe("g", "a").await.unwrap();
+        let _b_reader = bus.subscribe("gb", "b").await.unwrap();
+        bus.publish("a", (0..6).map(|i| rec("k", &i.to_string())).collect()).await.unwrap();
+        bus.publish("nobody", (0..4).map(|i| rec("k", &i.to_string())).collect()).await.unwrap();
+        assert_eq!(bus.used_bytes(), 10 * one);
+        bus.publish("b", (0..4).map(|i| rec("k", &i.to_string())).collect()).await.unwrap();
+        assert_eq!(bus.used_bytes(), 10 * one);
+        let kept = |lag: Vec<PartitionLag>| lag.iter().map(|p| p.end - p.committed).sum::<u64>();
+        assert_eq!(kept(bus.lag("x", "nobody").await.unwrap()), 0, "the topic nobody reads gave way");
+        let got = reader.poll(100, T).await.unwrap();
+        assert_eq!(got.len(), 6, "nothing g had not committed was dropped");
+        let b2 = bus.clone();
+        // One-byte payloads, like the first six, so that six fit where those six were.
+        let letters = ["a", "b", "c", "d", "e", "f"];
+        let more = letters.iter().map(|l| rec("k", l)).collect();
+        let blocked = tokio::spawn(async move { b2.publish("a", more).await });
+        tokio::time::sleep(T).await;
+        assert!(!blocked.is_finished(), "the budget is spent on what g and gb have not committed");
+        reader.commit(&crate::bus::commit_positions(&got)).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), blocked).await.unwrap().unwrap().unwrap();
+        assert_eq!(bus.used_bytes(), 10 * one);
+        let rest = reader.poll(100, T).await.unwrap();
+        let values: BTreeSet<String> = rest.iter().map(|m| String::from_utf8(m.payload.to_vec()).unwrap()).collect();
+        assert_eq!(values, letters.iter().map(|l| l.to_string()).collect(), "every new record arrives");
+        assert_eq!(kept(bus.lag("gb", "b").await.unwrap()), 4, "gb's records were kept all along");
     }
 
     #[tokio::test]
@@ -529,7 +643,7 @@ mod tests {
 
     #[tokio::test]
     async fn group_members_hand_partitions_over_and_resume_from_the_commit() {
-        let bus = MemoryBus::new(1000);
+        let bus = MemoryBus::new(1 << 20);
         bus.ensure_topic("d", 4).await.unwrap();
         let first = bus.join("g", "d").await.unwrap();
         let assigned = |e: GroupEvent| match e {

@@ -180,7 +180,7 @@ pub trait Consumer: Send {
 /// Opens the bus named by `bus.url`: `memory://` (the embedded default) or `kafka://brokers`.
 pub fn open(cfg: &crate::config::BusConfig) -> Result<Arc<dyn Bus>, BusError> {
     match cfg.url.split_once("://") {
-        Some(("memory", _)) => Ok(Arc::new(memory::MemoryBus::new(cfg.memory_capacity))),
+        Some(("memory", _)) => Ok(Arc::new(memory::MemoryBus::new(cfg.memory_bytes))),
         #[cfg(feature = "kafka")]
         Some(("kafka", brokers)) if !brokers.is_empty() => Ok(Arc::new(kafka::KafkaBus::new(brokers, cfg)?)),
         #[cfg(not(feature = "kafka"))]

@@ -152,8 +152,9 @@ pub struct BusConfig {
     pub partitions: u32,
     /// Replication factor of the topics this node creates (Kafka).
     pub replication: i32,
-    /// In-process bus: records kept per partition before producers wait.
-    pub memory_capacity: usize,
+    /// In-process bus: bytes all topics' records may take together (payload, key and a
+    /// per-record overhead); committed records make way first, then producers wait.
+    pub memory_bytes: usize,
     pub kafka: KafkaConfig,
 }
 
@@ -163,7 +164,7 @@ impl Default for BusConfig {
             url: "memory://".into(),
             partitions: 3,
             replication: 1,
-            memory_capacity: 65_536,
+            memory_bytes: 64 << 20,
             kafka: KafkaConfig::default(),
         }
     }
@@ -685,8 +686,8 @@ impl Config {
         if self.bus.partitions == 0 {
             errs.push("bus.partitions: must be at least 1".into());
         }
-        if self.bus.memory_capacity == 0 {
-            errs.push("bus.memory_capacity: must be at least 1".into());
+        if self.bus.memory_bytes < 1 << 20 {
+            errs.push(format!("bus.memory_bytes: {} is below 1 MiB (1048576)", self.bus.memory_bytes));
         }
         if self.store.url != "sqlite::memory:"
             && !valid_url(&self.store.url, &["sqlite", "postgres", "postgresql", "arangodb", "arangodbs"])

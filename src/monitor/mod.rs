@@ -11,6 +11,7 @@ mod actor;
 mod board;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ pub enum SubscribeError {
     UnknownSymbol { symbol: String, known: Vec<String> },
     #[error("{0} event streams are open, the most monitor.max_clients allows")]
     Full(usize),
+    #[error("the node is stopping; connect again in a moment")]
+    Closed,
 }
 
 struct Client {
@@ -46,6 +49,8 @@ pub struct Hub {
     /// The latest health frame, sent to a new client at once.
     health: Mutex<Option<Bytes>>,
     metrics: Arc<Metrics>,
+    /// Set when the admin server stops: no new clients.
+    closed: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -67,7 +72,14 @@ impl Hub {
             .iter()
             .map(|(s, every)| (s.clone(), SymbolBoard::new(s, config.tape, config.candles, config.levels, *every)))
             .collect();
-        Hub { config, boards: Mutex::new(boards), clients: Mutex::default(), health: Mutex::default(), metrics }
+        Hub {
+            config,
+            boards: Mutex::new(boards),
+            clients: Mutex::default(),
+            health: Mutex::default(),
+            metrics,
+            closed: AtomicBool::new(false),
+        }
     }
 
     pub fn config(&self) -> &MonitorConfig {
@@ -100,6 +112,9 @@ impl Hub {
     pub fn subscribe(&self, symbol: &str) -> Result<mpsc::Receiver<Bytes>, SubscribeError> {
         let snapshot = self.snapshot(symbol)?;
         let mut clients = lock(&self.clients);
+        if self.closed.load(Ordering::Acquire) {
+            return Err(SubscribeError::Closed);
+        }
         clients.retain(|c| !c.tx.is_closed());
         if clients.len() >= self.config.max_clients {
             return Err(SubscribeError::Full(clients.len()));
@@ -140,6 +155,14 @@ impl Hub {
         let frame = sse("health", health);
         *lock(&self.health) = Some(frame.clone());
         self.send(None, "health", frame);
+    }
+
+    /// Ends every client's stream and takes no new ones (the admin server is stopping).
+    pub fn close(&self) {
+        let mut clients = lock(&self.clients);
+        self.closed.store(true, Ordering::Release);
+        clients.clear();
+        self.metrics.monitor_clients.set(0);
     }
 
     /// Clients connected now.
