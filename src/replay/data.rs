@@ -299,13 +299,19 @@ fn parse_capture(path: &Path, sym: &mut SymbolData) -> Result<(), ReplayDataErro
 }
 
 impl SymbolData {
-    /// Serves the recorded klines as `<symbol>@kline_<interval>` WebSocket streams too: one closed
-    /// kline event per candle, sent when it closes. Fields the recording lacks (quote volume,
-    /// trade count, taker volumes, trade ids) are `null`, never invented.
-    fn add_kline_streams(&mut self, symbol: &str) {
-        for (interval, rows) in &self.klines {
-            let stream: Arc<str> = Arc::from(format!("{}@kline_{interval}", symbol.to_ascii_lowercase()));
-            for r in rows {
+    /// The recorded klines as the `<symbol>@kline_<interval>` WebSocket stream `stream`: one
+    /// closed kline event per candle, sent when it closes. Fields the recording lacks (quote
+    /// volume, trade count, taker volumes, trade ids) are `null`, never invented. Built when a
+    /// connection asks for it (held for every candle, they were most of a large replay's memory);
+    /// empty when `stream` is not such a stream of this symbol.
+    pub fn kline_rows(&self, symbol: &str, stream: &str) -> Vec<WsRow> {
+        let wanted = stream.strip_prefix(&format!("{}@kline_", symbol.to_ascii_lowercase()));
+        let Some((interval, rows)) = wanted.and_then(|w| self.klines.iter().find(|(i, _)| i.to_string() == w)) else {
+            return Vec::new();
+        };
+        let stream: Arc<str> = Arc::from(stream);
+        rows.iter()
+            .map(|r| {
                 let close = r.open_time + interval.millis() - 1;
                 let (n, q, buy_base, buy_quote) = match &r.totals {
                     Some(t) => (
@@ -326,9 +332,14 @@ impl SymbolData {
                     r.low,
                     r.volume
                 );
-                self.ws.push(WsRow::wrap((close + 1) * 1_000_000, stream.clone(), &data));
-            }
-        }
+                WsRow::wrap((close + 1) * 1_000_000, stream.clone(), &data)
+            })
+            .collect()
+    }
+
+    /// The kline streams [`SymbolData::kline_rows`] serves for `symbol`.
+    pub fn kline_streams(&self, symbol: &str) -> Vec<String> {
+        self.klines.keys().map(|i| format!("{}@kline_{i}", symbol.to_ascii_lowercase())).collect()
     }
 
     /// The capture's `@trade` messages as `/api/v3/historicalTrades` rows (`quoteQty` is price ×
@@ -519,7 +530,6 @@ impl ReplayData {
             sym.derive_agg_trades(&trades).map_err(|e| format_err(&dir.join("ws"), e))?;
             sym.derive_second_klines(&trades);
             sym.add_agg_trade_stream(symbol);
-            sym.add_kline_streams(symbol);
             sym.ws.sort_by_key(|r| r.recv_ns);
         }
         if data.symbols.is_empty() {

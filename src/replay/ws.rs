@@ -25,6 +25,7 @@ fn select(state: &ReplayState, streams: &[String]) -> Vec<WsRow> {
         let symbol = stream.split('@').next().unwrap_or_default().to_ascii_uppercase();
         if let Some(d) = state.data.symbols.get(&symbol) {
             rows.extend(d.ws.iter().filter(|r| &*r.stream == stream).cloned());
+            rows.extend(d.kline_rows(&symbol, stream));
         }
     }
     rows.sort_by_key(|r| r.recv_ns);
@@ -32,8 +33,12 @@ fn select(state: &ReplayState, streams: &[String]) -> Vec<WsRow> {
 }
 
 fn recorded_streams(state: &ReplayState) -> Vec<String> {
-    let mut names: Vec<String> =
-        state.data.symbols.values().flat_map(|d| d.ws.iter().map(|r| r.stream.to_string())).collect();
+    let mut names: Vec<String> = state
+        .data
+        .symbols
+        .iter()
+        .flat_map(|(symbol, d)| d.ws.iter().map(|r| r.stream.to_string()).chain(d.kline_streams(symbol)))
+        .collect();
     names.sort();
     names.dedup();
     names
