@@ -36,7 +36,8 @@ pub struct KlineRow {
     pub low: Decimal,
     pub close: Decimal,
     pub volume: Decimal,
-    pub totals: Option<KlineTotals>,
+    /// Boxed: most recorded candles have none, and a replay may hold millions of them.
+    pub totals: Option<Box<KlineTotals>>,
 }
 
 /// What a candle knows beyond OHLCV when it is built from trades.
@@ -62,12 +63,12 @@ impl KlineRow {
             low: trades.iter().map(|t| t.price).min().unwrap_or(first.price),
             close: last.price,
             volume: trades.iter().map(|t| t.qty).sum(),
-            totals: Some(KlineTotals {
+            totals: Some(Box::new(KlineTotals {
                 quote_volume: trades.iter().map(quote).sum(),
                 trades: trades.len() as u64,
                 taker_buy_base: takers().map(|t| t.qty).sum(),
                 taker_buy_quote: takers().map(quote).sum(),
-            }),
+            })),
         }
     }
 
