@@ -59,6 +59,11 @@ collection = "live_trades"
     config::load(Some(&path), Vec::new()).unwrap()
 }
 
+/// The replay server over the bundled capture, its streams at `speed` times the recorded pace.
+async fn capture_replay(speed: f64) -> ReplayServer {
+    ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", speed, ReplayFaults::default()).await.unwrap()
+}
+
 /// The prices of `symbol`'s trades in the capture, read straight from the files.
 fn recorded_prices(symbol: &str) -> BTreeSet<String> {
     let dir = common::sample_dir().join("ws/hftbacktest_raw_binance/spot");
@@ -123,8 +128,7 @@ async fn the_page_shows_the_recorded_market_from_the_nodes_book_and_reconnects_a
         return common::missing("chromium is not installed (apt-get install chromium)");
     }
     let dir = tempfile::tempdir().unwrap();
-    let replay =
-        ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 1.0, ReplayFaults::default()).await.unwrap();
+    let replay = capture_replay(1.0).await;
     let admin = format!("127.0.0.1:{}", common::kafka::free_port());
     let config = monitor_file(dir.path(), &admin, &replay, "");
     let node = Node::start(config.clone(), None).await.unwrap();
@@ -211,8 +215,7 @@ async fn the_page_shows_the_recorded_market_from_the_nodes_book_and_reconnects_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_dropped_while_the_others_keep_up() {
     let dir = tempfile::tempdir().unwrap();
-    let replay =
-        ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 1.0, ReplayFaults::default()).await.unwrap();
+    let replay = capture_replay(1.0).await;
     let config = monitor_file(dir.path(), "127.0.0.1:0", &replay, "[monitor]\nclient_buffer = 2\nlevels = 20\n");
     let node = Node::start(config, None).await.unwrap();
     let base = format!("http://{}", node.admin_addr());
@@ -261,8 +264,7 @@ async fn a_client_that_stops_reading_is_dropped_while_the_others_keep_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_symbols_get_a_404_with_the_symbols_the_node_streams() {
     let dir = tempfile::tempdir().unwrap();
-    let replay =
-        ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 1.0, ReplayFaults::default()).await.unwrap();
+    let replay = capture_replay(1.0).await;
     let node = Node::start(monitor_file(dir.path(), "127.0.0.1:0", &replay, ""), None).await.unwrap();
     let base = format!("http://{}", node.admin_addr());
     let info: Value = json_of(reqwest::get(format!("{base}/api/v1/monitor")).await.unwrap().text().await.unwrap());
@@ -283,8 +285,7 @@ async fn unknown_symbols_get_a_404_with_the_symbols_the_node_streams() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_protected_reads_the_monitor_wants_the_token() {
     let dir = tempfile::tempdir().unwrap();
-    let replay =
-        ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 1.0, ReplayFaults::default()).await.unwrap();
+    let replay = capture_replay(1.0).await;
     let token = "a-token-of-twenty-characters";
     let extra = format!("[admin]\ntoken = \"{token}\"\nprotect_reads = true\n");
     let node = Node::start(monitor_file(dir.path(), "127.0.0.1:0", &replay, &extra), None).await.unwrap();
@@ -309,8 +310,7 @@ async fn with_protected_reads_the_monitor_wants_the_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_restart_the_chart_is_filled_from_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let replay =
-        ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 20.0, ReplayFaults::default()).await.unwrap();
+    let replay = capture_replay(20.0).await;
     let config = monitor_file(dir.path(), "127.0.0.1:0", &replay, "");
     let node = Node::start(config.clone(), None).await.unwrap();
     let store = node.ctx.store.clone();

@@ -15,27 +15,21 @@ const PAGE: &str = include_str!("../../assets/ui/index.html");
 const SCRIPT: &str = include_str!("../../assets/ui/app.js");
 const STYLE: &str = include_str!("../../assets/ui/app.css");
 
+/// An embedded asset, revalidated on every load (a new binary may serve a new page).
+fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok().content_type(content_type).insert_header(("cache-control", "no-cache")).body(body)
+}
+
 async fn page() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").insert_header(("cache-control", "no-cache")).body(PAGE)
-}
-
-async fn script() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header(("cache-control", "no-cache"))
-        .body(SCRIPT)
-}
-
-async fn style() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/css; charset=utf-8").insert_header(("cache-control", "no-cache")).body(STYLE)
+    asset("text/html; charset=utf-8", PAGE)
 }
 
 /// The page and its assets.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ui", web::get().to(page))
         .route("/ui/", web::get().to(page))
-        .route("/ui/app.js", web::get().to(script))
-        .route("/ui/app.css", web::get().to(style));
+        .route("/ui/app.js", web::get().to(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }))
+        .route("/ui/app.css", web::get().to(|| async { asset("text/css; charset=utf-8", STYLE) }));
 }
 
 fn subscribe_error(e: SubscribeError) -> HttpResponse {

@@ -170,17 +170,7 @@ fn monitor_hub(ctx: &NodeContext) -> (Arc<Hub>, Vec<MonitorSource>) {
 fn monitor_child(ctx: &NodeContext, hub: Arc<Hub>, sources: Vec<MonitorSource>) -> ChildSpec {
     let ctx = ctx.clone();
     ChildSpec::new("monitor", "monitor", Restart::Permanent, move || {
-        let args = MonitorArgs {
-            hub: hub.clone(),
-            bus: ctx.bus.clone(),
-            store: ctx.store.clone(),
-            metrics: ctx.metrics.clone(),
-            view: ctx.view.clone(),
-            node: ctx.config.node.id.clone(),
-            lag: ctx.lag.clone(),
-            sources: sources.clone(),
-        };
-        (Monitor, args)
+        (Monitor, MonitorArgs { ctx: ctx.clone(), hub: hub.clone(), sources: sources.clone() })
     })
 }
 

@@ -13,12 +13,10 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::Hub;
-use crate::admin::metrics::Metrics;
-use crate::admin::LagSource;
-use crate::bus::{commit_positions, Bus, Consumer};
+use crate::app::NodeContext;
+use crate::bus::{commit_positions, Consumer};
 use crate::model::{unix_seconds_now, DataRecord};
-use crate::store::Store;
-use crate::supervision::{ChildState, TreeNode, TreeView};
+use crate::supervision::{ChildState, TreeNode};
 
 /// One stream topic the monitor reads.
 #[derive(Debug, Clone)]
@@ -32,14 +30,9 @@ pub struct MonitorSource {
 }
 
 pub struct MonitorArgs {
+    /// The node's bus, store, metrics, tree and lag source.
+    pub ctx: NodeContext,
     pub hub: Arc<Hub>,
-    pub bus: Arc<dyn Bus>,
-    pub store: Arc<dyn Store>,
-    pub metrics: Arc<Metrics>,
-    pub view: TreeView,
-    /// The node id: the tree's root and the consumer group's suffix.
-    pub node: String,
-    pub lag: LagSource,
     pub sources: Vec<MonitorSource>,
 }
 
@@ -99,7 +92,7 @@ impl MonitorState {
         for (symbol, collection, (first_id, first_time)) in due {
             self.filled.push(symbol.clone());
             let from = first_time - first_time.rem_euclid(60_000) - window;
-            match self.args.store.trades(&collection, &symbol, from, first_time + 1).await {
+            match self.args.ctx.store.trades(&collection, &symbol, from, first_time + 1).await {
                 Ok(stored) => {
                     let before: Vec<_> = stored.into_iter().filter(|t| t.id < first_id).collect();
                     tracing::info!(%symbol, %collection, trades = before.len(), "Dashboard candles filled from the store.");
@@ -112,13 +105,13 @@ impl MonitorState {
     }
 
     fn health(&self) -> Value {
-        let m = &self.args.metrics;
+        let (m, node) = (&self.args.ctx.metrics, &self.args.ctx.config.node.id);
         let mut tree = json!({ "actors": 0, "running": 0, "restarting": 0, "stopped": 0, "restarts": 0, "down": [] });
-        if let Some(root) = self.args.view.tree(&self.args.node) {
+        if let Some(root) = self.args.ctx.view.tree(node) {
             count(&root, &mut tree);
         }
         json!({
-            "node": self.args.node,
+            "node": node,
             "uptime_s": (unix_seconds_now() - self.started).round(),
             "tree": tree,
             "metrics": {
@@ -170,11 +163,11 @@ impl Actor for Monitor {
         myself: ActorRef<MonitorMsg>,
         args: MonitorArgs,
     ) -> Result<MonitorState, ActorProcessingErr> {
-        let group = format!("monitor-{}", args.node);
+        let group = format!("monitor-{}", args.ctx.config.node.id);
         let mut consumers = Vec::new();
         let mut trade_source: HashMap<String, (String, Option<String>)> = HashMap::new();
         for s in &args.sources {
-            consumers.push(args.bus.subscribe(&group, &s.topic).await?);
+            consumers.push(args.ctx.bus.subscribe(&group, &s.topic).await?);
             if s.kind == "trade" || s.kind == "aggTrade" {
                 for sym in &s.symbols {
                     let better = !trade_source.contains_key(sym) || s.kind == "trade";
@@ -214,7 +207,7 @@ impl Actor for Monitor {
                 for m in &messages {
                     match DataRecord::from_bytes(&m.payload) {
                         Ok(record) => state.apply(&m.topic, record),
-                        Err(_) => state.args.metrics.errors.with_label_values(&["monitor", "decode"]).inc(),
+                        Err(_) => state.args.ctx.metrics.errors.with_label_values(&["monitor", "decode"]).inc(),
                     }
                 }
                 consumer.commit(&commit_positions(&messages)).await?;
@@ -232,7 +225,7 @@ impl Actor for Monitor {
         }
         if state.last_lag.elapsed() >= LAG_EVERY {
             state.last_lag = Instant::now();
-            state.args.lag.read(&state.args.metrics).await;
+            state.args.ctx.lag.read(&state.args.ctx.metrics).await;
         }
         if state.last_second.elapsed() >= Duration::from_secs(1) {
             state.last_second = Instant::now();
