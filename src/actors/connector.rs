@@ -81,6 +81,8 @@ pub struct ConnectorState {
     pending: Vec<DataRecord>,
     /// Positions to commit with the next flush, including dead-lettered messages.
     positions: Vec<CommitOffset>,
+    /// When the pending records arrived, for the latency they are observed with once committed.
+    arrivals: Arrivals,
     deadline: Option<Instant>,
     in_flight: Option<InFlight>,
 }
@@ -90,8 +92,36 @@ struct InFlight {
     write: tokio::task::JoinHandle<Result<(), StoreError>>,
     batch: Batch,
     positions: Vec<CommitOffset>,
+    arrivals: Arrivals,
     count: u64,
     started: std::time::Instant,
+}
+
+/// When a batch's records were appended to the bus (epoch ms, one per record) and when the
+/// connector polled them (one instant per poll, with how many records it brought).
+#[derive(Default)]
+struct Arrivals {
+    appended: Vec<i64>,
+    polled: Vec<(std::time::Instant, u64)>,
+}
+
+impl Arrivals {
+    /// Observes every record's latency into `streamforge_record_latency_seconds`, now that the
+    /// batch is committed.
+    fn observe(&self, metrics: &Metrics) {
+        let since_append = metrics.record_latency.with_label_values(&[FAMILY, "append"]);
+        let now = crate::model::now_ms();
+        for &t in &self.appended {
+            since_append.observe((now - t).max(0) as f64 / 1000.0);
+        }
+        let since_poll = metrics.record_latency.with_label_values(&[FAMILY, "poll"]);
+        for &(at, n) in &self.polled {
+            let secs = at.elapsed().as_secs_f64();
+            for _ in 0..n {
+                since_poll.observe(secs);
+            }
+        }
+    }
 }
 
 const FAMILY: &str = "connector";
@@ -122,14 +152,22 @@ impl ConnectorState {
 
     async fn take(&mut self, messages: Vec<BusMessage>) -> Result<(), ActorProcessingErr> {
         self.args.metrics.records_in.with_label_values(&[FAMILY]).inc_by(messages.len() as u64);
+        let (polled, before) = (std::time::Instant::now(), self.pending.len());
         for m in messages {
             match DataRecord::from_bytes(&m.payload) {
-                Ok(record) => self.pending.push(record),
+                Ok(record) => {
+                    self.pending.push(record);
+                    self.arrivals.appended.push(m.timestamp_ms);
+                }
                 Err(e) => {
                     self.args.dead_letters.send(&self.producer, &m, json_error_reason(&e), &e.to_string()).await?
                 }
             }
             self.track(&m);
+        }
+        let taken = (self.pending.len() - before) as u64;
+        if taken > 0 {
+            self.arrivals.polled.push((polled, taken));
         }
         if self.deadline.is_none() && !self.positions.is_empty() {
             self.deadline = Some(Instant::now() + self.args.flush_interval);
@@ -147,11 +185,12 @@ impl ConnectorState {
         }
         let batch: Batch = Arc::new(std::mem::take(&mut self.pending));
         let positions = std::mem::take(&mut self.positions);
+        let arrivals = std::mem::take(&mut self.arrivals);
         self.deadline = None;
         let count = batch.len() as u64;
         let started = std::time::Instant::now();
         let write = self.write(batch.clone());
-        self.in_flight = Some(InFlight { write, batch, positions, count, started });
+        self.in_flight = Some(InFlight { write, batch, positions, arrivals, count, started });
         Ok(())
     }
 
@@ -201,6 +240,7 @@ impl ConnectorState {
             tracing::info!(collection = %self.args.route.collection, failures, "Store reachable again; batch written.");
         }
         self.consumer.commit(&w.positions).await?;
+        w.arrivals.observe(&self.args.metrics);
         if w.count > 0 {
             self.args.metrics.batch_latency.with_label_values(&[FAMILY]).observe(w.started.elapsed().as_secs_f64());
             self.args.metrics.batches.with_label_values(&[FAMILY]).inc();
@@ -236,6 +276,7 @@ impl Actor for Connector {
             producer,
             pending: Vec::with_capacity(args.batch_size),
             positions: Vec::new(),
+            arrivals: Arrivals::default(),
             deadline: None,
             in_flight: None,
             args,

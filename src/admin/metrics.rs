@@ -1,6 +1,7 @@
 //! Every Prometheus metric of a node, named in one place: `streamforge_<what>_<unit>_total` for
 //! counters, labels drawn from bounded sets (actor family, error kind — never a symbol or offset).
 
+use prometheus::core::Metric as _;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -13,6 +14,10 @@ pub struct Metrics {
     pub records_out: IntCounterVec,
     pub batches: IntCounterVec,
     pub batch_latency: HistogramVec,
+    /// How long a stored record took to be committed, by actor and since when: `append` (its bus
+    /// append time, i.e. when the loader published what the exchange sent) or `poll` (when the
+    /// connector took it off the bus).
+    pub record_latency: HistogramVec,
     pub errors: IntCounterVec,
     pub restarts: IntCounterVec,
     pub actor_up: IntGaugeVec,
@@ -47,6 +52,8 @@ pub struct Metrics {
 const OPEN_STATUSES: [&str; 2] = ["pending", "running"];
 const ENDED_STATUSES: [&str; 3] = ["finished", "failed", "stopped"];
 const MONITOR_FRAMES: [&str; 3] = ["snapshot", "update", "health"];
+/// What a record's latency is counted from (`streamforge_record_latency_seconds{since}`).
+pub const LATENCY_SINCE: [&str; 2] = ["append", "poll"];
 pub const RESTART_REASONS: [&str; 2] = ["stalled", "gave_up"];
 
 /// A metric without labels, registered (it is there, at zero, from start-up).
@@ -78,6 +85,18 @@ impl Metrics {
         )
         .expect("metric definition is valid");
         registry.register(Box::new(batch_latency.clone())).expect("metric names are unique");
+        let record_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "streamforge_record_latency_seconds",
+                "Time from a record's bus append (since=append) or poll (since=poll) to the commit after it was stored.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0, 120.0,
+            ]),
+            &["actor", "since"],
+        )
+        .expect("metric definition is valid");
+        registry.register(Box::new(record_latency.clone())).expect("metric names are unique");
         let m = Metrics {
             records_in: counter(&registry, "streamforge_records_in_total", "Records taken in, by actor.", &["actor"]),
             records_out: counter(
@@ -88,6 +107,7 @@ impl Metrics {
             ),
             batches: counter(&registry, "streamforge_batches_total", "Batches written, by actor.", &["actor"]),
             batch_latency,
+            record_latency,
             errors: counter(&registry, "streamforge_errors_total", "Errors, by actor and kind.", &["actor", "kind"]),
             restarts: counter(
                 &registry,
@@ -181,6 +201,9 @@ impl Metrics {
             ),
             registry,
         };
+        for since in LATENCY_SINCE {
+            m.record_latency.with_label_values(&["connector", since]);
+        }
         for kind in MONITOR_FRAMES {
             m.monitor_frames.with_label_values(&[kind]).inc_by(0);
         }
@@ -210,6 +233,30 @@ impl Metrics {
             })
             .sum::<f64>()
             + 0.0 // an empty sum is -0.0
+    }
+
+    /// The `q` quantile (0..=1) of the connectors' record latency since `since` (`append` or `poll`),
+    /// in seconds, interpolated within its bucket as Prometheus' `histogram_quantile` does; `None`
+    /// before anything was stored.
+    pub fn record_latency_quantile(&self, since: &str, q: f64) -> Option<f64> {
+        let h = self.record_latency.with_label_values(&["connector", since]).metric();
+        let h = h.get_histogram();
+        let total = h.get_sample_count() as f64;
+        if total == 0.0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * total;
+        let (mut lower, mut below) = (0.0, 0.0);
+        for b in h.get_bucket() {
+            let (upper, count) = (b.upper_bound(), b.cumulative_count() as f64);
+            if count >= rank {
+                let inside = count - below;
+                return Some(if inside == 0.0 { upper } else { lower + (upper - lower) * (rank - below) / inside });
+            }
+            (lower, below) = (upper, count);
+        }
+        // Beyond the last bucket: its bound is the best that can be said.
+        Some(lower)
     }
 
     /// The Prometheus text exposition of every metric.

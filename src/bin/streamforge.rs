@@ -44,6 +44,9 @@ enum Command {
     Ctl(app::ctl::CtlArgs),
     /// Serve recorded Binance data over Binance's REST and WebSocket API.
     ReplayServer(app::replay_server::ReplayArgs),
+    /// Measure the REST backfill, connector and WebSocket paths on recorded data: records/s,
+    /// latency to the store commit, peak RSS, CPU per record.
+    Bench(app::bench::BenchArgs),
 }
 
 /// What the command printed, if anything.
@@ -64,6 +67,7 @@ async fn execute(cli: Cli) -> Result<String, AppError> {
             "this binary was built without the trainer: cargo build --release --features trainer".into(),
         )),
         Command::Ctl(args) => app::ctl::run(args, shutdown_signal()).await,
+        Command::Bench(args) => app::bench::run(args, log).await,
         Command::ReplayServer(args) => {
             log.init();
             app::replay_server::run(args.into(), shutdown_signal()).await.map(|()| String::new())
