@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::decimal::{parse_decimal, Decimal};
+use super::decimal::{decimal_text, parse_decimal, Decimal};
 use super::{Interval, ParseError};
 
 /// One candle. Fields Binance does not always provide through every source (freqtrade recordings
@@ -20,19 +20,24 @@ pub struct Candle {
     pub open_time: i64,
     /// Candle end, epoch ms, inclusive (`open_time + interval - 1`).
     pub close_time: i64,
+    #[serde(with = "decimal_text")]
     pub open: Decimal,
+    #[serde(with = "decimal_text")]
     pub high: Decimal,
+    #[serde(with = "decimal_text")]
     pub low: Decimal,
+    #[serde(with = "decimal_text")]
     pub close: Decimal,
     /// Base-asset volume.
+    #[serde(with = "decimal_text")]
     pub volume: Decimal,
-    #[serde(default)]
+    #[serde(default, with = "decimal_text::option")]
     pub quote_volume: Option<Decimal>,
     #[serde(default)]
     pub trades: Option<u64>,
-    #[serde(default)]
+    #[serde(default, with = "decimal_text::option")]
     pub taker_buy_base: Option<Decimal>,
-    #[serde(default)]
+    #[serde(default, with = "decimal_text::option")]
     pub taker_buy_quote: Option<Decimal>,
     /// False only for a candle still forming (a WS kline with `x: false`, or a REST row whose
     /// close time is in the future).

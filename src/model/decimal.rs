@@ -42,6 +42,89 @@ pub(crate) fn exact_decimal(s: &str) -> Result<Decimal, rust_decimal::Error> {
     Ok(Decimal::from_parts(mantissa as u32, (mantissa >> 32) as u32, 0, false, scale))
 }
 
+/// A decimal's text as `Decimal`'s `Display` writes it (every digit of its scale kept:
+/// `"58720.45000000"`), built on the stack: the bus and the stores write several per record, and
+/// `rust_decimal`'s own formatting was the top symbol of the hot paths' profiles.
+pub struct DecimalText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl DecimalText {
+    pub fn new(d: &Decimal) -> DecimalText {
+        let mut out = DecimalText { buf: [0; 48], len: 0 };
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(d.mantissa().unsigned_abs()).as_bytes();
+        let scale = d.scale() as usize;
+        if d.is_sign_negative() {
+            out.push(b"-");
+        }
+        if digits.len() <= scale {
+            out.push(b"0.");
+            for _ in digits.len()..scale {
+                out.push(b"0");
+            }
+            out.push(digits);
+        } else {
+            let point = digits.len() - scale;
+            out.push(&digits[..point]);
+            if scale > 0 {
+                out.push(b".");
+                out.push(&digits[point..]);
+            }
+        }
+        out
+    }
+
+    /// The longest text is 31 bytes: a sign, then 29 digits (a 96-bit mantissa) and a point, or
+    /// `0.` and 28 digits (the largest scale).
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits, '-' and '.' were written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+/// Serde for a `Decimal` as its exact text, written with [`DecimalText`] and read with
+/// [`exact_decimal`] (`#[serde(with = "decimal_text")]`).
+pub(crate) mod decimal_text {
+    use std::borrow::Cow;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{exact_decimal, Decimal, DecimalText};
+
+    pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(DecimalText::new(d).as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        let text = <Cow<'de, str>>::deserialize(d)?;
+        exact_decimal(&text).map_err(serde::de::Error::custom)
+    }
+
+    /// The same for an `Option<Decimal>` (`null` when absent).
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+            let text = <Option<Cow<'de, str>>>::deserialize(d)?;
+            text.map(|t| exact_decimal(&t).map_err(serde::de::Error::custom)).transpose()
+        }
+    }
+}
+
 /// Turns a JSON number (as written by freqtrade from Binance's strings) into the exact decimal
 /// it was written as. `f64`'s `Display` prints the shortest digits that round-trip, which are the
 /// digits the writer printed, so no value is altered.
@@ -52,16 +135,29 @@ pub fn decimal_from_json_number(field: &'static str, value: f64) -> Result<Decim
     parse_decimal(field, &format!("{value}"))
 }
 
+/// Price levels serialized as Binance writes them, `[["price","qty"], …]`.
+pub struct Levels<'a>(pub &'a [PriceLevel]);
+
+impl serde::Serialize for Levels<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        level_serde::serialize(self.0, s)
+    }
+}
+
 pub(crate) mod level_serde {
     //! `[["price","qty"], …]` ⇄ `Vec<(Decimal, Decimal)>` with the strings kept exact.
     use super::PriceLevel;
     use std::borrow::Cow;
 
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(levels: &[PriceLevel], s: S) -> Result<S::Ok, S::Error> {
-        let as_strings: Vec<[String; 2]> = levels.iter().map(|(p, q)| [p.to_string(), q.to_string()]).collect();
-        as_strings.serialize(s)
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(levels.len()))?;
+        for (p, q) in levels {
+            seq.serialize_element(&[super::DecimalText::new(p).as_str(), super::DecimalText::new(q).as_str()])?;
+        }
+        seq.end()
     }
 
     /// `[price, qty]` as Binance sends it; borrowed from the input when it has no escapes.
@@ -109,6 +205,24 @@ mod tests {
             let direct = exact_decimal(&s).map(|d| d.to_string());
             let general = Decimal::from_str(&s).map(|d| d.to_string());
             proptest::prop_assert_eq!(direct.ok(), general.ok(), "{:?}", s);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decimal_text_is_what_display_writes(m in proptest::num::i128::ANY, scale in 0u32..=28) {
+            let m = m >> 32; // 96 bits
+            let d = Decimal::from_i128_with_scale(m, scale);
+            let text = DecimalText::new(&d);
+            proptest::prop_assert_eq!(text.as_str(), d.to_string());
+        }
+    }
+
+    #[test]
+    fn decimal_text_of_binance_values() {
+        for s in ["58720.45000000", "0.00000001", "0", "0.00000000", "-1.50", "1313200.01340410", "100"] {
+            let d = Decimal::from_str(s).unwrap();
+            assert_eq!(DecimalText::new(&d).as_str(), d.to_string(), "{s}");
         }
     }
 

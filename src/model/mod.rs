@@ -14,7 +14,7 @@ mod trade;
 
 pub use candle::Candle;
 pub use control::{Command, QueueControl};
-pub use decimal::{decimal_from_json_number, Decimal, PriceLevel};
+pub use decimal::{decimal_from_json_number, Decimal, DecimalText, Levels, PriceLevel};
 pub use depth::{BookSnapshot, DepthUpdate};
 pub use event::{EventStatus, QueueEvent};
 pub use graph::{Edge, GraphSnapshot, Vertex};

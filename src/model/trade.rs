@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::decimal::{parse_decimal, Decimal};
+use super::decimal::{decimal_text, parse_decimal, Decimal};
 use super::ParseError;
 
 /// Which Binance id space `Trade::id` belongs to.
@@ -36,7 +36,9 @@ pub struct Trade {
     pub kind: TradeKind,
     /// Trade id (`t`/`id`) or aggregate trade id (`a`).
     pub id: i64,
+    #[serde(with = "decimal_text")]
     pub price: Decimal,
+    #[serde(with = "decimal_text")]
     pub qty: Decimal,
     /// Trade time, epoch ms.
     pub time: i64,

@@ -233,8 +233,7 @@ pub(crate) fn parse_kind(s: &str) -> Result<RecordKind, StoreError> {
 
 /// Price levels as stored: `[["price","qty"], …]` with Binance's decimal strings.
 pub(crate) fn levels_json(levels: &[PriceLevel]) -> String {
-    let v: Vec<[String; 2]> = levels.iter().map(|(p, q)| [p.to_string(), q.to_string()]).collect();
-    serde_json::to_string(&v).unwrap_or_default()
+    serde_json::to_string(&crate::model::Levels(levels)).unwrap_or_default()
 }
 
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {

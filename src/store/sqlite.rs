@@ -14,7 +14,7 @@ use super::{
     batch_kind, check_kind, from_json, levels_json, parse_kind, to_json, validate_collection, Batch, CollectionInfo,
     ModelRecord, Store, StoreError, WorkflowPage, WorkflowQuery,
 };
-use crate::model::{Candle, DataRecord, Decimal, Edge, GraphSnapshot, RecordKind, Trade, TradeKind, Vertex};
+use crate::model::{Candle, DataRecord, Decimal, DecimalText, Edge, GraphSnapshot, RecordKind, Trade, TradeKind, Vertex};
 use crate::workflow::{Status, Workflow};
 
 pub struct SqliteStore {
@@ -230,15 +230,15 @@ fn write_batch(
                     c.interval.as_str(),
                     c.open_time,
                     c.close_time,
-                    c.open.to_string(),
-                    c.high.to_string(),
-                    c.low.to_string(),
-                    c.close.to_string(),
-                    c.volume.to_string(),
-                    c.quote_volume.map(|d| d.to_string()),
+                    DecimalText::new(&c.open).as_str(),
+                    DecimalText::new(&c.high).as_str(),
+                    DecimalText::new(&c.low).as_str(),
+                    DecimalText::new(&c.close).as_str(),
+                    DecimalText::new(&c.volume).as_str(),
+                    c.quote_volume.as_ref().map(DecimalText::new).as_ref().map(DecimalText::as_str),
                     c.trades.map(|n| n as i64),
-                    c.taker_buy_base.map(|d| d.to_string()),
-                    c.taker_buy_quote.map(|d| d.to_string()),
+                    c.taker_buy_base.as_ref().map(DecimalText::new).as_ref().map(DecimalText::as_str),
+                    c.taker_buy_quote.as_ref().map(DecimalText::new).as_ref().map(DecimalText::as_str),
                     c.closed,
                 ])?;
             }
@@ -257,8 +257,8 @@ fn write_batch(
                     t.symbol,
                     t.kind.as_str(),
                     t.id,
-                    t.price.to_string(),
-                    t.qty.to_string(),
+                    DecimalText::new(&t.price).as_str(),
+                    DecimalText::new(&t.qty).as_str(),
                     t.time,
                     t.is_buyer_maker,
                     t.first_trade_id,
