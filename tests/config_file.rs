@@ -21,10 +21,11 @@ fn load_text(text: &str, env: Vec<(String, String)>) -> Result<Config, streamfor
 fn broker_flavor_and_extra_librdkafka_properties_come_from_the_file_and_the_environment() {
     use streamforge::config::BrokerFlavor;
     let text = "[bus]\nurl = \"kafka://127.0.0.1:9092\"\n[bus.kafka]\nflavor = \"tansu\"\n\
-                [bus.kafka.librdkafka]\n\"fetch.max.bytes\" = \"1048576\"\ndebug = \"cgrp\"\n";
+                prefetch_kbytes = 2048\n[bus.kafka.librdkafka]\n\"fetch.wait.max.ms\" = \"100\"\ndebug = \"cgrp\"\n";
     let c = load_text(text, Vec::new()).unwrap();
     assert_eq!(c.bus.kafka.flavor, BrokerFlavor::Tansu);
-    assert_eq!(c.bus.kafka.librdkafka.get("fetch.max.bytes").map(String::as_str), Some("1048576"));
+    assert_eq!(c.bus.kafka.prefetch_kbytes, 2048);
+    assert_eq!(c.bus.kafka.librdkafka.get("fetch.wait.max.ms").map(String::as_str), Some("100"));
     assert_eq!(c.bus.kafka.librdkafka.get("debug").map(String::as_str), Some("cgrp"));
     assert_eq!(Config::default().bus.kafka.flavor, BrokerFlavor::Kafka, "Apache Kafka unless told otherwise");
     let env = vec![("STREAMFORGE__BUS__KAFKA__FLAVOR".to_owned(), "kafka".to_owned())];
@@ -33,11 +34,13 @@ fn broker_flavor_and_extra_librdkafka_properties_come_from_the_file_and_the_envi
 
 #[test]
 fn properties_streamforge_owns_are_refused_with_every_other_problem() {
-    let text = "[bus.kafka]\ncompression = \"brotli\"\n[bus.kafka.librdkafka]\n\"enable.auto.commit\" = \"true\"\nacks = \"1\"\n";
+    let text = "[bus.kafka]\ncompression = \"brotli\"\nprefetch_kbytes = 64\n[bus.kafka.librdkafka]\n\
+                \"enable.auto.commit\" = \"true\"\nacks = \"1\"\n\"fetch.max.bytes\" = \"1048576\"\n";
     let errs = load_text(text, Vec::new()).unwrap_err().0;
-    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert_eq!(errs.len(), 5, "{errs:?}");
     assert!(errs.iter().any(|e| e.contains("bus.kafka.compression")), "{errs:?}");
-    for key in ["enable.auto.commit", "acks"] {
+    assert!(errs.iter().any(|e| e.contains("bus.kafka.prefetch_kbytes: 64 is below 1024")), "{errs:?}");
+    for key in ["enable.auto.commit", "acks", "fetch.max.bytes"] {
         assert!(errs.iter().any(|e| e.contains(key) && e.contains("set by StreamForge")), "{key}: {errs:?}");
     }
     let bad_flavor = load_text("[bus.kafka]\nflavor = \"redpanda\"\n", Vec::new()).unwrap_err().0;

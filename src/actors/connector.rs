@@ -13,7 +13,7 @@ use super::dead_letter::json_error_reason;
 use super::{DeadLetters, Telemetry};
 use crate::admin::metrics::Metrics;
 use crate::bus::{Bus, BusMessage, CommitOffset, Consumer, GroupMember};
-use crate::model::{DataRecord, EventStatus, QueueEvent};
+use crate::model::{DataRecord, EventStatus, QueueEvent, RecordKind};
 use crate::store::{Batch, Store, StoreError};
 use crate::supervision::Heartbeat;
 
@@ -34,8 +34,38 @@ pub struct ConnectorRoute {
     pub topic: String,
     /// Consumer group; connectors of one group share the topic's partitions.
     pub group: String,
-    /// Store collection.
+    /// Store collection. A depth topic also carries book snapshots, another record kind, which
+    /// go to `<collection>_books` (see [`ConnectorRoute::collection_of`]).
     pub collection: String,
+}
+
+impl ConnectorRoute {
+    /// Where records of `kind` are stored: book snapshots beside the depth events they are cut
+    /// from, in `<collection>_books` (a collection holds one record kind); the rest in `collection`.
+    pub fn collection_of(&self, kind: RecordKind) -> String {
+        match kind {
+            RecordKind::BookSnapshot => format!("{}_books", self.collection),
+            _ => self.collection.clone(),
+        }
+    }
+
+    /// `batch` split by the collection each record goes to; the batch itself (no copy) when it
+    /// all goes to one, as it does on every topic but a depth topic.
+    fn split(&self, batch: Batch) -> Vec<(String, Batch)> {
+        let first = batch.first().map(DataRecord::kind);
+        if batch.iter().all(|r| Some(r.kind()) == first) {
+            return first.map(|k| vec![(self.collection_of(k), batch)]).unwrap_or_default();
+        }
+        let mut parts: Vec<(String, Vec<DataRecord>)> = Vec::new();
+        for r in batch.iter() {
+            let collection = self.collection_of(r.kind());
+            match parts.iter_mut().find(|(c, _)| *c == collection) {
+                Some((_, part)) => part.push(r.clone()),
+                None => parts.push((collection, vec![r.clone()])),
+            }
+        }
+        parts.into_iter().map(|(c, part)| (c, Arc::new(part))).collect()
+    }
 }
 
 /// Where a connector's records come from.
@@ -195,12 +225,15 @@ impl ConnectorState {
     }
 
     fn write(&self, batch: Batch) -> tokio::task::JoinHandle<Result<(), StoreError>> {
-        let (store, collection) = (self.args.store.clone(), self.args.route.collection.clone());
+        let parts = self.args.route.split(batch);
+        let store = self.args.store.clone();
         tokio::spawn(async move {
-            if batch.is_empty() {
-                return Ok(());
+            // One transaction per collection: a failure after the first leaves it stored and the
+            // offsets uncommitted, and its upserts are idempotent when the batch comes again.
+            for (collection, part) in parts {
+                store.upsert(&collection, part).await?;
             }
-            store.upsert(&collection, batch).await
+            Ok(())
         })
     }
 
@@ -358,5 +391,36 @@ impl Actor for Connector {
     ) -> Result<(), ActorProcessingErr> {
         state.flush().await?;
         state.complete_write().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{BookSnapshot, DepthUpdate};
+
+    fn route() -> ConnectorRoute {
+        ConnectorRoute { queue_id: "q".into(), topic: "t".into(), group: "g".into(), collection: "eth_depth".into() }
+    }
+
+    #[test]
+    fn a_depth_topics_book_snapshots_go_beside_its_events() {
+        let depth = br#"{"e":"depthUpdate","E":1723161255308,"s":"ETHUSDT","U":35346513499,"u":35346513505,"b":[["2683.80000000","3.02920000"]],"a":[]}"#;
+        let event = DataRecord::DepthUpdate(DepthUpdate::from_ws(depth).unwrap());
+        let book = DataRecord::BookSnapshot(BookSnapshot {
+            symbol: "ETHUSDT".into(),
+            last_update_id: 35346513505,
+            bids: vec![],
+            asks: vec![],
+        });
+        let parts = route().split(Arc::new(vec![event.clone(), book.clone(), event.clone()]));
+        let names: Vec<(&str, usize)> = parts.iter().map(|(c, b)| (c.as_str(), b.len())).collect();
+        assert_eq!(names, [("eth_depth", 2), ("eth_depth_books", 1)]);
+        assert_eq!(*parts[1].1, [book]);
+
+        let one_kind: Batch = Arc::new(vec![event.clone(), event]);
+        let parts = route().split(one_kind.clone());
+        assert!(parts.len() == 1 && Arc::ptr_eq(&parts[0].1, &one_kind), "one kind: the batch as it is");
+        assert!(route().split(Arc::new(Vec::new())).is_empty());
     }
 }

@@ -184,6 +184,10 @@ pub struct KafkaConfig {
     pub delivery_timeout_ms: u64,
     /// A consumer silent for this long leaves its group and its partitions move to the others, ms.
     pub session_timeout_ms: u64,
+    /// What one consumer may fetch ahead of its connector, in KiB (librdkafka's
+    /// `queued.max.messages.kbytes` and `fetch.max.bytes`, whose defaults let each consumer hold
+    /// 64 MiB): a node's memory grows with its consumers times this. At least 1024.
+    pub prefetch_kbytes: u32,
     /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
     pub security_protocol: Option<String>,
     /// e.g. `SCRAM-SHA-512`.
@@ -220,7 +224,7 @@ pub enum BrokerFlavor {
 
 /// librdkafka properties that `bus.kafka.librdkafka` may not set: StreamForge's delivery
 /// guarantees rest on them, or other keys set them.
-pub const OWNED_LIBRDKAFKA_PROPERTIES: [&str; 17] = [
+pub const OWNED_LIBRDKAFKA_PROPERTIES: [&str; 19] = [
     "bootstrap.servers",
     "metadata.broker.list",
     "client.id",
@@ -238,6 +242,8 @@ pub const OWNED_LIBRDKAFKA_PROPERTIES: [&str; 17] = [
     "sasl.mechanisms",
     "sasl.username",
     "sasl.password",
+    "queued.max.messages.kbytes",
+    "fetch.max.bytes",
 ];
 
 impl Default for KafkaConfig {
@@ -248,6 +254,7 @@ impl Default for KafkaConfig {
             queue_max_messages: 100_000,
             delivery_timeout_ms: 300_000,
             session_timeout_ms: 45_000,
+            prefetch_kbytes: 4096,
             security_protocol: None,
             sasl_mechanism: None,
             sasl_username: None,
@@ -676,6 +683,12 @@ impl Config {
                 ));
             }
         }
+        if k.prefetch_kbytes < 1024 {
+            errs.push(format!(
+                "bus.kafka.prefetch_kbytes: {} is below 1024 (a fetch must hold a whole record, up to 1 MB)",
+                k.prefetch_kbytes
+            ));
+        }
         for key in k.librdkafka.keys() {
             if OWNED_LIBRDKAFKA_PROPERTIES.contains(&key.as_str()) {
                 errs.push(format!(
@@ -778,6 +791,13 @@ impl Config {
             }
             if let Err(e) = validate_collection(&c.collection) {
                 errs.push(format!("connectors[{i}].collection: {e}"));
+            }
+            let depth = self.streams.iter().any(|s| s.kind == "depth" && s.topic == c.topic);
+            if depth && validate_collection(&format!("{}_books", c.collection)).is_err() {
+                errs.push(format!(
+                    "connectors[{i}].collection: {:?} is too long for a depth topic, whose book snapshots go to <collection>_books (at most 57 characters)",
+                    c.collection
+                ));
             }
         }
         errs

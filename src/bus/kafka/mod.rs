@@ -36,6 +36,7 @@ pub struct KafkaBus {
     base: ClientConfig,
     flavor: BrokerFlavor,
     session_timeout_ms: u64,
+    prefetch_kbytes: u32,
     producer: FutureProducer<AuthWatch>,
     admin: AdminClient<AuthWatch>,
     auth: AuthWatch,
@@ -174,6 +175,7 @@ impl KafkaBus {
             auth,
             replication: cfg.replication,
             session_timeout_ms: cfg.kafka.session_timeout_ms,
+            prefetch_kbytes: cfg.kafka.prefetch_kbytes,
         })
     }
 
@@ -187,7 +189,10 @@ impl KafkaBus {
             .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", self.session_timeout_ms.to_string())
-            .set("heartbeat.interval.ms", (self.session_timeout_ms / 10).clamp(100, 3000).to_string());
+            .set("heartbeat.interval.ms", (self.session_timeout_ms / 10).clamp(100, 3000).to_string())
+            // Bounded prefetch: librdkafka's defaults let every consumer queue 64 MiB ahead.
+            .set("queued.max.messages.kbytes", self.prefetch_kbytes.to_string())
+            .set("fetch.max.bytes", (u64::from(self.prefetch_kbytes) * 1024).min(50 << 20).to_string());
         c
     }
 
