@@ -106,3 +106,19 @@ fn bench_rejects_an_interval_the_recording_lacks() {
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no 1w klines recorded"));
 }
+
+/// `--data DIR` with klines only (as the larger recordings are): the REST path loads DIR's candles
+/// and the WebSocket path replays the bundled capture, which the report names.
+#[test]
+fn bench_takes_another_recording_and_the_bundled_capture_for_websocket() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(common::sample_dir().join("klines"), dir.path().join("klines")).unwrap();
+    let data = dir.path().to_str().unwrap();
+    let out = bench(&["--json", "--data", data, "--paths", "rest,websocket"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (candles, messages) = recorded();
+    assert_eq!(report["data"], data);
+    assert_eq!(report["capture"], "data/sample");
+    assert_eq!(report["paths"][0]["records"], candles);
+    assert_eq!(report["paths"][1]["records"], messages);
+}

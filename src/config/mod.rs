@@ -224,7 +224,7 @@ pub enum BrokerFlavor {
 
 /// librdkafka properties that `bus.kafka.librdkafka` may not set: StreamForge's delivery
 /// guarantees rest on them, or other keys set them.
-pub const OWNED_LIBRDKAFKA_PROPERTIES: [&str; 19] = [
+pub const OWNED_LIBRDKAFKA_PROPERTIES: [&str; 20] = [
     "bootstrap.servers",
     "metadata.broker.list",
     "client.id",
@@ -244,6 +244,7 @@ pub const OWNED_LIBRDKAFKA_PROPERTIES: [&str; 19] = [
     "sasl.password",
     "queued.max.messages.kbytes",
     "fetch.max.bytes",
+    "fetch.queue.backoff.ms",
 ];
 
 impl Default for KafkaConfig {

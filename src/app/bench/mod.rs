@@ -126,6 +126,8 @@ pub struct BenchReport {
     pub bus: String,
     pub store: String,
     pub data: String,
+    /// Where the WebSocket path's capture came from: `data`, or the bundled one when it has none.
+    pub capture: String,
     pub cores: usize,
     pub paths: Vec<PathReport>,
 }
@@ -143,19 +145,18 @@ pub async fn run(args: BenchArgs, log: &LogArgs) -> Result<String, AppError> {
     let config = child_config(&args, log)?;
     let interval: Interval = args.interval.parse().map_err(|e| AppError::Usage(format!("--interval: {e}")))?;
     let dir = resolve_data_dir(&args.data)?;
-    let loaded = dir.clone();
-    let data = tokio::task::spawn_blocking(move || ReplayData::load(&loaded))
-        .await
-        .map_err(|e| ReplayError::LoadTask(e.to_string()))?
-        .map_err(ReplayError::from)?;
-    let data = Arc::new(data);
-    let server = ReplayServer::start(data.clone(), "127.0.0.1:0", 0.0).await?;
+    let recorded = Recorded::serve(&dir).await?;
+    // The WebSocket path replays the capture of --data, or the bundled one when it has none.
+    let capture = match (args.paths.contains(&BenchPath::Websocket), capture_messages(&recorded.data).1) {
+        (true, 0) => Some(Recorded::serve(&resolve_data_dir(std::path::Path::new(BUNDLED))?).await?),
+        _ => None,
+    };
     let scratch = scratch_dir()?;
     let mut paths = Vec::new();
     let mut outcome = Ok(());
     for path in dedup(&args.paths) {
-        let plan = plan(path, &server, &dir, interval, &data, &config).await;
-        let report = match plan {
+        let source = if path == BenchPath::Websocket { capture.as_ref().unwrap_or(&recorded) } else { &recorded };
+        let report = match plan(path, source, interval, &config).await {
             Ok(plan) => measure(&args, &plan, &scratch).await,
             Err(e) => Err(e),
         };
@@ -167,13 +168,17 @@ pub async fn run(args: BenchArgs, log: &LogArgs) -> Result<String, AppError> {
             }
         }
     }
-    server.stop().await;
+    recorded.server.stop().await;
+    if let Some(c) = &capture {
+        c.server.stop().await;
+    }
     let _ = std::fs::remove_dir_all(&scratch);
     outcome?;
     let report = BenchReport {
         bus: config.bus.url.clone(),
         store: args.store.clone().unwrap_or_else(|| "sqlite (a fresh file per path)".into()),
         data: args.data.display().to_string(),
+        capture: capture.as_ref().map_or_else(|| args.data.display().to_string(), |_| BUNDLED.to_owned()),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         paths,
     };
@@ -198,6 +203,44 @@ fn child_config(args: &BenchArgs, log: &LogArgs) -> Result<Config, AppError> {
     Ok(cfg)
 }
 
+/// The recording the bench starts from.
+const BUNDLED: &str = "data/sample";
+
+/// A recording and the replay server serving it, as fast as it is read.
+struct Recorded {
+    dir: PathBuf,
+    data: Arc<ReplayData>,
+    server: ReplayServer,
+}
+
+impl Recorded {
+    async fn serve(dir: &std::path::Path) -> Result<Recorded, AppError> {
+        let loaded = dir.to_owned();
+        let data = tokio::task::spawn_blocking(move || ReplayData::load(&loaded))
+            .await
+            .map_err(|e| ReplayError::LoadTask(e.to_string()))?
+            .map_err(ReplayError::from)?;
+        let data = Arc::new(data);
+        let server = ReplayServer::start(data.clone(), "127.0.0.1:0", 0.0).await?;
+        Ok(Recorded { dir: dir.to_owned(), data, server })
+    }
+}
+
+/// The symbols with a recorded `@trade` or `@depth@100ms` stream, and those streams' messages.
+fn capture_messages(data: &ReplayData) -> (Vec<String>, u64) {
+    let (mut symbols, mut messages) = (Vec::new(), 0);
+    for (symbol, d) in &data.symbols {
+        let lower = symbol.to_ascii_lowercase();
+        let streams = [format!("{lower}@trade"), format!("{lower}@depth@100ms")];
+        let n = d.ws.iter().filter(|r| streams.iter().any(|s| **s == *r.stream)).count() as u64;
+        if n > 0 {
+            symbols.push(symbol.clone());
+            messages += n;
+        }
+    }
+    (symbols, messages)
+}
+
 fn dedup(paths: &[BenchPath]) -> Vec<BenchPath> {
     let mut out: Vec<BenchPath> = Vec::new();
     for p in paths {
@@ -217,14 +260,8 @@ fn scratch_dir() -> Result<PathBuf, AppError> {
 }
 
 /// What the child of `path` is to do; for the connector path through Kafka, fills its topic.
-async fn plan(
-    path: BenchPath,
-    server: &ReplayServer,
-    dir: &std::path::Path,
-    interval: Interval,
-    data: &ReplayData,
-    config: &Config,
-) -> Result<Plan, AppError> {
+async fn plan(path: BenchPath, source: &Recorded, interval: Interval, config: &Config) -> Result<Plan, AppError> {
+    let (server, dir, data) = (&source.server, source.dir.as_path(), source.data.as_ref());
     let job_type = format!("api_candles_{interval}");
     let mut plan = Plan {
         path,
@@ -263,17 +300,9 @@ async fn plan(
             }
         }
         BenchPath::Websocket => {
-            for (symbol, d) in &data.symbols {
-                let lower = symbol.to_ascii_lowercase();
-                let streams = [format!("{lower}@trade"), format!("{lower}@depth@100ms")];
-                let n = d.ws.iter().filter(|r| streams.iter().any(|s| **s == *r.stream)).count() as u64;
-                if n > 0 {
-                    plan.symbols.push(symbol.clone());
-                    plan.expect += n;
-                }
-            }
+            (plan.symbols, plan.expect) = capture_messages(data);
             if plan.symbols.is_empty() {
-                return Err(AppError::Usage(format!("{}: no WebSocket capture (ws/) to replay", dir.display())));
+                return Err(AppError::Usage(format!("{}: no @trade or @depth capture (ws/) to replay", dir.display())));
             }
         }
     }
@@ -331,7 +360,11 @@ async fn measure(args: &BenchArgs, plan: &Plan, scratch: &std::path::Path) -> Re
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "bus {} · store {} · data {} · {} cores", self.bus, self.store, self.data, self.cores)?;
+        writeln!(
+            f,
+            "bus {} · store {} · data {} · capture {} · {} cores",
+            self.bus, self.store, self.data, self.capture, self.cores
+        )?;
         writeln!(
             f,
             "{:<10} {:>10} {:<12} {:>12} {:>9} {:>9} {:>12} {:>13}",

@@ -190,9 +190,12 @@ impl KafkaBus {
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", self.session_timeout_ms.to_string())
             .set("heartbeat.interval.ms", (self.session_timeout_ms / 10).clamp(100, 3000).to_string())
-            // Bounded prefetch: librdkafka's defaults let every consumer queue 64 MiB ahead.
+            // Bounded prefetch: librdkafka's defaults let every consumer queue 64 MiB ahead. A full
+            // queue postpones the next fetch by `fetch.queue.backoff.ms` (1 s by default), which with
+            // a small queue left the connector idle: 32k records/s at 4 MiB, 163k with 10 ms.
             .set("queued.max.messages.kbytes", self.prefetch_kbytes.to_string())
-            .set("fetch.max.bytes", (u64::from(self.prefetch_kbytes) * 1024).min(50 << 20).to_string());
+            .set("fetch.max.bytes", (u64::from(self.prefetch_kbytes) * 1024).min(50 << 20).to_string())
+            .set("fetch.queue.backoff.ms", "10");
         c
     }
 
