@@ -8,7 +8,9 @@
 //! would. When all that is left is still needed by some group, `publish` waits for a commit
 //! (backpressure) rather than drop it. So the bus holds what is not yet consumed plus, up to the
 //! budget, recent history for late subscribers; it never grows with the number of topics or with
-//! how many records have passed.
+//! how many records have passed. The shared control topics (`queue-events`, `queue-control`,
+//! `graph-snapshots`, `dead-letter`) never wait: their few records may go over the budget, so that
+//! an actor's report cannot wait on the data it has not read yet.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -49,6 +51,11 @@ impl Budget {
                 (used + size <= self.limit || used == 0).then_some(used + size)
             })
             .is_ok()
+    }
+
+    /// Takes `size` bytes even over the limit: for the shared control topics (below).
+    fn take_anyway(&self, size: usize) {
+        self.used.fetch_add(size, Ordering::AcqRel);
     }
 
     fn give_back(&self, size: usize) {
@@ -233,6 +240,10 @@ impl Bus for MemoryBus {
     async fn publish(&self, topic: &str, records: Vec<OutRecord>) -> Result<(), BusError> {
         let log = self.topic(topic)?;
         let now = crate::model::now_ms();
+        // The control topics (events, commands, dead letters) never wait for data to be consumed:
+        // a connector reports its start before it reads, and waiting there for the space its own
+        // unread records hold would never end. What they carry is small and goes over the budget.
+        let control = super::topics::is_shared(topic);
         let mut pending = records.into_iter().peekable();
         while let Some(first) = pending.peek() {
             let waiting_for = record_size(&first.key, &first.payload);
@@ -248,7 +259,9 @@ impl Bus for MemoryBus {
                         // This topic's own droppable records first.
                         let freed = st.reclaim(size);
                         self.budget.give_back(freed);
-                        if !self.budget.take(size) {
+                        if control {
+                            self.budget.take_anyway(size);
+                        } else if !self.budget.take(size) {
                             break;
                         }
                     }
@@ -630,6 +643,26 @@ mod tests {
         let values: BTreeSet<String> = rest.iter().map(|m| String::from_utf8(m.payload.to_vec()).unwrap()).collect();
         assert_eq!(values, letters.iter().map(|l| l.to_string()).collect(), "every new record arrives");
         assert_eq!(kept(bus.lag("gb", "b").await.unwrap()), 4, "gb's records were kept all along");
+    }
+
+    /// A connector reports its start on `queue-events` before it reads: when its unread records
+    /// fill the budget, that report must not wait for them (it did, and nothing moved again).
+    #[tokio::test]
+    async fn control_topics_never_wait_for_data_to_be_consumed() {
+        let one = RECORD_OVERHEAD + 2;
+        let bus = Arc::new(MemoryBus::new(4 * one));
+        bus.ensure_topic("d", 1).await.unwrap();
+        bus.ensure_topic(crate::bus::topics::QUEUE_EVENTS, 1).await.unwrap();
+        let _reader = bus.subscribe("g", "d").await.unwrap();
+        let _events = bus.subscribe("qm", crate::bus::topics::QUEUE_EVENTS).await.unwrap();
+        bus.publish("d", (0..4).map(|i| rec("k", &i.to_string())).collect()).await.unwrap();
+        let event = bus.publish(crate::bus::topics::QUEUE_EVENTS, vec![rec("k", "e")]);
+        tokio::time::timeout(T, event).await.expect("an event does not wait").unwrap();
+        assert_eq!(bus.used_bytes(), 5 * one, "it is accounted, over the budget");
+        let b2 = bus.clone();
+        let data = tokio::spawn(async move { b2.publish("d", vec![rec("k", "4")]).await });
+        tokio::time::sleep(T).await;
+        assert!(!data.is_finished(), "data still waits for a commit");
     }
 
     #[tokio::test]
