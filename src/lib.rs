@@ -22,7 +22,7 @@
 //! - [`log`]: structured logging setup.
 //! - [`config`]: configuration as validated data (TOML + environment).
 //! - [`app`]: the commands the binary runs (`run`, `node`, `dummy`, `graph`, `train`, `book`, `ctl`,
-//!   `replay-server`), each with its arguments and `run`; [`app::args`] what they share.
+//!   `replay-server`, `bench`), each with its arguments and `run`; [`app::args`] what they share.
 
 pub mod actors;
 pub mod admin;

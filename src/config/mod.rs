@@ -164,7 +164,7 @@ impl Default for BusConfig {
             url: "memory://".into(),
             partitions: 3,
             replication: 1,
-            memory_bytes: 64 << 20,
+            memory_bytes: 32 << 20,
             kafka: KafkaConfig::default(),
         }
     }
@@ -323,7 +323,7 @@ pub struct ConnectorConfig {
 
 impl Default for ConnectorConfig {
     fn default() -> Self {
-        ConnectorConfig { batch_size: 5000, flush_interval_ms: 500 }
+        ConnectorConfig { batch_size: 2000, flush_interval_ms: 500 }
     }
 }
 
