@@ -54,7 +54,13 @@ impl DecimalText {
     pub fn new(d: &Decimal) -> DecimalText {
         let mut out = DecimalText { buf: [0; 48], len: 0 };
         let mut digits = itoa::Buffer::new();
-        let digits = digits.format(d.mantissa().unsigned_abs()).as_bytes();
+        let mantissa = d.mantissa().unsigned_abs();
+        // Every Binance price and quantity fits 64 bits, whose formatting is several times cheaper.
+        let digits = match u64::try_from(mantissa) {
+            Ok(m) => digits.format(m),
+            Err(_) => digits.format(mantissa),
+        }
+        .as_bytes();
         let scale = d.scale() as usize;
         if d.is_sign_negative() {
             out.push(b"-");
