@@ -73,7 +73,9 @@ fn ws_path(c: &mut Criterion, data: &ReplayData) {
         let wanted = [format!("{lower}@trade"), format!("{lower}@depth@100ms")];
         let d = &data.symbols[symbol];
         messages.extend(
-            d.ws.iter().filter(|r| wanted.iter().any(|w| **w == *r.stream)).map(|r| (r.recv_ns, r.combined().to_owned())),
+            d.ws.iter()
+                .filter(|r| wanted.iter().any(|w| **w == *r.stream))
+                .map(|r| (r.recv_ns, r.combined().to_owned())),
         );
         snapshots.push((symbol, data.book_at(symbol, None).unwrap().unwrap()));
     }

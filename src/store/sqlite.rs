@@ -14,7 +14,9 @@ use super::{
     batch_kind, check_kind, from_json, levels_json, parse_kind, to_json, validate_collection, Batch, CollectionInfo,
     ModelRecord, Store, StoreError, WorkflowPage, WorkflowQuery,
 };
-use crate::model::{Candle, DataRecord, Decimal, DecimalText, Edge, GraphSnapshot, RecordKind, Trade, TradeKind, Vertex};
+use crate::model::{
+    Candle, DataRecord, Decimal, DecimalText, Edge, GraphSnapshot, RecordKind, Trade, TradeKind, Vertex,
+};
 use crate::workflow::{Status, Workflow};
 
 pub struct SqliteStore {

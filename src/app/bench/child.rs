@@ -101,7 +101,9 @@ async fn connector(plan: Plan, config: Config) -> Result<PathReport, AppError> {
                     for chunk in rows.chunks(1000) {
                         let records = chunk
                             .iter()
-                            .map(|r| OutRecord::keyed(symbol, DataRecord::Candle(r.candle(symbol, interval)).to_bytes()))
+                            .map(|r| {
+                                OutRecord::keyed(symbol, DataRecord::Candle(r.candle(symbol, interval)).to_bytes())
+                            })
                             .collect();
                         bus.publish(&to, records).await?;
                     }

@@ -279,7 +279,10 @@ async fn plan(path: BenchPath, source: &Recorded, interval: Interval, config: &C
     let candles = || -> Result<u64, AppError> {
         let symbols = data.recorded_symbols(&job_type);
         if symbols.is_empty() {
-            return Err(AppError::Usage(format!("{}: no {interval} klines recorded; try another --interval", dir.display())));
+            return Err(AppError::Usage(format!(
+                "{}: no {interval} klines recorded; try another --interval",
+                dir.display()
+            )));
         }
         Ok(symbols.iter().filter_map(|s| data.symbols[s].klines.get(&interval)).map(|k| k.len() as u64).sum())
     };
@@ -355,7 +358,8 @@ async fn measure(args: &BenchArgs, plan: &Plan, scratch: &std::path::Path) -> Re
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().rev().find(|l| l.starts_with('{')).unwrap_or_default();
-    serde_json::from_str(line).map_err(|e| AppError::JobFailed(format!("bench {name}: unreadable report {line:?}: {e}")))
+    serde_json::from_str(line)
+        .map_err(|e| AppError::JobFailed(format!("bench {name}: unreadable report {line:?}: {e}")))
 }
 
 impl fmt::Display for BenchReport {
