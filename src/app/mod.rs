@@ -20,7 +20,7 @@ pub mod train;
 mod workflow;
 
 pub use context::NodeContext;
-pub use offline::{resolve_data_dir, start_replay};
+pub use offline::{load_recording, resolve_data_dir, start_replay};
 pub use workflow::BackfillWorkflow;
 
 use crate::admin::AdminError;

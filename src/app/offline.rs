@@ -22,15 +22,20 @@ pub fn resolve_data_dir(dir: &Path) -> Result<PathBuf, AppError> {
     )))
 }
 
-/// Loads `dir` and serves it on a free loopback port: REST as fast as the client asks, WebSocket
-/// streams at `speed` times the recorded pace (0: as fast as the client reads).
-pub async fn start_replay(dir: &Path, speed: f64) -> Result<(ReplayServer, Arc<ReplayData>), AppError> {
+/// Loads the recorded folder `dir` (see [`resolve_data_dir`]) off the async threads.
+pub async fn load_recording(dir: &Path) -> Result<Arc<ReplayData>, AppError> {
     let dir = resolve_data_dir(dir)?;
     let data = tokio::task::spawn_blocking(move || ReplayData::load(&dir))
         .await
         .map_err(|e| ReplayError::LoadTask(e.to_string()))?
         .map_err(ReplayError::from)?;
-    let data = Arc::new(data);
+    Ok(Arc::new(data))
+}
+
+/// Loads `dir` and serves it on a free loopback port: REST as fast as the client asks, WebSocket
+/// streams at `speed` times the recorded pace (0: as fast as the client reads).
+pub async fn start_replay(dir: &Path, speed: f64) -> Result<(ReplayServer, Arc<ReplayData>), AppError> {
+    let data = load_recording(dir).await?;
     let server = ReplayServer::start(data.clone(), "127.0.0.1:0", speed).await?;
     Ok((server, data))
 }

@@ -11,11 +11,9 @@ use crate::admin::metrics::Metrics;
 use crate::app::node::Node;
 use crate::app::run::{self, RunOptions};
 use crate::app::{AppError, NodeContext};
-use crate::bus::OutRecord;
 use crate::config::{Config, ConnectorRouteConfig, StreamConfig};
 use crate::exchange::binance::backfill_kind;
-use crate::model::{DataRecord, Interval};
-use crate::replay::{ReplayData, ReplayError};
+use crate::model::Interval;
 use crate::supervision::{Restart, Strategy, SupervisorArgs, Tree};
 
 /// How often the measuring loop looks at the node's counters.
@@ -92,22 +90,11 @@ async fn connector(plan: Plan, config: Config) -> Result<PathReport, AppError> {
         None => {
             let topic = "bench-connector".to_owned();
             ctx.bus.ensure_topic(&topic, ctx.config.bus.partitions).await?;
-            let data = load(&plan).await?;
+            let data = crate::app::load_recording(&plan.data).await?;
             let interval: Interval = plan.interval.parse().map_err(|e| AppError::Usage(format!("{e}")))?;
             let (bus, shared, to) = (ctx.bus.clone(), shared.clone(), topic.clone());
             let publisher = tokio::spawn(async move {
-                for (symbol, d) in &data.symbols {
-                    let Some(rows) = d.klines.get(&interval) else { continue };
-                    for chunk in rows.chunks(1000) {
-                        let records = chunk
-                            .iter()
-                            .map(|r| {
-                                OutRecord::keyed(symbol, DataRecord::Candle(r.candle(symbol, interval)).to_bytes())
-                            })
-                            .collect();
-                        bus.publish(&to, records).await?;
-                    }
-                }
+                super::publish_candles(bus.as_ref(), &to, &data, interval).await?;
                 shared.drain.store(true, Ordering::Release);
                 Ok::<(), crate::bus::BusError>(())
             });
@@ -174,14 +161,4 @@ async fn websocket(plan: Plan, mut config: Config) -> Result<PathReport, AppErro
     tree.shutdown();
     tree.wait_for(Duration::from_secs(30)).await?;
     Ok(report)
-}
-
-/// The recording, for a connector path that publishes it itself.
-async fn load(plan: &Plan) -> Result<Arc<ReplayData>, AppError> {
-    let dir = plan.data.clone();
-    let data = tokio::task::spawn_blocking(move || ReplayData::load(&dir))
-        .await
-        .map_err(|e| ReplayError::LoadTask(e.to_string()))?
-        .map_err(ReplayError::from)?;
-    Ok(Arc::new(data))
 }

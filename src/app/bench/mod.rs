@@ -26,7 +26,7 @@ use super::{resolve_data_dir, AppError};
 use crate::bus::OutRecord;
 use crate::config::{self, Config};
 use crate::model::{DataRecord, Interval};
-use crate::replay::{ReplayData, ReplayError, ReplayServer};
+use crate::replay::{ReplayData, ReplayServer};
 
 /// `streamforge bench`'s command line.
 #[derive(clap::Args, Debug, Clone)]
@@ -215,13 +215,7 @@ struct Recorded {
 
 impl Recorded {
     async fn serve(dir: &std::path::Path) -> Result<Recorded, AppError> {
-        let loaded = dir.to_owned();
-        let data = tokio::task::spawn_blocking(move || ReplayData::load(&loaded))
-            .await
-            .map_err(|e| ReplayError::LoadTask(e.to_string()))?
-            .map_err(ReplayError::from)?;
-        let data = Arc::new(data);
-        let server = ReplayServer::start(data.clone(), "127.0.0.1:0", 0.0).await?;
+        let (server, data) = super::start_replay(dir, 0.0).await?;
         Ok(Recorded { dir: dir.to_owned(), data, server })
     }
 }
@@ -319,16 +313,27 @@ async fn fill_topic(config: &Config, data: &ReplayData, interval: Interval) -> R
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
     let topic = format!("bench-connector-{nanos}");
     bus.ensure_topic(&topic, config.bus.partitions).await?;
+    publish_candles(bus.as_ref(), &topic, data, interval).await?;
+    Ok(topic)
+}
+
+/// Publishes every recorded candle at `interval` to `topic`, keyed by symbol, a page at a time.
+async fn publish_candles(
+    bus: &dyn crate::bus::Bus,
+    topic: &str,
+    data: &ReplayData,
+    interval: Interval,
+) -> Result<(), crate::bus::BusError> {
     for (symbol, rows) in data.symbols.iter().filter_map(|(s, d)| Some((s, d.klines.get(&interval)?))) {
-        for chunk in rows.chunks(10_000) {
+        for chunk in rows.chunks(1000) {
             let records = chunk
                 .iter()
                 .map(|r| OutRecord::keyed(symbol, DataRecord::Candle(r.candle(symbol, interval)).to_bytes()))
                 .collect();
-            bus.publish(&topic, records).await?;
+            bus.publish(topic, records).await?;
         }
     }
-    Ok(topic)
+    Ok(())
 }
 
 /// Runs `plan` in a child process of this binary and reads its report.
