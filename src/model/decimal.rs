@@ -19,27 +19,68 @@ pub(crate) fn parse_decimal(field: &'static str, value: &str) -> Result<Decimal,
 /// give the same value and scale (checked by a property test); this is just a few times faster,
 /// and a depth event carries some 80 of them.
 pub(crate) fn exact_decimal(s: &str) -> Result<Decimal, rust_decimal::Error> {
-    let bytes = s.as_bytes();
-    // Up to 19 digits the mantissa fits a u64: the common case, and cheaper than i128.
-    if bytes.is_empty() || bytes.len() > 20 {
-        return Decimal::from_str(s);
+    match plain_decimal(s.as_bytes()) {
+        Some((d, taken)) if taken == s.len() => Ok(d),
+        _ => Decimal::from_str(s),
     }
-    let (mut mantissa, mut scale, mut point, mut digits) = (0u64, 0u32, false, 0);
-    for &b in bytes {
-        match b {
-            b'0'..=b'9' if digits < 19 => {
-                mantissa = mantissa * 10 + u64::from(b - b'0');
-                digits += 1;
-                scale += u32::from(point);
-            }
-            b'.' if !point => point = true,
-            _ => return Decimal::from_str(s),
+}
+
+/// The decimal at the start of `bytes` when it is a plain one — digits with at most one point,
+/// at least one digit after a point, at most 19 digits (so the mantissa fits a u64, the common
+/// case and cheaper than i128) — and how many bytes it took; `None` for anything else. Readers of
+/// JSON call it on the text after a string's opening quote, which saves finding the closing
+/// quote and checking UTF-8 first: the digits are the check.
+#[inline(always)]
+pub(crate) fn plain_decimal(bytes: &[u8]) -> Option<(Decimal, usize)> {
+    const MAX_DIGITS: usize = 19;
+    let digit = |i: usize| bytes.get(i).map(|b| b.wrapping_sub(b'0')).filter(|d| *d <= 9);
+    let (mut mantissa, mut i) = (0u64, 0);
+    while let Some(d) = digit(i) {
+        if i == MAX_DIGITS {
+            return None;
         }
+        mantissa = mantissa * 10 + u64::from(d);
+        i += 1;
     }
-    if digits == 0 || (point && scale == 0) {
-        return Decimal::from_str(s);
+    let whole = i;
+    let mut scale = 0;
+    if bytes.get(i) == Some(&b'.') {
+        i += 1;
+        // Binance writes eight decimals: read them at once when they are there.
+        if let Some(eight) = bytes.get(i..i + 8).and_then(eight_digits).filter(|_| whole + 8 <= MAX_DIGITS) {
+            mantissa = mantissa * 100_000_000 + eight;
+            (i, scale) = (i + 8, 8);
+        }
+        while let Some(d) = digit(i) {
+            if whole + scale == MAX_DIGITS {
+                return None;
+            }
+            mantissa = mantissa * 10 + u64::from(d);
+            (i, scale) = (i + 1, scale + 1);
+        }
+        if scale == 0 {
+            return None;
+        }
+    } else if whole == 0 {
+        return None;
     }
-    Ok(Decimal::from_parts(mantissa as u32, (mantissa >> 32) as u32, 0, false, scale))
+    Some((Decimal::from_parts(mantissa as u32, (mantissa >> 32) as u32, 0, false, scale as u32), i))
+}
+
+/// The value of eight ASCII digits, all checked, computed with a few multiplications instead of
+/// eight (the usual SWAR reading: pairs, then quads, then the whole).
+fn eight_digits(chunk: &[u8]) -> Option<u64> {
+    let v = u64::from_le_bytes(chunk.try_into().ok()?);
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    // Every byte 0x30..=0x39: its high nibble is 3, and adding 6 keeps it 3.
+    if v & HIGH != ZEROS || v.wrapping_add(0x0606_0606_0606_0606) & HIGH != ZEROS {
+        return None;
+    }
+    let v = v - ZEROS;
+    let pairs = (v * 10 + (v >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let quads = (pairs * 100 + (pairs >> 16)) & 0x0000_FFFF_0000_FFFF;
+    Some((quads * 10_000 + (quads >> 32)) & 0xFFFF_FFFF)
 }
 
 /// A decimal's text as `Decimal`'s `Display` writes it (every digit of its scale kept:
@@ -207,7 +248,7 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn the_direct_reader_agrees_with_rust_decimal(s in "[0-9]{0,20}(\\.[0-9]{0,12})?|-?[0-9.]{1,6}|[0-9]{29,31}") {
+        fn the_direct_reader_agrees_with_rust_decimal(s in "[0-9]{0,20}(\\.[0-9]{0,12})?|[0-9]{0,12}\\.[0-9/:]{7,10}|-?[0-9.]{1,6}|[0-9]{29,31}") {
             let direct = exact_decimal(&s).map(|d| d.to_string());
             let general = Decimal::from_str(&s).map(|d| d.to_string());
             proptest::prop_assert_eq!(direct.ok(), general.ok(), "{:?}", s);
@@ -222,6 +263,17 @@ mod tests {
             let text = DecimalText::new(&d);
             proptest::prop_assert_eq!(text.as_str(), d.to_string());
         }
+    }
+
+    #[test]
+    fn eight_digits_at_once_are_the_digits_one_by_one() {
+        for s in ["00000000", "12345678", "99999999", "80000000", "00000001"] {
+            assert_eq!(eight_digits(s.as_bytes()), s.parse().ok(), "{s}");
+        }
+        for s in ["1234567a", "/2345678", ":2345678", "1234 678"] {
+            assert_eq!(eight_digits(s.as_bytes()), None, "{s}");
+        }
+        assert_eq!(plain_decimal(b"2683.80000000\"]").map(|(d, n)| (d.to_string(), n)), Some(("2683.80000000".into(), 13)));
     }
 
     #[test]

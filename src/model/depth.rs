@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::decimal::{exact_decimal, level_serde, PriceLevel};
+use super::decimal::{level_serde, plain_decimal, PriceLevel};
 use super::ParseError;
 
 /// A diff of the book between update ids `first_update_id ..= final_update_id`.
@@ -93,6 +93,15 @@ impl<'a> Scan<'a> {
         std::str::from_utf8(&self.b[start..start + len]).ok()
     }
 
+    /// A plain decimal string's value after its opening quote; the closing quote is consumed.
+    #[inline(always)]
+    fn decimal(&mut self) -> Option<rust_decimal::Decimal> {
+        let (d, taken) = plain_decimal(self.b.get(self.i..)?)?;
+        self.i += taken;
+        self.lit(b"\"")?;
+        Some(d)
+    }
+
     /// `[["price","qty"],…]`
     fn levels(&mut self) -> Option<Vec<PriceLevel>> {
         self.lit(b"[")?;
@@ -102,9 +111,9 @@ impl<'a> Scan<'a> {
         }
         loop {
             self.lit(b"[\"")?;
-            let price = exact_decimal(self.text()?).ok()?;
+            let price = self.decimal()?;
             self.lit(b",\"")?;
-            let qty = exact_decimal(self.text()?).ok()?;
+            let qty = self.decimal()?;
             self.lit(b"]")?;
             out.push((price, qty));
             if self.lit(b",").is_none() {
