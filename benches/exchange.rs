@@ -53,7 +53,7 @@ fn exchange(c: &mut Criterion) {
             },
             |(mut book, updates)| {
                 for u in updates {
-                    assert!(matches!(book.on_event(u), BookStep::Applied));
+                    assert!(matches!(book.on_event(&u), BookStep::Applied));
                 }
                 book
             },
@@ -108,7 +108,7 @@ fn ws_path(c: &mut Criterion, data: &ReplayData) {
                             DataRecord::Trade(Trade::from_ws_trade(msg.data()).unwrap())
                         } else {
                             let update = DepthUpdate::from_ws(msg.data()).unwrap();
-                            let step = books.get_mut(&update.symbol).unwrap().on_event(update.clone());
+                            let step = books.get_mut(&update.symbol).unwrap().on_event(&update);
                             assert!(matches!(step, BookStep::Applied | BookStep::Stale), "{step:?}");
                             DataRecord::DepthUpdate(update)
                         };

@@ -76,7 +76,7 @@ impl BookStreamState {
             };
             if let Some(keeper) = self.books.get_mut(&update.symbol) {
                 self.args.stream.heartbeat.beat();
-                if let Fed::Resynced(fault) = keeper.feed(update.clone(), &self.args.stream.rest).await? {
+                if let Fed::Resynced(fault) = keeper.feed(&update, &self.args.stream.rest).await? {
                     self.args.stream.metrics.book_resyncs.with_label_values(&[fault.reason()]).inc();
                 }
             }

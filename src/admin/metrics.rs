@@ -32,7 +32,7 @@ pub struct Metrics {
     pub ws_reconnects: IntCounterVec,
     /// Trades missed while a stream was away and fetched over REST, by stream kind.
     pub backfilled: IntCounterVec,
-    /// Local order books rebuilt from a new snapshot, by reason (`gap`, `crossed`, `no_straddle`).
+    /// Local order books rebuilt from a new snapshot, by reason (`gap`, `crossed`, `no_straddle`, `precision`).
     pub book_resyncs: IntCounterVec,
     /// Workflows this node's queue-manager follows, by status (`pending`, `running`).
     pub workflows: IntGaugeVec,

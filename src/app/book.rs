@@ -155,7 +155,7 @@ pub async fn follow_book(
         let update = DepthUpdate::from_ws(message.data())
             .map_err(|source| ExchangeError::Decode { url: stream.clone(), source })?;
         events += 1;
-        keeper.feed(update, rest).await?;
+        keeper.feed(&update, rest).await?;
     }
     Ok(BookRun {
         book: keeper.book().map(|b| b.top(depth)),

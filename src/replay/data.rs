@@ -474,7 +474,7 @@ impl ReplayData {
                 if update.final_update_id > until {
                     break;
                 }
-                book.on_event(update);
+                book.on_event(&update);
             }
             Ok(book.book().map_or(snapshot, |b| b.top(None)))
         })())

@@ -65,7 +65,7 @@ impl BookKeeper {
     }
 
     /// Feeds one depth event, fetching a snapshot over `rest` when the book needs one.
-    pub async fn feed(&mut self, update: DepthUpdate, rest: &BinanceRest) -> Result<Fed, KeeperError> {
+    pub async fn feed(&mut self, update: &DepthUpdate, rest: &BinanceRest) -> Result<Fed, KeeperError> {
         let mut outcome = Fed::Syncing;
         match self.book.on_event(update) {
             BookStep::Applied | BookStep::Stale => return Ok(Fed::Live),
