@@ -91,35 +91,58 @@ pub struct DecimalText {
     len: usize,
 }
 
+/// `d`'s text, piece by piece into `push`.
+fn write_text(d: &Decimal, mut push: impl FnMut(&[u8])) {
+    let mut digits = itoa::Buffer::new();
+    let mantissa = d.mantissa().unsigned_abs();
+    // Every Binance price and quantity fits 64 bits, whose formatting is several times cheaper.
+    let digits = match u64::try_from(mantissa) {
+        Ok(m) => digits.format(m),
+        Err(_) => digits.format(mantissa),
+    }
+    .as_bytes();
+    let scale = d.scale() as usize;
+    if d.is_sign_negative() {
+        push(b"-");
+    }
+    if digits.len() <= scale {
+        push(b"0.");
+        for _ in digits.len()..scale {
+            push(b"0");
+        }
+        push(digits);
+    } else {
+        let point = digits.len() - scale;
+        push(&digits[..point]);
+        if scale > 0 {
+            push(b".");
+            push(&digits[point..]);
+        }
+    }
+}
+
+/// Appends `d`'s text to `out`: what [`DecimalText`] holds, without the copy.
+pub(crate) fn push_decimal(out: &mut Vec<u8>, d: &Decimal) {
+    write_text(d, |bytes| out.extend_from_slice(bytes));
+}
+
+/// Appends `levels` as [`level_serde`] writes them, `[["price","qty"],…]`, straight into `out`.
+pub(crate) fn push_levels(out: &mut Vec<u8>, levels: &[PriceLevel]) {
+    out.push(b'[');
+    for (i, (price, qty)) in levels.iter().enumerate() {
+        out.extend_from_slice(if i == 0 { b"[\"" } else { b",[\"" });
+        push_decimal(out, price);
+        out.extend_from_slice(b"\",\"");
+        push_decimal(out, qty);
+        out.extend_from_slice(b"\"]");
+    }
+    out.push(b']');
+}
+
 impl DecimalText {
     pub fn new(d: &Decimal) -> DecimalText {
         let mut out = DecimalText { buf: [0; 48], len: 0 };
-        let mut digits = itoa::Buffer::new();
-        let mantissa = d.mantissa().unsigned_abs();
-        // Every Binance price and quantity fits 64 bits, whose formatting is several times cheaper.
-        let digits = match u64::try_from(mantissa) {
-            Ok(m) => digits.format(m),
-            Err(_) => digits.format(mantissa),
-        }
-        .as_bytes();
-        let scale = d.scale() as usize;
-        if d.is_sign_negative() {
-            out.push(b"-");
-        }
-        if digits.len() <= scale {
-            out.push(b"0.");
-            for _ in digits.len()..scale {
-                out.push(b"0");
-            }
-            out.push(digits);
-        } else {
-            let point = digits.len() - scale;
-            out.push(&digits[..point]);
-            if scale > 0 {
-                out.push(b".");
-                out.push(&digits[point..]);
-            }
-        }
+        write_text(d, |bytes| out.push(bytes));
         out
     }
 
