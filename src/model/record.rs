@@ -103,15 +103,25 @@ impl DataRecord {
     }
 
     /// Parses a data message taken off the bus. Reads the tag first and then the record itself,
-    /// which avoids serde's buffering of internally tagged enums.
+    /// which avoids serde's buffering of internally tagged enums. The tag is read straight from
+    /// the front where our writers put it (`{"record":"candle",…`), saving a pass over the record;
+    /// a record from another writer has its tag found by serde.
     pub fn from_bytes(bytes: &[u8]) -> Result<DataRecord, serde_json::Error> {
         #[derive(Deserialize)]
         struct Tag<'a> {
             #[serde(borrow)]
-            record: &'a str,
+            record: std::borrow::Cow<'a, str>,
         }
-        let tag: Tag<'_> = serde_json::from_slice(bytes)?;
-        match tag.record {
+        let leading = bytes
+            .strip_prefix(b"{\"record\":\"")
+            .and_then(|rest| rest.iter().position(|b| *b == b'"').map(|end| &rest[..end]))
+            .filter(|tag| !tag.contains(&b'\\'))
+            .and_then(|tag| std::str::from_utf8(tag).ok());
+        let tag = match leading {
+            Some(tag) => tag.into(),
+            None => serde_json::from_slice::<Tag<'_>>(bytes)?.record,
+        };
+        match &*tag {
             "candle" => serde_json::from_slice(bytes).map(DataRecord::Candle),
             "trade" => serde_json::from_slice(bytes).map(DataRecord::Trade),
             "depth_update" => serde_json::from_slice(bytes).map(DataRecord::DepthUpdate),
@@ -201,6 +211,19 @@ mod tests {
         assert_eq!(DataRecord::from_bytes(&record.to_bytes()).unwrap(), record);
         odd.symbol = "ETHUSDT".into();
         assert_eq!(DataRecord::DepthUpdate(odd.clone()).to_bytes(), serde_json::to_vec(&DataRecord::DepthUpdate(odd)).unwrap());
+    }
+
+    /// Another writer's key order or escapes: the tag is found by serde.
+    #[test]
+    fn the_tag_is_found_anywhere() {
+        let rec = DataRecord::from_bytes(&DataRecord::DepthUpdate(
+            DepthUpdate::from_ws(br#"{"e":"depthUpdate","E":1,"s":"ETHUSDT","U":2,"u":3,"b":[],"a":[]}"#).unwrap(),
+        ).to_bytes())
+        .unwrap();
+        let moved = br#"{"symbol":"ETHUSDT","event_time":1,"first_update_id":2,"record":"depth_update","final_update_id":3,"bids":[],"asks":[]}"#;
+        assert_eq!(DataRecord::from_bytes(moved).unwrap(), rec);
+        let escaped = br#"{"record":"depth\u005fupdate","symbol":"ETHUSDT","event_time":1,"first_update_id":2,"final_update_id":3,"bids":[],"asks":[]}"#;
+        assert_eq!(DataRecord::from_bytes(escaped).unwrap(), rec);
     }
 
     #[test]
