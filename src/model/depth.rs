@@ -6,7 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::decimal::{level_serde, plain_decimal, PriceLevel};
+use super::decimal::{level_serde, PriceLevel};
+use super::scan::Scan;
 use super::ParseError;
 
 /// A diff of the book between update ids `first_update_id ..= final_update_id`.
@@ -60,100 +61,32 @@ struct RestDepth {
     asks: Vec<PriceLevel>,
 }
 
-/// A reader for the exact byte layout Binance sends `depthUpdate` events in (fixed key order,
-/// no whitespace). Anything else — and any error — is left to serde, which gives the message.
-struct Scan<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Scan<'a> {
-    fn lit(&mut self, s: &[u8]) -> Option<()> {
-        let end = self.i + s.len();
-        (self.b.get(self.i..end)? == s).then(|| self.i = end)
-    }
-
-    fn int(&mut self) -> Option<i64> {
-        let start = self.i;
-        let mut v: i64 = 0;
-        while let Some(d) = self.b.get(self.i).filter(|c| c.is_ascii_digit()) {
-            v = v.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
-            self.i += 1;
-        }
-        (self.i > start).then_some(v)
-    }
-
-    /// The text of a string without escapes, after its opening quote; the closing quote is
-    /// consumed.
-    fn text(&mut self) -> Option<&'a str> {
-        let start = self.i;
-        let len = self.b.get(start..)?.iter().position(|c| *c == b'"' || *c == b'\\')?;
-        (self.b[start + len] == b'"').then_some(())?;
-        self.i = start + len + 1;
-        std::str::from_utf8(&self.b[start..start + len]).ok()
-    }
-
-    /// A plain decimal string's value after its opening quote; the closing quote is consumed.
-    #[inline(always)]
-    fn decimal(&mut self) -> Option<rust_decimal::Decimal> {
-        let (d, taken) = plain_decimal(self.b.get(self.i..)?)?;
-        self.i += taken;
-        self.lit(b"\"")?;
-        Some(d)
-    }
-
-    /// `[["price","qty"],…]`
-    fn levels(&mut self) -> Option<Vec<PriceLevel>> {
-        self.lit(b"[")?;
-        let mut out = Vec::with_capacity(32);
-        if self.lit(b"]").is_some() {
-            return Some(out);
-        }
-        loop {
-            self.lit(b"[\"")?;
-            let price = self.decimal()?;
-            self.lit(b",\"")?;
-            let qty = self.decimal()?;
-            self.lit(b"]")?;
-            out.push((price, qty));
-            if self.lit(b",").is_none() {
-                self.lit(b"]")?;
-                return Some(out);
-            }
-        }
-    }
-
-    fn depth(payload: &'a [u8]) -> Option<DepthUpdate> {
-        let mut s = Scan { b: payload, i: 0 };
-        s.lit(b"{\"e\":\"depthUpdate\",\"E\":")?;
-        let event_time = s.int()?;
-        s.lit(b",\"s\":\"")?;
-        let symbol = s.text()?.to_owned();
-        s.lit(b",\"U\":")?;
-        let first_update_id = s.int()?;
-        s.lit(b",\"u\":")?;
-        let final_update_id = s.int()?;
-        s.lit(b",\"b\":")?;
-        let bids = s.levels()?;
-        s.lit(b",\"a\":")?;
-        let asks = s.levels()?;
-        s.lit(b"}")?;
-        (s.i == payload.len()).then_some(DepthUpdate {
-            symbol,
-            event_time,
-            first_update_id,
-            final_update_id,
-            bids,
-            asks,
-        })
-    }
+/// A `depthUpdate` event in the exact byte layout Binance sends (fixed key order, no
+/// whitespace). Anything else — and any error — is left to serde, which gives the message.
+fn read_binance_depth(payload: &[u8]) -> Option<DepthUpdate> {
+    let mut s = Scan::new(payload);
+    s.lit(b"{\"e\":\"depthUpdate\",\"E\":")?;
+    let event_time = s.int()?;
+    s.lit(b",\"s\":\"")?;
+    let symbol = s.text()?.to_owned();
+    s.lit(b",\"U\":")?;
+    let first_update_id = s.int()?;
+    s.lit(b",\"u\":")?;
+    let final_update_id = s.int()?;
+    s.lit(b",\"b\":")?;
+    let bids = s.levels()?;
+    s.lit(b",\"a\":")?;
+    let asks = s.levels()?;
+    s.lit(b"}")?;
+    s.end()?;
+    Some(DepthUpdate { symbol, event_time, first_update_id, final_update_id, bids, asks })
 }
 
 impl DepthUpdate {
     /// Decodes a WebSocket `depthUpdate` event: Binance's own layout directly, anything else (or
     /// anything wrong) through serde.
     pub fn from_ws(payload: &[u8]) -> Result<DepthUpdate, ParseError> {
-        if let Some(d) = Scan::depth(payload) {
+        if let Some(d) = read_binance_depth(payload) {
             return Ok(d);
         }
         let d: WsDepth = serde_json::from_slice(payload)?;
@@ -192,7 +125,7 @@ mod tests {
     #[test]
     fn the_direct_reader_and_serde_agree_and_odd_layouts_still_decode() {
         let raw = r#"{"e":"depthUpdate","E":1723161255308,"s":"ETHUSDT","U":35346513499,"u":35346513505,"b":[["2683.80000000","3.02920000"],["2679.00000000","28.21530000"]],"a":[]}"#;
-        let direct = Scan::depth(raw.as_bytes()).expect("Binance's layout is read directly");
+        let direct = read_binance_depth(raw.as_bytes()).expect("Binance's layout is read directly");
         let d: WsDepth = serde_json::from_str(raw).unwrap();
         assert_eq!(
             (direct.symbol.as_str(), direct.event_time, direct.first_update_id),
@@ -200,7 +133,7 @@ mod tests {
         );
         assert_eq!((direct.final_update_id, &direct.bids, &direct.asks), (d.u, &d.b, &d.a));
         let spaced = raw.replace(",\"s\"", ", \"s\"");
-        assert!(Scan::depth(spaced.as_bytes()).is_none(), "another layout is left to serde");
+        assert!(read_binance_depth(spaced.as_bytes()).is_none(), "another layout is left to serde");
         assert_eq!(DepthUpdate::from_ws(spaced.as_bytes()).unwrap(), direct);
         let bad = raw.replace("3.02920000", "3.0x");
         assert!(DepthUpdate::from_ws(bad.as_bytes()).is_err(), "and serde reports what is wrong");

@@ -1,6 +1,7 @@
 //! Domain model: normalized market records parsed from Binance's own JSON, and the
 //! `queue-control` / `queue-events` protocol messages of the original services.
 
+mod bus_json;
 mod candle;
 mod control;
 mod decimal;
@@ -9,6 +10,7 @@ mod event;
 mod graph;
 mod interval;
 mod record;
+mod scan;
 mod time;
 mod trade;
 

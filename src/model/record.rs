@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::decimal::push_levels;
+use super::bus_json;
 use super::{BookSnapshot, Candle, DepthUpdate, Trade};
 
 /// One normalized market record. On the bus it is JSON tagged by `record`
@@ -80,19 +80,18 @@ impl DataRecord {
 
     /// JSON bytes for the bus, without spare capacity: the in-process bus holds them as they are
     /// (a doubling buffer left a 300-byte candle in a 512-byte allocation). Written into a
-    /// per-thread scratch buffer and copied out once at their length. Depth events, the bulk of
-    /// the WebSocket path, are written directly (serde's per-string escaping of some 80 decimals
-    /// was a fifth of that path); the bytes are the ones serde writes (a test compares them).
+    /// per-thread scratch buffer and copied out once at their length. Candles and depth events
+    /// are written directly ([`bus_json`]: serde's per-string escaping of some 80 decimals was a
+    /// fifth of the WebSocket path); the bytes are the ones serde writes (tests compare them).
     pub fn to_bytes(&self) -> Vec<u8> {
         thread_local! {
             static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
         SCRATCH.with_borrow_mut(|buf| {
             buf.clear();
-            match self {
-                DataRecord::DepthUpdate(d) if needs_no_escape(&d.symbol) => write_depth_update(buf, d),
+            if !bus_json::write(buf, self) {
                 // Serializing these plain structs cannot fail: every field is a string, number or bool.
-                _ => serde_json::to_writer(&mut *buf, self).unwrap_or_default(),
+                serde_json::to_writer(&mut *buf, self).unwrap_or_default();
             }
             let bytes = buf.to_vec();
             if buf.capacity() > SCRATCH_KEPT {
@@ -103,14 +102,17 @@ impl DataRecord {
     }
 
     /// Parses a data message taken off the bus. Reads the tag first and then the record itself,
-    /// which avoids serde's buffering of internally tagged enums. The tag is read straight from
-    /// the front where our writers put it (`{"record":"candle",…`), saving a pass over the record;
-    /// a record from another writer has its tag found by serde.
+    /// which avoids serde's buffering of internally tagged enums. Our writers' layout is read
+    /// directly ([`bus_json`]); otherwise the tag is read straight from the front where our
+    /// writers put it (`{"record":"trade",…`), saving a pass, or found by serde.
     pub fn from_bytes(bytes: &[u8]) -> Result<DataRecord, serde_json::Error> {
         #[derive(Deserialize)]
         struct Tag<'a> {
             #[serde(borrow)]
             record: std::borrow::Cow<'a, str>,
+        }
+        if let Some(record) = bus_json::read(bytes) {
+            return Ok(record);
         }
         let leading = bytes
             .strip_prefix(b"{\"record\":\"")
@@ -135,30 +137,6 @@ impl DataRecord {
 
 /// A scratch buffer that grew past this (a deep book snapshot) is not kept.
 const SCRATCH_KEPT: usize = 1 << 20;
-
-/// Text serde_json writes as it is (no control characters, quotes or backslashes).
-fn needs_no_escape(s: &str) -> bool {
-    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
-}
-
-/// `{"record":"depth_update","symbol":…,"event_time":…,"first_update_id":…,"final_update_id":…,
-/// "bids":[["price","qty"],…],"asks":[…]}`, as serde writes it for a symbol without escapes.
-fn write_depth_update(out: &mut Vec<u8>, d: &DepthUpdate) {
-    let mut int = itoa::Buffer::new();
-    out.extend_from_slice(b"{\"record\":\"depth_update\",\"symbol\":\"");
-    out.extend_from_slice(d.symbol.as_bytes());
-    out.extend_from_slice(b"\",\"event_time\":");
-    out.extend_from_slice(int.format(d.event_time).as_bytes());
-    out.extend_from_slice(b",\"first_update_id\":");
-    out.extend_from_slice(int.format(d.first_update_id).as_bytes());
-    out.extend_from_slice(b",\"final_update_id\":");
-    out.extend_from_slice(int.format(d.final_update_id).as_bytes());
-    out.extend_from_slice(b",\"bids\":");
-    push_levels(out, &d.bids);
-    out.extend_from_slice(b",\"asks\":");
-    push_levels(out, &d.asks);
-    out.push(b'}');
-}
 
 #[cfg(test)]
 mod tests {
@@ -190,27 +168,6 @@ mod tests {
         for rec in records {
             assert_eq!(DataRecord::from_bytes(&rec.to_bytes()).unwrap(), rec);
         }
-    }
-
-    /// The direct writer of depth events writes the bytes serde writes, on every depth event of
-    /// the bundled capture (and serde still writes a symbol that would need escaping).
-    #[test]
-    fn depth_events_are_written_as_serde_writes_them() {
-        let data = crate::replay::ReplayData::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample"))
-            .unwrap();
-        let mut n = 0;
-        for row in data.symbols["ETHUSDT"].ws.iter().filter(|r| r.stream.ends_with("@depth@100ms")) {
-            let record = DataRecord::DepthUpdate(DepthUpdate::from_ws(row.data().as_bytes()).unwrap());
-            assert_eq!(record.to_bytes(), serde_json::to_vec(&record).unwrap());
-            n += 1;
-        }
-        assert!(n > 1000, "{n} depth events");
-        let mut odd = DepthUpdate::from_ws(br#"{"e":"depthUpdate","E":1,"s":"A\"B","U":2,"u":3,"b":[],"a":[["1.5","2"]]}"#)
-            .unwrap();
-        let record = DataRecord::DepthUpdate(odd.clone());
-        assert_eq!(DataRecord::from_bytes(&record.to_bytes()).unwrap(), record);
-        odd.symbol = "ETHUSDT".into();
-        assert_eq!(DataRecord::DepthUpdate(odd.clone()).to_bytes(), serde_json::to_vec(&DataRecord::DepthUpdate(odd)).unwrap());
     }
 
     /// Another writer's key order or escapes: the tag is found by serde.
