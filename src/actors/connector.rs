@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::dead_letter::json_error_reason;
 use super::{DeadLetters, Telemetry};
 use crate::admin::metrics::Metrics;
-use crate::bus::{Bus, BusMessage, CommitOffset, Consumer, GroupMember};
+use crate::bus::{Bus, BusMessage, CommitOffset, Consumer, GroupMember, PendingCommit};
 use crate::model::{DataRecord, EventStatus, QueueEvent, RecordKind};
 use crate::store::{Batch, Store, StoreError};
 use crate::supervision::Heartbeat;
@@ -115,6 +115,8 @@ pub struct ConnectorState {
     arrivals: Arrivals,
     deadline: Option<Instant>,
     in_flight: Option<InFlight>,
+    /// The offsets of the last stored batch, on their way to the broker.
+    committing: Option<PendingCommit>,
 }
 
 /// A batch being written by the store, with what to commit once it is.
@@ -237,7 +239,22 @@ impl ConnectorState {
         })
     }
 
-    /// Waits for the write in flight; commits its offsets only once the store has the records.
+    /// Waits for the commit under way, if any.
+    async fn finish_commit(&mut self) -> Result<(), ActorProcessingErr> {
+        if let Some(commit) = self.committing.take() {
+            commit.wait().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the write in flight and for its offsets to be committed.
+    async fn settle(&mut self) -> Result<(), ActorProcessingErr> {
+        self.complete_write().await?;
+        self.finish_commit().await
+    }
+
+    /// Waits for the write in flight; commits its offsets only once the store has the records
+    /// (the commit goes on while the next batch is read: [`Self::finish_commit`] waits for it).
     /// While the store is unreachable the same batch is retried with growing pauses and nothing is
     /// committed (the bus keeps the records); any other store error fails the connector.
     async fn complete_write(&mut self) -> Result<(), ActorProcessingErr> {
@@ -272,7 +289,8 @@ impl ConnectorState {
         if failures > 0 {
             tracing::info!(collection = %self.args.route.collection, failures, "Store reachable again; batch written.");
         }
-        self.consumer.commit(&w.positions).await?;
+        self.finish_commit().await?;
+        self.committing = Some(self.consumer.start_commit(&w.positions).await?);
         w.arrivals.observe(&self.args.metrics);
         if w.count > 0 {
             self.args.metrics.batch_latency.with_label_values(&[FAMILY]).observe(w.started.elapsed().as_secs_f64());
@@ -312,6 +330,7 @@ impl Actor for Connector {
             arrivals: Arrivals::default(),
             deadline: None,
             in_flight: None,
+            committing: None,
             args,
         };
         let message = format!("Consuming {} into {}", state.args.route.topic, state.args.route.collection);
@@ -363,8 +382,8 @@ impl Actor for Connector {
                     state.flush().await?;
                 }
                 if got == 0 {
-                    // Idle: nothing to overlap the write with, so commit it now.
-                    state.complete_write().await?;
+                    // Idle: nothing to overlap the write and commit with, so finish them now.
+                    state.settle().await?;
                 }
                 if draining && got == 0 && state.positions.is_empty() && state.consumer.pending().await? == 0 {
                     let total = state.args.shared.written.load(Ordering::Acquire);
@@ -390,7 +409,7 @@ impl Actor for Connector {
         state: &mut ConnectorState,
     ) -> Result<(), ActorProcessingErr> {
         state.flush().await?;
-        state.complete_write().await
+        state.settle().await
     }
 }
 

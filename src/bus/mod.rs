@@ -169,6 +169,15 @@ pub trait Consumer: Send {
     /// Commits positions (the next offset to read) for the group.
     async fn commit(&mut self, offsets: &[CommitOffset]) -> Result<(), BusError>;
 
+    /// Starts committing `offsets` and hands back the commit to wait for, so that the caller
+    /// reads and decodes on while the broker answers (a synchronous commit per batch held the
+    /// Kafka connector path to two thirds of its rate). The caller waits for one before starting
+    /// the next, which keeps commits in order. By default the commit is made before returning.
+    async fn start_commit(&mut self, offsets: &[CommitOffset]) -> Result<PendingCommit, BusError> {
+        self.commit(offsets).await?;
+        Ok(PendingCommit::done())
+    }
+
     /// Records of this member's partitions it has not read yet (at least 1 while that is not
     /// known, e.g. before the first assignment). Zero means it has read everything there is.
     async fn pending(&mut self) -> Result<u64, BusError>;
@@ -186,6 +195,26 @@ pub fn open(cfg: &crate::config::BusConfig) -> Result<Arc<dyn Bus>, BusError> {
         #[cfg(not(feature = "kafka"))]
         Some(("kafka", _)) => Err(BusError::KafkaNotBuilt(cfg.url.clone())),
         _ => Err(BusError::UnsupportedUrl(cfg.url.clone())),
+    }
+}
+
+/// A commit under way ([`Consumer::start_commit`]); `wait` gives its outcome.
+pub struct PendingCommit(Option<tokio::task::JoinHandle<Result<(), BusError>>>);
+
+impl PendingCommit {
+    pub fn done() -> PendingCommit {
+        PendingCommit(None)
+    }
+
+    pub fn running(task: tokio::task::JoinHandle<Result<(), BusError>>) -> PendingCommit {
+        PendingCommit(Some(task))
+    }
+
+    pub async fn wait(self) -> Result<(), BusError> {
+        match self.0 {
+            None => Ok(()),
+            Some(task) => task.await.map_err(|e| BusError::Kafka(format!("commit task: {e}")))?,
+        }
     }
 }
 

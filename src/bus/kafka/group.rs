@@ -30,8 +30,8 @@ use rdkafka::{ClientContext, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 
 use super::resume::{self, ResumePoints, Rewinding};
-use super::{commit_sync, kafka_err, to_bus_message, OffsetsReader};
-use crate::bus::{BusError, BusMessage, CommitOffset, Consumer, GroupEvent, GroupMember, RevokeAck};
+use super::{commit_sync, kafka_err, start_commit, to_bus_message, OffsetsReader};
+use crate::bus::{BusError, BusMessage, CommitOffset, Consumer, GroupEvent, GroupMember, PendingCommit, RevokeAck};
 
 /// Longest a revocation waits for the partitions' actors to flush, commit and stop.
 pub const REVOKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -284,6 +284,15 @@ struct PartitionConsumer {
     offsets: Arc<OffsetsReader>,
 }
 
+impl PartitionConsumer {
+    fn check_assigned(&self, offsets: &[CommitOffset]) -> Result<(), BusError> {
+        match offsets.iter().find(|c| c.partition != self.partition) {
+            Some(c) => Err(BusError::NotAssigned { topic: self.topic.to_string(), partition: c.partition }),
+            None => Ok(()),
+        }
+    }
+}
+
 #[async_trait]
 impl Consumer for PartitionConsumer {
     async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<BusMessage>, BusError> {
@@ -309,10 +318,13 @@ impl Consumer for PartitionConsumer {
     }
 
     async fn commit(&mut self, offsets: &[CommitOffset]) -> Result<(), BusError> {
-        if let Some(c) = offsets.iter().find(|c| c.partition != self.partition) {
-            return Err(BusError::NotAssigned { topic: self.topic.to_string(), partition: c.partition });
-        }
+        self.check_assigned(offsets)?;
         commit_sync(self.consumer.clone(), &self.topic, offsets).await
+    }
+
+    async fn start_commit(&mut self, offsets: &[CommitOffset]) -> Result<PendingCommit, BusError> {
+        self.check_assigned(offsets)?;
+        start_commit(self.consumer.clone(), &self.topic, offsets)
     }
 
     async fn pending(&mut self) -> Result<u64, BusError> {

@@ -23,7 +23,7 @@ mod group;
 mod resume;
 
 use super::{
-    validate_topic_name, Bus, BusError, BusMessage, CommitOffset, Consumer, GroupMember, OutRecord, PartitionLag,
+    validate_topic_name, Bus, BusError, BusMessage, CommitOffset, Consumer, GroupMember, OutRecord, PartitionLag, PendingCommit,
 };
 use crate::config::{BrokerFlavor, BusConfig};
 
@@ -204,9 +204,18 @@ impl KafkaBus {
     }
 }
 
-/// Commits `offsets` of `topic` for the consumer's group and waits for the broker's answer (on a
-/// blocking thread: librdkafka's synchronous commit blocks).
+/// Commits `offsets` of `topic` for the consumer's group and waits for the broker's answer.
 async fn commit_sync<K, X>(consumer: Arc<K>, topic: &str, offsets: &[CommitOffset]) -> Result<(), BusError>
+where
+    K: rdkafka::consumer::Consumer<X> + Send + Sync + 'static,
+    X: ConsumerContext + 'static,
+{
+    start_commit(consumer, topic, offsets)?.wait().await
+}
+
+/// Starts committing `offsets` of `topic` for the consumer's group, on a blocking thread
+/// (librdkafka's synchronous commit blocks until the broker answers).
+fn start_commit<K, X>(consumer: Arc<K>, topic: &str, offsets: &[CommitOffset]) -> Result<PendingCommit, BusError>
 where
     K: rdkafka::consumer::Consumer<X> + Send + Sync + 'static,
     X: ConsumerContext + 'static,
@@ -216,10 +225,9 @@ where
         tpl.add_partition_offset(topic, c.partition as i32, Offset::Offset(c.next_offset as i64))
             .map_err(|e| kafka_err("bad offset", e))?;
     }
-    tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
-        .await
-        .map_err(|e| kafka_err("commit task", e))?
-        .map_err(|e| kafka_err("cannot commit offsets", e))
+    Ok(PendingCommit::running(tokio::task::spawn_blocking(move || {
+        consumer.commit(&tpl, CommitMode::Sync).map_err(|e| kafka_err("cannot commit offsets", e))
+    })))
 }
 
 /// Reads a group's committed offsets and its topic's ends with a client of the group that never
@@ -496,6 +504,10 @@ impl Consumer for KafkaConsumer {
 
     async fn commit(&mut self, offsets: &[CommitOffset]) -> Result<(), BusError> {
         commit_sync(self.consumer.clone(), &self.topic, offsets).await
+    }
+
+    async fn start_commit(&mut self, offsets: &[CommitOffset]) -> Result<PendingCommit, BusError> {
+        start_commit(self.consumer.clone(), &self.topic, offsets)
     }
 
     /// Records of this member's partitions it has not read yet: the partitions' ends (see
