@@ -1,5 +1,5 @@
-//! The data topics' JSON for the two record kinds that make up nearly all traffic — candles and
-//! depth events — written and read directly in the one layout serde writes for them
+//! The data topics' JSON for the record kinds that carry nearly all the bytes — candles, depth
+//! events and book snapshots — written and read directly in the one layout serde writes for them
 //! (`{"record":"candle","symbol":"BTCUSDT","interval":"1m",…}`, fields in declaration order).
 //! The bytes are serde's (tests compare them on real records), so other consumers read them as
 //! before; anything unusual — a symbol that needs escaping, a negative number, another writer's
@@ -8,13 +8,14 @@
 
 use super::decimal::{push_decimal, push_levels, Decimal};
 use super::scan::Scan;
-use super::{Candle, DataRecord, DepthUpdate};
+use super::{BookSnapshot, Candle, DataRecord, DepthUpdate};
 
 /// Writes `record` into `out` when its kind and text allow it; `false` leaves it to serde.
 pub(super) fn write(out: &mut Vec<u8>, record: &DataRecord) -> bool {
     match record {
         DataRecord::Candle(c) if needs_no_escape(&c.symbol) => write_candle(out, c),
         DataRecord::DepthUpdate(d) if needs_no_escape(&d.symbol) => write_depth_update(out, d),
+        DataRecord::BookSnapshot(b) if needs_no_escape(&b.symbol) => write_book_snapshot(out, b),
         _ => return false,
     }
     true
@@ -26,6 +27,8 @@ pub(super) fn read(bytes: &[u8]) -> Option<DataRecord> {
         read_candle(bytes).map(DataRecord::Candle)
     } else if bytes.starts_with(DEPTH_UPDATE) {
         read_depth_update(bytes).map(DataRecord::DepthUpdate)
+    } else if bytes.starts_with(BOOK_SNAPSHOT) {
+        read_book_snapshot(bytes).map(DataRecord::BookSnapshot)
     } else {
         None
     }
@@ -33,6 +36,7 @@ pub(super) fn read(bytes: &[u8]) -> Option<DataRecord> {
 
 const CANDLE: &[u8] = b"{\"record\":\"candle\",\"symbol\":\"";
 const DEPTH_UPDATE: &[u8] = b"{\"record\":\"depth_update\",\"symbol\":\"";
+const BOOK_SNAPSHOT: &[u8] = b"{\"record\":\"book_snapshot\",\"symbol\":\"";
 
 /// Text serde_json writes as it is (no control characters, quotes or backslashes).
 fn needs_no_escape(s: &str) -> bool {
@@ -161,6 +165,31 @@ fn read_depth_update(bytes: &[u8]) -> Option<DepthUpdate> {
     Some(DepthUpdate { symbol, event_time, first_update_id, final_update_id, bids, asks })
 }
 
+fn write_book_snapshot(out: &mut Vec<u8>, b: &BookSnapshot) {
+    let mut o = Out(out, itoa::Buffer::new());
+    o.raw(BOOK_SNAPSHOT).raw(b.symbol.as_bytes()).raw(b"\",\"last_update_id\":").int(b.last_update_id);
+    o.raw(b",\"bids\":");
+    push_levels(o.0, &b.bids);
+    o.raw(b",\"asks\":");
+    push_levels(o.0, &b.asks);
+    o.raw(b"}");
+}
+
+fn read_book_snapshot(bytes: &[u8]) -> Option<BookSnapshot> {
+    let mut s = Scan::new(bytes);
+    s.lit(BOOK_SNAPSHOT)?;
+    let symbol = s.text()?.to_owned();
+    s.lit(b",\"last_update_id\":")?;
+    let last_update_id = s.int()?;
+    s.lit(b",\"bids\":")?;
+    let bids = s.levels()?;
+    s.lit(b",\"asks\":")?;
+    let asks = s.levels()?;
+    s.lit(b"}")?;
+    s.end()?;
+    Some(BookSnapshot { symbol, last_update_id, bids, asks })
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -181,7 +210,7 @@ mod tests {
     }
 
     /// Every candle and depth event of the bundled recordings (REST candles with every field,
-    /// freqtrade candles without the optional ones, the ETHUSDT depth capture).
+    /// freqtrade candles without the optional ones, the ETHUSDT depth capture) and both books.
     #[test]
     fn real_records_are_written_and_read_as_serde_does() {
         let data = sample();
@@ -197,6 +226,9 @@ mod tests {
         for row in data.symbols["ETHUSDT"].ws.iter().filter(|r| r.stream.ends_with("@depth@100ms")) {
             check(&DataRecord::DepthUpdate(DepthUpdate::from_ws(row.data().as_bytes()).unwrap()));
             seen.2 += 1;
+        }
+        for symbol in ["BTCUSDT", "ETHUSDT"] {
+            check(&DataRecord::BookSnapshot(data.book_at(symbol, None).unwrap().unwrap()));
         }
         assert!(seen.0 > 0 && seen.1 > 1000 && seen.2 > 1000, "{seen:?}");
     }

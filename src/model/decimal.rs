@@ -208,6 +208,16 @@ pub fn decimal_from_json_number(field: &'static str, value: f64) -> Result<Decim
 /// Price levels serialized as Binance writes them, `[["price","qty"], …]`.
 pub struct Levels<'a>(pub &'a [PriceLevel]);
 
+impl Levels<'_> {
+    /// The JSON text serde writes for these levels, written directly.
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::with_capacity(2 + self.0.len() * 32);
+        push_levels(&mut out, self.0);
+        // Only brackets, quotes, commas, digits, points and signs were written.
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
 impl serde::Serialize for Levels<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         level_serde::serialize(self.0, s)
@@ -296,7 +306,20 @@ mod tests {
         for s in ["1234567a", "/2345678", ":2345678", "1234 678"] {
             assert_eq!(eight_digits(s.as_bytes()), None, "{s}");
         }
-        assert_eq!(plain_decimal(b"2683.80000000\"]").map(|(d, n)| (d.to_string(), n)), Some(("2683.80000000".into(), 13)));
+        assert_eq!(
+            plain_decimal(b"2683.80000000\"]").map(|(d, n)| (d.to_string(), n)),
+            Some(("2683.80000000".into(), 13))
+        );
+    }
+
+    #[test]
+    fn levels_are_written_as_serde_writes_them() {
+        let levels: Vec<PriceLevel> = [("2683.80000000", "3.02920000"), ("-1.5", "0"), ("100", "0.00000001")]
+            .map(|(p, q)| (p.parse().unwrap(), q.parse().unwrap()))
+            .into();
+        for n in 0..=levels.len() {
+            assert_eq!(Levels(&levels[..n]).to_json(), serde_json::to_string(&Levels(&levels[..n])).unwrap());
+        }
     }
 
     #[test]

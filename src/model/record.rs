@@ -80,7 +80,7 @@ impl DataRecord {
 
     /// JSON bytes for the bus, without spare capacity: the in-process bus holds them as they are
     /// (a doubling buffer left a 300-byte candle in a 512-byte allocation). Written into a
-    /// per-thread scratch buffer and copied out once at their length. Candles and depth events
+    /// per-thread scratch buffer and copied out once at their length. Candles, depth events and books
     /// are written directly ([`bus_json`]: serde's per-string escaping of some 80 decimals was a
     /// fifth of the WebSocket path); the bytes are the ones serde writes (tests compare them).
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -173,9 +173,12 @@ mod tests {
     /// Another writer's key order or escapes: the tag is found by serde.
     #[test]
     fn the_tag_is_found_anywhere() {
-        let rec = DataRecord::from_bytes(&DataRecord::DepthUpdate(
-            DepthUpdate::from_ws(br#"{"e":"depthUpdate","E":1,"s":"ETHUSDT","U":2,"u":3,"b":[],"a":[]}"#).unwrap(),
-        ).to_bytes())
+        let rec = DataRecord::from_bytes(
+            &DataRecord::DepthUpdate(
+                DepthUpdate::from_ws(br#"{"e":"depthUpdate","E":1,"s":"ETHUSDT","U":2,"u":3,"b":[],"a":[]}"#).unwrap(),
+            )
+            .to_bytes(),
+        )
         .unwrap();
         let moved = br#"{"symbol":"ETHUSDT","event_time":1,"first_update_id":2,"record":"depth_update","final_update_id":3,"bids":[],"asks":[]}"#;
         assert_eq!(DataRecord::from_bytes(moved).unwrap(), rec);

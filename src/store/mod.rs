@@ -233,7 +233,7 @@ pub(crate) fn parse_kind(s: &str) -> Result<RecordKind, StoreError> {
 
 /// Price levels as stored: `[["price","qty"], …]` with Binance's decimal strings.
 pub(crate) fn levels_json(levels: &[PriceLevel]) -> String {
-    serde_json::to_string(&crate::model::Levels(levels)).unwrap_or_default()
+    crate::model::Levels(levels).to_json()
 }
 
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {

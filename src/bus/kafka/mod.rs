@@ -23,7 +23,8 @@ mod group;
 mod resume;
 
 use super::{
-    validate_topic_name, Bus, BusError, BusMessage, CommitOffset, Consumer, GroupMember, OutRecord, PartitionLag, PendingCommit,
+    validate_topic_name, Bus, BusError, BusMessage, CommitOffset, Consumer, GroupMember, OutRecord, PartitionLag,
+    PendingCommit,
 };
 use crate::config::{BrokerFlavor, BusConfig};
 
