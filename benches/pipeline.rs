@@ -1,5 +1,6 @@
 //! Throughput benchmarks for the embedded defaults:
 //! - `kline_decode`: Binance `/api/v3/klines` JSON → `Candle`, records/s on one core;
+//! - `record_decode`: bus records (candles, depth events) decoded and encoded, records/s;
 //! - `embedded_pipeline`: in-process bus → connector → SQLite (file, WAL), records/s end to end,
 //!   from the first publish to the last commit.
 //!
@@ -15,7 +16,7 @@ use streamforge::actors::connector::{ConnectorRoute, ConnectorShared};
 use streamforge::app::NodeContext;
 use streamforge::bus::OutRecord;
 use streamforge::config::Config;
-use streamforge::model::{Candle, DataRecord, Interval};
+use streamforge::model::{Candle, DataRecord, DepthUpdate, Interval};
 use streamforge::replay::ReplayData;
 use streamforge::supervision::{Restart, Strategy, SupervisorArgs, Tree};
 
@@ -43,14 +44,28 @@ fn kline_decode(c: &mut Criterion) {
     g.finish();
 }
 
-/// What the connector pays per bus message: JSON bytes → `DataRecord`.
+/// What the connector pays per bus message (JSON bytes → `DataRecord`) and the loaders per record
+/// (`DataRecord` → JSON bytes), for candles and for the depth events of the ETHUSDT capture.
 fn record_decode(c: &mut Criterion) {
-    let bytes: Vec<Vec<u8>> = records(1).into_iter().map(|(_, b)| b).collect();
+    let candles: Vec<Vec<u8>> = records(1).into_iter().map(|(_, b)| b).collect();
+    let data = ReplayData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")).unwrap();
+    let depth: Vec<Vec<u8>> = data.symbols["ETHUSDT"]
+        .ws
+        .iter()
+        .filter(|r| r.stream.ends_with("@depth@100ms"))
+        .map(|r| DataRecord::DepthUpdate(DepthUpdate::from_ws(r.data().as_bytes()).unwrap()).to_bytes())
+        .collect();
     let mut g = c.benchmark_group("record_decode");
-    g.throughput(Throughput::Elements(bytes.len() as u64));
-    g.bench_function("bus_candle_json", |b| {
-        b.iter(|| bytes.iter().map(|m| DataRecord::from_bytes(m).unwrap()).collect::<Vec<_>>())
-    });
+    for (name, bytes) in [("candle", &candles), ("depth_update", &depth)] {
+        g.throughput(Throughput::Elements(bytes.len() as u64));
+        g.bench_function(format!("bus_{name}_json"), |b| {
+            b.iter(|| bytes.iter().map(|m| DataRecord::from_bytes(m).unwrap()).collect::<Vec<_>>())
+        });
+        let decoded: Vec<DataRecord> = bytes.iter().map(|m| DataRecord::from_bytes(m).unwrap()).collect();
+        g.bench_function(format!("bus_{name}_encode"), |b| {
+            b.iter(|| decoded.iter().map(DataRecord::to_bytes).collect::<Vec<_>>())
+        });
+    }
     g.finish();
 }
 
