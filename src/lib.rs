@@ -1,8 +1,8 @@
 //! StreamForge: Binance market data through a bus into a store, run by supervised actors.
 //!
 //! Module map:
-//! - [`model`]: normalized records (candle, trade, depth, snapshot) and the `queue-control` /
-//!   `queue-events` protocol.
+//! - [`model`]: normalized records (candle, trade, depth, snapshot), their bus encoding and the
+//!   `queue-control` / `queue-events` protocol.
 //! - [`bus`]: the bus trait (topics, partitions, consumer groups) and the in-process bus.
 //! - [`store`]: the store trait (idempotent upserts, high-water marks, workflows) and SQLite.
 //! - [`exchange`]: the Binance REST client used by loaders.
