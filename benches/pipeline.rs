@@ -1,6 +1,7 @@
 //! Throughput benchmarks for the embedded defaults:
 //! - `kline_decode`: Binance `/api/v3/klines` JSON → `Candle`, records/s on one core;
 //! - `record_decode`: bus records (candles, depth events) decoded and encoded, records/s;
+//! - `bus_handoff`: the in-process bus alone, publish → poll → commit in batches, records/s;
 //! - `embedded_pipeline`: in-process bus → connector → SQLite (file, WAL), records/s end to end,
 //!   from the first publish to the last commit.
 //!
@@ -14,7 +15,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use streamforge::actors::connector::{ConnectorRoute, ConnectorShared};
 use streamforge::app::NodeContext;
-use streamforge::bus::OutRecord;
+use streamforge::bus::memory::MemoryBus;
+use streamforge::bus::{commit_positions, Bus, GroupEvent, OutRecord};
 use streamforge::config::Config;
 use streamforge::model::{Candle, DataRecord, DepthUpdate, Interval};
 use streamforge::replay::ReplayData;
@@ -119,6 +121,38 @@ async fn one_pipeline_run(records: &[(String, Vec<u8>)]) -> Duration {
     elapsed
 }
 
+/// The in-process bus alone: batches of 2000 candles published, polled by a group member's
+/// partition consumer and committed, as a loader hands records to a connector.
+fn bus_handoff(c: &mut Criterion) {
+    let records: Vec<OutRecord> = records(1).into_iter().map(|(k, v)| OutRecord::keyed(&k, v)).collect();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let bus = MemoryBus::new(32 << 20);
+    let mut consumer = rt.block_on(async {
+        bus.ensure_topic("handoff", 1).await.unwrap();
+        let member = bus.join("bench", "handoff").await.unwrap();
+        assert!(matches!(member.next_event().await.unwrap(), GroupEvent::Assigned(_)));
+        member.partition(0).await.unwrap()
+    });
+    let mut g = c.benchmark_group("bus_handoff");
+    g.throughput(Throughput::Elements(records.len() as u64));
+    g.bench_function("memory_publish_poll_commit", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                for batch in records.chunks(2000) {
+                    bus.publish("handoff", batch.to_vec()).await.unwrap();
+                    let mut got = 0;
+                    while got < batch.len() {
+                        let messages = consumer.poll(2000, Duration::from_secs(1)).await.unwrap();
+                        got += messages.len();
+                        consumer.commit(&commit_positions(&messages)).await.unwrap();
+                    }
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
 fn embedded_pipeline(c: &mut Criterion) {
     let records = records(4);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -137,5 +171,5 @@ fn embedded_pipeline(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, kline_decode, record_decode, embedded_pipeline);
+criterion_group!(benches, kline_decode, record_decode, bus_handoff, embedded_pipeline);
 criterion_main!(benches);
