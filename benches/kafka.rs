@@ -30,7 +30,7 @@ fn records() -> Vec<OutRecord> {
     for copy in 0..4 {
         for (symbol, d) in &data.symbols {
             let Some(rows) = d.klines.get(&interval) else { continue };
-            for r in rows {
+            for r in rows.iter() {
                 let candle = r.candle(&format!("{symbol}{copy}"), interval);
                 out.push(OutRecord::keyed(&candle.symbol, DataRecord::Candle(candle.clone()).to_bytes()));
             }

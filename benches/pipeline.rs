@@ -82,7 +82,7 @@ fn records(copies: usize) -> Vec<(String, Vec<u8>)> {
                 continue;
             };
             let name = format!("{symbol}{copy}");
-            for r in rows {
+            for r in rows.iter() {
                 let candle = r.candle(&name, interval);
                 out.push((name.clone(), DataRecord::Candle(candle).to_bytes()));
             }

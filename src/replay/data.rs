@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::klines::KlineSeries;
 use crate::exchange::binance::{LocalBook, SequencedKind};
 use crate::model::{decimal_from_json_number, BookSnapshot, Decimal, DepthUpdate, Interval, ParseError, Trade};
 
@@ -144,7 +145,8 @@ impl WsRow {
 pub struct SymbolData {
     pub base: String,
     pub quote: String,
-    pub klines: BTreeMap<Interval, Vec<KlineRow>>,
+    /// Recorded candles by interval, held compactly ([`KlineSeries`]).
+    pub klines: BTreeMap<Interval, KlineSeries>,
     pub agg_trades: Vec<TradeRow>,
     /// The capture's `@trade` messages in `/api/v3/historicalTrades` shape, in id order.
     pub trades: Vec<TradeRow>,
@@ -432,7 +434,7 @@ impl SymbolData {
             rows.push(KlineRow::from_trades(open_time, &rest[..n]));
             rest = &rest[n..];
         }
-        self.klines.insert(Interval::S1, rows);
+        self.klines.insert(Interval::S1, KlineSeries::from_rows(&rows));
     }
 
     /// Serves the recorded aggregate trades as the `<symbol>@aggTrade` WebSocket stream too: the
@@ -493,12 +495,16 @@ impl ReplayData {
             let Ok(interval) = interval.parse::<Interval>() else {
                 continue;
             };
+            let mut rows = parse_klines(path)?;
             let sym = data.entry(&base, &quote);
-            let rows = parse_klines(path)?;
-            let series = sym.klines.entry(interval).or_default();
-            series.extend(rows);
-            series.sort_by_key(|r| r.open_time);
-            series.dedup_by_key(|r| r.open_time);
+            // A series is packed as soon as its file is read, so that only one file's rows are
+            // ever held decoded; a second file of the same series (rare) is merged into it.
+            if let Some(earlier) = sym.klines.get(&interval) {
+                rows = earlier.iter().chain(rows).collect();
+                rows.sort_by_key(|r| r.open_time);
+                rows.dedup_by_key(|r| r.open_time);
+            }
+            sym.klines.insert(interval, KlineSeries::from_rows(&rows));
         }
         files.clear();
         walk(&dir.join("trades"), &mut files)?;
@@ -580,8 +586,7 @@ impl ReplayData {
             "api_trades" => trades(&data.trades),
             _ => {
                 let interval: Interval = job_type.strip_prefix("api_candles_")?.parse().ok()?;
-                let rows = data.klines.get(&interval)?;
-                Some((rows.first()?.open_time, rows.last()?.open_time))
+                data.klines.get(&interval)?.span()
             }
         }
     }

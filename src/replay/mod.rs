@@ -3,6 +3,7 @@
 //! Binance's paging and weight header; WebSocket `/ws/<stream>` and `/stream?streams=…`.
 
 pub mod data;
+mod klines;
 mod limits;
 mod rest;
 mod ws;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use actix_web::web;
 
 pub use data::{ReplayData, ReplayDataError};
+pub use klines::KlineSeries;
 pub use limits::ReplayStats;
 
 use limits::Gate;

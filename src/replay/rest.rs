@@ -162,7 +162,8 @@ pub(super) async fn klines(state: web::Data<ReplayState>, q: Query) -> HttpRespo
         };
         let mut out = String::with_capacity(limit * 120);
         out.push('[');
-        for (i, r) in page(rows, |r| r.open_time, start, end, limit).iter().enumerate() {
+        let around = rows.rows_around(start, end, limit);
+        for (i, r) in page(&around, |r| r.open_time, start, end, limit).iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }

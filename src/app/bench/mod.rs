@@ -325,9 +325,11 @@ async fn publish_candles(
     interval: Interval,
 ) -> Result<(), crate::bus::BusError> {
     for (symbol, rows) in data.symbols.iter().filter_map(|(s, d)| Some((s, d.klines.get(&interval)?))) {
-        for chunk in rows.chunks(1000) {
-            let records = chunk
-                .iter()
+        let mut rows = rows.iter().peekable();
+        while rows.peek().is_some() {
+            let records = rows
+                .by_ref()
+                .take(1000)
                 .map(|r| OutRecord::keyed(symbol, DataRecord::Candle(r.candle(symbol, interval)).to_bytes()))
                 .collect();
             bus.publish(topic, records).await?;
