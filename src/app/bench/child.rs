@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::meter::{peak_rss_mb, Mark};
 use super::{BenchPath, PathReport, Plan};
@@ -18,6 +18,8 @@ use crate::supervision::{Restart, Strategy, SupervisorArgs, Tree};
 
 /// How often the measuring loop looks at the node's counters.
 const WATCH_EVERY: Duration = Duration::from_millis(5);
+/// Longest the websocket path waits for the books published when the recording's streams end.
+const END_OF_STREAM_BOOKS_WAIT: Duration = Duration::from_secs(30);
 
 pub(super) async fn run(plan: Plan, mut config: Config) -> Result<PathReport, AppError> {
     config.binance.rest_url = plan.rest_url.clone();
@@ -149,8 +151,14 @@ async fn websocket(plan: Plan, mut config: Config) -> Result<PathReport, AppErro
     // Start-up (connections, snapshots) is left out: from the first message on.
     let first = when_total(&metrics, "streamforge_ws_messages_total", 1.0).await;
     when_total(&metrics, "streamforge_ws_messages_total", plan.expect as f64).await;
-    // Then until the connectors have committed everything the loaders published.
     let count = |actor: &str| metrics.records_out.with_label_values(&[actor]).get();
+    // The recording's end closes the streams, and each book is published as it was then: wait for
+    // those (one record per symbol beyond the messages), unless a book never synchronised.
+    let books = Instant::now() + END_OF_STREAM_BOOKS_WAIT;
+    while count("loader-ws") < plan.expect + plan.symbols.len() as u64 && Instant::now() < books {
+        tokio::time::sleep(WATCH_EVERY).await;
+    }
+    // Then until the connectors have committed everything the loaders published.
     while count("connector") < count("loader-ws") {
         tokio::time::sleep(WATCH_EVERY).await;
     }
