@@ -31,7 +31,7 @@ use crate::config::{BrokerFlavor, BusConfig};
 /// How long a metadata or offset request to the broker may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Records fetched for one partition that may wait for the partition's actor.
-const PARTITION_BUFFER: usize = 10_000;
+const PARTITION_BUFFER: usize = 2_500;
 
 pub struct KafkaBus {
     base: ClientConfig,
