@@ -35,6 +35,25 @@ fn run_offline_prints_a_summary_and_exits_zero() {
     assert!(stdout.contains("records/s"), "{stdout}");
 }
 
+/// `--data DIR` alone replays the recording (it used to be ignored without `--offline`, and the
+/// command went to live Binance). Binance's address is set to a closed loopback port, so the old
+/// behaviour fails here instead of leaving the machine.
+#[test]
+fn data_implies_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .env("STREAMFORGE__BINANCE__REST_URL", "http://127.0.0.1:9")
+        .args(["run", "--symbols", "BTCUSDT", "--time-range", "2021-04-25:2021-04-26", "--data"])
+        .arg(common::sample_dir())
+        .arg("--store")
+        .arg(format!("sqlite://{}", dir.path().join("x.db").display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1156"), "the recorded candles were loaded: {stdout}");
+}
+
 #[test]
 fn node_exits_non_zero_when_its_tree_gives_up() {
     let out = bin()

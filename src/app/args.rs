@@ -47,7 +47,8 @@ pub struct Common {
     /// Serve recorded data on loopback instead of calling Binance.
     #[arg(long)]
     pub offline: bool,
-    /// Recorded data folder for --offline (default: node.offline_data, the bundled data/sample).
+    /// Recorded data folder to replay; implies --offline (default with --offline: node.offline_data,
+    /// the bundled data/sample).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
 }
@@ -85,7 +86,14 @@ impl Common {
 
     /// Like [`Common::offline_dir`], with another default folder than `node.offline_data`.
     pub fn offline_dir_or(&self, cfg: &Config, default: PathBuf) -> Option<PathBuf> {
-        (self.offline || cfg.node.offline).then(|| self.data.clone().unwrap_or(default))
+        self.offline_asked(cfg.node.offline).then(|| self.data.clone().unwrap_or(default))
+    }
+
+    /// Whether recorded data is replayed: `--offline`, `--data DIR` (recorded data is only ever
+    /// replayed; it used to be ignored without `--offline`, and the command went to Binance), or
+    /// `node.offline`.
+    pub fn offline_asked(&self, node_offline: bool) -> bool {
+        self.offline || self.data.is_some() || node_offline
     }
 }
 

@@ -48,10 +48,10 @@ pub struct NodeArgs {
 /// `streamforge node`: starts the node from its config and runs it until `shutdown` (or, in
 /// one-task mode, until its worker has ended).
 pub async fn run(args: NodeArgs, log: &LogArgs, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
-    let offline_flag = args.common.offline;
+    let common = &args.common;
     let config = args.common.config(log, |cfg| {
         let nothing_to_run = cfg.streams.is_empty() && cfg.connectors.is_empty() && !cfg.job.is_set();
-        if (offline_flag || cfg.node.offline) && nothing_to_run {
+        if common.offline_asked(cfg.node.offline) && nothing_to_run {
             offline_demo(cfg);
         }
     })?;
