@@ -23,7 +23,7 @@ fn rest_budget(c: &mut Criterion) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
     let server = rt.block_on(ReplayServer::start_dir(&dir, "127.0.0.1:0", 0.0, faults)).unwrap();
     let limiter = Arc::new(WeightLimiter::with_window(0.9, WINDOW));
-    let rest = BinanceRest::new(&server.rest_url(), Arc::new(Metrics::new())).unwrap().with_limiter(limiter);
+    let rest = BinanceRest::new(&server.rest_url(), Arc::new(Metrics::new()), limiter).unwrap();
     let window_ms = WINDOW.as_millis() as i64;
     let mut windows = Vec::new();
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use streamforge::admin::metrics::Metrics;
 use streamforge::app::book::{follow_book, Until};
-use streamforge::exchange::binance::{BinanceRest, BinanceWs};
+use streamforge::exchange::binance::{BinanceRest, BinanceWs, WeightLimiter};
 use streamforge::model::{BookSnapshot, DataRecord, Decimal};
 use streamforge::replay::{ReplayFaults, ReplayServer};
 
@@ -81,7 +81,8 @@ fn levels(side: &Side, descending: bool) -> Vec<(Decimal, Decimal)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_book_after_the_replayed_capture_equals_the_book_derived_from_the_raw_file() {
     let server = ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0, Default::default()).await.unwrap();
-    let rest = BinanceRest::new(&server.rest_url(), Arc::new(Metrics::new())).unwrap();
+    let rest =
+        BinanceRest::new(&server.rest_url(), Arc::new(Metrics::new()), Arc::new(WeightLimiter::new(1.0))).unwrap();
     let ws = BinanceWs::new(&server.ws_url()).unwrap();
     let run =
         follow_book(&ws, &rest, "ETHUSDT", None, Until { events: None, stop: std::future::pending() }).await.unwrap();
@@ -122,7 +123,8 @@ fn book_command_prints_the_top_levels_as_binance_decimal_strings() {
 async fn a_missing_depth_event_triggers_exactly_one_resync_and_the_book_is_right_after_it() {
     let faults = ReplayFaults { drop_depth_events: vec![3_000], ..Default::default() };
     let server = ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0, faults).await.unwrap();
-    let rest = BinanceRest::new(&server.rest_url(), Arc::new(Metrics::new())).unwrap();
+    let rest =
+        BinanceRest::new(&server.rest_url(), Arc::new(Metrics::new()), Arc::new(WeightLimiter::new(1.0))).unwrap();
     let ws = BinanceWs::new(&server.ws_url()).unwrap();
     let run =
         follow_book(&ws, &rest, "ETHUSDT", None, Until { events: None, stop: std::future::pending() }).await.unwrap();

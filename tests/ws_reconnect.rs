@@ -14,7 +14,7 @@ use streamforge::actors::stream::StreamArgs;
 use streamforge::admin::metrics::Metrics;
 use streamforge::bus::memory::MemoryBus;
 use streamforge::bus::Bus;
-use streamforge::exchange::binance::{BinanceRest, BinanceWs, LinkPolicy, SequencedKind, TradeStream};
+use streamforge::exchange::binance::{BinanceRest, BinanceWs, LinkPolicy, SequencedKind, TradeStream, WeightLimiter};
 use streamforge::model::DataRecord;
 use streamforge::replay::{ReplayFaults, ReplayServer};
 use streamforge::supervision::{Backoff, ChildSpec, Restart, Strategy, SupervisorArgs, Tree};
@@ -43,8 +43,10 @@ async fn loader_publishes_every_trade_once(
     bus.ensure_topic("xrp-trades", 3).await.unwrap();
     let mut consumer = bus.subscribe("check", "xrp-trades").await.unwrap();
     let metrics = Arc::new(Metrics::new());
-    let (rest, ws) =
-        (BinanceRest::new(&server.rest_url(), metrics.clone()).unwrap(), BinanceWs::new(&server.ws_url()).unwrap());
+    let (rest, ws) = (
+        BinanceRest::new(&server.rest_url(), metrics.clone(), Arc::new(WeightLimiter::new(1.0))).unwrap(),
+        BinanceWs::new(&server.ws_url()).unwrap(),
+    );
     let (b, m, symbol, label) = (bus.clone(), metrics.clone(), symbol.to_owned(), kind.label());
     let published = Published::default();
     let spec = ChildSpec::with_heartbeat(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::admin::metrics::Metrics;
 use crate::config::Config;
-use crate::exchange::binance::{BinanceRest, BinanceWs, BookKeeper, ExchangeError};
+use crate::exchange::binance::{BinanceRest, BinanceWs, BookKeeper, ExchangeError, WeightLimiter};
 use crate::model::{BookSnapshot, DepthUpdate};
 
 use super::args::{render, Common, LogArgs};
@@ -97,7 +97,9 @@ pub async fn keep(opts: BookOptions, shutdown: impl Future<Output = ()>) -> Resu
         }
         None => (None, opts.config.binance.rest_url.clone(), opts.config.binance.ws_url.clone()),
     };
-    let rest = BinanceRest::new(&rest_url, Arc::new(Metrics::new()))?;
+    // The command's process has one client: its budget is the configured share of the IP's.
+    let budget = Arc::new(WeightLimiter::new(opts.config.binance.weight_share));
+    let rest = BinanceRest::new(&rest_url, Arc::new(Metrics::new()), budget)?;
     let ws = BinanceWs::new(&ws_url)?;
     let until = Until { events: opts.events, stop: shutdown };
     let outcome = follow_book(&ws, &rest, &opts.symbol, Some(opts.depth), until).await;

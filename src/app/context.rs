@@ -164,8 +164,7 @@ impl NodeContext {
 
     /// A Binance REST client on `binance.rest_url` that spends from the node's weight budget.
     pub fn binance_rest(&self) -> Result<BinanceRest, AppError> {
-        Ok(BinanceRest::new(&self.config.binance.rest_url, self.metrics.clone())?
-            .with_limiter(self.rest_weight.clone()))
+        Ok(BinanceRest::new(&self.config.binance.rest_url, self.metrics.clone(), self.rest_weight.clone())?)
     }
 
     /// A supervisor with this node's intensity, backoff, telemetry and tree view.

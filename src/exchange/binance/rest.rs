@@ -79,7 +79,9 @@ const MAX_RATE_LIMITED: u32 = 5;
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl BinanceRest {
-    pub fn new(base_url: &str, metrics: Arc<Metrics>) -> Result<Self, ExchangeError> {
+    /// A client spending from `limiter`, the process's one weight budget (a client with a budget
+    /// of its own would send requests the node's budget does not know of).
+    pub fn new(base_url: &str, metrics: Arc<Metrics>, limiter: Arc<WeightLimiter>) -> Result<Self, ExchangeError> {
         let base = base_url.trim_end_matches('/');
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ExchangeError::BaseUrl(base_url.to_owned()));
@@ -89,13 +91,7 @@ impl BinanceRest {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|source| ExchangeError::Transport { url: base.to_owned(), source })?;
-        Ok(BinanceRest { http, base: Arc::from(base), metrics, limiter: Arc::new(WeightLimiter::new(1.0)) })
-    }
-
-    /// Shares `limiter`'s weight budget (one per node: every REST loader spends from it).
-    pub fn with_limiter(mut self, limiter: Arc<WeightLimiter>) -> Self {
-        self.limiter = limiter;
-        self
+        Ok(BinanceRest { http, base: Arc::from(base), metrics, limiter })
     }
 
     pub fn base_url(&self) -> &str {
