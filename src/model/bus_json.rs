@@ -6,7 +6,7 @@
 //! key order — is left to serde. Serde's string machinery (escape scanning, UTF-8 checks, field
 //! matching by name) was the largest share of the connector path's own work.
 
-use super::decimal::{push_decimal, push_levels, Decimal};
+use super::decimal::{push_decimal, push_levels, Decimal, PriceLevel};
 use super::scan::Scan;
 use super::{BookSnapshot, Candle, DataRecord, DepthUpdate};
 
@@ -37,6 +37,8 @@ pub(super) fn read(bytes: &[u8]) -> Option<DataRecord> {
 const CANDLE: &[u8] = b"{\"record\":\"candle\",\"symbol\":\"";
 const DEPTH_UPDATE: &[u8] = b"{\"record\":\"depth_update\",\"symbol\":\"";
 const BOOK_SNAPSHOT: &[u8] = b"{\"record\":\"book_snapshot\",\"symbol\":\"";
+const BIDS: &[u8] = b",\"bids\":";
+const ASKS: &[u8] = b",\"asks\":";
 
 /// Text serde_json writes as it is (no control characters, quotes or backslashes).
 fn needs_no_escape(s: &str) -> bool {
@@ -70,6 +72,22 @@ impl Out<'_> {
             None => self.raw(b"null"),
         }
     }
+
+    fn opt_int(&mut self, v: Option<impl itoa::Integer>) -> &mut Self {
+        match v {
+            Some(v) => self.int(v),
+            None => self.raw(b"null"),
+        }
+    }
+
+    /// `,"bids":[…],"asks":[…]}`: the two sides that end a book record.
+    fn sides_to_end(&mut self, bids: &[PriceLevel], asks: &[PriceLevel]) {
+        self.raw(BIDS);
+        push_levels(self.0, bids);
+        self.raw(ASKS);
+        push_levels(self.0, asks);
+        self.raw(b"}");
+    }
 }
 
 fn write_candle(out: &mut Vec<u8>, c: &Candle) {
@@ -79,12 +97,7 @@ fn write_candle(out: &mut Vec<u8>, c: &Candle) {
     o.raw(b",\"open\":").decimal(&c.open).raw(b",\"high\":").decimal(&c.high);
     o.raw(b",\"low\":").decimal(&c.low).raw(b",\"close\":").decimal(&c.close);
     o.raw(b",\"volume\":").decimal(&c.volume).raw(b",\"quote_volume\":").opt_decimal(&c.quote_volume);
-    o.raw(b",\"trades\":");
-    match c.trades {
-        Some(n) => o.int(n),
-        None => o.raw(b"null"),
-    };
-    o.raw(b",\"taker_buy_base\":").opt_decimal(&c.taker_buy_base);
+    o.raw(b",\"trades\":").opt_int(c.trades).raw(b",\"taker_buy_base\":").opt_decimal(&c.taker_buy_base);
     o.raw(b",\"taker_buy_quote\":").opt_decimal(&c.taker_buy_quote);
     o.raw(b",\"closed\":").raw(if c.closed { b"true}" } else { b"false}" });
 }
@@ -139,11 +152,7 @@ fn write_depth_update(out: &mut Vec<u8>, d: &DepthUpdate) {
     let mut o = Out(out, itoa::Buffer::new());
     o.raw(DEPTH_UPDATE).raw(d.symbol.as_bytes()).raw(b"\",\"event_time\":").int(d.event_time);
     o.raw(b",\"first_update_id\":").int(d.first_update_id);
-    o.raw(b",\"final_update_id\":").int(d.final_update_id).raw(b",\"bids\":");
-    push_levels(o.0, &d.bids);
-    o.raw(b",\"asks\":");
-    push_levels(o.0, &d.asks);
-    o.raw(b"}");
+    o.raw(b",\"final_update_id\":").int(d.final_update_id).sides_to_end(&d.bids, &d.asks);
 }
 
 fn read_depth_update(bytes: &[u8]) -> Option<DepthUpdate> {
@@ -156,23 +165,14 @@ fn read_depth_update(bytes: &[u8]) -> Option<DepthUpdate> {
     let first_update_id = s.int()?;
     s.lit(b",\"final_update_id\":")?;
     let final_update_id = s.int()?;
-    s.lit(b",\"bids\":")?;
-    let bids = s.levels()?;
-    s.lit(b",\"asks\":")?;
-    let asks = s.levels()?;
-    s.lit(b"}")?;
-    s.end()?;
+    let (bids, asks) = s.sides_to_end(BIDS, ASKS)?;
     Some(DepthUpdate { symbol, event_time, first_update_id, final_update_id, bids, asks })
 }
 
 fn write_book_snapshot(out: &mut Vec<u8>, b: &BookSnapshot) {
     let mut o = Out(out, itoa::Buffer::new());
     o.raw(BOOK_SNAPSHOT).raw(b.symbol.as_bytes()).raw(b"\",\"last_update_id\":").int(b.last_update_id);
-    o.raw(b",\"bids\":");
-    push_levels(o.0, &b.bids);
-    o.raw(b",\"asks\":");
-    push_levels(o.0, &b.asks);
-    o.raw(b"}");
+    o.sides_to_end(&b.bids, &b.asks);
 }
 
 fn read_book_snapshot(bytes: &[u8]) -> Option<BookSnapshot> {
@@ -181,12 +181,7 @@ fn read_book_snapshot(bytes: &[u8]) -> Option<BookSnapshot> {
     let symbol = s.text()?.to_owned();
     s.lit(b",\"last_update_id\":")?;
     let last_update_id = s.int()?;
-    s.lit(b",\"bids\":")?;
-    let bids = s.levels()?;
-    s.lit(b",\"asks\":")?;
-    let asks = s.levels()?;
-    s.lit(b"}")?;
-    s.end()?;
+    let (bids, asks) = s.sides_to_end(BIDS, ASKS)?;
     Some(BookSnapshot { symbol, last_update_id, bids, asks })
 }
 

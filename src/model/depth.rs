@@ -73,12 +73,7 @@ fn read_binance_depth(payload: &[u8]) -> Option<DepthUpdate> {
     let first_update_id = s.int()?;
     s.lit(b",\"u\":")?;
     let final_update_id = s.int()?;
-    s.lit(b",\"b\":")?;
-    let bids = s.levels()?;
-    s.lit(b",\"a\":")?;
-    let asks = s.levels()?;
-    s.lit(b"}")?;
-    s.end()?;
+    let (bids, asks) = s.sides_to_end(b",\"b\":", b",\"a\":")?;
     Some(DepthUpdate { symbol, event_time, first_update_id, final_update_id, bids, asks })
 }
 

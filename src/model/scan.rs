@@ -55,7 +55,7 @@ impl<'a> Scan<'a> {
     }
 
     /// `[["price","qty"],…]`
-    pub fn levels(&mut self) -> Option<Vec<PriceLevel>> {
+    fn levels(&mut self) -> Option<Vec<PriceLevel>> {
         self.lit(b"[")?;
         let mut out = Vec::with_capacity(32);
         if self.lit(b"]").is_some() {
@@ -73,6 +73,17 @@ impl<'a> Scan<'a> {
                 return Some(out);
             }
         }
+    }
+
+    /// The two sides of a book that end an object, `<bid_key>[…]<ask_key>[…]}`, and then the input.
+    pub fn sides_to_end(&mut self, bid_key: &[u8], ask_key: &[u8]) -> Option<(Vec<PriceLevel>, Vec<PriceLevel>)> {
+        self.lit(bid_key)?;
+        let bids = self.levels()?;
+        self.lit(ask_key)?;
+        let asks = self.levels()?;
+        self.lit(b"}")?;
+        self.end()?;
+        Some((bids, asks))
     }
 
     /// `null` or a plain decimal string.
