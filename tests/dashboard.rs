@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -80,19 +80,56 @@ fn recorded_prices(symbol: &str) -> BTreeSet<String> {
     prices
 }
 
-/// Reads `topic` from its start until `symbol`'s book snapshot at `update_id` shows up.
-async fn node_book_at(node: &Node, topic: &str, symbol: &str, update_id: i64) -> (String, String) {
-    let mut consumer = node.ctx.bus.subscribe(&format!("check-{update_id}"), topic).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        for m in consumer.poll(10_000, Duration::from_millis(200)).await.unwrap() {
-            if let Ok(DataRecord::BookSnapshot(b)) = DataRecord::from_bytes(&m.payload) {
-                if b.symbol == symbol && b.last_update_id == update_id {
-                    return (b.bids[0].0.to_string(), b.asks[0].0.to_string());
+/// The best bid and ask of every `symbol` book snapshot the node publishes on `topic` from now on,
+/// by update id. A group of the test's own reads them and commits as it goes, as any reader of the
+/// in-process bus must: it drops what every group has committed, so a group that joins later
+/// would not see them.
+struct BookWatch {
+    books: Arc<std::sync::Mutex<HashMap<i64, (String, String)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BookWatch {
+    async fn start(node: &Node, topic: &str, symbol: &'static str) -> BookWatch {
+        let mut consumer = node.ctx.bus.subscribe("dashboard-test-check", topic).await.unwrap();
+        let books = Arc::new(std::sync::Mutex::new(HashMap::new()));
+        let seen = books.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                // The node's bus goes with the node: the watch ends there.
+                let Ok(batch) = consumer.poll(10_000, Duration::from_millis(200)).await else { return };
+                for m in &batch {
+                    if let Ok(DataRecord::BookSnapshot(b)) = DataRecord::from_bytes(&m.payload) {
+                        if b.symbol == symbol {
+                            let best = (b.bids[0].0.to_string(), b.asks[0].0.to_string());
+                            seen.lock().unwrap().insert(b.last_update_id, best);
+                        }
+                    }
+                }
+                if consumer.commit(&streamforge::bus::commit_positions(&batch)).await.is_err() {
+                    return;
                 }
             }
+        });
+        BookWatch { books, task }
+    }
+
+    /// The node's best levels at `update_id`, once its snapshot has been read.
+    async fn at(&self, update_id: i64) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(best) = self.books.lock().unwrap().get(&update_id) {
+                return best.clone();
+            }
+            assert!(Instant::now() < deadline, "the node published no book at {update_id}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(Instant::now() < deadline, "the node published no {symbol} book at {update_id}");
+    }
+}
+
+impl Drop for BookWatch {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -132,6 +169,7 @@ async fn the_page_shows_the_recorded_market_from_the_nodes_book_and_reconnects_a
     let admin = format!("127.0.0.1:{}", common::kafka::free_port());
     let config = monitor_file(dir.path(), &admin, &replay, "");
     let node = Node::start(config.clone(), None).await.unwrap();
+    let books = BookWatch::start(&node, "live-depth", "ETHUSDT").await;
     let mut page = Browser::open(&format!("http://{admin}/ui"), 1280, 800).await;
 
     let ready = "(() => { const v = (id) => document.getElementById(id).dataset.value; \
@@ -144,7 +182,7 @@ async fn the_page_shows_the_recorded_market_from_the_nodes_book_and_reconnects_a
     let (bid, ask) = (shown["bid"].as_str().unwrap(), shown["ask"].as_str().unwrap());
     assert!(bid.parse::<f64>().unwrap() < ask.parse::<f64>().unwrap(), "bid {bid} < ask {ask}");
     let update_id: i64 = shown["update_id"].as_str().unwrap().parse().unwrap();
-    let node_book = node_book_at(&node, "live-depth", "ETHUSDT", update_id).await;
+    let node_book = books.at(update_id).await;
     assert_eq!((bid.to_owned(), ask.to_owned()), node_book, "the page's best levels are the node's at {update_id}");
     counter_moves(&mut page).await;
     let ladder =

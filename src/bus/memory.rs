@@ -2,12 +2,13 @@
 //! at-least-once redelivery) in memory, bounded by one byte budget for the whole process.
 //!
 //! Bound: the records of every topic together take at most `bus.memory_bytes` (payload, key and
-//! a fixed per-record overhead). When a publish would go over it, the oldest records every
-//! consumer group has committed are dropped — of the publishing topic first, then of the others —
-//! and records of topics no group has ever subscribed to, oldest first, as Kafka's retention
-//! would. When all that is left is still needed by some group, `publish` waits for a commit
-//! (backpressure) rather than drop it. So the bus holds what is not yet consumed plus, up to the
-//! budget, recent history for late subscribers; it never grows with the number of topics or with
+//! a fixed per-record overhead). A data topic's records are dropped as soon as every consumer
+//! group subscribed to it has committed past them, so a pipeline that keeps up holds only what is
+//! in flight. When a publish would go over the budget, what else may go makes way, oldest first:
+//! committed records of the control topics (kept until then as recent history for late readers)
+//! and records of topics no group has ever subscribed to, as Kafka's retention would drop them.
+//! When all that is left is still needed by some group, `publish` waits for a commit
+//! (backpressure) rather than drop it. So the bus never grows with the number of topics or with
 //! how many records have passed. The shared control topics (`queue-events`, `queue-control`,
 //! `graph-snapshots`, `dead-letter`) never wait: their few records may go over the budget, so that
 //! an actor's report cannot wait on the data it has not read yet.
@@ -504,6 +505,10 @@ impl Consumer for MemoryConsumer {
                 let slot = &mut g.committed[c.partition as usize];
                 *slot = Some(slot.unwrap_or(0).max(c.next_offset));
             }
+            if !super::topics::is_shared(&log.name) {
+                let freed = st.reclaim(usize::MAX);
+                log.budget.give_back(freed);
+            }
         }
         log.budget.space.notify_waiters();
         Ok(())
@@ -606,7 +611,37 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), blocked).await.unwrap().unwrap().unwrap();
         let lag = bus.lag("g", "d").await.unwrap();
         assert_eq!((lag[0].committed, lag[0].end, lag[0].lag()), (4, 5, 1));
-        assert_eq!(bus.used_bytes(), 4 * (RECORD_OVERHEAD + 2), "one record was dropped for the new one");
+        assert_eq!(bus.used_bytes(), RECORD_OVERHEAD + 2, "the committed four were dropped at the commit");
+    }
+
+    /// A data topic's records go as soon as every group has committed past them; a control
+    /// topic's committed records stay as history until the budget needs their room.
+    #[tokio::test]
+    async fn data_records_are_dropped_once_every_group_has_committed_them() {
+        let one = RECORD_OVERHEAD + 2;
+        let bus = MemoryBus::new(100 * one);
+        bus.ensure_topic("d", 1).await.unwrap();
+        let mut first = bus.subscribe("g1", "d").await.unwrap();
+        let mut second = bus.subscribe("g2", "d").await.unwrap();
+        bus.publish("d", (0..5).map(|i| rec("k", &i.to_string())).collect()).await.unwrap();
+        let got = first.poll(10, T).await.unwrap();
+        first.commit(&crate::bus::commit_positions(&got[..3])).await.unwrap();
+        assert_eq!(bus.used_bytes(), 5 * one, "g2 has committed nothing yet");
+        let got = second.poll(10, T).await.unwrap();
+        second.commit(&crate::bus::commit_positions(&got[..2])).await.unwrap();
+        assert_eq!(bus.used_bytes(), 3 * one, "the two both groups committed are gone");
+        second.commit(&crate::bus::commit_positions(&got)).await.unwrap();
+        assert_eq!(bus.used_bytes(), 2 * one, "g1 still needs offsets 3 and 4");
+
+        let events = crate::bus::topics::QUEUE_EVENTS;
+        bus.ensure_topic(events, 1).await.unwrap();
+        let mut reader = bus.subscribe("qm", events).await.unwrap();
+        bus.publish(events, vec![rec("k", "e")]).await.unwrap();
+        let got = reader.poll(10, T).await.unwrap();
+        reader.commit(&crate::bus::commit_positions(&got)).await.unwrap();
+        assert_eq!(bus.used_bytes(), 3 * one, "a committed event stays for a late reader");
+        let mut late = bus.subscribe("late", events).await.unwrap();
+        assert_eq!(late.poll(10, T).await.unwrap().len(), 1);
     }
 
     /// One budget for every topic: a topic nobody reads gives way to the others, records a group
