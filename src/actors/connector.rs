@@ -377,8 +377,10 @@ impl Actor for Connector {
                 let got = messages.len();
                 state.take(messages).await?;
                 let due = state.deadline.is_some_and(|d| Instant::now() >= d);
-                // Flush on size or age; once draining, also when the topic has nothing more to give.
-                if state.pending.len() >= state.args.batch_size || due || (draining && got == 0) {
+                // Flush on size or age; once draining, also when the topic has nothing more to give;
+                // and at once when a producer waits for the bus's space that these records hold.
+                let pressed = !state.positions.is_empty() && state.consumer.producers_waiting();
+                if state.pending.len() >= state.args.batch_size || due || (draining && got == 0) || pressed {
                     state.flush().await?;
                 }
                 if got == 0 {

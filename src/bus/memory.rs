@@ -42,6 +42,8 @@ struct Budget {
     used: AtomicUsize,
     /// Woken when a commit may have made records droppable.
     space: Notify,
+    /// Publishers waiting for `space`: readers then commit what they hold without delay.
+    waiting: AtomicUsize,
 }
 
 impl Budget {
@@ -124,7 +126,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl MemoryBus {
     /// A bus whose records take at most `bytes` together (see the module's doc).
     pub fn new(bytes: usize) -> Self {
-        let budget = Budget { limit: bytes.max(1), used: AtomicUsize::new(0), space: Notify::new() };
+        let budget = Budget {
+            limit: bytes.max(1),
+            used: AtomicUsize::new(0),
+            space: Notify::new(),
+            waiting: AtomicUsize::new(0),
+        };
         MemoryBus { topics: Mutex::new(HashMap::new()), budget: Arc::new(budget), next_member: AtomicU64::new(1) }
     }
 
@@ -284,6 +291,8 @@ impl Bus for MemoryBus {
             log.data.notify_waiters();
             if pending.peek().is_some() && self.reclaim_everywhere(waiting_for) == 0 {
                 // The budget is spent on records some group still needs: wait for a commit.
+                self.budget.waiting.fetch_add(1, Ordering::AcqRel);
+                let _waiting = Waiting(&self.budget.waiting);
                 space.await;
             }
         }
@@ -524,6 +533,19 @@ impl Consumer for MemoryConsumer {
     fn topic(&self) -> &str {
         &self.log.name
     }
+
+    fn producers_waiting(&self) -> bool {
+        self.log.budget.waiting.load(Ordering::Acquire) > 0
+    }
+}
+
+/// Counts a publisher as waiting while it lives (a cancelled publish stops counting too).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Drop for MemoryConsumer {
@@ -607,8 +629,11 @@ mod tests {
         let got = c.poll(10, T).await.unwrap();
         assert_eq!(got.len(), 4);
         assert!(!blocked.is_finished(), "publish waits while the oldest record is uncommitted");
+        tokio::time::sleep(T).await;
+        assert!(c.producers_waiting(), "the reader is told a producer waits");
         c.commit(&crate::bus::commit_positions(&got)).await.unwrap();
         tokio::time::timeout(Duration::from_secs(5), blocked).await.unwrap().unwrap().unwrap();
+        assert!(!c.producers_waiting());
         let lag = bus.lag("g", "d").await.unwrap();
         assert_eq!((lag[0].committed, lag[0].end, lag[0].lag()), (4, 5, 1));
         assert_eq!(bus.used_bytes(), RECORD_OVERHEAD + 2, "the committed four were dropped at the commit");

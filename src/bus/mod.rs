@@ -184,6 +184,13 @@ pub trait Consumer: Send {
 
     /// The topic this member consumes.
     fn topic(&self) -> &str;
+
+    /// Whether a producer is waiting for records to be committed before it can publish (the
+    /// in-process bus's byte budget is spent): a reader holding a partial batch should write and
+    /// commit it now rather than wait to fill it. A broker never waits on its readers: `false`.
+    fn producers_waiting(&self) -> bool {
+        false
+    }
 }
 
 /// Opens the bus named by `bus.url`: `memory://` (the embedded default) or `kafka://brokers`.

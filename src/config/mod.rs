@@ -164,7 +164,7 @@ impl Default for BusConfig {
             url: "memory://".into(),
             partitions: 3,
             replication: 1,
-            memory_bytes: 32 << 20,
+            memory_bytes: 8 << 20,
             kafka: KafkaConfig::default(),
         }
     }
