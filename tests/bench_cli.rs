@@ -38,12 +38,12 @@ fn recorded() -> (u64, u64) {
     (candles, messages)
 }
 
-fn assert_report(report: &serde_json::Value, bus: &str) {
+fn assert_report(report: &serde_json::Value, bus: &str, asked: &[&str]) {
     let (candles, messages) = recorded();
     assert_eq!(report["bus"], bus);
     let paths = report["paths"].as_array().unwrap();
     let names: Vec<&str> = paths.iter().map(|p| p["path"].as_str().unwrap()).collect();
-    assert_eq!(names, ["rest", "connector", "websocket"]);
+    assert_eq!(names, asked);
     for p in paths {
         let name = p["path"].as_str().unwrap();
         let (records, unit) = if name == "websocket" { (messages, "ws_messages") } else { (candles, "candles") };
@@ -70,7 +70,15 @@ fn assert_report(report: &serde_json::Value, bus: &str) {
 fn bench_measures_every_path_on_the_embedded_defaults() {
     let out = bench(&["--json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_report(&report, "memory://");
+    assert_report(&report, "memory://", &["rest", "connector", "websocket"]);
+}
+
+/// `--paths drain`: a node with a `[[connectors]]` route per symbol's topic stores every candle.
+#[test]
+fn bench_drains_one_topic_per_symbol() {
+    let out = bench(&["--json", "--paths", "drain"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_report(&report, "memory://", &["drain"]);
 }
 
 #[test]
@@ -92,9 +100,9 @@ fn bench_prints_a_table_of_the_asked_paths() {
 fn bench_measures_every_path_through_kafka() {
     let Some(broker) = common::kafka::apache() else { return };
     let url = broker.bus_url();
-    let out = bench(&["--json", "--bus", &url]);
+    let out = bench(&["--json", "--bus", &url, "--paths", "rest,connector,websocket,drain"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_report(&report, &url);
+    assert_report(&report, &url, &["rest", "connector", "websocket", "drain"]);
 }
 
 #[test]

@@ -185,8 +185,9 @@ pub struct KafkaConfig {
     /// A consumer silent for this long leaves its group and its partitions move to the others, ms.
     pub session_timeout_ms: u64,
     /// What one consumer may fetch ahead of its connector, in KiB (librdkafka's
-    /// `queued.max.messages.kbytes` and `fetch.max.bytes`, whose defaults let each consumer hold
-    /// 64 MiB): a node's memory grows with its consumers times this. At least 1024.
+    /// `queued.max.messages.kbytes`, whose default lets each consumer hold 64 MiB; one fetch, still
+    /// compressed, takes at most a quarter of it): a node's memory grows with its consumers times
+    /// this. At least 1024.
     pub prefetch_kbytes: u32,
     /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
     pub security_protocol: Option<String>,

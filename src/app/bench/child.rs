@@ -28,6 +28,7 @@ pub(super) async fn run(plan: Plan, mut config: Config) -> Result<PathReport, Ap
         BenchPath::Rest => rest(plan, config).await,
         BenchPath::Connector => connector(plan, config).await,
         BenchPath::Websocket => websocket(plan, config).await,
+        BenchPath::Drain => drain(plan, config).await,
     }
 }
 
@@ -96,7 +97,7 @@ async fn connector(plan: Plan, config: Config) -> Result<PathReport, AppError> {
             let interval: Interval = plan.interval.parse().map_err(|e| AppError::Usage(format!("{e}")))?;
             let (bus, shared, to) = (ctx.bus.clone(), shared.clone(), topic.clone());
             let publisher = tokio::spawn(async move {
-                super::publish_candles(bus.as_ref(), &to, &data, interval).await?;
+                super::publish_candles(bus.as_ref(), |_| Some(to.as_str()), &data, interval).await?;
                 shared.drain.store(true, Ordering::Release);
                 Ok::<(), crate::bus::BusError>(())
             });
@@ -127,6 +128,55 @@ async fn connector(plan: Plan, config: Config) -> Result<PathReport, AppError> {
     Ok(report(&plan, records, first, to, &ctx.metrics, "poll"))
 }
 
+/// A node whose config has one `[[connectors]]` route per symbol's topic, from the first record
+/// taken until every candle is stored. On the in-process bus this process publishes them too.
+async fn drain(plan: Plan, mut config: Config) -> Result<PathReport, AppError> {
+    config.connectors = plan
+        .topics
+        .iter()
+        .map(|(symbol, topic)| ConnectorRouteConfig {
+            topic: topic.clone(),
+            collection: format!("bench_drain_{}", symbol.to_ascii_lowercase()),
+            group: Some(format!("{topic}-group")),
+        })
+        .collect();
+    quiet_node(&mut config);
+    let node = Node::start(config, None).await?;
+    let publisher = (!plan.filled).then(|| {
+        let (bus, data, topics) = (node.ctx.bus.clone(), plan.data.clone(), plan.topics.clone());
+        let interval = plan.interval.clone();
+        tokio::spawn(async move {
+            let data = crate::app::load_recording(&data).await?;
+            let interval: Interval = interval.parse().map_err(|e| AppError::Usage(format!("{e}")))?;
+            let topic_of = |s: &str| topics.iter().find(|(symbol, _)| symbol == s).map(|(_, t)| t.as_str());
+            super::publish_candles(bus.as_ref(), topic_of, &data, interval).await?;
+            Ok::<(), AppError>(())
+        })
+    });
+    let metrics = node.ctx.metrics.clone();
+    let first = when_total(&metrics, "streamforge_records_in_total", 1.0).await;
+    while metrics.records_out.with_label_values(&["connector"]).get() < plan.expect {
+        tokio::time::sleep(WATCH_EVERY).await;
+    }
+    let to = Mark::now();
+    if let Some(p) = publisher {
+        p.await.map_err(|e| AppError::JobFailed(e.to_string()))??;
+    }
+    let report = report(&plan, plan.expect, first, to, &metrics, "poll");
+    let mut tree = node.tree;
+    tree.shutdown();
+    tree.wait_for(Duration::from_secs(30)).await?;
+    Ok(report)
+}
+
+/// Only what a path measures: no admin port to collide on, no monitor, queue-manager or dummy.
+fn quiet_node(config: &mut Config) {
+    config.node.admin_addr = "127.0.0.1:0".into();
+    config.monitor.enabled = false;
+    config.queue_manager.enabled = false;
+    config.dummy.enabled = false;
+}
+
 /// A node streaming the recorded trades and depth of the plan's symbols into the store.
 async fn websocket(plan: Plan, mut config: Config) -> Result<PathReport, AppError> {
     let stream = |kind: &str, topic: &str| StreamConfig {
@@ -142,10 +192,7 @@ async fn websocket(plan: Plan, mut config: Config) -> Result<PathReport, AppErro
         group: Some(format!("bench-{collection}")),
     };
     config.connectors = vec![route("bench-trades", "bench_trades"), route("bench-depth", "bench_depth")];
-    config.node.admin_addr = "127.0.0.1:0".into();
-    config.monitor.enabled = false;
-    config.queue_manager.enabled = false;
-    config.dummy.enabled = false;
+    quiet_node(&mut config);
     let node = Node::start(config, None).await?;
     let metrics = node.ctx.metrics.clone();
     // Start-up (connections, snapshots) is left out: from the first message on.

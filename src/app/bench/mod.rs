@@ -65,6 +65,9 @@ pub enum BenchPath {
     Rest,
     Connector,
     Websocket,
+    /// A node draining one topic per recorded symbol, a `[[connectors]]` route each: what a
+    /// node's memory costs per topic it consumes. Not in the default set.
+    Drain,
 }
 
 impl BenchPath {
@@ -73,6 +76,7 @@ impl BenchPath {
             BenchPath::Rest => "rest",
             BenchPath::Connector => "connector",
             BenchPath::Websocket => "websocket",
+            BenchPath::Drain => "drain",
         }
     }
 }
@@ -92,6 +96,10 @@ struct Plan {
     range: (i64, i64),
     /// connector: the topic this process filled (Kafka); `None`: the child publishes itself.
     topic: Option<String>,
+    /// drain: each symbol's topic, filled by this process through Kafka (`filled`) or by the child
+    /// on the in-process bus.
+    topics: Vec<(String, String)>,
+    filled: bool,
     /// How many records the path will see: candles, or WebSocket messages.
     expect: u64,
 }
@@ -266,6 +274,8 @@ async fn plan(path: BenchPath, source: &Recorded, interval: Interval, config: &C
         symbols: Vec::new(),
         range: (i64::MAX, i64::MIN),
         topic: None,
+        topics: Vec::new(),
+        filled: false,
         expect: 0,
     };
     let kind = crate::exchange::binance::backfill_kind(&job_type)
@@ -296,6 +306,26 @@ async fn plan(path: BenchPath, source: &Recorded, interval: Interval, config: &C
                 plan.topic = Some(fill_topic(config, data, interval).await?);
             }
         }
+        BenchPath::Drain => {
+            plan.expect = candles()?;
+            let nanos = unique_suffix();
+            plan.topics = data
+                .recorded_symbols(&job_type)
+                .into_iter()
+                .map(|s| {
+                    let topic = format!("bench-drain-{nanos}-{}", s.to_ascii_lowercase());
+                    (s, topic)
+                })
+                .collect();
+            if config.bus.url.starts_with("kafka://") {
+                let bus = crate::bus::open(&config.bus)?;
+                for (symbol, topic) in &plan.topics {
+                    bus.ensure_topic(topic, config.bus.partitions).await?;
+                    publish_candles(bus.as_ref(), |s| (s == symbol).then_some(topic.as_str()), data, interval).await?;
+                }
+                plan.filled = true;
+            }
+        }
         BenchPath::Websocket => {
             (plan.symbols, plan.expect) = capture_messages(data);
             if plan.symbols.is_empty() {
@@ -310,21 +340,27 @@ async fn plan(path: BenchPath, source: &Recorded, interval: Interval, config: &C
 /// the connector path to drain, and names it.
 async fn fill_topic(config: &Config, data: &ReplayData, interval: Interval) -> Result<String, AppError> {
     let bus = crate::bus::open(&config.bus)?;
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    let topic = format!("bench-connector-{nanos}");
+    let topic = format!("bench-connector-{}", unique_suffix());
     bus.ensure_topic(&topic, config.bus.partitions).await?;
-    publish_candles(bus.as_ref(), &topic, data, interval).await?;
+    publish_candles(bus.as_ref(), |_| Some(topic.as_str()), data, interval).await?;
     Ok(topic)
 }
 
-/// Publishes every recorded candle at `interval` to `topic`, keyed by symbol, a page at a time.
-async fn publish_candles(
+/// Nanoseconds since the epoch: new topic names per run (a Kafka topic outlives the run).
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
+}
+
+/// Publishes every recorded candle at `interval` of each symbol `topic_of` names a topic for,
+/// keyed by symbol, a page at a time.
+async fn publish_candles<'a>(
     bus: &dyn crate::bus::Bus,
-    topic: &str,
+    topic_of: impl Fn(&str) -> Option<&'a str>,
     data: &ReplayData,
     interval: Interval,
 ) -> Result<(), crate::bus::BusError> {
     for (symbol, rows) in data.symbols.iter().filter_map(|(s, d)| Some((s, d.klines.get(&interval)?))) {
+        let Some(topic) = topic_of(symbol) else { continue };
         let mut rows = rows.iter().peekable();
         while rows.peek().is_some() {
             let records = rows

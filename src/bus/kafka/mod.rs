@@ -32,6 +32,10 @@ use crate::config::{BrokerFlavor, BusConfig};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Records fetched for one partition that may wait for the partition's actor.
 const PARTITION_BUFFER: usize = 2_500;
+/// One fetch may take this share of `bus.kafka.prefetch_kbytes`, compressed (see `consumer_config`).
+const FETCH_SHARE: u64 = 4;
+/// Records librdkafka keeps fetched ahead per partition (`queued.min.messages`).
+const QUEUED_PER_PARTITION: u32 = 1_000;
 
 pub struct KafkaBus {
     base: ClientConfig,
@@ -195,8 +199,16 @@ impl KafkaBus {
             // queue postpones the next fetch by `fetch.queue.backoff.ms` (1 s by default), which with
             // a small queue left the connector idle: 32k records/s at 4 MiB, 163k with 10 ms.
             .set("queued.max.messages.kbytes", self.prefetch_kbytes.to_string())
-            .set("fetch.max.bytes", (u64::from(self.prefetch_kbytes) * 1024).min(50 << 20).to_string())
-            .set("fetch.queue.backoff.ms", "10");
+            .set("fetch.queue.backoff.ms", "10")
+            // The queue's bound is checked before a fetch; the response comes on top, compressed
+            // (lz4 shrinks our JSON about fourfold) and decompressed whole. With a fetch as large
+            // as the queue and librdkafka's 100,000 records per partition, a node draining 20
+            // topics held 482 MB, nearly everything it read; a quarter of the budget per fetch, a
+            // quarter of that per partition and 1,000 records per partition (half a connector
+            // batch; the partition's channel holds more): 160 MB, at the same rate.
+            .set("fetch.max.bytes", (u64::from(self.prefetch_kbytes) * 1024 / FETCH_SHARE).to_string())
+            .set("max.partition.fetch.bytes", (u64::from(self.prefetch_kbytes) * 1024 / FETCH_SHARE / 4).to_string())
+            .set("queued.min.messages", QUEUED_PER_PARTITION.to_string());
         c
     }
 
