@@ -11,6 +11,7 @@ mod context;
 pub mod ctl;
 pub mod dummy;
 pub mod graph;
+pub mod malloc;
 pub mod node;
 mod offline;
 pub mod replay_server;

@@ -77,6 +77,7 @@ async fn execute(cli: Cli) -> Result<String, AppError> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    app::malloc::tune();
     match execute(Cli::parse()).await {
         Ok(out) => {
             if !out.is_empty() {
