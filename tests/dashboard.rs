@@ -461,6 +461,30 @@ async fn an_offline_node_without_a_config_runs_the_demo_and_prints_the_dashboard
     let board: Value =
         json_of(reqwest::get(format!("{base}/api/v1/monitor/ETHUSDT")).await.unwrap().text().await.unwrap());
     assert_eq!(board["book"]["state"], "synced", "{board}");
+
+    // Every actor family of the demo's tree is one whose series exist from start-up, and series
+    // of what has not happened are there at zero (a `rate()` alert reads 0, not "no data").
+    let tree: Value = json_of(reqwest::get(format!("{base}/api/v1/supervision")).await.unwrap().text().await.unwrap());
+    let mut kinds = BTreeSet::new();
+    let mut todo = vec![&tree];
+    while let Some(node) = todo.pop() {
+        kinds.insert(node["kind"].as_str().unwrap().to_owned());
+        todo.extend(node["children"].as_array().into_iter().flatten());
+    }
+    for kind in &kinds {
+        assert!(streamforge::admin::metrics::FAMILIES.contains(&kind.as_str()), "{kind} of {kinds:?}");
+    }
+    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    for zero in [
+        "streamforge_errors_total{actor=\"loader\",kind=\"banned\"} 0",
+        "streamforge_errors_total{actor=\"connector\",kind=\"store_unavailable\"} 0",
+        "streamforge_dead_letters_total{reason=\"malformed_json\"} 0",
+        "streamforge_book_resyncs_total{reason=\"precision\"} 0",
+        "streamforge_actor_restarts_total{actor=\"connector\"} 0",
+        "streamforge_actor_up{actor=\"trainer\"} 0",
+    ] {
+        assert!(metrics.contains(zero), "{zero} in\n{metrics}");
+    }
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -70,3 +70,17 @@ impl DeadLetters {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_reasons_are_labels_exported_from_start_up() {
+        let malformed = serde_json::from_str::<serde_json::Value>("{not json").unwrap_err();
+        let wrong = serde_json::from_str::<Vec<i64>>("{\"a\": 1}").unwrap_err();
+        let reasons = [json_error_reason(&malformed), json_error_reason(&wrong)];
+        assert_eq!(reasons, ["malformed_json", "wrong_schema"]);
+        assert!(reasons.iter().all(|r| crate::admin::metrics::DEAD_LETTER_REASONS.contains(r)));
+    }
+}

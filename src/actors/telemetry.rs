@@ -68,3 +68,25 @@ impl Telemetry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_is_counted_under_a_label_exported_from_start_up() {
+        let statuses = [
+            EventStatus::Started,
+            EventStatus::Loading,
+            EventStatus::Finished,
+            EventStatus::Error,
+            EventStatus::Pong,
+            EventStatus::Gap,
+            EventStatus::Restarting,
+            EventStatus::Stopped,
+            EventStatus::Other("paused".into()),
+        ];
+        let labels: Vec<&str> = statuses.iter().map(status_label).collect();
+        assert_eq!(labels, crate::admin::metrics::EVENT_STATUSES);
+    }
+}

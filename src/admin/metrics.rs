@@ -48,13 +48,57 @@ pub struct Metrics {
     pub monitor_frames: IntCounterVec,
 }
 
-/// The label sets of the workflow series, there (at zero) from start-up.
+// The known label sets: every series below is exported at zero from start-up, so that `rate()`
+// alerts and dashboards read 0 rather than "no data" before the first increment. The code that
+// counts takes its labels from these sets; each owner's tests check that its labels are in them.
 const OPEN_STATUSES: [&str; 2] = ["pending", "running"];
 const ENDED_STATUSES: [&str; 3] = ["finished", "failed", "stopped"];
 const MONITOR_FRAMES: [&str; 3] = ["snapshot", "update", "health"];
 /// What a record's latency is counted from (`streamforge_record_latency_seconds{since}`).
 pub const LATENCY_SINCE: [&str; 2] = ["append", "poll"];
 pub const RESTART_REASONS: [&str; 2] = ["stalled", "gave_up"];
+/// Families of the node's supervision tree (`ChildSpec::family`): `streamforge_actor_up` and
+/// `streamforge_actor_restarts_total`.
+pub const FAMILIES: [&str; 11] = [
+    "supervisor",
+    "admin",
+    "monitor",
+    "host",
+    "queue-manager",
+    "loader",
+    "connector",
+    "assigner",
+    "graph",
+    "dummy",
+    "trainer",
+];
+/// Actors that count the records they take in, and those that count what they hand on.
+pub const RECORDS_IN: [&str; 2] = ["loader", "connector"];
+pub const RECORDS_OUT: [&str; 3] = ["loader", "connector", "loader-ws"];
+/// Why an exchange call failed (`ExchangeError::metric_label`), counted as a loader's error kind.
+pub const EXCHANGE_ERRORS: [&str; 8] =
+    ["transport", "websocket", "rate_limited", "banned", "server", "rejected", "decode", "config"];
+/// `streamforge_errors_total{actor, kind}` beside the loader's exchange errors.
+pub const ERRORS: [(&str, &str); 6] = [
+    ("connector", "injected"),
+    ("connector", "store"),
+    ("connector", "store_unavailable"),
+    ("telemetry", "publish"),
+    ("rest", "rate_limited"),
+    ("monitor", "decode"),
+];
+/// Why a message went to the dead-letter topic (`actors::dead_letter::json_error_reason`).
+pub const DEAD_LETTER_REASONS: [&str; 2] = ["wrong_schema", "malformed_json"];
+/// WebSocket stream kinds (`SequencedKind::label`, and `depth`); the sequenced ones backfill.
+pub const STREAMS: [&str; 4] = ["aggTrade", "trade", "kline", "depth"];
+pub const BACKFILLED_STREAMS: [&str; 3] = ["aggTrade", "trade", "kline"];
+/// Why a local order book was rebuilt (`BookFault::reason`).
+pub const BOOK_RESYNCS: [&str; 4] = ["gap", "no_straddle", "crossed", "precision"];
+/// queue-events statuses (`streamforge_queue_events_total{status}`).
+pub const EVENT_STATUSES: [&str; 9] =
+    ["started", "loading", "finished", "error", "pong", "gap", "restarting", "stopped", "other"];
+/// The exchanges whose REST weight is reported.
+const EXCHANGES: [&str; 1] = ["binance"];
 
 /// A metric without labels, registered (it is there, at zero, from start-up).
 fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: prometheus::Result<M>) -> M {
@@ -204,6 +248,43 @@ impl Metrics {
         for since in LATENCY_SINCE {
             m.record_latency.with_label_values(&["connector", since]);
         }
+        m.batch_latency.with_label_values(&["connector"]);
+        m.batches.with_label_values(&["connector"]).inc_by(0);
+        for family in FAMILIES {
+            m.actor_up.with_label_values(&[family]).add(0);
+            m.restarts.with_label_values(&[family]).inc_by(0);
+        }
+        for actor in RECORDS_IN {
+            m.records_in.with_label_values(&[actor]).inc_by(0);
+        }
+        for actor in RECORDS_OUT {
+            m.records_out.with_label_values(&[actor]).inc_by(0);
+        }
+        for kind in EXCHANGE_ERRORS {
+            m.errors.with_label_values(&["loader", kind]).inc_by(0);
+        }
+        for (actor, kind) in ERRORS {
+            m.errors.with_label_values(&[actor, kind]).inc_by(0);
+        }
+        for reason in DEAD_LETTER_REASONS {
+            m.dead_letters.with_label_values(&[reason]).inc_by(0);
+        }
+        for stream in STREAMS {
+            m.ws_messages.with_label_values(&[stream]).inc_by(0);
+            m.ws_reconnects.with_label_values(&[stream]).inc_by(0);
+        }
+        for stream in BACKFILLED_STREAMS {
+            m.backfilled.with_label_values(&[stream]).inc_by(0);
+        }
+        for reason in BOOK_RESYNCS {
+            m.book_resyncs.with_label_values(&[reason]).inc_by(0);
+        }
+        for status in EVENT_STATUSES {
+            m.events.with_label_values(&[status]).inc_by(0);
+        }
+        for exchange in EXCHANGES {
+            m.rest_weight_used.with_label_values(&[exchange]).set(0);
+        }
         for kind in MONITOR_FRAMES {
             m.monitor_frames.with_label_values(&[kind]).inc_by(0);
         }
@@ -270,5 +351,68 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The series of `name` whose labels include every pair of `labels`, with its value.
+    fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let rest = series.strip_prefix(name)?;
+            let matches = if labels.is_empty() {
+                rest.is_empty()
+            } else {
+                labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+            };
+            matches.then(|| value.parse().ok()).flatten()
+        })
+    }
+
+    #[test]
+    fn every_known_label_set_is_exported_at_zero_before_anything_happens() {
+        let text = Metrics::new().render();
+        let zero = |name: &str, labels: &[(&str, &str)]| {
+            assert_eq!(value(&text, name, labels), Some(0.0), "{name} {labels:?} in\n{text}");
+        };
+        for family in FAMILIES {
+            zero("streamforge_actor_up", &[("actor", family)]);
+            zero("streamforge_actor_restarts_total", &[("actor", family)]);
+        }
+        for actor in RECORDS_IN {
+            zero("streamforge_records_in_total", &[("actor", actor)]);
+        }
+        for actor in RECORDS_OUT {
+            zero("streamforge_records_out_total", &[("actor", actor)]);
+        }
+        for kind in EXCHANGE_ERRORS {
+            zero("streamforge_errors_total", &[("actor", "loader"), ("kind", kind)]);
+        }
+        for (actor, kind) in ERRORS {
+            zero("streamforge_errors_total", &[("actor", actor), ("kind", kind)]);
+        }
+        for reason in DEAD_LETTER_REASONS {
+            zero("streamforge_dead_letters_total", &[("reason", reason)]);
+        }
+        for stream in STREAMS {
+            zero("streamforge_ws_messages_total", &[("stream", stream)]);
+            zero("streamforge_ws_reconnects_total", &[("stream", stream)]);
+        }
+        for stream in BACKFILLED_STREAMS {
+            zero("streamforge_backfilled_trades_total", &[("stream", stream)]);
+        }
+        for reason in BOOK_RESYNCS {
+            zero("streamforge_book_resyncs_total", &[("reason", reason)]);
+        }
+        for status in EVENT_STATUSES {
+            zero("streamforge_queue_events_total", &[("status", status)]);
+        }
+        zero("streamforge_batches_total", &[("actor", "connector")]);
+        zero("streamforge_batch_latency_seconds_count", &[("actor", "connector")]);
+        zero("streamforge_rest_weight_used", &[("exchange", "binance")]);
+        zero("streamforge_monitor_clients", &[]);
     }
 }

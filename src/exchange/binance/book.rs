@@ -302,6 +302,19 @@ mod tests {
         s.parse().unwrap()
     }
 
+    #[test]
+    fn every_fault_is_counted_under_a_label_exported_from_start_up() {
+        let symbol = || "ETHUSDT".to_owned();
+        let faults = [
+            BookFault::Gap { symbol: symbol(), expected: 1, got: 3 },
+            BookFault::NoStraddle { symbol: symbol(), wanted: 5, first: 7, last: 9 },
+            BookFault::Crossed { symbol: symbol(), update_id: 1, bid: d("2"), ask: d("1") },
+            BookFault::Precision { symbol: symbol(), price: d("1") },
+        ];
+        let reasons: Vec<&str> = faults.iter().map(BookFault::reason).collect();
+        assert_eq!(reasons, crate::admin::metrics::BOOK_RESYNCS);
+    }
+
     fn update(first: i64, last: i64, bids: &[(&str, &str)], asks: &[(&str, &str)]) -> DepthUpdate {
         DepthUpdate {
             symbol: "ETHUSDT".into(),

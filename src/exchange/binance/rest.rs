@@ -220,3 +220,25 @@ impl BinanceRest {
         BookSnapshot::from_rest(symbol, &body).map_err(|source| ExchangeError::Decode { url, source })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exchange_errors_are_counted_under_labels_exported_from_start_up() {
+        let url = || "http://127.0.0.1:1/api/v3/klines".to_owned();
+        let status = |status| ExchangeError::Status { url: url(), status, body: String::new() };
+        let errors = [
+            status(429),
+            status(418),
+            status(503),
+            status(400),
+            ExchangeError::BaseUrl("ftp://x".into()),
+            ExchangeError::WebSocket { url: url(), reason: "closed".into() },
+        ];
+        for e in &errors {
+            assert!(crate::admin::metrics::EXCHANGE_ERRORS.contains(&e.metric_label()), "{e}: {}", e.metric_label());
+        }
+    }
+}

@@ -243,3 +243,17 @@ impl SequencedKind for Klines {
         Ok((closed, more))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stream_kind_is_counted_under_a_label_exported_from_start_up() {
+        let kinds: [&dyn SequencedKind; 3] =
+            [&TradeStream::Aggregated, &TradeStream::Every, &Klines("1m".parse().unwrap())];
+        let labels: Vec<&str> = kinds.iter().map(|k| k.label()).collect();
+        assert_eq!(labels, crate::admin::metrics::BACKFILLED_STREAMS);
+        assert!(labels.iter().all(|l| crate::admin::metrics::STREAMS.contains(l)));
+    }
+}
