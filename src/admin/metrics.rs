@@ -32,7 +32,7 @@ pub struct Metrics {
     pub ws_reconnects: IntCounterVec,
     /// Trades missed while a stream was away and fetched over REST, by stream kind.
     pub backfilled: IntCounterVec,
-    /// Local order books rebuilt from a new snapshot, by reason (`gap`, `crossed`, `no_straddle`, `precision`).
+    /// Local order books rebuilt from a new snapshot, by reason (`gap`, `crossed`, `no_straddle`, `precision`, `overflow`).
     pub book_resyncs: IntCounterVec,
     /// Workflows this node's queue-manager follows, by status (`pending`, `running`).
     pub workflows: IntGaugeVec,
@@ -93,7 +93,7 @@ pub const DEAD_LETTER_REASONS: [&str; 2] = ["wrong_schema", "malformed_json"];
 pub const STREAMS: [&str; 4] = ["aggTrade", "trade", "kline", "depth"];
 pub const BACKFILLED_STREAMS: [&str; 3] = ["aggTrade", "trade", "kline"];
 /// Why a local order book was rebuilt (`BookFault::reason`).
-pub const BOOK_RESYNCS: [&str; 4] = ["gap", "no_straddle", "crossed", "precision"];
+pub const BOOK_RESYNCS: [&str; 5] = ["gap", "no_straddle", "crossed", "precision", "overflow"];
 /// queue-events statuses (`streamforge_queue_events_total{status}`).
 pub const EVENT_STATUSES: [&str; 9] =
     ["started", "loading", "finished", "error", "pong", "gap", "restarting", "stopped", "other"];

@@ -25,6 +25,8 @@ pub enum BookFault {
     Crossed { symbol: String, update_id: i64, bid: Decimal, ask: Decimal },
     #[error("{symbol}: price {price} does not fit the book's 64-bit integer ticks")]
     Precision { symbol: String, price: Decimal },
+    #[error("{symbol}: {buffered} depth events buffered while no snapshot connected; starting over from the newest")]
+    Overflow { symbol: String, buffered: usize },
 }
 
 impl BookFault {
@@ -35,6 +37,7 @@ impl BookFault {
             BookFault::NoStraddle { .. } => "no_straddle",
             BookFault::Crossed { .. } => "crossed",
             BookFault::Precision { .. } => "precision",
+            BookFault::Overflow { .. } => "overflow",
         }
     }
 }
@@ -151,6 +154,10 @@ impl OrderBook {
     }
 }
 
+/// Most depth events a book keeps while it waits for a snapshot. `@depth@100ms` sends at most ten a
+/// second: a quarter of an hour of them, where a snapshot takes a second or two to arrive.
+pub const MAX_BUFFERED: usize = 10_000;
+
 /// What the caller must do after feeding an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BookStep {
@@ -217,6 +224,10 @@ impl LocalBook {
     /// Feeds one `@depth` event (copied only when it must wait for a snapshot).
     pub fn on_event(&mut self, update: &DepthUpdate) -> BookStep {
         match self {
+            LocalBook::Buffering { buffer, .. } if buffer.len() >= MAX_BUFFERED => {
+                let fault = BookFault::Overflow { symbol: self.symbol().to_owned(), buffered: MAX_BUFFERED };
+                self.restart(update, fault)
+            }
             LocalBook::Buffering { buffer, .. } => {
                 buffer.push(update.clone());
                 BookStep::NeedSnapshot
@@ -310,6 +321,7 @@ mod tests {
             BookFault::NoStraddle { symbol: symbol(), wanted: 5, first: 7, last: 9 },
             BookFault::Crossed { symbol: symbol(), update_id: 1, bid: d("2"), ask: d("1") },
             BookFault::Precision { symbol: symbol(), price: d("1") },
+            BookFault::Overflow { symbol: symbol(), buffered: MAX_BUFFERED },
         ];
         let reasons: Vec<&str> = faults.iter().map(BookFault::reason).collect();
         assert_eq!(reasons, crate::admin::metrics::BOOK_RESYNCS);
@@ -346,6 +358,25 @@ mod tests {
         assert_eq!(top.last_update_id, 13);
         assert_eq!(top.bids, vec![(d("100.00"), d("1.0"))], "the event at 5..8 predates the snapshot");
         assert_eq!(top.asks, vec![(d("101.00"), d("1.5")), (d("101.50"), d("1.0"))]);
+    }
+
+    /// Without a snapshot that connects, the buffer stops at `MAX_BUFFERED` events: the next one
+    /// starts it over (a resync), and a snapshot then syncs from what was kept.
+    #[test]
+    fn a_buffer_that_overflows_starts_over_from_the_newest_event() {
+        let mut b = LocalBook::new("ETHUSDT");
+        let n = MAX_BUFFERED as i64;
+        for id in 1..=n {
+            assert_eq!(b.on_event(&update(id, id, &[], &[])), BookStep::NeedSnapshot, "{id}");
+        }
+        let step = b.on_event(&update(n + 1, n + 1, &[("100.00", "4.0")], &[]));
+        let fault = BookFault::Overflow { symbol: "ETHUSDT".into(), buffered: MAX_BUFFERED };
+        assert_eq!(step, BookStep::Resync(fault));
+        let LocalBook::Buffering { buffer, .. } = &b else { panic!("still waiting for a snapshot") };
+        assert_eq!(buffer.len(), 1, "only the newest event is kept");
+        assert_eq!(b.on_snapshot(&snapshot(n)), Ok(()));
+        let top = b.book().unwrap().top(None);
+        assert_eq!((top.last_update_id, top.bids[0].clone()), (n + 1, (d("100.00"), d("4.0"))));
     }
 
     #[test]
