@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use crate::admin::LagSource;
 use crate::bus::{Bus, GroupEvent, GroupMember};
 use crate::supervision::{ChildSpec, SupervisorMsg};
 
@@ -26,6 +27,8 @@ pub struct AssignerArgs {
     pub group: String,
     pub topic: String,
     pub worker: WorkerFactory,
+    /// Told which partitions this node owns, whose lag it then reports.
+    pub lag: LagSource,
 }
 
 pub enum AssignerMsg {
@@ -38,6 +41,9 @@ pub struct PartitionAssigner;
 
 pub struct AssignerState {
     member: Arc<dyn GroupMember>,
+    group: String,
+    topic: String,
+    lag: LagSource,
     /// Known from post_start on.
     supervisor: Option<ActorRef<SupervisorMsg>>,
     worker: WorkerFactory,
@@ -62,12 +68,14 @@ impl AssignerState {
             let started = ractor::call_t!(self.supervisor()?, SupervisorMsg::StartChild, ms(SUPERVISOR_CALL), spec)?;
             started.map_err(|e| format!("cannot start the worker of partition {p}: {e}"))?;
             self.workers.insert(p, id);
+            self.lag.own(&self.group, &self.topic, p);
         }
         Ok(())
     }
 
     async fn stop(&mut self, partitions: &[u32]) -> Result<(), ActorProcessingErr> {
         for p in partitions {
+            self.lag.disown(&self.group, &self.topic, *p);
             if let Some(id) = self.workers.remove(p) {
                 ractor::call_t!(self.supervisor()?, SupervisorMsg::TerminateChild, ms(SUPERVISOR_CALL), id)?;
             }
@@ -92,7 +100,16 @@ impl Actor for PartitionAssigner {
     ) -> Result<AssignerState, ActorProcessingErr> {
         let member = args.bus.join(&args.group, &args.topic).await?;
         tracing::info!(group = %args.group, topic = %args.topic, "Joined the consumer group.");
-        Ok(AssignerState { member, supervisor: None, worker: args.worker, workers: BTreeMap::new(), events: None })
+        Ok(AssignerState {
+            member,
+            group: args.group,
+            topic: args.topic,
+            lag: args.lag,
+            supervisor: None,
+            worker: args.worker,
+            workers: BTreeMap::new(),
+            events: None,
+        })
     }
 
     /// Runs once the supervisor has registered this incarnation (it cannot answer calls before):
@@ -161,6 +178,10 @@ impl Actor for PartitionAssigner {
     ) -> Result<(), ActorProcessingErr> {
         if let Some(events) = state.events.take() {
             events.abort();
+        }
+        // This member leaves the group: its partitions are reported by their next owner.
+        for p in state.workers.keys() {
+            state.lag.disown(&state.group, &state.topic, *p);
         }
         Ok(())
     }

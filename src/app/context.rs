@@ -75,14 +75,13 @@ impl NodeContext {
     /// whose first child is the group's partition assigner, which adds one connector per partition
     /// the group assigns this node and stops it (flushed and committed) when it is revoked.
     pub fn partitioned_connectors(&self, route: ConnectorRoute) -> ChildSpec {
-        self.lag.watch(&route.group, &route.topic);
         let (ctx, shared, worker_route) = (self.clone(), Arc::<ConnectorShared>::default(), route.clone());
         let worker: WorkerFactory = Arc::new(move |member, p| {
             let id = format!("connector:{}:p{p}", worker_route.collection);
             let source = ConnectorSource::Partition(member, p);
             ctx.connector_spec(id, worker_route.clone(), source, shared.clone(), Restart::Transient)
         });
-        let bus = self.bus.clone();
+        let (bus, lag) = (self.bus.clone(), self.lag.clone());
         let assigner =
             ChildSpec::new(format!("assigner:{}", route.collection), "assigner", Restart::Permanent, move || {
                 let args = AssignerArgs {
@@ -90,6 +89,7 @@ impl NodeContext {
                     group: route.group.clone(),
                     topic: route.topic.clone(),
                     worker: worker.clone(),
+                    lag: lag.clone(),
                 };
                 (PartitionAssigner, args)
             });
