@@ -376,7 +376,7 @@ mod tests {
         assert_eq!(buffer.len(), 1, "only the newest event is kept");
         assert_eq!(b.on_snapshot(&snapshot(n)), Ok(()));
         let top = b.book().unwrap().top(None);
-        assert_eq!((top.last_update_id, top.bids[0].clone()), (n + 1, (d("100.00"), d("4.0"))));
+        assert_eq!((top.last_update_id, top.bids[0]), (n + 1, (d("100.00"), d("4.0"))));
     }
 
     #[test]
