@@ -35,6 +35,55 @@ fn run_offline_prints_a_summary_and_exits_zero() {
     assert!(stdout.contains("records/s"), "{stdout}");
 }
 
+/// Runs `cmd` to its end, killing it and failing with `stuck` if that takes longer than `limit`.
+fn output_within(mut cmd: Command, limit: Duration, stuck: &str) -> Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("{stuck}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A symbol the exchange does not list is refused before any work starts, from `exchangeInfo`
+/// (it used to be asked for, answered "Invalid symbol", and the loader restarted for ever).
+#[test]
+fn run_refuses_a_symbol_the_exchange_does_not_list() {
+    let mut run = bin();
+    run.args(["run", "--offline", "--symbols", "BTCUSDT,NOPEUSDT", "--store", "sqlite::memory:"]);
+    let out = output_within(run, Duration::from_secs(60), "the run kept going");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not listed by the exchange (exchangeInfo): NOPEUSDT"), "{}", stderr(&out));
+}
+
+/// An exchange answer no retry can change (HTTP 400: the replay has no 5m klines of these
+/// symbols) fails the run at once with the exchange's message, and its workflow is recorded as
+/// failed — no restarts with growing backoff for ever.
+#[test]
+fn a_request_the_exchange_refuses_fails_the_run_instead_of_being_retried_for_ever() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let mut run = bin();
+    run.args(["run", "--offline", "--symbols", "BTCUSDT", "--interval", "5m", "--store"])
+        .arg(format!("sqlite://{}", db.display()));
+    let out = output_within(run, Duration::from_secs(60), "the refused backfill was retried");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("BTCUSDT:") && err.contains("HTTP 400") && err.contains("no 5m klines"), "{err}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let statuses = rt.block_on(async {
+        let store = streamforge::store::open(&format!("sqlite://{}", db.display())).await.unwrap();
+        let all = streamforge::store::WorkflowQuery { status: None, limit: 10, offset: 0 };
+        let page = store.workflows(&all).await.unwrap();
+        page.workflows.into_iter().map(|w| w.status.as_str().to_owned()).collect::<Vec<_>>()
+    });
+    assert_eq!(statuses, ["failed"]);
+}
+
 /// A bus budget (`bus.memory_bytes`, from the config file) far below what one connector batch
 /// holds does not stall the backfill: while the loader waits for space, the connectors write and
 /// commit their partial batches at once instead of waiting out a ten-minute flush interval.
@@ -47,24 +96,12 @@ fn a_small_bus_budget_makes_connectors_commit_early_instead_of_stalling() {
         "[bus]\nmemory_bytes = 1048576\n[connector]\nbatch_size = 100000\nflush_interval_ms = 600000\n",
     )
     .unwrap();
-    let mut child = bin()
-        .args(["run", "--offline", "--json", "--config"])
+    let mut run = bin();
+    run.args(["run", "--offline", "--json", "--config"])
         .arg(&config)
         .arg("--store")
-        .arg(format!("sqlite://{}", dir.path().join("x.db").display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("the backfill stalled on a full bus");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().unwrap();
+        .arg(format!("sqlite://{}", dir.path().join("x.db").display()));
+    let out = output_within(run, Duration::from_secs(120), "the backfill stalled on a full bus");
     assert!(out.status.success(), "{}", stderr(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let symbols = summary["symbols"].as_array().unwrap();

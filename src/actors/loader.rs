@@ -64,6 +64,9 @@ pub struct LoaderProgress {
     pub last_time: Option<i64>,
     pub gaps: Vec<Gap>,
     pub done: bool,
+    /// Why the loader gave up: an exchange answer no retry can change (a rejected request). Set
+    /// with `done`; the loader is then stopped, not restarted.
+    pub failed: Option<String>,
 }
 
 pub struct LoaderArgs {
@@ -282,8 +285,21 @@ impl Actor for Loader {
                 Ok(true) => myself.send_message(LoaderMsg::NextPage)?,
                 Ok(false) => state.finish(&myself).await,
                 Err(error) => {
-                    state.args.telemetry.emit(state.event(EventStatus::Error).message(error.to_string())).await;
-                    return Err(error);
+                    let mut event = state.event(EventStatus::Error).message(error.to_string());
+                    // Restarting would ask the same and get the same answer, for ever: the loader
+                    // stops (its supervisor does not restart a normal stop) and says it is over.
+                    let terminal = error.downcast_ref::<ExchangeError>().is_some_and(ExchangeError::is_terminal);
+                    event.finished = terminal;
+                    state.args.telemetry.emit(event).await;
+                    if !terminal {
+                        return Err(error);
+                    }
+                    tracing::error!(symbol = %state.args.job.symbol, %error, "The exchange refused the backfill; giving up.");
+                    state.args.progress.send_modify(|p| {
+                        p.failed = Some(error.to_string());
+                        p.done = true;
+                    });
+                    myself.stop(Some(error.to_string()));
                 }
             },
         }

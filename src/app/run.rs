@@ -77,6 +77,25 @@ fn usage(msg: impl Into<String>) -> AppError {
     AppError::Usage(msg.into())
 }
 
+/// Symbols the exchange does not list (`exchangeInfo`) are refused before any work starts, each
+/// named: Binance would answer every request for them with "Invalid symbol". An exchange that
+/// cannot answer now (unreachable, 5xx, 429) is not a refusal: the loaders then back off as usual.
+async fn check_listed(rest: &crate::exchange::binance::BinanceRest, symbols: &[String]) -> Result<(), AppError> {
+    let listed: std::collections::BTreeSet<String> = match rest.symbols().await {
+        Ok(listed) => listed.into_iter().map(|(s, _)| s).collect(),
+        Err(e) if !e.is_terminal() => {
+            tracing::warn!(error = %e, "Cannot read exchangeInfo now; the symbols are not checked before loading.");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let unknown: Vec<&str> = symbols.iter().filter(|s| !listed.contains(*s)).map(String::as_str).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(usage(format!("not listed by the exchange (exchangeInfo): {}", unknown.join(", "))))
+}
+
 /// Starts the run: replay server (offline), one loader + connector per symbol under a supervisor.
 pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
     let mut problems = Vec::new();
@@ -136,6 +155,14 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
     }
     let ctx = NodeContext::open(config).await?;
     let rest = ctx.binance_rest()?;
+    if !opts.symbols.is_empty() {
+        if let Err(e) = check_listed(&rest, &symbols).await {
+            if let Some(r) = &replay {
+                r.stop().await;
+            }
+            return Err(e);
+        }
+    }
     let mut workflows = Vec::new();
     let (mut connectors, mut loaders) = (Vec::new(), Vec::new());
     for (symbol, (start_ms, end_ms)) in symbols.iter().zip(ranges) {
@@ -377,6 +404,15 @@ impl RunHandle {
             wf.connector.drain.store(true, Ordering::Release);
         }
         self.tree.wait().await?;
+        // What the others loaded is stored; the run still fails, naming each refusal.
+        let refused: Vec<String> = self
+            .workflows
+            .iter()
+            .filter_map(|wf| Some(format!("{}: {}", wf.job.symbol, wf.progress.borrow().failed.clone()?)))
+            .collect();
+        if !refused.is_empty() {
+            return Err(AppError::JobFailed(refused.join("\n")));
+        }
         Ok(())
     }
 
