@@ -28,7 +28,10 @@ crate::on_every_broker!(
 );
 
 async fn records_keep_per_key_order_and_an_independent_client_reads_them_back(broker: &Broker) {
-    let ctx = NodeContext::open(broker.config("sqlite::memory:")).await.unwrap();
+    // The smallest prefetch the config allows: its fetch size must still be one librdkafka takes.
+    let mut config = broker.config("sqlite::memory:");
+    config.bus.kafka.prefetch_kbytes = 1024;
+    let ctx = NodeContext::open(config).await.unwrap();
     let topic = common::unique_name("order");
     ctx.bus.ensure_topic(&topic, 3).await.unwrap();
     let keys = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"];

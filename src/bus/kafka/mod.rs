@@ -36,6 +36,13 @@ const PARTITION_BUFFER: usize = 2_500;
 const FETCH_SHARE: u64 = 4;
 /// Records librdkafka keeps fetched ahead per partition (`queued.min.messages`).
 const QUEUED_PER_PARTITION: u32 = 1_000;
+/// librdkafka refuses a `fetch.max.bytes` below its `message.max.bytes` (1,000,000 by default).
+const MIN_FETCH_BYTES: u64 = 1 << 20;
+
+/// `fetch.max.bytes` for a prefetch budget of `prefetch_kbytes`: its share, at least one message.
+fn fetch_max_bytes(prefetch_kbytes: u32) -> u64 {
+    (u64::from(prefetch_kbytes) * 1024 / FETCH_SHARE).max(MIN_FETCH_BYTES)
+}
 
 pub struct KafkaBus {
     base: ClientConfig,
@@ -206,8 +213,8 @@ impl KafkaBus {
             // topics held 482 MB, nearly everything it read; a quarter of the budget per fetch, a
             // quarter of that per partition and 1,000 records per partition (half a connector
             // batch; the partition's channel holds more): 160 MB, at the same rate.
-            .set("fetch.max.bytes", (u64::from(self.prefetch_kbytes) * 1024 / FETCH_SHARE).to_string())
-            .set("max.partition.fetch.bytes", (u64::from(self.prefetch_kbytes) * 1024 / FETCH_SHARE / 4).to_string())
+            .set("fetch.max.bytes", fetch_max_bytes(self.prefetch_kbytes).to_string())
+            .set("max.partition.fetch.bytes", (fetch_max_bytes(self.prefetch_kbytes) / 4).to_string())
             .set("queued.min.messages", QUEUED_PER_PARTITION.to_string());
         c
     }
