@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 
 use streamforge::actors::sequenced_stream::{Published, SequencedStream, SequencedStreamArgs};
 use streamforge::actors::stream::StreamArgs;
+use streamforge::actors::{DeadLetter, DeadLetters};
 use streamforge::admin::metrics::Metrics;
 use streamforge::bus::memory::MemoryBus;
+use streamforge::bus::topics::DEAD_LETTER;
 use streamforge::bus::Bus;
 use streamforge::exchange::binance::{BinanceRest, BinanceWs, LinkPolicy, SequencedKind, TradeStream, WeightLimiter};
 use streamforge::model::DataRecord;
@@ -31,18 +33,21 @@ fn recorded_trade_ids() -> Vec<i64> {
 
 /// Runs the loader of `kind` on `symbol` against a replay server with `faults` until `want` ids
 /// are published; checks no id is missing or published twice; returns (reconnects, backfilled,
-/// restarts of the loader).
+/// restarts of the loader, the dead letters it sent).
 async fn loader_publishes_every_trade_once(
     faults: ReplayFaults,
     kind: Arc<dyn SequencedKind>,
     symbol: &str,
     want: Vec<i64>,
-) -> (u64, u64, u64) {
+) -> (u64, u64, u64, Vec<DeadLetter>) {
     let server = ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0, faults).await.unwrap();
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(64 << 20));
     bus.ensure_topic("xrp-trades", 3).await.unwrap();
     let mut consumer = bus.subscribe("check", "xrp-trades").await.unwrap();
+    bus.ensure_topic(DEAD_LETTER, 1).await.unwrap();
+    let mut letters = bus.subscribe("check", DEAD_LETTER).await.unwrap();
     let metrics = Arc::new(Metrics::new());
+    let dead_letters = DeadLetters::new(bus.clone(), metrics.clone());
     let (rest, ws) = (
         BinanceRest::new(&server.rest_url(), metrics.clone(), Arc::new(WeightLimiter::new(1.0))).unwrap(),
         BinanceWs::new(&server.ws_url()).unwrap(),
@@ -62,6 +67,7 @@ async fn loader_publishes_every_trade_once(
                 rest: rest.clone(),
                 bus: b.clone(),
                 metrics: m.clone(),
+                dead_letters: dead_letters.clone(),
                 heartbeat,
                 link: LinkPolicy {
                     backoff: Backoff {
@@ -91,6 +97,13 @@ async fn loader_publishes_every_trade_once(
     }
     // Give a late duplicate the chance to show up.
     let extra = consumer.poll(5_000, Duration::from_millis(300)).await.unwrap();
+    let letters: Vec<DeadLetter> = letters
+        .poll(100, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect();
     tree.shutdown();
     server.stop().await;
 
@@ -102,23 +115,47 @@ async fn loader_publishes_every_trade_once(
         metrics.ws_reconnects.with_label_values(&[label]).get(),
         metrics.backfilled.with_label_values(&[label]).get(),
         metrics.restarts.with_label_values(&["loader"]).get(),
+        letters,
     )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_stream_is_reconnected_and_backfilled_without_a_hole() {
     let faults = ReplayFaults { drop_ws_after: Some(4_000), ws_drop_skips: 1_500, ..Default::default() };
-    let (reconnects, backfilled, restarts) =
+    let (reconnects, backfilled, restarts, _) =
         loader_publishes_every_trade_once(faults, Arc::new(TradeStream::Aggregated), "XRPETH", recorded_ids()).await;
     assert!(reconnects >= 1, "the dropped connection was noticed");
     assert_eq!(restarts, 0, "a lost connection is the link's business, not a failure");
     assert!(backfilled >= 1_500, "the trades passed while away came over REST: {backfilled}");
 }
 
+/// Malformed frames in the stream (half of a message, sent before it) are skipped: counted,
+/// dead-lettered with their raw text, and the connection — with every other stream on it — goes
+/// on (it used to be torn down and reopened for each one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_frame_is_dead_lettered_and_skipped_without_a_reconnect() {
+    let kind = Arc::new(TradeStream::Aggregated);
+    // The recording's end closes the connection too: that is the baseline to compare with.
+    let clean = loader_publishes_every_trade_once(ReplayFaults::default(), kind.clone(), "XRPETH", recorded_ids());
+    let (clean_reconnects, ..) = clean.await;
+    let faults = ReplayFaults { bad_ws_frames: vec![100, 2_000], ..Default::default() };
+    let (reconnects, backfilled, restarts, letters) =
+        loader_publishes_every_trade_once(faults, kind, "XRPETH", recorded_ids()).await;
+    assert_eq!(reconnects, clean_reconnects, "no reconnect beyond the recording's end");
+    assert_eq!((backfilled, restarts), (0, 0), "nothing was missed, nothing failed");
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    for letter in &letters {
+        assert_eq!((letter.reason.as_str(), letter.consumer.as_str()), ("malformed", "loader-ws"));
+        assert_eq!(letter.source_topic, "xrp-trades");
+        assert!(letter.payload.starts_with("{\"stream\":\"xrpeth@aggTrade\""), "the raw text: {}", letter.payload);
+        assert!(serde_json::from_str::<serde_json::Value>(&letter.payload).is_err(), "it was cut: {}", letter.payload);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_stream_is_detected_replaced_and_backfilled_without_a_hole() {
     let faults = ReplayFaults { silence_ws_after: Some(6_000), ws_drop_skips: 1_000, ..Default::default() };
-    let (reconnects, backfilled, restarts) =
+    let (reconnects, backfilled, restarts, _) =
         loader_publishes_every_trade_once(faults, Arc::new(TradeStream::Aggregated), "XRPETH", recorded_ids()).await;
     assert!(reconnects >= 1, "the silent connection was given up");
     assert_eq!(restarts, 0, "a lost connection is the link's business, not a failure");
@@ -129,7 +166,7 @@ async fn a_silent_stream_is_detected_replaced_and_backfilled_without_a_hole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_trade_stream_is_backfilled_from_historical_trades_without_a_hole() {
     let faults = ReplayFaults { drop_ws_after: Some(5_000), ws_drop_skips: 2_000, ..Default::default() };
-    let (reconnects, backfilled, restarts) =
+    let (reconnects, backfilled, restarts, _) =
         loader_publishes_every_trade_once(faults, Arc::new(TradeStream::Every), "ETHUSDT", recorded_trade_ids()).await;
     assert!(reconnects >= 1);
     assert_eq!(restarts, 0, "a lost connection is the link's business, not a failure");
@@ -212,7 +249,7 @@ async fn a_loader_that_fails_mid_backfill_resumes_where_it_stopped() {
         server_error_every: Some(3),
         ..Default::default()
     };
-    let (reconnects, backfilled, restarts) =
+    let (reconnects, backfilled, restarts, _) =
         loader_publishes_every_trade_once(faults, Arc::new(TradeStream::Aggregated), "XRPETH", recorded_ids()).await;
     assert!(reconnects >= 1);
     assert!(restarts >= 1, "a 503 failed the loader and it was restarted");

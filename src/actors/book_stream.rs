@@ -70,7 +70,7 @@ impl BookStreamState {
             let update = match DepthUpdate::from_ws(m.data()) {
                 Ok(u) => u,
                 Err(error) => {
-                    tracing::warn!(stream = %m.stream, %error, "Undecodable depth event; skipped.");
+                    self.args.stream.skip_undecodable(&m, &error).await?;
                     continue;
                 }
             };
@@ -117,7 +117,10 @@ impl Actor for BookStream {
         };
         match event {
             LinkEvent::Connected => state.reset_books(),
-            LinkEvent::Messages(messages) => state.take(messages).await?,
+            LinkEvent::Messages(messages, bad) => {
+                state.args.stream.skip_bad_frames(bad).await?;
+                state.take(messages).await?
+            }
             LinkEvent::Idle => {}
             LinkEvent::Down { retry_in, failure, .. } => {
                 if failure {

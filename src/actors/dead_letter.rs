@@ -21,7 +21,8 @@ pub struct DeadLetter {
     pub partition: u32,
     pub offset: u64,
     pub consumer: String,
-    /// `malformed_json` | `wrong_schema` | `rejected`
+    /// `malformed_json` | `wrong_schema` | `rejected`; from a WebSocket loader `malformed`, `binary`
+    /// or `undecodable`
     pub reason: String,
     pub error: String,
     /// The original payload (lossy UTF-8).
@@ -63,10 +64,37 @@ impl DeadLetters {
             payload: String::from_utf8_lossy(&msg.payload).into_owned(),
             timestamp_ms: crate::model::now_ms(),
         };
+        self.publish(letter, msg.key.clone()).await
+    }
+
+    /// Dead-letters `text` that never was a bus record (a WebSocket frame), naming the topic its
+    /// records would have gone to (partition and offset 0: it had none).
+    pub async fn send_text(
+        &self,
+        consumer: &str,
+        topic: &str,
+        reason: &'static str,
+        error: &str,
+        text: String,
+    ) -> Result<(), BusError> {
+        tracing::warn!(topic, consumer, reason, error, "Frame sent to the dead-letter topic.");
+        let letter = DeadLetter {
+            source_topic: topic.to_owned(),
+            partition: 0,
+            offset: 0,
+            consumer: consumer.to_owned(),
+            reason: reason.to_owned(),
+            error: error.to_owned(),
+            payload: text,
+            timestamp_ms: crate::model::now_ms(),
+        };
+        self.publish(letter, None).await
+    }
+
+    async fn publish(&self, letter: DeadLetter, key: Option<bytes::Bytes>) -> Result<(), BusError> {
         let payload = serde_json::to_vec(&letter).unwrap_or_default();
-        let record = OutRecord { key: msg.key.clone(), payload: payload.into() };
-        self.bus.publish(DEAD_LETTER, vec![record]).await?;
-        self.metrics.dead_letters.with_label_values(&[reason]).inc();
+        self.bus.publish(DEAD_LETTER, vec![OutRecord { key, payload: payload.into() }]).await?;
+        self.metrics.dead_letters.with_label_values(&[letter.reason.as_str()]).inc();
         Ok(())
     }
 }

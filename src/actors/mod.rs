@@ -14,5 +14,5 @@ mod telemetry;
 #[cfg(feature = "trainer")]
 pub mod trainer;
 
-pub use dead_letter::{json_error_reason, DeadLetters};
+pub use dead_letter::{json_error_reason, DeadLetter, DeadLetters};
 pub use telemetry::Telemetry;

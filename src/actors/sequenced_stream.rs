@@ -121,14 +121,15 @@ impl Actor for SequencedStream {
         };
         match event {
             LinkEvent::Connected => state.backfill().await?,
-            LinkEvent::Messages(messages) => {
+            LinkEvent::Messages(messages, bad) => {
                 state.args.stream.metrics.ws_messages.with_label_values(&[label]).inc_by(messages.len() as u64);
+                state.args.stream.skip_bad_frames(bad).await?;
                 let mut records = Vec::with_capacity(messages.len());
                 for m in &messages {
                     match state.args.kind.decode(m) {
                         Ok(Some(r)) => records.push(r),
                         Ok(None) => {}
-                        Err(error) => tracing::warn!(stream = %m.stream, %error, "Undecodable message; skipped."),
+                        Err(error) => state.args.stream.skip_undecodable(m, &error).await?,
                     }
                 }
                 state.publish(records).await?;

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::DeadLetters;
 use crate::admin::metrics::Metrics;
-use crate::bus::Bus;
-use crate::exchange::binance::{BinanceRest, BinanceWs, LinkPolicy};
+use crate::bus::{Bus, BusError};
+use crate::exchange::binance::{BadFrame, BinanceRest, BinanceWs, LinkPolicy, StreamMessage};
 use crate::supervision::Heartbeat;
 
 /// Longest one read waits, so a loader beats its heartbeat and handles stop requests.
@@ -24,6 +25,37 @@ pub struct StreamArgs {
     pub rest: BinanceRest,
     pub bus: Arc<dyn Bus>,
     pub metrics: Arc<Metrics>,
+    /// Where frames that are not messages, and messages that are not records, go.
+    pub dead_letters: DeadLetters,
     pub heartbeat: Heartbeat,
     pub link: LinkPolicy,
+}
+
+/// The `consumer` a WebSocket loader's dead letters name.
+const LOADER: &str = "loader-ws";
+
+impl StreamArgs {
+    /// Counts and dead-letters frames that were not messages (`streamforge_ws_bad_frames_total`);
+    /// the stream goes on without them.
+    pub async fn skip_bad_frames(&self, frames: Vec<BadFrame>) -> Result<(), BusError> {
+        for f in frames {
+            self.metrics.ws_bad_frames.with_label_values(&[f.reason]).inc();
+            self.dead_letters.send_text(LOADER, &self.topic, f.reason, &f.error, f.text).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts and dead-letters a message whose data is not a record of its stream (reason
+    /// `undecodable`, its raw data kept).
+    pub async fn skip_undecodable(
+        &self,
+        m: &StreamMessage,
+        error: &(dyn std::fmt::Display + Sync),
+    ) -> Result<(), BusError> {
+        let reason = "undecodable";
+        self.metrics.ws_bad_frames.with_label_values(&[reason]).inc();
+        let error = format!("{}: {error}", m.stream);
+        let text = String::from_utf8_lossy(m.data()).into_owned();
+        self.dead_letters.send_text(LOADER, &self.topic, reason, &error, text).await
+    }
 }

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub ws_messages: IntCounterVec,
     /// WebSocket connections lost and opened again, by stream kind.
     pub ws_reconnects: IntCounterVec,
+    /// WebSocket frames skipped, by reason (`malformed`, `binary`, `undecodable`).
+    pub ws_bad_frames: IntCounterVec,
     /// Trades missed while a stream was away and fetched over REST, by stream kind.
     pub backfilled: IntCounterVec,
     /// Local order books rebuilt from a new snapshot, by reason (`gap`, `crossed`, `no_straddle`, `precision`, `overflow`).
@@ -87,8 +89,11 @@ pub const ERRORS: [(&str, &str); 6] = [
     ("rest", "rate_limited"),
     ("monitor", "decode"),
 ];
-/// Why a message went to the dead-letter topic (`actors::dead_letter::json_error_reason`).
-pub const DEAD_LETTER_REASONS: [&str; 2] = ["wrong_schema", "malformed_json"];
+/// Why a WebSocket frame was skipped (`BadFrame::reason`, and `undecodable` data).
+pub const BAD_FRAMES: [&str; 3] = ["malformed", "binary", "undecodable"];
+/// Why a message went to the dead-letter topic (`actors::dead_letter::json_error_reason`, and the
+/// WebSocket loaders' bad frames).
+pub const DEAD_LETTER_REASONS: [&str; 5] = ["wrong_schema", "malformed_json", "malformed", "binary", "undecodable"];
 /// WebSocket stream kinds (`SequencedKind::label`, and `depth`); the sequenced ones backfill.
 pub const STREAMS: [&str; 4] = ["aggTrade", "trade", "kline", "depth"];
 pub const BACKFILLED_STREAMS: [&str; 3] = ["aggTrade", "trade", "kline"];
@@ -177,6 +182,12 @@ impl Metrics {
                 "streamforge_ws_reconnects_total",
                 "WebSocket connections lost and opened again, by stream kind.",
                 &["stream"],
+            ),
+            ws_bad_frames: counter(
+                &registry,
+                "streamforge_ws_bad_frames_total",
+                "WebSocket frames skipped (counted and dead-lettered), by reason.",
+                &["reason"],
             ),
             backfilled: counter(
                 &registry,
@@ -272,6 +283,9 @@ impl Metrics {
         for stream in STREAMS {
             m.ws_messages.with_label_values(&[stream]).inc_by(0);
             m.ws_reconnects.with_label_values(&[stream]).inc_by(0);
+        }
+        for reason in BAD_FRAMES {
+            m.ws_bad_frames.with_label_values(&[reason]).inc_by(0);
         }
         for stream in BACKFILLED_STREAMS {
             m.backfilled.with_label_values(&[stream]).inc_by(0);
@@ -403,6 +417,9 @@ mod tests {
         }
         for stream in BACKFILLED_STREAMS {
             zero("streamforge_backfilled_trades_total", &[("stream", stream)]);
+        }
+        for reason in BAD_FRAMES {
+            zero("streamforge_ws_bad_frames_total", &[("reason", reason)]);
         }
         for reason in BOOK_RESYNCS {
             zero("streamforge_book_resyncs_total", &[("reason", reason)]);

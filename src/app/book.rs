@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::admin::metrics::Metrics;
 use crate::config::Config;
-use crate::exchange::binance::{BinanceRest, BinanceWs, BookKeeper, ExchangeError, WeightLimiter};
+use crate::exchange::binance::{BinanceRest, BinanceWs, BookKeeper, ExchangeError, Frame, WeightLimiter};
 use crate::model::{BookSnapshot, DepthUpdate};
 
 use super::args::{render, Common, LogArgs};
@@ -152,8 +152,15 @@ pub async fn follow_book(
             m = conn.next() => m,
             _ = &mut stop => break,
         };
-        let Some(message) = message else { break };
-        let message = message?;
+        let Some(frame) = message else { break };
+        let message = match frame? {
+            Frame::Message(m) => m,
+            // `streamforge book` is a one-shot view of one stream: a bad frame is logged and skipped.
+            Frame::Bad(bad) => {
+                tracing::warn!(reason = bad.reason, error = %bad.error, "Frame skipped.");
+                continue;
+            }
+        };
         let update = DepthUpdate::from_ws(message.data())
             .map_err(|source| ExchangeError::Decode { url: stream.clone(), source })?;
         events += 1;

@@ -389,6 +389,7 @@ pub fn stream_child(
         rest: rest.clone(),
         bus: ctx.bus.clone(),
         metrics: ctx.metrics.clone(),
+        dead_letters: ctx.dead_letters.clone(),
         heartbeat,
         link: link.clone(),
     };

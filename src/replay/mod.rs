@@ -46,6 +46,7 @@ impl Default for ReplayFaults {
             server_error_every: None,
             silence_ws_after: None,
             drop_ws_after: None,
+            bad_ws_frames: Vec::new(),
             ws_drop_skips: 0,
         }
     }
@@ -86,6 +87,10 @@ pub struct ReplayFaults {
     /// Messages of the dropped or silenced connection's streams that pass while its client is
     /// away: never sent, so a client must fetch them over REST.
     pub ws_drop_skips: u64,
+    /// Messages (0-based, counted per WebSocket connection) before which a malformed frame is
+    /// sent — the message's text cut in half — and then the message itself: a client must skip
+    /// the bad frame and lose nothing.
+    pub bad_ws_frames: Vec<u64>,
 }
 
 pub(crate) struct ReplayState {

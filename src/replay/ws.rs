@@ -107,7 +107,7 @@ async fn replay(
     mut incoming: actix_ws::MessageStream,
 ) {
     let speed = state.speed;
-    let mut depth_events = 0u64;
+    let (mut depth_events, mut sent) = (0u64, 0u64);
     let start = tokio::time::Instant::now();
     let t0 = rows.get(start_at).map_or(0, |r| r.recv_ns);
     for (i, row) in rows.into_iter().enumerate().skip(start_at) {
@@ -149,6 +149,14 @@ async fn replay(
             Framing::Raw => row.data(),
             Framing::Combined => row.combined(),
         };
+        if state.faults.bad_ws_frames.contains(&sent) {
+            let cut = text.char_indices().nth(text.chars().count() / 2).map_or(0, |(i, _)| i);
+            tracing::info!(streams = %key, at = sent, "Fault: a malformed frame sent.");
+            if session.text(text[..cut].to_owned()).await.is_err() {
+                return;
+            }
+        }
+        sent += 1;
         if session.text(text.to_owned()).await.is_err() {
             return;
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
-use super::{BinanceWs, StreamMessage, WsConnection};
+use super::{BadFrame, BinanceWs, Frame, StreamMessage, WsConnection};
 use crate::supervision::{Backoff, Jitter};
 
 /// How a link behaves; `max_age` should differ per connection of a node (a stagger), so that
@@ -22,8 +22,8 @@ pub struct LinkPolicy {
 pub enum LinkEvent {
     /// (Re)connected: anything sent meanwhile was missed.
     Connected,
-    /// Messages that arrived, in order.
-    Messages(Vec<StreamMessage>),
+    /// Messages that arrived, in order, and the frames among them that were not messages.
+    Messages(Vec<StreamMessage>, Vec<BadFrame>),
     /// Nothing arrived within the wait; the link is still alive.
     Idle,
     /// The connection is gone (or is being renewed): connect again after `retry_in`.
@@ -80,18 +80,24 @@ impl StreamLink {
         let first = match tokio::time::timeout(wait, conn.next()).await {
             Err(_) if conn.idle() >= self.policy.silence => return self.down("silent connection".into()),
             Err(_) => return LinkEvent::Idle,
-            Ok(Some(Ok(m))) => m,
+            Ok(Some(Ok(frame))) => frame,
             Ok(Some(Err(e))) => return self.down(e.to_string()),
             Ok(None) => return self.down("closed by the server".into()),
         };
-        let mut out = vec![first];
-        while out.len() < max {
-            match conn.next().now_or_never() {
-                Some(Some(Ok(m))) => out.push(m),
-                _ => break,
+        let (mut out, mut bad) = (Vec::new(), Vec::new());
+        let mut next = Some(first);
+        while let Some(frame) = next.take() {
+            match frame {
+                Frame::Message(m) => out.push(m),
+                Frame::Bad(b) => bad.push(b),
+            }
+            if out.len() + bad.len() < max {
+                if let Some(Some(Ok(frame))) = conn.next().now_or_never() {
+                    next = Some(frame);
+                }
             }
         }
         self.failures = 0;
-        LinkEvent::Messages(out)
+        LinkEvent::Messages(out, bad)
     }
 }

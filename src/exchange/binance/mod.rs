@@ -15,4 +15,4 @@ pub use limit::{WeightLimiter, WEIGHT_PER_MINUTE};
 pub use link::{LinkEvent, LinkPolicy, StreamLink};
 pub use rest::{BinanceRest, ExchangeError, DEFAULT_REST_URL};
 pub use sequenced::{backfill_kind, sequenced_kind, Klines, Sequenced, SequencedKind, TradeStream, PAGE};
-pub use ws::{BinanceWs, StreamMessage, WsConnection, DEFAULT_WS_URL, MAX_STREAMS_PER_CONNECTION};
+pub use ws::{BadFrame, BinanceWs, Frame, StreamMessage, WsConnection, DEFAULT_WS_URL, MAX_STREAMS_PER_CONNECTION};

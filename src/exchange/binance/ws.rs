@@ -67,6 +67,23 @@ impl StreamMessage {
     }
 }
 
+/// A frame that is not a message of the combined-stream protocol: counted, dead-lettered with its
+/// raw text and skipped — the connection and the other streams on it go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadFrame {
+    /// `malformed` (not a combined-stream JSON message) or `binary` (Binance sends text only).
+    pub reason: &'static str,
+    pub error: String,
+    pub text: String,
+}
+
+/// What a connection delivered: a message, or a frame to skip.
+#[derive(Debug)]
+pub enum Frame {
+    Message(StreamMessage),
+    Bad(BadFrame),
+}
+
 pub struct WsConnection {
     url: String,
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -100,8 +117,9 @@ impl BinanceWs {
 }
 
 impl WsConnection {
-    /// The next data message; `None` once the server has closed the connection.
-    pub async fn next(&mut self) -> Option<Result<StreamMessage, ExchangeError>> {
+    /// The next data frame; `None` once the server has closed the connection, an error when the
+    /// protocol failed (only that takes the connection down).
+    pub async fn next(&mut self) -> Option<Result<Frame, ExchangeError>> {
         loop {
             let frame = match self.socket.next().await? {
                 Ok(frame) => frame,
@@ -111,11 +129,21 @@ impl WsConnection {
             let text = match frame {
                 Message::Text(t) => t,
                 Message::Close(_) => return None,
-                Message::Binary(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+                Message::Binary(b) => {
+                    let text = String::from_utf8_lossy(&b).into_owned();
+                    let error = format!("a binary frame of {} bytes", b.len());
+                    return Some(Ok(Frame::Bad(BadFrame { reason: "binary", error, text })));
+                }
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             };
-            let decoded = StreamMessage::parse(text.as_str())
-                .map_err(|e| self.error(format!("not a combined-stream message ({e}): {}", head(text.as_str()))));
-            return Some(decoded);
+            return Some(Ok(match StreamMessage::parse(text.as_str()) {
+                Ok(m) => Frame::Message(m),
+                Err(e) => Frame::Bad(BadFrame {
+                    reason: "malformed",
+                    error: format!("not a combined-stream message ({e}): {}", head(text.as_str())),
+                    text: text.as_str().to_owned(),
+                }),
+            }));
         }
     }
 
