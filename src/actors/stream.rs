@@ -45,17 +45,18 @@ impl StreamArgs {
         Ok(())
     }
 
-    /// Counts and dead-letters a message whose data is not a record of its stream (reason
-    /// `undecodable`, its raw data kept).
+    /// Skips a message whose data is not a record of its stream as a bad frame of reason
+    /// `undecodable`, its raw data kept.
     pub async fn skip_undecodable(
         &self,
         m: &StreamMessage,
         error: &(dyn std::fmt::Display + Sync),
     ) -> Result<(), BusError> {
-        let reason = "undecodable";
-        self.metrics.ws_bad_frames.with_label_values(&[reason]).inc();
-        let error = format!("{}: {error}", m.stream);
-        let text = String::from_utf8_lossy(m.data()).into_owned();
-        self.dead_letters.send_text(LOADER, &self.topic, reason, &error, text).await
+        let frame = BadFrame {
+            reason: "undecodable",
+            error: format!("{}: {error}", m.stream),
+            text: String::from_utf8_lossy(m.data()).into_owned(),
+        };
+        self.skip_bad_frames(vec![frame]).await
     }
 }

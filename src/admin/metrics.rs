@@ -118,6 +118,13 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
     c
 }
 
+/// Exports the series of `counter` (one label) for each of `values`, at zero.
+fn at_zero(counter: &IntCounterVec, values: &[&str]) {
+    for v in values {
+        counter.with_label_values(&[v]).inc_by(0);
+    }
+}
+
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("metric definition is valid");
     registry.register(Box::new(g.clone())).expect("metric names are unique");
@@ -260,57 +267,35 @@ impl Metrics {
             m.record_latency.with_label_values(&["connector", since]);
         }
         m.batch_latency.with_label_values(&["connector"]);
-        m.batches.with_label_values(&["connector"]).inc_by(0);
+        at_zero(&m.batches, &["connector"]);
+        at_zero(&m.restarts, &FAMILIES);
         for family in FAMILIES {
             m.actor_up.with_label_values(&[family]).add(0);
-            m.restarts.with_label_values(&[family]).inc_by(0);
         }
-        for actor in RECORDS_IN {
-            m.records_in.with_label_values(&[actor]).inc_by(0);
-        }
-        for actor in RECORDS_OUT {
-            m.records_out.with_label_values(&[actor]).inc_by(0);
-        }
+        at_zero(&m.records_in, &RECORDS_IN);
+        at_zero(&m.records_out, &RECORDS_OUT);
         for kind in EXCHANGE_ERRORS {
             m.errors.with_label_values(&["loader", kind]).inc_by(0);
         }
         for (actor, kind) in ERRORS {
             m.errors.with_label_values(&[actor, kind]).inc_by(0);
         }
-        for reason in DEAD_LETTER_REASONS {
-            m.dead_letters.with_label_values(&[reason]).inc_by(0);
-        }
-        for stream in STREAMS {
-            m.ws_messages.with_label_values(&[stream]).inc_by(0);
-            m.ws_reconnects.with_label_values(&[stream]).inc_by(0);
-        }
-        for reason in BAD_FRAMES {
-            m.ws_bad_frames.with_label_values(&[reason]).inc_by(0);
-        }
-        for stream in BACKFILLED_STREAMS {
-            m.backfilled.with_label_values(&[stream]).inc_by(0);
-        }
-        for reason in BOOK_RESYNCS {
-            m.book_resyncs.with_label_values(&[reason]).inc_by(0);
-        }
-        for status in EVENT_STATUSES {
-            m.events.with_label_values(&[status]).inc_by(0);
-        }
+        at_zero(&m.dead_letters, &DEAD_LETTER_REASONS);
+        at_zero(&m.ws_messages, &STREAMS);
+        at_zero(&m.ws_reconnects, &STREAMS);
+        at_zero(&m.ws_bad_frames, &BAD_FRAMES);
+        at_zero(&m.backfilled, &BACKFILLED_STREAMS);
+        at_zero(&m.book_resyncs, &BOOK_RESYNCS);
+        at_zero(&m.events, &EVENT_STATUSES);
         for exchange in EXCHANGES {
             m.rest_weight_used.with_label_values(&[exchange]).set(0);
         }
-        for kind in MONITOR_FRAMES {
-            m.monitor_frames.with_label_values(&[kind]).inc_by(0);
-        }
+        at_zero(&m.monitor_frames, &MONITOR_FRAMES);
         for status in OPEN_STATUSES {
             m.workflows.with_label_values(&[status]).set(0);
         }
-        for status in ENDED_STATUSES {
-            m.workflows_ended.with_label_values(&[status]).inc_by(0);
-        }
-        for reason in RESTART_REASONS {
-            m.worker_restarts.with_label_values(&[reason]).inc_by(0);
-        }
+        at_zero(&m.workflows_ended, &ENDED_STATUSES);
+        at_zero(&m.worker_restarts, &RESTART_REASONS);
         m
     }
 
