@@ -134,8 +134,8 @@ impl LoaderState {
         let mut delay = Duration::from_millis(200);
         let mut attempt = 0;
         loop {
-            self.args.heartbeat.beat();
-            match call().await {
+            // A call can wait minutes for the node's budget (a 418 holds it for the ban): alive.
+            match self.args.heartbeat.during(call()).await {
                 Ok(v) => return Ok(v),
                 Err(error) if !error.is_terminal() && attempt < RETRIES => {
                     self.args.metrics.errors.with_label_values(&[FAMILY, error.metric_label()]).inc();

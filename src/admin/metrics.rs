@@ -81,12 +81,13 @@ pub const RECORDS_OUT: [&str; 3] = ["loader", "connector", "loader-ws"];
 pub const EXCHANGE_ERRORS: [&str; 8] =
     ["transport", "websocket", "rate_limited", "banned", "server", "rejected", "decode", "config"];
 /// `streamforge_errors_total{actor, kind}` beside the loader's exchange errors.
-pub const ERRORS: [(&str, &str); 6] = [
+pub const ERRORS: [(&str, &str); 7] = [
     ("connector", "injected"),
     ("connector", "store"),
     ("connector", "store_unavailable"),
     ("telemetry", "publish"),
     ("rest", "rate_limited"),
+    ("rest", "banned"),
     ("monitor", "decode"),
 ];
 /// Why a WebSocket frame was skipped (`BadFrame::reason`, and `undecodable` data).

@@ -1,8 +1,9 @@
 //! Binance's request-weight rules as the replay server enforces them: 6,000 weight a minute per IP
 //! (the window can be shortened with the budget unchanged, for benchmarks on a scaled clock)
 //! (`X-MBX-USED-WEIGHT-1M` on every answer); over it, HTTP 429 with `Retry-After`; a request
-//! before that wait is over earns a 418 ban (Binance bans for 2 minutes to 3 days, here 2 minutes).
-//! Faults can add 429s. Counters say what a client did, for tests.
+//! before that wait is over earns a 418 ban (Binance bans for 2 minutes to 3 days, here 2 minutes
+//! unless a fault says otherwise), and so does one sent during the ban, which starts it again.
+//! Faults can add 429s, or start with the IP banned. Counters say what a client did, for tests.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -12,9 +13,6 @@ use serde::Serialize;
 
 use super::WEIGHT_LIMIT_1M;
 use crate::model::now_ms;
-
-/// How long a ban lasts.
-const BAN_MS: i64 = 120_000;
 
 /// What clients have asked of the server so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -51,6 +49,8 @@ pub(super) struct Gate {
     every_503: Option<u64>,
     /// The budget's window: a minute, as at Binance (shorter in benchmarks).
     window_ms: i64,
+    /// How long a ban lasts.
+    ban_ms: i64,
 }
 
 /// A request the budget turns away: 429 (wait `retry_after_ms`) or 418 (banned).
@@ -78,11 +78,14 @@ fn refuse(status: u16, retry_after_ms: i64, used: u32, msg: &'static str) -> Ref
 
 impl Gate {
     pub(super) fn new(faults: &super::ReplayFaults) -> Gate {
+        let ban_ms = faults.ban.as_millis() as i64;
+        let banned_until = if faults.banned_at_start { now_ms() + ban_ms } else { 0 };
         Gate {
-            state: Mutex::default(),
+            state: Mutex::new(GateState { banned_until, ..Default::default() }),
             every_429: faults.rate_limit_every.map(|n| (n.max(1), faults.retry_after_secs)),
             every_503: faults.server_error_every.map(|n| n.max(1)),
             window_ms: (faults.weight_window.as_millis() as i64).max(1),
+            ban_ms,
         }
     }
 
@@ -99,14 +102,10 @@ impl Gate {
             (st.minute, st.used) = (now / self.window_ms, 0);
         }
         let used = st.used;
-        if now < st.banned_until {
+        if now < st.banned_until || now < st.wait_until {
             st.stats.banned += 1;
-            return Err(refuse(418, st.banned_until - now, used, "IP banned until the ban expires."));
-        }
-        if now < st.wait_until {
-            st.stats.banned += 1;
-            st.banned_until = now + BAN_MS;
-            return Err(refuse(418, BAN_MS, used, "Way too many requests; IP banned for ignoring 429."));
+            st.banned_until = now + self.ban_ms;
+            return Err(refuse(418, self.ban_ms, used, "Way too many requests; IP banned for ignoring 429 or 418."));
         }
         st.served += 1;
         if let Some((n, secs)) = self.every_429 {

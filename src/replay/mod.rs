@@ -42,6 +42,8 @@ impl Default for ReplayFaults {
             drop_depth_events: Vec::new(),
             rate_limit_every: None,
             retry_after_secs: 0,
+            ban: std::time::Duration::from_secs(120),
+            banned_at_start: false,
             rest_delay: std::time::Duration::ZERO,
             server_error_every: None,
             silence_ws_after: None,
@@ -73,6 +75,11 @@ pub struct ReplayFaults {
     /// Every n-th REST request is answered 429 with `Retry-After: retry_after_secs`.
     pub rate_limit_every: Option<u64>,
     pub retry_after_secs: u64,
+    /// How long a ban (418) lasts: one for a request sent before a 429's wait was over, or during
+    /// a ban. Binance's bans last 2 minutes to 3 days; the default is 2 minutes.
+    pub ban: std::time::Duration,
+    /// The IP is banned from the start (another client on it, or an earlier run, was banned).
+    pub banned_at_start: bool,
     /// Added to every REST answer (a slow exchange).
     pub rest_delay: std::time::Duration,
     /// Every n-th REST request is answered 503: the client cannot know whether it was served.

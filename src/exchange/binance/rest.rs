@@ -40,11 +40,12 @@ pub enum ExchangeError {
 }
 
 impl ExchangeError {
-    /// True when retrying cannot help (a rejected request, an unreadable body, a ban).
+    /// True when retrying cannot help (a rejected request, an unreadable body).
     pub fn is_terminal(&self) -> bool {
         match self {
             ExchangeError::Transport { .. } | ExchangeError::WebSocket { .. } => false,
-            ExchangeError::Status { status, .. } => *status != 429 && *status < 500 || *status == 418,
+            // 429 and 418 hold the node's budget for the wait they name: a later retry is safe.
+            ExchangeError::Status { status, .. } => !matches!(status, 429 | 418) && *status < 500,
             ExchangeError::Decode { .. } | ExchangeError::BaseUrl(_) => true,
         }
     }
@@ -73,10 +74,27 @@ pub struct BinanceRest {
     limiter: Arc<WeightLimiter>,
 }
 
-/// 429 answers in a row one call waits out before it reports the error.
-const MAX_RATE_LIMITED: u32 = 5;
+/// 429 and 418 answers in a row one call waits out before it reports the error (the budget stays
+/// held for the last one's wait all the same).
+const MAX_REFUSED: u32 = 5;
 /// The wait after a 429 without a usable `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The wait after a 418 without a usable `Retry-After`: Binance's bans last 2 minutes to 3 days,
+/// and asking again before one is over extends it, so this errs long.
+const DEFAULT_BAN: Duration = Duration::from_secs(300);
+
+/// How long a 429 (rate limited) or 418 (banned) answer holds every request of the node; `None`
+/// for any other status.
+fn refusal_wait(status: u16, retry_after: Option<Duration>) -> Option<Duration> {
+    match status {
+        429 => Some(retry_after.unwrap_or(DEFAULT_RETRY_AFTER)),
+        418 => Some(retry_after.unwrap_or_else(|| {
+            tracing::warn!(wait_s = DEFAULT_BAN.as_secs(), "Binance answered 418 without Retry-After; assuming a ban.");
+            DEFAULT_BAN
+        })),
+        _ => None,
+    }
+}
 
 impl BinanceRest {
     /// A client spending from `limiter`, the process's one weight budget (a client with a budget
@@ -98,8 +116,9 @@ impl BinanceRest {
         &self.base
     }
 
-    /// A GET costing `weight`, within the node's budget. A 429 holds every request of the node for
-    /// its `Retry-After` and is retried; a 418 (banned) or any other failure is returned.
+    /// A GET costing `weight`, within the node's budget. A 429 (rate limited) or 418 (banned) holds
+    /// every request of the node for its `Retry-After` — the last of `MAX_REFUSED` in a row too,
+    /// before it is returned — and is retried; any other failure is returned.
     async fn get(
         &self,
         path: &str,
@@ -107,7 +126,7 @@ impl BinanceRest {
         weight: u32,
     ) -> Result<(String, bytes::Bytes), ExchangeError> {
         let url = format!("{}{}", self.base, path);
-        let mut rate_limited = 0;
+        let mut refused = 0;
         loop {
             self.limiter.acquire(weight).await;
             let resp = self
@@ -126,13 +145,15 @@ impl BinanceRest {
             let retry_after = header("retry-after").map(Duration::from_secs);
             let status = resp.status().as_u16();
             let body = resp.bytes().await.map_err(|source| ExchangeError::Transport { url: url.clone(), source })?;
-            if status == 429 && rate_limited < MAX_RATE_LIMITED {
-                rate_limited += 1;
-                let wait = retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
-                self.metrics.errors.with_label_values(&["rest", "rate_limited"]).inc();
-                tracing::warn!(%url, wait_ms = wait.as_millis() as u64, "Binance answered 429; waiting as told.");
+            if let Some(wait) = refusal_wait(status, retry_after) {
+                let kind = if status == 418 { "banned" } else { "rate_limited" };
+                self.metrics.errors.with_label_values(&["rest", kind]).inc();
+                tracing::warn!(%url, status, wait_ms = wait.as_millis() as u64, "Binance refused; every request waits as told.");
                 self.limiter.hold(wait).await;
-                continue;
+                refused += 1;
+                if refused < MAX_REFUSED {
+                    continue;
+                }
             }
             if status != 200 {
                 let body = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
