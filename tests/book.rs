@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use streamforge::admin::metrics::Metrics;
 use streamforge::app::book::{follow_book, Until};
-use streamforge::exchange::binance::{BinanceRest, BinanceWs, WeightLimiter};
+use streamforge::exchange::binance::{BinanceRest, BinanceWs, WeightLimiter, MAX_SNAPSHOT_LIMIT};
 use streamforge::model::{BookSnapshot, DataRecord, Decimal};
 use streamforge::replay::{ReplayFaults, ReplayServer};
 
@@ -84,8 +84,15 @@ async fn the_book_after_the_replayed_capture_equals_the_book_derived_from_the_ra
     let rest =
         BinanceRest::new(&server.rest_url(), Arc::new(Metrics::new()), Arc::new(WeightLimiter::new(1.0))).unwrap();
     let ws = BinanceWs::new(&server.ws_url()).unwrap();
-    let run =
-        follow_book(&ws, &rest, "ETHUSDT", None, Until { events: None, stop: std::future::pending() }).await.unwrap();
+    let run = follow_book(
+        &ws,
+        &rest,
+        ("ETHUSDT", MAX_SNAPSHOT_LIMIT),
+        None,
+        Until { events: None, stop: std::future::pending() },
+    )
+    .await
+    .unwrap();
     server.stop().await;
 
     let (last, bids, asks) = derive_from_capture();
@@ -119,6 +126,41 @@ fn book_command_prints_the_top_levels_as_binance_decimal_strings() {
     assert_eq!(raw["asks"][0][1].as_str().unwrap().split('.').nth(1).map(str::len), Some(8));
 }
 
+/// `--snapshot-limit` sets the depth the book starts from: the capture's full depth gives the exact
+/// whole book, a shallow one a book that lacks the far levels no event touched; a depth Binance
+/// does not serve is refused with the range.
+#[test]
+fn book_command_starts_from_a_snapshot_as_deep_as_asked() {
+    let book = |limit: &str| {
+        Command::new(env!("CARGO_BIN_EXE_streamforge"))
+            .args([
+                "book",
+                "--offline",
+                "--symbol",
+                "ETHUSDT",
+                "--depth",
+                "100000",
+                "--json",
+                "--snapshot-limit",
+                limit,
+            ])
+            .env_remove("STREAMFORGE_LOG")
+            .output()
+            .unwrap()
+    };
+    let (_, bids, asks) = derive_from_capture();
+    let full: BookSnapshot = serde_json::from_slice(&book("5000").stdout).unwrap();
+    assert_eq!((&full.bids, &full.asks), (&levels(&bids, true), &levels(&asks, false)), "the whole book");
+    // Five levels a side to start from: only those the events touched since are known.
+    let shallow: BookSnapshot = serde_json::from_slice(&book("5").stdout).unwrap();
+    assert!(shallow.bids.len() < full.bids.len(), "{} of {} bid levels", shallow.bids.len(), full.bids.len());
+    assert_eq!(shallow.bids[0], levels(&bids, true)[0], "the best bid is known all the same");
+    let refused = book("6000");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--snapshot-limit") && stderr.contains("1..=5000"), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_depth_event_triggers_exactly_one_resync_and_the_book_is_right_after_it() {
     let faults = ReplayFaults { drop_depth_events: vec![3_000], ..Default::default() };
@@ -126,8 +168,15 @@ async fn a_missing_depth_event_triggers_exactly_one_resync_and_the_book_is_right
     let rest =
         BinanceRest::new(&server.rest_url(), Arc::new(Metrics::new()), Arc::new(WeightLimiter::new(1.0))).unwrap();
     let ws = BinanceWs::new(&server.ws_url()).unwrap();
-    let run =
-        follow_book(&ws, &rest, "ETHUSDT", None, Until { events: None, stop: std::future::pending() }).await.unwrap();
+    let run = follow_book(
+        &ws,
+        &rest,
+        ("ETHUSDT", MAX_SNAPSHOT_LIMIT),
+        None,
+        Until { events: None, stop: std::future::pending() },
+    )
+    .await
+    .unwrap();
     server.stop().await;
 
     assert_eq!(run.events, 6_469, "one event was held back");
@@ -150,7 +199,7 @@ async fn a_node_publishes_every_depth_event_and_the_exact_book() {
         kind: "depth".into(),
         symbols: vec!["ETHUSDT".into()],
         topic: "ethusdt-depth".into(),
-        snapshot_ms: None,
+        ..Default::default()
     }];
     let node = streamforge::app::node::Node::start(config, Some(common::sample_dir())).await.unwrap();
     let mut consumer = node.ctx.bus.subscribe("check", "ethusdt-depth").await.unwrap();
@@ -195,4 +244,70 @@ fn book_command_stops_after_the_events_asked_for_and_prints_the_book_so_far() {
     let header = text.lines().next().unwrap();
     assert!(header.starts_with("ETHUSDT at update ") && header.contains("(2000 events,"), "{header}");
     assert_eq!(text.lines().count(), 1 + 5, "five levels a side:\n{text}");
+}
+
+/// Depth snapshots are fetched beside the reading (issue 16, snapshot storms): while the replay
+/// server takes seconds to answer the first snapshots, the loader keeps reading and publishing both
+/// streams; each symbol's snapshot has the depth the config *file* gives it, and the weight spent
+/// and the time until every book was in sync are exported. Before the fix the loader fetched
+/// inside its read loop, so the first book came after at most a read's worth of events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_are_fetched_beside_the_stream_at_the_depths_the_config_file_gives() {
+    let delay = std::time::Duration::from_secs(3);
+    let faults = ReplayFaults { rest_delay: delay, ..Default::default() };
+    let server = ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 1.0, faults).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("streamforge.toml");
+    let text = format!(
+        "[node]\nadmin_addr = \"127.0.0.1:0\"\n[store]\nurl = \"sqlite::memory:\"\n\
+         [binance]\nrest_url = \"{}\"\nws_url = \"{}\"\n\
+         [[streams]]\nkind = \"depth\"\nsymbols = [\"ETHUSDT\", \"BTCUSDT\"]\ntopic = \"depth-both\"\n\
+         snapshot_limit = 100\nsnapshot_limits = {{ BTCUSDT = 1000 }}\n",
+        server.rest_url(),
+        server.ws_url()
+    );
+    std::fs::write(&path, text).unwrap();
+    let config = streamforge::config::load(Some(&path), Vec::new()).unwrap();
+    let node = streamforge::app::node::Node::start(config, None).await.unwrap();
+    let mut consumer = node.ctx.bus.subscribe("check", "depth-both").await.unwrap();
+    let (mut before_first_book, mut books) = (0u64, BTreeMap::<String, BookSnapshot>::new());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while books.len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "books {:?} after {before_first_book} events", books.keys());
+        let batch = consumer.poll(10_000, std::time::Duration::from_millis(200)).await.unwrap();
+        for m in &batch {
+            match DataRecord::from_bytes(&m.payload).unwrap() {
+                DataRecord::DepthUpdate(_) if books.is_empty() => before_first_book += 1,
+                DataRecord::DepthUpdate(_) => {}
+                DataRecord::BookSnapshot(s) => {
+                    books.insert(s.symbol.clone(), s);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        consumer.commit(&streamforge::bus::commit_positions(&batch)).await.unwrap();
+    }
+    // Two streams of ten events a second, read on while the first snapshot took `delay`.
+    assert!(before_first_book >= 20, "only {before_first_book} events were published before the first book");
+    let url = format!("http://{}/metrics", node.admin_addr());
+    let metrics = common::wait_until("every book in sync", std::time::Duration::from_secs(30), || async {
+        let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+        let value = |name: &str| {
+            text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or_default()
+        };
+        let synced = value("streamforge_book_sync_seconds_count ");
+        (synced >= 1.0)
+            .then(|| (value("streamforge_book_snapshot_weight_total "), value("streamforge_book_sync_seconds_sum ")))
+    })
+    .await;
+    node.run_until(async {}).await.unwrap();
+    let stats = server.stats();
+    server.stop().await;
+
+    let limits: Vec<(&str, &[usize])> = stats.depth_limits.iter().map(|(s, l)| (s.as_str(), l.as_slice())).collect();
+    assert_eq!(limits, [("BTCUSDT", &[1000][..]), ("ETHUSDT", &[100][..])], "one snapshot each, at its depth");
+    let served: u32 = stats.weight_by_window.values().sum();
+    assert_eq!(served, 50 + 5, "the server counted limit 1000 at 50 and limit 100 at 5");
+    assert_eq!(metrics.0, f64::from(served), "the weight the node counted is the server's");
+    assert!(metrics.1 >= delay.as_secs_f64(), "in sync no sooner than the snapshots came: {}", metrics.1);
 }

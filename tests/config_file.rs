@@ -91,3 +91,28 @@ fn the_monitor_section_and_stream_snapshots_are_read_and_checked() {
         assert!(errors.contains(key), "{key} is reported: {errors}");
     }
 }
+
+/// A depth stream's snapshot depths come from the file, per symbol where given; depths Binance does
+/// not serve, symbols the entry lacks and limits on a stream without books are all reported.
+#[test]
+fn depth_snapshot_limits_are_read_per_symbol_and_checked() {
+    let text = "[[streams]]\nkind = \"depth\"\nsymbols = [\"BTCUSDT\", \"ETHUSDT\", \"SOLUSDT\"]\ntopic = \"depth\"\n\
+                snapshot_limit = 100\nsnapshot_limits = { BTCUSDT = 5000 }\n\
+                [[streams]]\nkind = \"depth\"\nsymbols = [\"XRPUSDT\"]\ntopic = \"depth2\"\n";
+    let c = load_text(text, Vec::new()).unwrap();
+    let limits: Vec<u32> = c.streams[0].symbols.iter().map(|s| c.streams[0].snapshot_limit_of(s)).collect();
+    assert_eq!(limits, [5000, 100, 100]);
+    assert_eq!(c.streams[1].snapshot_limit_of("XRPUSDT"), 1000, "the default: limit 1000, weight 50");
+    let bad = "[[streams]]\nkind = \"depth\"\nsymbols = [\"ETHUSDT\"]\ntopic = \"d\"\n\
+               snapshot_limit = 0\nsnapshot_limits = { ETHUSDT = 6000, BTCUSDT = 100 }\n\
+               [[streams]]\nkind = \"trade\"\nsymbols = [\"ETHUSDT\"]\ntopic = \"t\"\nsnapshot_limit = 100\n";
+    let errors = load_text(bad, Vec::new()).unwrap_err().to_string();
+    for problem in [
+        "streams[0].snapshot_limit: 0 is not a depth",
+        "streams[0].snapshot_limits.ETHUSDT: 6000 is not a depth",
+        "streams[0].snapshot_limits: \"BTCUSDT\" is not one of the entry's symbols",
+        "streams[1].snapshot_limit: only a depth stream",
+    ] {
+        assert!(errors.contains(problem), "{problem:?} is reported: {errors}");
+    }
+}

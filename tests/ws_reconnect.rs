@@ -185,7 +185,7 @@ async fn a_node_streams_recorded_trades_into_the_store() {
         kind: "aggTrade".into(),
         symbols: vec!["XRPETH".into()],
         topic: "xrpeth-aggtrades".into(),
-        snapshot_ms: None,
+        ..Default::default()
     }];
     config.connectors = vec![streamforge::config::ConnectorRouteConfig {
         topic: "xrpeth-aggtrades".into(),
@@ -218,7 +218,7 @@ async fn a_node_streams_closed_klines_into_the_store() {
         kind: "kline_1m".into(),
         symbols: vec!["BTCUSDT".into()],
         topic: "btcusdt-klines".into(),
-        snapshot_ms: None,
+        ..Default::default()
     }];
     config.connectors = vec![streamforge::config::ConnectorRouteConfig {
         topic: "btcusdt-klines".into(),
@@ -270,7 +270,7 @@ async fn more_than_1024_symbols_are_spread_over_several_connections() {
         kind: "aggTrade".into(),
         symbols,
         topic: "many-trades".into(),
-        snapshot_ms: None,
+        ..Default::default()
     }];
     let node = streamforge::app::node::Node::start(config, None).await.unwrap();
     let loaders: Vec<String> =

@@ -3,9 +3,10 @@
 //! final_update_id)`), and a local order book per symbol is kept with Binance's algorithm (see
 //! [`crate::exchange::binance::BookKeeper`]); every `snapshot_every` the best `depth` levels of each
 //! synchronised book go to the same topic as a book snapshot (its first levels are the best bid and
-//! ask). After a reconnect every book is rebuilt from a new snapshot, as events were missed.
+//! ask). After a reconnect every book is rebuilt from a new snapshot, as events were missed. The
+//! REST snapshots are fetched beside the reading (in the plan's order and depths), so the socket
+//! keeps being read while they come; each read takes the ones that have arrived.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -13,7 +14,7 @@ use tokio::time::Instant;
 
 use super::stream::{StreamArgs, MAX_BATCH, READ_WAIT};
 use crate::bus::OutRecord;
-use crate::exchange::binance::{BookKeeper, Fed, LinkEvent, StreamLink, StreamMessage};
+use crate::exchange::binance::{BookKeeper, Fed, LinkEvent, SnapshotPlan, StreamLink, StreamMessage};
 use crate::model::{DataRecord, DepthUpdate};
 
 const STREAM: &str = "depth";
@@ -23,6 +24,8 @@ pub struct BookStreamArgs {
     /// Levels a side in the published snapshots.
     pub depth: usize,
     pub snapshot_every: Duration,
+    /// The order and depth of the symbols' REST snapshots.
+    pub snapshots: SnapshotPlan,
 }
 
 pub enum BookStreamMsg {
@@ -35,15 +38,11 @@ pub struct BookStream;
 pub struct BookStreamState {
     args: BookStreamArgs,
     link: StreamLink,
-    books: HashMap<String, BookKeeper>,
+    books: BookKeeper,
     last_snapshot: Instant,
 }
 
 impl BookStreamState {
-    fn reset_books(&mut self) {
-        self.books = self.args.stream.symbols.iter().map(|s| (s.clone(), BookKeeper::new(s))).collect();
-    }
-
     async fn publish(&self, records: Vec<DataRecord>) -> Result<(), ActorProcessingErr> {
         if records.is_empty() {
             return Ok(());
@@ -59,7 +58,7 @@ impl BookStreamState {
     async fn publish_snapshots(&mut self) -> Result<(), ActorProcessingErr> {
         self.last_snapshot = Instant::now();
         let depth = Some(self.args.depth);
-        let snapshots = self.books.values().filter_map(|k| k.book()).map(|b| DataRecord::BookSnapshot(b.top(depth)));
+        let snapshots = self.books.books().map(|b| DataRecord::BookSnapshot(b.top(depth)));
         self.publish(snapshots.collect()).await
     }
 
@@ -74,11 +73,8 @@ impl BookStreamState {
                     continue;
                 }
             };
-            if let Some(keeper) = self.books.get_mut(&update.symbol) {
-                self.args.stream.heartbeat.beat();
-                if let Fed::Resynced(fault) = keeper.feed(&update, &self.args.stream.rest).await? {
-                    self.args.stream.metrics.book_resyncs.with_label_values(&[fault.reason()]).inc();
-                }
+            if let Some(Fed::Resynced(fault)) = self.books.feed(&update) {
+                self.args.stream.metrics.book_resyncs.with_label_values(&[fault.reason()]).inc();
             }
             records.push(DataRecord::DepthUpdate(update));
         }
@@ -99,9 +95,8 @@ impl Actor for BookStream {
         let streams = args.stream.symbols.iter().map(|s| format!("{}@depth@100ms", s.to_ascii_lowercase())).collect();
         let link = StreamLink::new(args.stream.ws.clone(), streams, args.stream.link.clone(), myself.get_id().pid());
         myself.send_message(BookStreamMsg::Connect)?;
-        let mut state = BookStreamState { args, link, books: HashMap::new(), last_snapshot: Instant::now() };
-        state.reset_books();
-        Ok(state)
+        let books = BookKeeper::new(args.stream.rest.clone(), args.stream.metrics.clone(), &args.snapshots);
+        Ok(BookStreamState { args, link, books, last_snapshot: Instant::now() })
     }
 
     async fn handle(
@@ -116,17 +111,19 @@ impl Actor for BookStream {
             BookStreamMsg::Read => state.link.read(READ_WAIT, MAX_BATCH).await,
         };
         match event {
-            LinkEvent::Connected => state.reset_books(),
+            LinkEvent::Connected => state.books.restart(),
             LinkEvent::Messages(messages, bad) => {
                 state.args.stream.skip_bad_frames(bad).await?;
-                state.take(messages).await?
+                state.take(messages).await?;
+                state.books.take_fetched()?;
             }
-            LinkEvent::Idle => {}
+            LinkEvent::Idle => state.books.take_fetched()?,
             LinkEvent::Down { retry_in, failure, .. } => {
                 if failure {
                     state.args.stream.metrics.ws_reconnects.with_label_values(&[STREAM]).inc();
                 }
-                // The books as they were when the stream went away.
+                // The books as they were when the stream went away, with the snapshots under way.
+                state.books.settle().await?;
                 state.publish_snapshots().await?;
                 myself.send_after(retry_in, || BookStreamMsg::Connect);
                 return Ok(());

@@ -3,7 +3,8 @@
 
 use prometheus::core::Metric as _;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -36,6 +37,11 @@ pub struct Metrics {
     pub backfilled: IntCounterVec,
     /// Local order books rebuilt from a new snapshot, by reason (`gap`, `crossed`, `no_straddle`, `precision`, `overflow`).
     pub book_resyncs: IntCounterVec,
+    /// Weight of the depth snapshot requests answered.
+    pub book_snapshot_weight: IntCounter,
+    /// Time from a depth loader's (re)connect, or a book's break, until every book of the
+    /// connection is in sync again.
+    pub book_sync_seconds: Histogram,
     /// Workflows this node's queue-manager follows, by status (`pending`, `running`).
     pub workflows: IntGaugeVec,
     /// Workflows ended under this node's queue-manager, by status (`finished`, `failed`, `stopped`).
@@ -154,6 +160,16 @@ impl Metrics {
         )
         .expect("metric definition is valid");
         registry.register(Box::new(record_latency.clone())).expect("metric names are unique");
+        let book_sync_seconds = register(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "streamforge_book_sync_seconds",
+                    "Time from a depth loader's (re)connect or a book's break until every book of the connection is in sync.",
+                )
+                .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0]),
+            ),
+        );
         let m = Metrics {
             records_in: counter(&registry, "streamforge_records_in_total", "Records taken in, by actor.", &["actor"]),
             records_out: counter(
@@ -209,6 +225,14 @@ impl Metrics {
                 "Local order books rebuilt from a new snapshot, by reason.",
                 &["reason"],
             ),
+            book_snapshot_weight: register(
+                &registry,
+                IntCounter::new(
+                    "streamforge_book_snapshot_weight_total",
+                    "Request weight of the depth snapshots answered.",
+                ),
+            ),
+            book_sync_seconds,
             events: counter(
                 &registry,
                 "streamforge_queue_events_total",
@@ -417,5 +441,7 @@ mod tests {
         zero("streamforge_batch_latency_seconds_count", &[("actor", "connector")]);
         zero("streamforge_rest_weight_used", &[("exchange", "binance")]);
         zero("streamforge_monitor_clients", &[]);
+        zero("streamforge_book_snapshot_weight_total", &[]);
+        zero("streamforge_book_sync_seconds_count", &[]);
     }
 }

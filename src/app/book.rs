@@ -1,6 +1,7 @@
 //! `streamforge book`: follows one symbol's `@depth@100ms` stream and keeps its local order book
-//! (see [`crate::exchange::binance::BookKeeper`]) until the server closes the stream. Offline,
-//! the replay server plays a recorded capture through the same WebSocket client.
+//! (see [`crate::exchange::binance::BookKeeper`]; its REST snapshot `--snapshot-limit` levels deep)
+//! until the server closes the stream. Offline, the replay server plays a recorded capture through
+//! the same WebSocket client.
 
 use std::fmt;
 use std::future::Future;
@@ -9,7 +10,10 @@ use std::sync::Arc;
 
 use crate::admin::metrics::Metrics;
 use crate::config::Config;
-use crate::exchange::binance::{BinanceRest, BinanceWs, BookKeeper, ExchangeError, Frame, WeightLimiter};
+use crate::exchange::binance::{
+    BinanceRest, BinanceWs, BookKeeper, ExchangeError, Frame, SnapshotPlan, WeightLimiter, DEFAULT_SNAPSHOT_LIMIT,
+    MAX_SNAPSHOT_LIMIT,
+};
 use crate::model::{BookSnapshot, DepthUpdate};
 
 use super::args::{render, Common, LogArgs};
@@ -23,6 +27,8 @@ pub struct BookOptions {
     pub symbol: String,
     /// Levels a side kept in the final book.
     pub depth: usize,
+    /// Levels a side of the REST snapshot the book starts from.
+    pub snapshot_limit: u32,
     /// Stop after this many depth events.
     pub events: Option<u64>,
     /// Replay this recorded folder on loopback instead of calling Binance.
@@ -64,6 +70,11 @@ pub struct BookArgs {
     /// Levels a side to print.
     #[arg(long, default_value_t = 20)]
     pub depth: usize,
+    /// Levels a side of the REST snapshot the book starts from, 1 to 5000 (weight 5 up to 100, 25
+    /// up to 500, 50 up to 1000, 250 above); the book is exact only as deep as its snapshot was.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SNAPSHOT_LIMIT,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_SNAPSHOT_LIMIT)))]
+    pub snapshot_limit: u32,
     /// Print the book as JSON: {"symbol", "last_update_id", "bids": [[price, qty], …], "asks": …}.
     #[arg(long)]
     pub json: bool,
@@ -81,6 +92,7 @@ pub async fn run(args: BookArgs, log: &LogArgs, shutdown: impl Future<Output = (
         config,
         symbol: args.symbol.to_ascii_uppercase(),
         depth: args.depth,
+        snapshot_limit: args.snapshot_limit,
         events: args.events,
     };
     Ok(render(&keep(opts, shutdown).await?, args.json))
@@ -102,7 +114,7 @@ pub async fn keep(opts: BookOptions, shutdown: impl Future<Output = ()>) -> Resu
     let rest = BinanceRest::new(&rest_url, Arc::new(Metrics::new()), budget)?;
     let ws = BinanceWs::new(&ws_url)?;
     let until = Until { events: opts.events, stop: shutdown };
-    let outcome = follow_book(&ws, &rest, &opts.symbol, Some(opts.depth), until).await;
+    let outcome = follow_book(&ws, &rest, (&opts.symbol, opts.snapshot_limit), Some(opts.depth), until).await;
     if let Some(server) = replay {
         server.stop().await;
     }
@@ -132,24 +144,29 @@ pub struct Until<F> {
     pub stop: F,
 }
 
-/// Follows `symbol`'s book until the server closes the stream or `until` says so; `depth` cuts
-/// the final book.
+/// Follows `symbol`'s book (its snapshot `snapshot_limit` levels deep) until the server closes
+/// the stream or `until` says so; `depth` cuts the final book.
 pub async fn follow_book(
     ws: &BinanceWs,
     rest: &BinanceRest,
-    symbol: &str,
+    (symbol, snapshot_limit): (&str, u32),
     depth: Option<usize>,
     until: Until<impl Future<Output = ()>>,
 ) -> Result<BookRun, AppError> {
     let stream = format!("{}@depth@100ms", symbol.to_ascii_lowercase());
     let mut conn = ws.connect(std::slice::from_ref(&stream)).await?;
-    let mut keeper = BookKeeper::new(symbol);
+    let plan = SnapshotPlan::new([(symbol.to_owned(), snapshot_limit)]);
+    let mut keeper = BookKeeper::new(rest.clone(), rest.metrics().clone(), &plan);
     let mut events = 0u64;
     let stop = until.stop;
     tokio::pin!(stop);
     while until.events.is_none_or(|n| events < n) {
         let message = tokio::select! {
             m = conn.next() => m,
+            fetched = keeper.next_fetched() => {
+                fetched?;
+                continue;
+            }
             _ = &mut stop => break,
         };
         let Some(frame) = message else { break };
@@ -164,10 +181,11 @@ pub async fn follow_book(
         let update = DepthUpdate::from_ws(message.data())
             .map_err(|source| ExchangeError::Decode { url: stream.clone(), source })?;
         events += 1;
-        keeper.feed(&update, rest).await?;
+        keeper.feed(&update);
     }
+    keeper.settle().await?;
     Ok(BookRun {
-        book: keeper.book().map(|b| b.top(depth)),
+        book: keeper.book(symbol).map(|b| b.top(depth)),
         events,
         snapshots: keeper.snapshots,
         resyncs: keeper.resyncs,

@@ -74,6 +74,7 @@ fn offline_demo(cfg: &mut Config) {
         symbols: symbols.clone(),
         topic: topic.into(),
         snapshot_ms,
+        ..Default::default()
     };
     cfg.streams = vec![
         stream("trade", "demo-trades", None),
@@ -381,6 +382,7 @@ pub fn stream_child(
     let (ws, rest) = (BinanceWs::new(&ctx.config.binance.ws_url)?, ctx.binance_rest()?);
     let (ctx, topic, kind, snapshot_every) =
         (ctx.clone(), stream.topic.clone(), stream.kind.as_str(), stream.snapshot_every());
+    let snapshots = stream.snapshot_plan(&symbols);
     let link = LinkPolicy { backoff: ctx.config.supervision.backoff(), silence: STREAM_SILENCE, max_age };
     let args = move |heartbeat| StreamArgs {
         symbols: symbols.clone(),
@@ -404,7 +406,7 @@ pub fn stream_child(
         }
         None => ChildSpec::with_heartbeat(id, family, restart, beat, move |heartbeat| {
             let stream = args(heartbeat);
-            (BookStream, BookStreamArgs { stream, depth: BOOK_DEPTH, snapshot_every })
+            (BookStream, BookStreamArgs { stream, depth: BOOK_DEPTH, snapshot_every, snapshots: snapshots.clone() })
         }),
     })
 }

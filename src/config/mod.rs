@@ -4,6 +4,7 @@
 
 mod load;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -11,7 +12,9 @@ use serde::Deserialize;
 
 pub use load::{load, load_with, ConfigErrors};
 
-use crate::exchange::binance::{backfill_kind, DEFAULT_REST_URL, DEFAULT_WS_URL};
+use crate::exchange::binance::{
+    backfill_kind, SnapshotPlan, DEFAULT_REST_URL, DEFAULT_SNAPSHOT_LIMIT, DEFAULT_WS_URL, MAX_SNAPSHOT_LIMIT,
+};
 use crate::model::parse_time_range;
 use crate::store::validate_collection;
 
@@ -41,8 +44,8 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-/// One `[[streams]]` entry.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// One `[[streams]]` entry (`Default` only to spell the optional keys out in code).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StreamConfig {
     /// `aggTrade`, `trade`, `kline_<interval>` (backfilled over REST after a reconnect, so the
@@ -57,12 +60,75 @@ pub struct StreamConfig {
     /// (default 1000; at least 100, i.e. at most ten books a second per symbol).
     #[serde(default)]
     pub snapshot_ms: Option<u64>,
+    /// `depth` only: levels a side of the REST snapshot each book starts from, 1 to 5000
+    /// (default 1000). Its weight: 5 up to 100, 25 up to 500, 50 up to 1000, 250 above.
+    #[serde(default)]
+    pub snapshot_limit: Option<u32>,
+    /// `depth` only: `snapshot_limit` for particular symbols of the entry, e.g.
+    /// `{ BTCUSDT = 5000 }`. Snapshots are fetched in the order the symbols are listed.
+    #[serde(default)]
+    pub snapshot_limits: BTreeMap<String, u32>,
 }
 
 impl StreamConfig {
     /// A `depth` entry's book snapshot interval.
     pub fn snapshot_every(&self) -> Duration {
         Duration::from_millis(self.snapshot_ms.unwrap_or(1000))
+    }
+
+    /// A `depth` entry's REST snapshot depth for `symbol`.
+    pub fn snapshot_limit_of(&self, symbol: &str) -> u32 {
+        self.snapshot_limits.get(symbol).copied().or(self.snapshot_limit).unwrap_or(DEFAULT_SNAPSHOT_LIMIT)
+    }
+
+    /// How the books of `symbols` (some of the entry's) get their snapshots: in the listed order,
+    /// each at its depth.
+    pub fn snapshot_plan(&self, symbols: &[String]) -> SnapshotPlan {
+        SnapshotPlan::new(symbols.iter().map(|s| (s.clone(), self.snapshot_limit_of(s))))
+    }
+
+    fn validate(&self, i: usize, errs: &mut Vec<String>) {
+        if self.kind != "depth" && crate::exchange::binance::sequenced_kind(&self.kind).is_none() {
+            errs.push(format!(
+                "streams[{i}].kind: {:?} is not aggTrade, trade, kline_<interval> (e.g. kline_1m) or depth",
+                self.kind
+            ));
+        }
+        if self.symbols.is_empty() {
+            errs.push(format!("streams[{i}].symbols: name at least one symbol"));
+        }
+        for sym in &self.symbols {
+            if sym.is_empty() || !sym.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+                errs.push(format!("streams[{i}].symbols: {sym:?} is not an upper-case symbol like BTCUSDT"));
+            }
+        }
+        if let Err(e) = crate::bus::validate_topic_name(&self.topic) {
+            errs.push(format!("streams[{i}].topic: {e}"));
+        }
+        let depth = self.kind == "depth";
+        let book_keys = [
+            ("snapshot_ms", self.snapshot_ms.is_some()),
+            ("snapshot_limit", self.snapshot_limit.is_some()),
+            ("snapshot_limits", !self.snapshot_limits.is_empty()),
+        ];
+        for (key, _) in book_keys.iter().filter(|(_, set)| *set && !depth) {
+            errs.push(format!("streams[{i}].{key}: only a depth stream keeps order books"));
+        }
+        if let Some(ms) = self.snapshot_ms.filter(|ms| *ms < 100) {
+            errs.push(format!("streams[{i}].snapshot_ms: {ms} is below 100"));
+        }
+        let limits = self.snapshot_limit.map(|l| ("snapshot_limit".to_owned(), l));
+        let per_symbol = self.snapshot_limits.iter().map(|(s, l)| (format!("snapshot_limits.{s}"), *l));
+        for (key, limit) in limits.into_iter().chain(per_symbol) {
+            if !(1..=MAX_SNAPSHOT_LIMIT).contains(&limit) {
+                errs.push(format!(
+                    "streams[{i}].{key}: {limit} is not a depth Binance serves (1 to {MAX_SNAPSHOT_LIMIT})"
+                ));
+            }
+        }
+        for sym in self.snapshot_limits.keys().filter(|s| !self.symbols.contains(s)) {
+            errs.push(format!("streams[{i}].snapshot_limits: {sym:?} is not one of the entry's symbols"));
+        }
     }
 }
 
@@ -207,7 +273,7 @@ pub struct KafkaConfig {
     /// More librdkafka properties for every client of the node (e.g. `"fetch.max.bytes"`,
     /// `debug = "cgrp"`), set before StreamForge's own. Properties StreamForge owns for its
     /// delivery guarantees or reads from other keys are refused at start.
-    pub librdkafka: std::collections::BTreeMap<String, String>,
+    pub librdkafka: BTreeMap<String, String>,
 }
 
 /// The broker implementation a node talks to (`bus.kafka.flavor`).
@@ -504,7 +570,7 @@ pub struct KubernetesConfig {
     /// Secrets mounted read-only at `/var/run/secrets/streamforge/<name>`.
     pub secrets: Vec<String>,
     /// Labels a worker's node must have, e.g. `{ "streamforge-worker" = "true" }`.
-    pub node_selector: std::collections::BTreeMap<String, String>,
+    pub node_selector: BTreeMap<String, String>,
     /// Pod retries of one Job before it fails (queue-manager then starts a new attempt).
     pub backoff_limit: i32,
     /// A finished Job is removed this long after it ended.
@@ -758,30 +824,7 @@ impl Config {
             self.validate_kubernetes(&mut errs);
         }
         for (i, s) in self.streams.iter().enumerate() {
-            if s.kind != "depth" && crate::exchange::binance::sequenced_kind(&s.kind).is_none() {
-                errs.push(format!(
-                    "streams[{i}].kind: {:?} is not aggTrade, trade, kline_<interval> (e.g. kline_1m) or depth",
-                    s.kind
-                ));
-            }
-            if s.symbols.is_empty() {
-                errs.push(format!("streams[{i}].symbols: name at least one symbol"));
-            }
-            for sym in &s.symbols {
-                if sym.is_empty() || !sym.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
-                    errs.push(format!("streams[{i}].symbols: {sym:?} is not an upper-case symbol like BTCUSDT"));
-                }
-            }
-            if let Err(e) = crate::bus::validate_topic_name(&s.topic) {
-                errs.push(format!("streams[{i}].topic: {e}"));
-            }
-            match s.snapshot_ms {
-                Some(_) if s.kind != "depth" => {
-                    errs.push(format!("streams[{i}].snapshot_ms: only a depth stream publishes book snapshots"))
-                }
-                Some(ms) if ms < 100 => errs.push(format!("streams[{i}].snapshot_ms: {ms} is below 100")),
-                _ => {}
-            }
+            s.validate(i, &mut errs);
         }
         if !(self.node.replay_speed >= 0.0 && self.node.replay_speed.is_finite()) {
             errs.push(format!("node.replay_speed: {} is not a pace of 0 or more", self.node.replay_speed));

@@ -27,6 +27,8 @@ pub struct ReplayStats {
     pub server_errors: u64,
     /// Weight spent per budget window (keyed by the window's start, epoch ms).
     pub weight_by_window: BTreeMap<i64, u32>,
+    /// Depth snapshots served per symbol: the `limit` of each, in order.
+    pub depth_limits: BTreeMap<String, Vec<usize>>,
 }
 
 #[derive(Default)]
@@ -91,6 +93,12 @@ impl Gate {
 
     pub(super) fn stats(&self) -> ReplayStats {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).stats.clone()
+    }
+
+    /// Counts a depth snapshot served.
+    pub(super) fn served_depth(&self, symbol: &str, limit: usize) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.stats.depth_limits.entry(symbol.to_owned()).or_default().push(limit);
     }
 
     /// Spends `weight` for a request to `endpoint`: the minute's total, or the refusal to send.

@@ -236,6 +236,7 @@ pub(super) async fn depth(state: web::Data<ReplayState>, q: Query) -> HttpRespon
     let result: Result<String, ApiError> = (|| {
         let (sym, _) = symbol(&state, &q)?;
         let limit = limit(&q, 100, 5000)?;
+        state.gate.served_depth(&sym, limit);
         let book = state
             .data
             .book_at(&sym, state.depth_position(&sym))

@@ -181,7 +181,7 @@ impl HostState {
                 let topic = field("kafka_topic", &cmd.kafka_topic).map_err(bad)?.to_owned();
                 ctx.bus.ensure_topic(&topic, ctx.config.bus.partitions).await.map_err(|e| bad(e.to_string()))?;
                 let id = format!("stream:{}:{kind}:{symbol}", cmd.queue_id);
-                let entry = StreamConfig { kind: stream, symbols: vec![symbol.clone()], topic, snapshot_ms: None };
+                let entry = StreamConfig { kind: stream, symbols: vec![symbol.clone()], topic, ..Default::default() };
                 let spec = stream_child(ctx, &entry, entry.symbols.clone(), id, CONNECTION_MAX_AGE)
                     .map_err(|e| bad(e.to_string()))?;
                 Ok((spec, producer))

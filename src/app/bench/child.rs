@@ -183,7 +183,7 @@ async fn websocket(plan: Plan, mut config: Config) -> Result<PathReport, AppErro
         kind: kind.into(),
         symbols: plan.symbols.clone(),
         topic: topic.into(),
-        snapshot_ms: None,
+        ..Default::default()
     };
     config.streams = vec![stream("trade", "bench-trades"), stream("depth", "bench-depth")];
     let route = |topic: &str, collection: &str| ConnectorRouteConfig {

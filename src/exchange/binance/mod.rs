@@ -7,12 +7,14 @@ mod limit;
 mod link;
 mod rest;
 mod sequenced;
+mod snapshots;
 mod ws;
 
 pub use book::{BookFault, BookStep, LocalBook, OrderBook};
-pub use keeper::{BookKeeper, Fed, KeeperError, MAX_SNAPSHOT_MISSES, SNAPSHOT_LIMIT};
+pub use keeper::{BookKeeper, Fed, KeeperError, MAX_SNAPSHOT_MISSES};
 pub use limit::{WeightLimiter, WEIGHT_PER_MINUTE};
 pub use link::{LinkEvent, LinkPolicy, StreamLink};
 pub use rest::{BinanceRest, ExchangeError, DEFAULT_REST_URL};
 pub use sequenced::{backfill_kind, sequenced_kind, Klines, Sequenced, SequencedKind, TradeStream, PAGE};
+pub use snapshots::{SnapshotPlan, DEFAULT_SNAPSHOT_LIMIT, MAX_SNAPSHOT_LIMIT};
 pub use ws::{BadFrame, BinanceWs, Frame, StreamMessage, WsConnection, DEFAULT_WS_URL, MAX_STREAMS_PER_CONNECTION};

@@ -16,7 +16,8 @@ const AGG_TRADES_WEIGHT: u32 = 4;
 const HISTORICAL_TRADES_WEIGHT: u32 = 25;
 const EXCHANGE_INFO_WEIGHT: u32 = 20;
 
-fn depth_weight(limit: u32) -> u32 {
+/// A depth snapshot's weight by its `limit`.
+pub(super) fn depth_weight(limit: u32) -> u32 {
     match limit {
         ..=100 => 5,
         101..=500 => 25,
@@ -114,6 +115,11 @@ impl BinanceRest {
 
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// Where its requests and refusals are counted.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// A GET costing `weight`, within the node's budget. A 429 (rate limited) or 418 (banned) holds
