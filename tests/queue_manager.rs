@@ -110,6 +110,17 @@ async fn one_request_loads_stores_and_builds_graphs_with_true_counts() {
     assert_eq!(history.first(), Some(&"created"));
     assert_eq!(history.last(), Some(&"finished: every step finished"));
     assert!(history.iter().any(|h| h.starts_with("finished: 8072 records")), "{history:?}");
+    // The workflow's connectors have ended: their groups' lag is no longer reported.
+    let groups = ["connector-btcusdt_api_candles_1m_2021_04_24", "connector-ethusdt_api_candles_1m_2021_04_24"];
+    let listed = |lag: &Value| -> Vec<String> {
+        let parts = lag["partitions"].as_array().unwrap();
+        parts.iter().filter_map(|p| p["group"].as_str()).filter(|g| groups.contains(g)).map(str::to_owned).collect()
+    };
+    common::wait_until("the finished workflow's lag series gone", Duration::from_secs(30), || async {
+        let (status, lag) = api.get("/api/v1/lag").await;
+        (status == 200 && listed(&lag).is_empty()).then_some(())
+    })
+    .await;
 
     let (status, page) = api.get("/api/v1/workflows?status=finished").await;
     assert_eq!(status, 200);

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::dead_letter::json_error_reason;
 use super::{DeadLetters, Telemetry};
 use crate::admin::metrics::Metrics;
+use crate::admin::LagWatch;
 use crate::bus::{Bus, BusMessage, CommitOffset, Consumer, GroupMember, PendingCommit};
 use crate::model::{DataRecord, EventStatus, QueueEvent, RecordKind};
 use crate::store::{Batch, Store, StoreError};
@@ -93,6 +94,8 @@ pub struct ConnectorArgs {
     pub dead_letters: DeadLetters,
     pub metrics: Arc<Metrics>,
     pub shared: Arc<ConnectorShared>,
+    /// Held while the connector runs, when it reads its whole group (its lag is reported then).
+    pub lag: Option<LagWatch>,
 }
 
 pub enum ConnectorMsg {

@@ -4,7 +4,8 @@
 //! A partitioned connector's lag is reported by the node that owns the partition (its assigner
 //! says when the group assigns and revokes it), so that summing the series of every node counts
 //! each partition once; a connector that reads its group's partitions as one member reports all of
-//! them. A series whose partition this node no longer reports is removed at the next reading.
+//! them, while it runs (the [`LagWatch`] it holds). A series whose partition this node no longer
+//! reports is removed at the next reading.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,14 +30,34 @@ pub struct LagSource {
 /// The partitions of a pair this node reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Reported {
-    Every,
+    /// Every partition, for as long as this many connectors read the group as one member.
+    Every(usize),
     Owned(BTreeSet<u32>),
+}
+
+/// A connector's claim that its (group, topic) lag be reported; the pair stops being reported when
+/// the last claim is dropped (a workflow's connector that finished, or stopped).
+pub struct LagWatch {
+    source: LagSource,
+    pair: Pair,
+}
+
+impl Drop for LagWatch {
+    fn drop(&mut self) {
+        let mut targets = lock(&self.source.targets);
+        if let Some(Reported::Every(n)) = targets.get_mut(&self.pair) {
+            *n -= 1;
+            if *n == 0 {
+                targets.remove(&self.pair);
+            }
+        }
+    }
 }
 
 impl Reported {
     fn includes(&self, partition: u32) -> bool {
         match self {
-            Reported::Every => true,
+            Reported::Every(_) => true,
             Reported::Owned(owned) => owned.contains(&partition),
         }
     }
@@ -63,9 +84,16 @@ impl LagSource {
         LagSource { bus, targets: Arc::default(), exported: Arc::default() }
     }
 
-    /// Starts reporting the lag of every partition of `group` on `topic`.
-    pub fn watch(&self, group: &str, topic: &str) {
-        lock(&self.targets).insert(pair(group, topic), Reported::Every);
+    /// Reports the lag of every partition of `group` on `topic` until the returned watch (and
+    /// every other watch of the pair) is dropped.
+    pub fn watch(&self, group: &str, topic: &str) -> LagWatch {
+        let mut targets = lock(&self.targets);
+        let reported = targets.entry(pair(group, topic)).or_insert(Reported::Every(0));
+        match reported {
+            Reported::Every(n) => *n += 1,
+            Reported::Owned(_) => *reported = Reported::Every(1),
+        }
+        LagWatch { source: self.clone(), pair: pair(group, topic) }
     }
 
     /// Reports `partition` of `group` on `topic`, which the group assigned this node.
@@ -160,5 +188,24 @@ mod tests {
         lag.disown("g", "t", 2);
         assert!(lag.read(&metrics).await.is_empty());
         assert!(series(&metrics).is_empty(), "no series left once nothing is owned");
+    }
+
+    /// A group read as one member is reported while a connector holds a watch on it; once the last
+    /// watch is dropped (the workflow's connector ended) its series go.
+    #[tokio::test]
+    async fn a_watched_pair_is_reported_until_its_last_watch_is_dropped() {
+        let bus = Arc::new(MemoryBus::new(1 << 20));
+        bus.ensure_topic("t", 2).await.unwrap();
+        let records = (0..10).map(|i| OutRecord::keyed(format!("k{i}"), "x")).collect();
+        bus.publish("t", records).await.unwrap();
+        let (lag, metrics) = (LagSource::new(bus), Metrics::new());
+        let (first, second) = (lag.watch("g", "t"), lag.watch("g", "t"));
+        assert_eq!(lag.read(&metrics).await.iter().map(|l| l.lag).sum::<u64>(), 10);
+        drop(first);
+        assert_eq!(lag.read(&metrics).await.len(), 2, "one connector still reads the group");
+        assert_eq!(series(&metrics).len(), 2);
+        drop(second);
+        assert!(lag.read(&metrics).await.is_empty());
+        assert!(series(&metrics).is_empty(), "no series left once no connector reads the pair");
     }
 }

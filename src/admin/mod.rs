@@ -11,5 +11,5 @@ mod server;
 mod ui;
 
 pub use actor::{AdminActor, AdminArgs};
-pub use lag::{GroupLag, LagSource};
+pub use lag::{GroupLag, LagSource, LagWatch};
 pub use server::{AdminError, AdminServer, AdminState};

@@ -66,7 +66,6 @@ impl NodeContext {
     /// A connector for `route` with this node's connector settings, as a supervised child; it reads
     /// the partitions its group gives it as one member (a workflow's connector).
     pub fn connector_child(&self, route: ConnectorRoute, shared: Arc<ConnectorShared>, restart: Restart) -> ChildSpec {
-        self.lag.watch(&route.group, &route.topic);
         let id = format!("connector:{}", route.collection);
         self.connector_spec(id, route, ConnectorSource::Group, shared, restart)
     }
@@ -118,6 +117,7 @@ impl NodeContext {
                 dead_letters: ctx.dead_letters.clone(),
                 metrics: ctx.metrics.clone(),
                 shared: shared.clone(),
+                lag: matches!(source, ConnectorSource::Group).then(|| ctx.lag.watch(&route.group, &route.topic)),
             };
             (Connector, args)
         })
