@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use streamforge::admin::metrics::Metrics;
-use streamforge::app::book::{follow_book, Until};
+use streamforge::app::book::{follow_book, BookRun, Until};
 use streamforge::exchange::binance::{BinanceRest, BinanceWs, WeightLimiter, MAX_SNAPSHOT_LIMIT};
 use streamforge::model::{BookSnapshot, DataRecord, Decimal};
 use streamforge::replay::{ReplayFaults, ReplayServer};
@@ -78,22 +78,22 @@ fn levels(side: &Side, descending: bool) -> Vec<(Decimal, Decimal)> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_book_after_the_replayed_capture_equals_the_book_derived_from_the_raw_file() {
-    let server = ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0, Default::default()).await.unwrap();
+/// ETHUSDT's book followed over the whole capture, replayed at once with `faults`, from a snapshot
+/// as deep as the capture's.
+async fn follow_whole_capture(faults: ReplayFaults) -> BookRun {
+    let server = ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0, faults).await.unwrap();
     let rest =
         BinanceRest::new(&server.rest_url(), Arc::new(Metrics::new()), Arc::new(WeightLimiter::new(1.0))).unwrap();
     let ws = BinanceWs::new(&server.ws_url()).unwrap();
-    let run = follow_book(
-        &ws,
-        &rest,
-        ("ETHUSDT", MAX_SNAPSHOT_LIMIT),
-        None,
-        Until { events: None, stop: std::future::pending() },
-    )
-    .await
-    .unwrap();
+    let until = Until { events: None, stop: std::future::pending() };
+    let run = follow_book(&ws, &rest, ("ETHUSDT", MAX_SNAPSHOT_LIMIT), None, until).await.unwrap();
     server.stop().await;
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_book_after_the_replayed_capture_equals_the_book_derived_from_the_raw_file() {
+    let run = follow_whole_capture(ReplayFaults::default()).await;
 
     let (last, bids, asks) = derive_from_capture();
     let book = run.book.expect("the book synchronised");
@@ -163,21 +163,7 @@ fn book_command_starts_from_a_snapshot_as_deep_as_asked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_depth_event_triggers_exactly_one_resync_and_the_book_is_right_after_it() {
-    let faults = ReplayFaults { drop_depth_events: vec![3_000], ..Default::default() };
-    let server = ReplayServer::start_dir(&common::sample_dir(), "127.0.0.1:0", 0.0, faults).await.unwrap();
-    let rest =
-        BinanceRest::new(&server.rest_url(), Arc::new(Metrics::new()), Arc::new(WeightLimiter::new(1.0))).unwrap();
-    let ws = BinanceWs::new(&server.ws_url()).unwrap();
-    let run = follow_book(
-        &ws,
-        &rest,
-        ("ETHUSDT", MAX_SNAPSHOT_LIMIT),
-        None,
-        Until { events: None, stop: std::future::pending() },
-    )
-    .await
-    .unwrap();
-    server.stop().await;
+    let run = follow_whole_capture(ReplayFaults { drop_depth_events: vec![3_000], ..Default::default() }).await;
 
     assert_eq!(run.events, 6_469, "one event was held back");
     assert_eq!(run.resyncs, 1, "the gap was seen once");
