@@ -148,7 +148,7 @@ fn the_network_learns_a_task_only_the_graph_can_solve() {
     let (train, val, test): (Vec<usize>, Vec<usize>, Vec<usize>) =
         ((0..400).collect(), (400..500).collect(), (500..600).collect());
     let scaler = Scaler::fit(&ds, &train);
-    let init = |d: &_| TemporalGcn::<AB>::new(2, 2, 16, d);
+    let init = |d: &_| TemporalGcn::<AB>::new(2, 2, 16, 1, d);
     let (with_graph, log) =
         fit::<AB, _>(init, &ds, &train, &val, &scaler, &GraphUse::Graph, &small_fit(30, 1), &device);
     assert!(log.train_loss.last().unwrap() < &(log.train_loss[0] * 0.7), "the loss falls: {:?}", log.train_loss);
@@ -182,7 +182,7 @@ fn trained() -> (TemporalGcn<B>, Dataset, Scaler) {
     let train: Vec<usize> = (0..80).collect();
     let val: Vec<usize> = (80..100).collect();
     let scaler = Scaler::fit(&ds, &train);
-    let init = |d: &_| TemporalGcn::<AB>::new(2, 2, 8, d);
+    let init = |d: &_| TemporalGcn::<AB>::new(2, 2, 8, 1, d);
     let (model, _) = fit::<AB, _>(init, &ds, &train, &val, &scaler, &GraphUse::Graph, &small_fit(2, 3), &device);
     (model, ds, scaler)
 }
@@ -360,4 +360,60 @@ async fn train_offline_saves_registers_and_predict_reads_the_model_back() {
     assert_eq!(forecast.predictions.len(), 6);
     assert_eq!(forecast.time, 1_612_134_000_000, "the last candle of the range: 2021-01-31 23:00");
     assert!(forecast.predictions.iter().all(|p| (0.0..=1.0).contains(&p.up)));
+}
+
+/// CUDA (feature `cuda`): the same evaluation on the GPU as on the CPU — the same seeded initial
+/// weights (drawn on the host), the same batches in the same order — gives the CPU's training
+/// losses within 1e-3 and its scores within 0.01; the mean epoch time of both is printed. It needs
+/// an NVIDIA GPU and its driver, which the project's CI machines do not have, so it is ignored
+/// unless asked for: `cargo test --features cuda --test trainer -- --ignored cuda_`.
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "needs an NVIDIA GPU and its driver"]
+fn cuda_training_gives_the_cpu_results_within_tolerance() {
+    assert!(
+        matches!(streamforge::trainer::device::choose("cuda"), Ok((streamforge::trainer::device::Device::Cuda, None))),
+        "no usable CUDA here: {:?}",
+        streamforge::trainer::device::choose("cuda")
+    );
+    let ds = community_task(600);
+    let cfg = EvalConfig {
+        split: SplitConfig { train: 300, validation: 60, test: 60, purge: 3 },
+        fit: small_fit(10, 5),
+        seeds: 2,
+    };
+    let cpu = evaluate::<AB>(&ds, &cfg, &Default::default(), |_, _, _| {});
+    let gpu = evaluate::<Autodiff<burn::backend::Cuda>>(&ds, &cfg, &Default::default(), |_, _, _| {});
+    assert_eq!(cpu.logs.len(), gpu.logs.len());
+    for (c, g) in cpu.logs.iter().zip(&gpu.logs) {
+        assert!(!c.train_loss.is_empty() && !g.train_loss.is_empty());
+        for (a, b) in c.train_loss.iter().zip(&g.train_loss) {
+            assert!(
+                (a - b).abs() <= 1e-3 * a.abs().max(1.0),
+                "training losses: CPU {:?}, CUDA {:?}",
+                c.train_loss,
+                g.train_loss
+            );
+        }
+    }
+    assert_eq!(cpu.rows.len(), gpu.rows.len());
+    for (c, g) in cpu.rows.iter().zip(&gpu.rows) {
+        let (a, b) = (&c.scores, &g.scores);
+        for (what, x, y) in [
+            ("accuracy", a.accuracy, b.accuracy),
+            ("balanced accuracy", a.balanced_accuracy, b.balanced_accuracy),
+            ("MCC", a.mcc, b.mcc),
+        ] {
+            assert!((x - y).abs() <= 0.01, "{} fold {:?} {what}: CPU {x}, CUDA {y}", c.model, c.fold);
+        }
+    }
+    let per_epoch = |e: &streamforge::trainer::evaluate::Evaluation| {
+        e.logs.iter().map(|l| l.seconds).sum::<f64>() / e.logs.iter().map(|l| l.epochs).sum::<usize>().max(1) as f64
+    };
+    eprintln!(
+        "cuda verdict: {} score rows equal within 0.01; s per GNN epoch: CPU {:.4}, CUDA {:.4}",
+        cpu.rows.len(),
+        per_epoch(&cpu),
+        per_epoch(&gpu)
+    );
 }

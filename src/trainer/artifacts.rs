@@ -181,7 +181,7 @@ impl Artifacts {
         let record = Recorder::<B>::load(&recorder, weights, device)
             .map_err(|e| incompatible(format!("not a burn record of a temporal GCN ({e})")))?;
         let (n, t, f) = (config.symbols.len(), config.lookback, config.feature_names.len());
-        let blank = TemporalGcn::<B>::new(f, t, config.hidden, device);
+        let blank = TemporalGcn::<B>::new(f, t, config.hidden, 0, device);
         let expected = blank.num_params();
         // A record whose tensors have other shapes than the configuration describes is refused
         // here rather than failing later inside a forward pass: loading takes the record's

@@ -13,6 +13,7 @@ use super::dataset::Dataset;
 use super::fit::{fit, predict, FitConfig, FitLog, GraphUse, Scaler};
 use super::metrics::{score, Forecast, Scores};
 use super::model::{Logistic, TemporalGcn};
+use super::seeded::Seeded;
 use super::split::{walk_forward, Fold, SplitConfig};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -86,20 +87,6 @@ fn mean_scores(all: &[Scores]) -> Scores {
     }
 }
 
-/// A fixed relabelling of the nodes for the shuffled-graph ablation (a rotation mixed by the
-/// seed, deterministic).
-fn permutation(n: usize, seed: u64) -> Vec<usize> {
-    let mut p: Vec<usize> = (0..n).collect();
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    for i in (1..n).rev() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        p.swap(i, (state % (i as u64 + 1)) as usize);
-    }
-    p
-}
-
 /// Trains and scores every model on every fold; `trained` receives each fold's GNN of the first
 /// seed (the last one is the most recent model).
 pub fn evaluate<B: AutodiffBackend>(
@@ -128,10 +115,11 @@ where
         }
         for s in 0..cfg.seeds.max(1) {
             let fc = FitConfig { seed: cfg.fit.seed + s as u64, ..cfg.fit };
-            let variants = [GraphUse::Graph, GraphUse::Identity, GraphUse::Shuffled(permutation(n, fc.seed))];
+            let variants =
+                [GraphUse::Graph, GraphUse::Identity, GraphUse::Shuffled(Seeded::new(fc.seed).permutation(n))];
             for (m, graph) in variants.iter().enumerate() {
                 let (model, log) = fit::<B, _>(
-                    |d| TemporalGcn::new(f, t, hidden, d),
+                    |d| TemporalGcn::new(f, t, hidden, fc.seed, d),
                     ds,
                     &train,
                     &validation,
@@ -159,7 +147,7 @@ where
                 }
             }
             let (model, _) = fit::<B, _>(
-                |d| Logistic::new(f, d),
+                |d| Logistic::new(f, fc.seed, d),
                 ds,
                 &train,
                 &validation,

@@ -15,4 +15,6 @@ pub mod fit;
 pub mod metrics;
 #[cfg(feature = "trainer")]
 pub mod model;
+#[cfg(feature = "trainer")]
+pub mod seeded;
 pub mod split;

@@ -7,15 +7,28 @@
 //!   convolution on the result, and a linear read-out.
 //! - [`Logistic`]: logistic regression on the same node features at the last step (a baseline).
 
-use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::module::{Module, Param};
+use burn::nn::Linear;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
+
+use super::seeded::Seeded;
 
 /// A network that scores every node of a batch of graphs.
 pub trait Forecaster<B: Backend> {
     fn forward(&self, x: Tensor<B, 4>, a: Tensor<B, 3>) -> Tensor<B, 2>;
+}
+
+/// A linear layer (`[inputs, outputs]` weights and a bias) drawn on the host as burn's default
+/// initialiser draws it (Kaiming uniform: ±1/√inputs for both), so that the network a seed gives
+/// is the same on the CPU and on CUDA.
+fn linear<B: Backend>(inputs: usize, outputs: usize, rng: &mut Seeded, device: &B::Device) -> Linear<B> {
+    let bound = 1.0 / (inputs as f32).sqrt();
+    let mut draw = |n: usize| (0..n).map(|_| rng.symmetric(bound)).collect::<Vec<f32>>();
+    let weight = Tensor::from_data(TensorData::new(draw(inputs * outputs), [inputs, outputs]), device);
+    let bias = Tensor::from_data(TensorData::new(draw(outputs), [outputs]), device);
+    Linear { weight: Param::from_tensor(weight), bias: Some(Param::from_tensor(bias)) }
 }
 
 /// One dense graph convolution: `Â X W` (+ bias) for `x: [batch, nodes, features]`.
@@ -32,12 +45,14 @@ pub struct TemporalGcn<B: Backend> {
 }
 
 impl<B: Backend> TemporalGcn<B> {
-    pub fn new(features: usize, steps: usize, hidden: usize, device: &B::Device) -> TemporalGcn<B> {
+    /// Weights drawn from `seed` (the same on every device).
+    pub fn new(features: usize, steps: usize, hidden: usize, seed: u64, device: &B::Device) -> TemporalGcn<B> {
+        let mut rng = Seeded::new(seed);
         TemporalGcn {
-            spatial: LinearConfig::new(features, hidden).init(device),
-            temporal: LinearConfig::new(steps * hidden, hidden).init(device),
-            spatial2: LinearConfig::new(hidden, hidden).init(device),
-            readout: LinearConfig::new(hidden, 1).init(device),
+            spatial: linear(features, hidden, &mut rng, device),
+            temporal: linear(steps * hidden, hidden, &mut rng, device),
+            spatial2: linear(hidden, hidden, &mut rng, device),
+            readout: linear(hidden, 1, &mut rng, device),
         }
     }
 }
@@ -61,8 +76,9 @@ pub struct Logistic<B: Backend> {
 }
 
 impl<B: Backend> Logistic<B> {
-    pub fn new(features: usize, device: &B::Device) -> Logistic<B> {
-        Logistic { linear: LinearConfig::new(features, 1).init(device) }
+    /// Weights drawn from `seed` (the same on every device).
+    pub fn new(features: usize, seed: u64, device: &B::Device) -> Logistic<B> {
+        Logistic { linear: linear(features, 1, &mut Seeded::new(seed), device) }
     }
 }
 
