@@ -18,7 +18,7 @@ use streamforge::bus::topics::DEAD_LETTER;
 use streamforge::bus::Bus;
 use streamforge::exchange::binance::{BinanceRest, BinanceWs, LinkPolicy, SequencedKind, TradeStream, WeightLimiter};
 use streamforge::model::DataRecord;
-use streamforge::replay::{ReplayFaults, ReplayServer};
+use streamforge::replay::{HostileFrame, ReplayFaults, ReplayServer};
 use streamforge::supervision::{Backoff, ChildSpec, Restart, Strategy, SupervisorArgs, Tree};
 
 /// The aggregate-trade ids of the recording, read straight from the file.
@@ -138,7 +138,10 @@ async fn a_malformed_frame_is_dead_lettered_and_skipped_without_a_reconnect() {
     // The recording's end closes the connection too: that is the baseline to compare with.
     let clean = loader_publishes_every_trade_once(ReplayFaults::default(), kind.clone(), "XRPETH", recorded_ids());
     let (clean_reconnects, ..) = clean.await;
-    let faults = ReplayFaults { bad_ws_frames: vec![100, 2_000], ..Default::default() };
+    let faults = ReplayFaults {
+        hostile_ws: vec![(100, HostileFrame::Truncated), (2_000, HostileFrame::Truncated)],
+        ..Default::default()
+    };
     let (reconnects, backfilled, restarts, letters) =
         loader_publishes_every_trade_once(faults, kind, "XRPETH", recorded_ids()).await;
     assert_eq!(reconnects, clean_reconnects, "no reconnect beyond the recording's end");

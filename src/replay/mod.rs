@@ -48,7 +48,7 @@ impl Default for ReplayFaults {
             server_error_every: None,
             silence_ws_after: None,
             drop_ws_after: None,
-            bad_ws_frames: Vec::new(),
+            hostile_ws: Vec::new(),
             ws_drop_skips: 0,
         }
     }
@@ -94,10 +94,31 @@ pub struct ReplayFaults {
     /// Messages of the dropped or silenced connection's streams that pass while its client is
     /// away: never sent, so a client must fetch them over REST.
     pub ws_drop_skips: u64,
-    /// Messages (0-based, counted per WebSocket connection) before which a malformed frame is
-    /// sent — the message's text cut in half — and then the message itself: a client must skip
-    /// the bad frame and lose nothing.
-    pub bad_ws_frames: Vec<u64>,
+    /// Frames a broken or hostile server sends, each at a message position (0-based, counted per
+    /// WebSocket connection, recorded messages only): a client must count and skip every bad one,
+    /// keep every good message, and resync its books where the ids say so.
+    pub hostile_ws: Vec<(u64, HostileFrame)>,
+}
+
+/// What a broken or hostile server does at one message position (see
+/// [`ReplayFaults::hostile_ws`]); except for `Late` and `Stall`, the message itself follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostileFrame {
+    /// The message's text cut in half.
+    Truncated,
+    /// A text frame that is not JSON.
+    Garbage,
+    /// A binary frame (Binance sends text only).
+    Binary,
+    /// A JSON text frame of about this many bytes that is no stream message.
+    Huge(usize),
+    /// A well-formed message of the message's stream whose data is no event of that stream.
+    Unexpected,
+    /// The message (a depth event) is held back and sent right after the next depth event of its
+    /// symbol: two events out of order, a gap in the ids for the client.
+    Late,
+    /// Nothing is sent for this long before the message (pings are still answered).
+    Stall(std::time::Duration),
 }
 
 pub(crate) struct ReplayState {

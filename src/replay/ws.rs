@@ -9,7 +9,7 @@ use actix_ws::{CloseCode, CloseReason, Message};
 
 use super::data::{SymbolData, WsRow};
 use super::rest::ApiError;
-use super::{ConnectionFault, ReplayState};
+use super::{ConnectionFault, HostileFrame, ReplayState};
 use crate::model::DepthUpdate;
 
 #[derive(Clone, Copy)]
@@ -108,6 +108,8 @@ async fn replay(
 ) {
     let speed = state.speed;
     let (mut depth_events, mut sent) = (0u64, 0u64);
+    // A depth event held back by a `Late` fault: (symbol, text).
+    let mut late: Option<(String, String)> = None;
     let start = tokio::time::Instant::now();
     let t0 = rows.get(start_at).map_or(0, |r| r.recv_ns);
     for (i, row) in rows.into_iter().enumerate().skip(start_at) {
@@ -124,20 +126,15 @@ async fn replay(
         state.set_stream_position(&key, i + 1);
         if speed > 0.0 {
             let due = start + Duration::from_nanos(((row.recv_ns - t0).max(0) as f64 / speed) as u64);
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(due) => break,
-                    msg = incoming.recv() => match msg {
-                        Some(Ok(Message::Ping(p))) => { if session.pong(&p).await.is_err() { return; } }
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                        Some(Ok(_)) => {}
-                    },
-                }
+            if !answer_pings_until(due, &mut session, &mut incoming).await {
+                return;
             }
         }
+        let mut depth_symbol = None;
         if SymbolData::is_depth(&row) {
             if let Ok(update) = DepthUpdate::from_ws(row.data().as_bytes()) {
                 state.set_depth_position(&update.symbol, update.final_update_id);
+                depth_symbol = Some(update.symbol);
             }
             depth_events += 1;
             if state.faults.drop_depth_events.contains(&(depth_events - 1)) {
@@ -149,19 +146,78 @@ async fn replay(
             Framing::Raw => row.data(),
             Framing::Combined => row.combined(),
         };
-        if state.faults.bad_ws_frames.contains(&sent) {
-            let cut = text.char_indices().nth(text.chars().count() / 2).map_or(0, |(i, _)| i);
-            tracing::info!(streams = %key, at = sent, "Fault: a malformed frame sent.");
-            if session.text(text[..cut].to_owned()).await.is_err() {
+        let mut hold = false;
+        for (_, fault) in state.faults.hostile_ws.iter().filter(|(at, _)| *at == sent) {
+            tracing::info!(streams = %key, at = sent, ?fault, "Fault: a hostile frame.");
+            let bad = match fault {
+                HostileFrame::Truncated => {
+                    let cut = text.char_indices().nth(text.chars().count() / 2).map_or(0, |(i, _)| i);
+                    text[..cut].to_owned()
+                }
+                HostileFrame::Garbage => "\u{1}<html>502 Bad Gateway}{".to_owned(),
+                HostileFrame::Binary => {
+                    if session.binary(vec![0xde, 0xad, 0xbe, 0xef]).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                HostileFrame::Huge(bytes) => format!("{{\"filler\":\"{}\"}}", "x".repeat(*bytes)),
+                HostileFrame::Unexpected => {
+                    let data = r#"{"e":"surprise","E":"soon"}"#;
+                    match framing {
+                        Framing::Raw => data.to_owned(),
+                        Framing::Combined => format!("{{\"stream\":\"{}\",\"data\":{data}}}", row.stream),
+                    }
+                }
+                HostileFrame::Late => {
+                    hold = depth_symbol.is_some();
+                    continue;
+                }
+                HostileFrame::Stall(pause) => {
+                    if !answer_pings_until(tokio::time::Instant::now() + *pause, &mut session, &mut incoming).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if session.text(bad).await.is_err() {
                 return;
             }
         }
         sent += 1;
+        if hold {
+            late = depth_symbol.map(|s| (s, text.to_owned()));
+            continue;
+        }
         if session.text(text.to_owned()).await.is_err() {
             return;
+        }
+        if let Some((symbol, held)) = late.take_if(|(s, _)| depth_symbol.as_ref() == Some(s)) {
+            tracing::info!(%symbol, "Fault: a depth event sent after the next one.");
+            if session.text(held).await.is_err() {
+                return;
+            }
         }
     }
     let _ = session
         .close(Some(CloseReason { code: CloseCode::Normal, description: Some("end of recording".into()) }))
         .await;
+}
+
+/// Waits until `due`, answering the client's pings; false once the client has gone.
+async fn answer_pings_until(
+    due: tokio::time::Instant,
+    session: &mut actix_ws::Session,
+    incoming: &mut actix_ws::MessageStream,
+) -> bool {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(due) => return true,
+            msg = incoming.recv() => match msg {
+                Some(Ok(Message::Ping(p))) => { if session.pong(&p).await.is_err() { return false; } }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return false,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
 }
