@@ -76,19 +76,40 @@ pub fn load_with(
     overrides: impl FnOnce(&mut Config),
 ) -> Result<Config, ConfigErrors> {
     let mut errs = Vec::new();
-    let mut table = match file {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => text.parse::<Table>().unwrap_or_else(|e| {
-                errs.push(format!("{}: not valid TOML: {}", path.display(), e.message()));
-                Table::new()
-            }),
-            Err(e) => {
+    let (source, text) = match file {
+        Some(path) => (
+            path.display().to_string(),
+            std::fs::read_to_string(path).unwrap_or_else(|e| {
                 errs.push(format!("{}: cannot read the config file: {e}", path.display()));
-                Table::new()
-            }
-        },
-        None => Table::new(),
+                String::new()
+            }),
+        ),
+        None => (String::new(), String::new()),
     };
+    from_text(&source, &text, errs, env, overrides)
+}
+
+/// [`load_with`] on the TOML `text` of a file named `source` in the messages.
+pub fn load_text(
+    source: &str,
+    text: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+    overrides: impl FnOnce(&mut Config),
+) -> Result<Config, ConfigErrors> {
+    from_text(source, text, Vec::new(), env, overrides)
+}
+
+fn from_text(
+    source: &str,
+    text: &str,
+    mut errs: Vec<String>,
+    env: impl IntoIterator<Item = (String, String)>,
+    overrides: impl FnOnce(&mut Config),
+) -> Result<Config, ConfigErrors> {
+    let mut table = text.parse::<Table>().unwrap_or_else(|e| {
+        errs.push(format!("{source}: not valid TOML: {}", e.message()));
+        Table::new()
+    });
     let env: HashMap<String, String> = env.into_iter().collect();
     let mut keys: Vec<&String> = env.keys().collect();
     keys.sort();
@@ -136,6 +157,16 @@ pub fn load_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_text_is_loaded_as_a_file_would_be_and_its_problems_name_it() {
+        let config = load_text("inline.toml", "[node]\nid = \"n7\"\n", Vec::new(), |_| {}).unwrap();
+        assert_eq!(config.node.id, "n7");
+        let errs = load_text("inline.toml", "[node\n", Vec::new(), |_| {}).unwrap_err().0;
+        assert!(errs[0].starts_with("inline.toml: not valid TOML"), "{errs:?}");
+        let errs = load_text("inline.toml", "[bus]\nmemory_bytes = 5\n", Vec::new(), |_| {}).unwrap_err().0;
+        assert!(errs.iter().any(|e| e.contains("bus.memory_bytes")), "{errs:?}");
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use load::{load, load_with, ConfigErrors};
+pub use load::{load, load_text, load_with, ConfigErrors};
 
 use crate::exchange::binance::{
     backfill_kind, SnapshotPlan, DEFAULT_REST_URL, DEFAULT_SNAPSHOT_LIMIT, DEFAULT_WS_URL, MAX_SNAPSHOT_LIMIT,
