@@ -509,6 +509,35 @@ async fn a_worker_that_keeps_failing_fails_the_workflow_with_the_reason() {
     node.run_until(async {}).await.unwrap();
 }
 
+/// A request the exchange refuses — 1s candles of SOLUSDT, which the replay has only at 1m,
+/// answered `400 {"code":-1120}` — fails its workflow at the first attempt with the
+/// exchange's message, and no restart (it would get the same answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_exchange_refuses_fails_at_once_without_a_restart() {
+    let node = Node::start(config("sqlite::memory:"), Some(common::sample_dir())).await.unwrap();
+    let api = Api::of(&node);
+    let request = json!({"symbols": ["SOLUSDT"], "types": ["api_candles_1s"], "time_range": "2021-04-24:2021-04-25"});
+    let (status, created) = api.post("/api/v1/workflows", &request).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let wf = api.until_ended(&id).await;
+    assert_eq!(wf["status"], "failed", "{wf:#}");
+    let message = wf["message"].as_str().unwrap();
+    assert!(message.contains("-1120") && message.contains("not retried"), "{message}");
+    let h = history(&wf);
+    assert!(!h.iter().any(|d| d.starts_with("restarting ")), "no restart: {h:?}");
+    let load = step(&wf, "load")["tasks"][0].clone();
+    assert_eq!((load["status"].as_str(), load["attempts"].as_u64()), (Some("failed"), Some(1)), "{load}");
+    let metrics = reqwest::get(format!("http://{}/metrics", node.admin_addr())).await.unwrap().text().await.unwrap();
+    let restarts: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("streamforge_worker_restarts_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(restarts, 0.0, "queue-manager restarted nothing");
+    node.run_until(async {}).await.unwrap();
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -8,7 +8,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, ActorStatus};
 use streamforge::admin::metrics::Metrics;
 use streamforge::supervision::{
     Backoff, ChildSpec, ChildState, ChildView, Heartbeat, Intensity, Restart, Strategy, SupervisorArgs, SupervisorMsg,
-    Tree,
+    Tree, Unrecoverable,
 };
 
 /// What the workers did, in order: `start x`, `stop x` (graceful stops only).
@@ -46,6 +46,8 @@ struct WorkerState(WorkerArgs);
 enum WorkerMsg {
     ExitNormally,
     Fail,
+    /// Fails with an error no restart can mend.
+    FailForGood,
     Panic,
 }
 
@@ -78,6 +80,7 @@ impl Actor for Worker {
         match msg {
             WorkerMsg::ExitNormally => me.stop(None),
             WorkerMsg::Fail => return Err("asked to fail".into()),
+            WorkerMsg::FailForGood => return Err(Box::new(Unrecoverable("refused for good".into()))),
             WorkerMsg::Panic => panic!("asked to panic"),
         }
         Ok(())
@@ -225,6 +228,12 @@ async fn restart_types_follow_otp() {
         trans.cell.is_none() && trans.restarts == 1 && trans.state == ChildState::Stopped,
         "transient: not after a normal exit"
     );
+
+    // No restart type restarts a child that failed for good: it is marked failed, with its error.
+    let perm = exit(&t, "perm", WorkerMsg::FailForGood).await;
+    assert_eq!((perm.state, perm.restarts), (ChildState::Failed, 2), "permanent: left failed");
+    assert_eq!(perm.last_error.as_deref(), Some("refused for good"));
+    assert!(perm.cell.is_none());
 
     let temp = child(&t, "temp").await.cell.unwrap();
     temp.send_message(WorkerMsg::Fail).unwrap();

@@ -14,7 +14,7 @@ use crate::admin::metrics::Metrics;
 use crate::bus::{Bus, OutRecord};
 use crate::exchange::binance::{BinanceRest, ExchangeError, Sequenced, SequencedKind};
 use crate::model::{format_ms, EventStatus, QueueEvent};
-use crate::supervision::Heartbeat;
+use crate::supervision::{Heartbeat, Unrecoverable};
 
 /// One backfill: `symbol`'s records of `kind` whose time is in `[start_ms, end_ms)`.
 #[derive(Debug, Clone)]
@@ -287,9 +287,11 @@ impl Actor for Loader {
                 Err(error) => {
                     let mut event = state.event(EventStatus::Error).message(error.to_string());
                     // Restarting would ask the same and get the same answer, for ever: the loader
-                    // stops (its supervisor does not restart a normal stop) and says it is over.
+                    // fails as unrecoverable (its supervisor marks it failed and leaves it) and
+                    // says it is over, for good.
                     let terminal = error.downcast_ref::<ExchangeError>().is_some_and(ExchangeError::is_terminal);
                     event.finished = terminal;
+                    event.retryable = terminal.then_some(false);
                     state.args.telemetry.emit(event).await;
                     if !terminal {
                         return Err(error);
@@ -299,7 +301,7 @@ impl Actor for Loader {
                         p.failed = Some(error.to_string());
                         p.done = true;
                     });
-                    myself.stop(Some(error.to_string()));
+                    return Err(Box::new(Unrecoverable(error.to_string())));
                 }
             },
         }

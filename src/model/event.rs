@@ -38,6 +38,10 @@ pub struct QueueEvent {
     pub records_written: Option<u64>,
     #[serde(default)]
     pub finished: bool,
+    /// With a final `error`: `false` when no retry can change the outcome (the exchange refused
+    /// the request), so queue-manager fails the step at once instead of restarting the worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
     /// Unix seconds with fraction.
     pub timestamp: f64,
     #[serde(flatten)]
@@ -56,6 +60,7 @@ impl QueueEvent {
             status,
             message: None,
             records_written: None,
+            retryable: None,
             timestamp: super::unix_seconds_now(),
             extra: Map::new(),
         }

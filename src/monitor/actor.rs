@@ -141,6 +141,7 @@ fn count(node: &TreeNode, summary: &mut Value) {
         ChildState::Running => "running",
         ChildState::Restarting => "restarting",
         ChildState::Stopped => "stopped",
+        ChildState::Failed => "failed",
     };
     inc(summary, state, 1);
     if c.state != ChildState::Running {

@@ -14,7 +14,7 @@ mod view;
 
 pub use backoff::{Backoff, Jitter};
 pub use heartbeat::Heartbeat;
-pub use spec::{ChildSpec, Restart};
+pub use spec::{ChildSpec, Restart, Unrecoverable};
 pub use strategy::Strategy;
 pub use supervisor::{Intensity, Supervisor, SupervisorArgs, SupervisorMsg};
 pub use tree::{Tree, TreeFailed};

@@ -129,3 +129,11 @@ impl ChildSpec {
         (self.start)(ctx).await
     }
 }
+
+/// The error of a child that no restart can mend (e.g. the exchange refused what it was asked for):
+/// a child that fails with it is marked [`ChildState::Failed`](super::ChildState) and not
+/// restarted, whatever its [`Restart`] type, and it counts as ended for the strategy and for
+/// `auto_shutdown`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unrecoverable(pub String);

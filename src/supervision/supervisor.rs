@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::backoff::{Backoff, Jitter};
 use super::heartbeat::Heartbeat;
-use super::spec::{ChildSpec, Restart, StartContext};
+use super::spec::{ChildSpec, Restart, StartContext, Unrecoverable};
 use super::view::{ChildState, ChildView, TreeView};
 use super::Strategy;
 use crate::actors::Telemetry;
@@ -275,15 +275,17 @@ impl SupervisorState {
 
     /// Whether nothing runs or waits to run.
     fn idle(&self) -> bool {
-        self.children.values().all(|c| c.state == ChildState::Stopped)
+        self.children.values().all(|c| c.state.ended())
     }
 
-    /// A child exited (`error` is `None` for a normal exit).
+    /// A child exited (`error` is `None` for a normal exit; `unrecoverable` when no restart can
+    /// mend it).
     async fn on_exit(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         id: ActorId,
         error: Option<String>,
+        unrecoverable: bool,
     ) -> Result<(), ActorProcessingErr> {
         let Some(seq) = self.by_actor.remove(&id) else { return Ok(()) };
         let Some(child) = self.children.get_mut(&seq) else { return Ok(()) };
@@ -293,11 +295,12 @@ impl SupervisorState {
             (true, Some(t)) => Some(format!("stalled: no heartbeat within {t:?}")),
             _ => error,
         };
-        let restart = match child.spec.restart {
-            Restart::Permanent => true,
-            Restart::Transient => error.is_some(),
-            Restart::Temporary => false,
-        };
+        let restart = !unrecoverable
+            && match child.spec.restart {
+                Restart::Permanent => true,
+                Restart::Transient => error.is_some(),
+                Restart::Temporary => false,
+            };
         let child_id = child.spec.id.clone();
         match &error {
             Some(e) => {
@@ -307,7 +310,7 @@ impl SupervisorState {
             None => tracing::info!(supervisor = %self.path, child = %child_id, restart, "Child exited normally."),
         }
         if !restart {
-            child.state = ChildState::Stopped;
+            child.state = if unrecoverable { ChildState::Failed } else { ChildState::Stopped };
             if child.spec.restart == Restart::Temporary || child.dynamic {
                 self.forget(seq);
             } else {
@@ -331,8 +334,7 @@ impl SupervisorState {
 
         // The strategy decides who restarts with it; the others among them stop first, newest first.
         let children = &self.children;
-        let live =
-            || children.iter().filter(|(s, c)| **s == seq || c.state != ChildState::Stopped).map(|(s, _)| *s).collect();
+        let live = || children.iter().filter(|(s, c)| **s == seq || !c.state.ended()).map(|(s, _)| *s).collect();
         let affected = self.strategy.affected(live, seq);
         for s in affected.iter().rev().filter(|s| **s != seq) {
             self.stop_child(*s).await;
@@ -509,12 +511,13 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorFailed(cell, err) => {
-                state.on_exit(&myself, cell.get_id(), Some(err.to_string())).await
+                let unrecoverable = err.downcast_ref::<Unrecoverable>().is_some();
+                state.on_exit(&myself, cell.get_id(), Some(err.to_string()), unrecoverable).await
             }
             // A kill is abnormal in OTP terms; any other stop is a normal exit.
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 let error = (reason.as_deref() == Some("killed")).then(|| "killed".to_owned());
-                state.on_exit(&myself, cell.get_id(), error).await
+                state.on_exit(&myself, cell.get_id(), error, false).await
             }
             _ => Ok(()),
         }

@@ -18,6 +18,15 @@ pub enum ChildState {
     Restarting,
     /// Exited and not due a restart.
     Stopped,
+    /// Failed with an error no restart can mend ([`super::Unrecoverable`]); left stopped.
+    Failed,
+}
+
+impl ChildState {
+    /// Stopped or failed: nothing runs and nothing is due.
+    pub fn ended(self) -> bool {
+        matches!(self, ChildState::Stopped | ChildState::Failed)
+    }
 }
 
 /// What is known about one child.

@@ -489,7 +489,7 @@ impl HostState {
         let outcome = match started {
             // Stopped on command, or never started (its error event says why).
             None => self.said.take().unwrap_or(Ok(())),
-            Some(w) if self.args.ctx.view.find(&w.child).is_some_and(|c| c.state != ChildState::Stopped) => return,
+            Some(w) if self.args.ctx.view.find(&w.child).is_some_and(|c| !c.state.ended()) => return,
             Some(w) => self.said.take().unwrap_or_else(|| Err(format!("{} ended without a report", w.child))),
         };
         tracing::info!(queue_id = %job.queue_id, ?outcome, "The job's worker has ended.");

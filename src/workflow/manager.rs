@@ -350,6 +350,17 @@ impl ManagerState {
         Ok((kind, interval, wf.spec.symbols.clone(), collections))
     }
 
+    /// Fails task `i` of `step`, and with it the step and the workflow, for `reason`.
+    async fn give_up(&mut self, wf: &mut Workflow, step: Step, i: usize, reason: &str) {
+        let Some(s) = wf.step_mut(step) else { return };
+        let task = &mut s.tasks[i];
+        task.status = Status::Failed;
+        let why = format!("{}: {reason}", task.producer);
+        let producer = task.producer.clone();
+        wf.fail(step, &why, now_ms());
+        self.report(wf, &producer, EventStatus::Error, &why).await;
+    }
+
     /// Restarts the worker of task `i` of `step` (stopping what is left of it first), or fails the
     /// step once it has had `max_attempts` starts.
     async fn heal(&mut self, wf: &mut Workflow, step: Step, i: usize, why: Heal, reason: &str) {
@@ -357,14 +368,12 @@ impl ManagerState {
         let max = self.args.ctx.config.queue_manager.max_attempts;
         let Some(s) = wf.step_mut(step) else { return };
         let task = &mut s.tasks[i];
-        let producer = task.producer.clone();
         if task.attempts >= max || task.command.is_none() {
-            task.status = Status::Failed;
-            let why = format!("{producer}: {reason}; gave up after {} attempt(s)", task.attempts);
-            wf.fail(step, &why, now);
-            self.report(wf, &producer, EventStatus::Error, &why).await;
+            let why = format!("{reason}; gave up after {} attempt(s)", task.attempts);
+            self.give_up(wf, step, i, &why).await;
             return;
         }
+        let producer = task.producer.clone();
         self.args.ctx.metrics.worker_restarts.with_label_values(&[why.label()]).inc();
         task.attempts += 1;
         task.status = Status::Running;
@@ -489,7 +498,7 @@ impl ManagerState {
             if ev.message.is_some() {
                 task.message = ev.message.clone();
             }
-            let (mut gave_up, mut loaded) = (None, None);
+            let (mut gave_up, mut refused, mut loaded) = (None, None, None);
             match &ev.status {
                 EventStatus::Finished => {
                     task.status = Status::Finished;
@@ -500,7 +509,13 @@ impl ManagerState {
                 EventStatus::Error => {
                     task.errors += 1;
                     if ev.finished {
-                        gave_up = Some(ev.message.clone().unwrap_or_else(|| format!("{} failed", ev.producer)));
+                        let reason = ev.message.clone().unwrap_or_else(|| format!("{} failed", ev.producer));
+                        // No restart can change an answer such as "Invalid symbol".
+                        if ev.retryable == Some(false) {
+                            refused = Some(reason);
+                        } else {
+                            gave_up = Some(reason);
+                        }
                     }
                     changed = true;
                 }
@@ -509,9 +524,10 @@ impl ManagerState {
             if let Some(collection) = loaded {
                 self.drain(&mut wf, &collection).await;
             }
-            match gave_up {
-                Some(reason) => self.heal(&mut wf, step, i, Heal::GaveUp, &reason).await,
-                None => {
+            match (gave_up, refused) {
+                (Some(reason), _) => self.heal(&mut wf, step, i, Heal::GaveUp, &reason).await,
+                (_, Some(reason)) => self.give_up(&mut wf, step, i, &format!("{reason}; not retried")).await,
+                (None, None) => {
                     if wf.settle(step, now) {
                         self.advance(&mut wf).await;
                     }
