@@ -50,6 +50,7 @@ async fn while_the_database_is_down_nothing_is_committed_and_afterwards_everythi
 
     // Down before the connector starts: its first write already fails.
     proxy.cut();
+    let down_since = std::time::Instant::now();
     let direct_err = ctx.store.upsert("probe", vec![DataRecord::Candle(candles[0].clone())].into()).await.unwrap_err();
     assert!(matches!(direct_err, StoreError::Unavailable { .. }), "{direct_err:?}");
     assert!(direct_err.is_transient());
@@ -72,6 +73,11 @@ async fn while_the_database_is_down_nothing_is_committed_and_afterwards_everythi
     let lag: u64 = ctx.bus.lag("connector-outage", topic).await.unwrap().iter().map(|p| p.lag()).sum();
     assert_eq!(lag, candles.len() as u64, "nothing is committed while the database is down");
     assert!(!drain.is_finished(), "the connector waits, it does not give up");
+    // Down for 20 s in all, as an operator's restart of the database would be.
+    tokio::time::sleep(Duration::from_secs(20).saturating_sub(down_since.elapsed())).await;
+    let lag: u64 = ctx.bus.lag("connector-outage", topic).await.unwrap().iter().map(|p| p.lag()).sum();
+    assert_eq!(lag, candles.len() as u64, "still nothing committed after 20 s down");
+    let attempts = failed();
 
     proxy.restore();
     let (shared, _tree) = drain.await.unwrap();
@@ -84,6 +90,12 @@ async fn while_the_database_is_down_nothing_is_committed_and_afterwards_everythi
     let stored = store.candles("btcusdt_outage", "BTCUSDT", i64::MIN, i64::MAX).await.unwrap();
     assert_eq!(stored, candles);
     assert_eq!(store.collections().await.unwrap().iter().map(|c| c.rows).sum::<u64>(), candles.len() as u64);
+    eprintln!(
+        "chaos verdict: PostgreSQL unreachable for 20 s ({attempts} failed writes, offsets held back); {} of {} candles \
+         stored once after it came back, 0 lost, 0 duplicated",
+        stored.len(),
+        candles.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
