@@ -34,7 +34,8 @@ fn epoch(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let started = Instant::now();
-                let init = |d: &_| TemporalGcn::<Autodiff<Flex>>::new(ds.features(), ds.lookback, cfg.hidden, d);
+                let init =
+                    |d: &_| TemporalGcn::<Autodiff<Flex>>::new(ds.features(), ds.lookback, cfg.hidden, cfg.seed, d);
                 std::hint::black_box(fit::<Autodiff<Flex>, _>(
                     init,
                     &ds,
