@@ -137,6 +137,25 @@ pub struct PrivateBroker {
     pub broker: Broker,
     child: Child,
     pub dir: tempfile::TempDir,
+    /// Apache Kafka's listener and controller ports, to start it again on the same data.
+    ports: Option<(u16, u16)>,
+}
+
+/// The Apache Kafka broker process of `dir` (formatted on its first start, kept on later ones).
+fn spawn_apache(dir: &Path, port: u16, controller: u16) -> Child {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/apache-kafka/broker.sh");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("broker.log")).unwrap();
+    Command::new("bash")
+        .arg(script)
+        .arg("run")
+        .arg(dir.join("broker"))
+        .args([port.to_string(), controller.to_string()])
+        .arg(dir.join("extra.properties"))
+        .env("STREAMFORGE_KAFKA_JAVA_OPTS", "-Xms128m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 impl PrivateBroker {
@@ -150,22 +169,33 @@ impl PrivateBroker {
         }
         let dir = tempfile::tempdir().unwrap();
         let (port, controller) = (free_port(), free_port());
-        let extra_file = dir.path().join("extra.properties");
-        std::fs::write(&extra_file, extra).unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/apache-kafka/broker.sh");
-        let log = std::fs::File::create(dir.path().join("broker.log")).unwrap();
-        let child = Command::new("bash")
-            .arg(script)
-            .arg("run")
-            .arg(dir.path().join("broker"))
-            .args([port.to_string(), controller.to_string()])
-            .arg(&extra_file)
-            .env("STREAMFORGE_KAFKA_JAVA_OPTS", "-Xms128m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Some(PrivateBroker::serving(BrokerFlavor::Kafka, port, child, dir, "Kafka Server started"))
+        std::fs::write(dir.path().join("extra.properties"), extra).unwrap();
+        let child = spawn_apache(dir.path(), port, controller);
+        let mut b = PrivateBroker::serving(BrokerFlavor::Kafka, port, child, dir, "Kafka Server started");
+        b.ports = Some((port, controller));
+        Some(b)
+    }
+
+    /// Kills the broker process (SIGKILL: no clean shutdown) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Apache Kafka only: starts the killed broker again on the same data directory and ports and
+    /// returns once it serves (blocking: call it inside `block_in_place` from a test's runtime).
+    pub fn start_again(&mut self) {
+        let (port, controller) = self.ports.expect("only a private Apache Kafka broker keeps its data");
+        let started = self.log().matches("Kafka Server started").count();
+        self.child = spawn_apache(self.dir.path(), port, controller);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.log().matches("Kafka Server started").count() <= started {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the restarted broker exited ({status}):\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "the broker did not start again:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// A tansu broker (memory storage) on a free port. `None` where `tansu` is not on PATH.
@@ -205,7 +235,8 @@ impl PrivateBroker {
 
     /// A started broker process serving on `port`, once it does (see [`Self::wait_listening`]).
     fn serving(flavor: BrokerFlavor, port: u16, child: Child, dir: tempfile::TempDir, started: &str) -> PrivateBroker {
-        let mut b = PrivateBroker { broker: Broker { flavor, addr: format!("127.0.0.1:{port}") }, child, dir };
+        let mut b =
+            PrivateBroker { broker: Broker { flavor, addr: format!("127.0.0.1:{port}") }, child, dir, ports: None };
         b.wait_listening(port, started);
         b
     }

@@ -4,7 +4,8 @@
 #   broker.sh install                          resolve the broker's jars once (cached per version) and
 #                                              print their folder
 #   broker.sh run DIR PORT CONTROLLER_PORT [EXTRA_PROPERTIES]
-#                                              format DIR as a new single-node KRaft log and run the
+#                                              format DIR as a new single-node KRaft log (unless it
+#                                              is one already: a restart keeps its data) and run the
 #                                              broker in the foreground (exec: the caller's child is
 #                                              the JVM, so killing it kills the broker)
 #
@@ -35,18 +36,22 @@ run() {
     cat "$here/server.properties" ${extra:+"$extra"} |
         sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$controller_port|g" \
             >"$dir/server.properties"
-    # A new cluster id: 16 random bytes, URL-safe base64 without padding (what `random-uuid` prints).
-    # Like Kafka's own Uuid.randomUuid, an id that starts with '-' is drawn again: the storage tool
-    # would read it as an option (1 broker in 64 failed to format before this).
-    local cluster_id="-"
-    while [[ "$cluster_id" == -* ]]; do
-        cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-    done
     # shellcheck disable=SC2086
     local java=(java ${STREAMFORGE_KAFKA_JAVA_OPTS:--Xms256m -Xmx1g -XX:+UseG1GC}
         "-Dlog4j2.configurationFile=$here/log4j2.properties" -cp "$libs/*")
-    "${java[@]}" kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" \
-        -c "$dir/server.properties" >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; exit 1; }
+    # Formatted on the first start only: a broker started again on its directory keeps its logs and
+    # its cluster id.
+    if [ ! -f "$dir/data/meta.properties" ]; then
+        # A new cluster id: 16 random bytes, URL-safe base64 without padding (what `random-uuid`
+        # prints). Like Kafka's own Uuid.randomUuid, an id that starts with '-' is drawn again: the
+        # storage tool would read it as an option (1 broker in 64 failed to format before this).
+        local cluster_id="-"
+        while [[ "$cluster_id" == -* ]]; do
+            cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+        done
+        "${java[@]}" kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" \
+            -c "$dir/server.properties" >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; exit 1; }
+    fi
     exec "${java[@]}" kafka.Kafka "$dir/server.properties"
 }
 
