@@ -230,6 +230,7 @@ async fn the_page_shows_the_recorded_market_from_the_nodes_book_and_reconnects_a
     assert!(recorded_prices("BTCUSDT").contains(btc_last.as_str().unwrap()), "{btc_last}");
 
     // The node restarts on the same address; the page notices, reconnects and moves on.
+    let counted = numbers(&mut page).await["messages"].as_u64().unwrap();
     node.run_until(async {}).await.unwrap();
     page.wait_for(
         "the page to see the node gone",
@@ -242,6 +243,10 @@ async fn the_page_shows_the_recorded_market_from_the_nodes_book_and_reconnects_a
     page.wait_for("the page to reconnect", back, Duration::from_secs(30)).await;
     let text = page.eval("document.getElementById('conn-status').textContent").await;
     assert!(text.as_str().unwrap().contains("reconnected"), "the page says it reconnected: {text}");
+    // Until the new node's first frame the page still shows the old node's numbers: the new node
+    // counts its messages from zero.
+    let fresh = format!("Number(document.getElementById('messages').dataset.value) < {counted}");
+    page.wait_for("the new node's first frame", &fresh, Duration::from_secs(30)).await;
     page.wait_for("BTCUSDT again after the restart", btc, Duration::from_secs(30)).await;
     counter_moves(&mut page).await;
     node.run_until(async {}).await.unwrap();
