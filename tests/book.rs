@@ -18,17 +18,22 @@ use streamforge::replay::{ReplayFaults, ReplayServer};
 
 type Side = BTreeMap<Decimal, Decimal>;
 
-/// The first REST snapshot in the capture, then every depth event after it applied in order —
-/// the plainest reading of Binance's rules, with the straddle and continuity asserted.
-fn derive_from_capture() -> (i64, Side, Side) {
+/// The ETHUSDT capture files in time order (the BTCUSDT files beside them have their own snapshot).
+fn eth_capture_files() -> Vec<std::path::PathBuf> {
     let dir = common::sample_dir().join("ws/hftbacktest_raw_binance/spot");
-    // The ETHUSDT capture only: the BTCUSDT files beside it have their own snapshot.
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ethusdt_")))
         .collect();
     files.sort();
+    files
+}
+
+/// The first REST snapshot in the capture, then every depth event after it applied in order —
+/// the plainest reading of Binance's rules, with the straddle and continuity asserted.
+fn derive_from_capture() -> (i64, Side, Side) {
+    let files = eth_capture_files();
     let (mut last, mut bids, mut asks) = (None::<i64>, Side::new(), Side::new());
     let apply = |side: &mut Side, levels: &serde_json::Value| {
         for l in levels.as_array().unwrap() {
@@ -305,13 +310,7 @@ async fn snapshots_are_fetched_beside_the_stream_at_the_depths_the_config_file_g
 
 /// The final update id of every `ethusdt@depth@100ms` event of the capture, in file order.
 fn recorded_depth_ids() -> Vec<i64> {
-    let dir = common::sample_dir().join("ws/hftbacktest_raw_binance/spot");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ethusdt_")))
-        .collect();
-    files.sort();
+    let files = eth_capture_files();
     let mut ids = Vec::new();
     for file in files {
         for line in common::read_gz(&file).lines() {

@@ -51,6 +51,15 @@ impl Api {
         self.send(req.body(body)).await
     }
 
+    /// Creates the workflow `request` asks for and polls it until it has ended: (id, workflow).
+    async fn run_to_end(&self, request: &Value) -> (String, Value) {
+        let (status, created) = self.post("/api/v1/workflows", request).await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["id"].as_str().unwrap().to_owned();
+        let wf = self.until_ended(&id).await;
+        (id, wf)
+    }
+
     /// Polls the workflow until it has ended; fails after 60 s showing where it stands.
     async fn until_ended(&self, id: &str) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -489,10 +498,7 @@ async fn a_worker_that_keeps_failing_fails_the_workflow_with_the_reason() {
     let request = json!({
         "symbols": ["ETHUSDT"], "types": ["dummy"], "dummy": {"ticks": 50, "tick_ms": 20, "fail_after": 1},
     });
-    let (status, created) = api.post("/api/v1/workflows", &request).await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
-    let wf = api.until_ended(&id).await;
+    let (id, wf) = api.run_to_end(&request).await;
     assert_eq!(wf["status"], "failed", "{wf:#}");
     let message = wf["message"].as_str().unwrap();
     assert!(message.contains("Simulated failure after 1 ticks; gave up after 2 attempt(s)"), "{message}");
@@ -517,10 +523,7 @@ async fn a_request_the_exchange_refuses_fails_at_once_without_a_restart() {
     let node = Node::start(config("sqlite::memory:"), Some(common::sample_dir())).await.unwrap();
     let api = Api::of(&node);
     let request = json!({"symbols": ["SOLUSDT"], "types": ["api_candles_1s"], "time_range": "2021-04-24:2021-04-25"});
-    let (status, created) = api.post("/api/v1/workflows", &request).await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
-    let wf = api.until_ended(&id).await;
+    let (_, wf) = api.run_to_end(&request).await;
     assert_eq!(wf["status"], "failed", "{wf:#}");
     let message = wf["message"].as_str().unwrap();
     assert!(message.contains("-1120") && message.contains("not retried"), "{message}");
