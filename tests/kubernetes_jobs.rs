@@ -259,6 +259,8 @@ async fn seed_scenario_1_runs_as_jobs_shaped_like_the_golden_files(broker: &Brok
         let trainer = job["metadata"]["labels"]["streamforge.io/target"] == "gnn-trainer";
         assert_eq!(!gpus.is_null(), trainer, "{name}: a GPU for the trainer only");
         assert_eq!(job["spec"]["template"]["spec"]["tolerations"].is_array(), trainer, "{name}: the GPU toleration");
+        let on_gpu_node = &job["spec"]["template"]["spec"]["nodeSelector"]["nvidia.com/gpu.present"];
+        assert_eq!(on_gpu_node == "true", trainer, "{name}: the GPU Operator's node label for the trainer only");
     }
     // The drain orders: each connector's start again, now with `"drain": true`, which its
     // running Job answers (409 AlreadyExists) and its pod reads on `queue-control`.

@@ -225,7 +225,7 @@ async fn save_and_load_round_trip(artifacts: &Artifacts) {
 #[tokio::test]
 async fn a_saved_model_loads_and_predicts_identically_and_bad_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let artifacts = Artifacts::open(&format!("file://{}", dir.path().display())).unwrap();
+    let artifacts = Artifacts::open(&format!("file://{}", dir.path().display()), &Default::default()).unwrap();
     save_and_load_round_trip(&artifacts).await;
     let device = Default::default();
     let folder = dir.path().join("tgcn_test/1");

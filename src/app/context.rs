@@ -45,11 +45,11 @@ impl NodeContext {
     /// Opens the bus and the store named by the configuration and creates the service topics.
     pub async fn open(config: Config) -> Result<NodeContext, AppError> {
         let metrics = Arc::new(Metrics::new());
-        let bus = bus::open(&config.bus)?;
+        let bus = bus::open(&config.bus, &config.node.id)?;
         for topic in [topics::QUEUE_CONTROL, topics::QUEUE_EVENTS, topics::DEAD_LETTER] {
             bus.ensure_topic(topic, config.bus.partitions).await?;
         }
-        let store = store::open(&config.store.url).await?;
+        let store = store::open_configured(&config.store).await?;
         Ok(NodeContext {
             telemetry: Telemetry::new(bus.clone(), metrics.clone()),
             dead_letters: DeadLetters::new(bus.clone(), metrics.clone()),

@@ -93,7 +93,7 @@ pub async fn train_on(
     if let Some(note) = &device_note {
         tracing::warn!("{note}");
     }
-    let artifacts = Artifacts::open(&opts.artifacts)?;
+    let artifacts = Artifacts::open(&opts.artifacts, &opts.data.config.artifacts)?;
     let started = Instant::now();
     let (graph, lookback) = (opts.data.graph.clone(), opts.lookback);
     let dataset = Arc::new(
@@ -370,7 +370,7 @@ pub struct PredictOptions {
 pub async fn predict(opts: PredictOptions) -> Result<PredictRun, AppError> {
     let PredictOptions { config, offline_data, start_ms, end_ms, artifacts, name, version } = opts;
     let name = name.as_str();
-    let store = crate::store::open(&config.store.url).await?;
+    let store = crate::store::open_configured(&config.store).await?;
     let version = match version {
         Some(v) => v,
         None => store
@@ -380,7 +380,7 @@ pub async fn predict(opts: PredictOptions) -> Result<PredictRun, AppError> {
             .ok_or_else(|| AppError::Usage(format!("no model {name:?} is registered; train one first")))?,
     };
     let device = Default::default();
-    let (model, trained) = Artifacts::open(&artifacts)?.load::<Cpu>(name, version, &device).await?;
+    let (model, trained) = Artifacts::open(&artifacts, &config.artifacts)?.load::<Cpu>(name, version, &device).await?;
     let data = GraphOptions {
         config,
         symbols: trained.symbols.clone(),

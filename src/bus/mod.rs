@@ -193,12 +193,14 @@ pub trait Consumer: Send {
     }
 }
 
-/// Opens the bus named by `bus.url`: `memory://` (the embedded default) or `kafka://brokers`.
-pub fn open(cfg: &crate::config::BusConfig) -> Result<Arc<dyn Bus>, BusError> {
+/// Opens the bus named by `bus.url`: `memory://` (the embedded default) or `kafka://brokers`;
+/// `node` (the node id) names the Kafka consumers' static group membership.
+#[cfg_attr(not(feature = "kafka"), allow(unused_variables))]
+pub fn open(cfg: &crate::config::BusConfig, node: &str) -> Result<Arc<dyn Bus>, BusError> {
     match cfg.url.split_once("://") {
         Some(("memory", _)) => Ok(Arc::new(memory::MemoryBus::new(cfg.memory_bytes))),
         #[cfg(feature = "kafka")]
-        Some(("kafka", brokers)) if !brokers.is_empty() => Ok(Arc::new(kafka::KafkaBus::new(brokers, cfg)?)),
+        Some(("kafka", brokers)) if !brokers.is_empty() => Ok(Arc::new(kafka::KafkaBus::new(brokers, cfg, node)?)),
         #[cfg(not(feature = "kafka"))]
         Some(("kafka", _)) => Err(BusError::KafkaNotBuilt(cfg.url.clone())),
         _ => Err(BusError::UnsupportedUrl(cfg.url.clone())),

@@ -41,7 +41,20 @@ pub struct Config {
     pub streams: Vec<StreamConfig>,
     /// The live dashboard at `/ui` over the node's streams.
     pub monitor: MonitorConfig,
+    /// Where trained models' S3 credentials come from.
+    pub artifacts: ArtifactsConfig,
     pub log: LogConfig,
+}
+
+/// The model store's credentials (`train --artifacts s3://…`, the `train` workflow step).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArtifactsConfig {
+    /// A folder of files named after the S3 settings they hold — `access_key_id`,
+    /// `secret_access_key`, and where needed `session_token`, `endpoint`, `region` — as a mounted
+    /// secret (Vault CSI) lays them out; read when models are saved or loaded, never logged.
+    /// Unset: the `AWS_*` environment variables.
+    pub s3_credentials_dir: Option<String>,
 }
 
 /// One `[[streams]]` entry (`Default` only to spell the optional keys out in code).
@@ -255,6 +268,11 @@ pub struct KafkaConfig {
     /// compressed, takes at most a quarter of it): a node's memory grows with its consumers times
     /// this. At least 1024.
     pub prefetch_kbytes: u32,
+    /// Static group membership: every consumer sets `group.instance.id` to `<node.id>-<topic>`, so
+    /// a pod that restarts under the same name (a StatefulSet ordinal) gets its partitions back
+    /// without a rebalance, as long as it is back within `session_timeout_ms`. The price: a member
+    /// that leaves for good (a scale-down) keeps its partitions for that long. Off by default.
+    pub static_membership: bool,
     /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
     pub security_protocol: Option<String>,
     /// e.g. `SCRAM-SHA-512`.
@@ -291,11 +309,12 @@ pub enum BrokerFlavor {
 
 /// librdkafka properties that `bus.kafka.librdkafka` may not set: StreamForge's delivery
 /// guarantees rest on them, or other keys set them.
-pub const OWNED_LIBRDKAFKA_PROPERTIES: [&str; 20] = [
+pub const OWNED_LIBRDKAFKA_PROPERTIES: [&str; 21] = [
     "bootstrap.servers",
     "metadata.broker.list",
     "client.id",
     "group.id",
+    "group.instance.id",
     "enable.idempotence",
     "acks",
     "request.required.acks",
@@ -323,6 +342,7 @@ impl Default for KafkaConfig {
             delivery_timeout_ms: 300_000,
             session_timeout_ms: 45_000,
             prefetch_kbytes: 4096,
+            static_membership: false,
             security_protocol: None,
             sasl_mechanism: None,
             sasl_username: None,
@@ -339,13 +359,16 @@ impl Default for KafkaConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `sqlite://PATH` or `sqlite::memory:`.
+    /// `sqlite://PATH`, `sqlite::memory:`, `postgres://USER@HOST/DB`, `arangodb://USER@HOST/DB`.
     pub url: String,
+    /// File holding the database password (a mounted secret), put into `url`'s user part at
+    /// start; the password is never logged. Without it the password is whatever `url` says.
+    pub password_file: Option<String>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { url: "sqlite://./data/streamforge.db".into() }
+        StoreConfig { url: "sqlite://./data/streamforge.db".into(), password_file: None }
     }
 }
 
@@ -562,6 +585,9 @@ pub struct KubernetesConfig {
     pub namespace: String,
     /// The worker image: this binary.
     pub image: String,
+    /// The image of `gnn-trainer` Jobs that ask for a GPU (the CUDA build, `Dockerfile.cuda`);
+    /// empty: `image`.
+    pub trainer_image: String,
     pub image_pull_policy: String,
     /// The Jobs' service account (none: the namespace's default).
     pub service_account: String,
@@ -581,6 +607,9 @@ pub struct KubernetesConfig {
     pub trainer_resources: ResourcesConfig,
     /// `nvidia.com/gpu` of a trainer Job (0: it trains on the CPU), with the GPU toleration.
     pub gpus: u32,
+    /// Labels a GPU trainer's node must have besides `node_selector`: by default the one the
+    /// NVIDIA GPU Operator puts on nodes with a GPU.
+    pub gpu_node_selector: BTreeMap<String, String>,
 }
 
 impl Default for KubernetesConfig {
@@ -589,6 +618,7 @@ impl Default for KubernetesConfig {
             api_url: String::new(),
             namespace: "stf".into(),
             image: concat!("streamforge:", env!("CARGO_PKG_VERSION")).into(),
+            trainer_image: String::new(),
             image_pull_policy: "IfNotPresent".into(),
             service_account: String::new(),
             config_map: "streamforge-config".into(),
@@ -609,6 +639,7 @@ impl Default for KubernetesConfig {
                 memory_limit: "16Gi".into(),
             },
             gpus: 1,
+            gpu_node_selector: BTreeMap::from([("nvidia.com/gpu.present".to_owned(), "true".to_owned())]),
         }
     }
 }

@@ -44,6 +44,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store's worker thread stopped: {0}")]
     Worker(String),
+    #[error("cannot use store.password_file {path}: {reason}")]
+    PasswordFile { path: String, reason: String },
 }
 
 impl StoreError {
@@ -127,6 +129,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// A model of family `name`: `version`, or the newest when `None`.
     async fn model(&self, name: &str, version: Option<i64>) -> Result<Option<ModelRecord>, StoreError>;
+}
+
+/// Opens the store of `[store]`: its `url`, with the password of `password_file` (a mounted
+/// secret) put into the URL's user part when one is given.
+pub async fn open_configured(cfg: &crate::config::StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    match &cfg.password_file {
+        None => open(&cfg.url).await,
+        Some(path) => open(&with_password(&cfg.url, path)?).await,
+    }
+}
+
+/// `url` with the password read from the file at `path` (a trailing newline dropped).
+fn with_password(url: &str, path: &str) -> Result<String, StoreError> {
+    let bad = |reason: String| StoreError::PasswordFile { path: path.to_owned(), reason };
+    let password = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let mut parsed = reqwest::Url::parse(url).map_err(|_| bad("store.url is not a URL with a host".into()))?;
+    if parsed.scheme() == "sqlite" || parsed.username().is_empty() {
+        return Err(bad("store.url names no database user (postgres://USER@HOST/DB)".into()));
+    }
+    parsed.set_password(Some(password.trim_end_matches(['\n', '\r']))).map_err(|_| bad("store.url has no host".into()))?;
+    Ok(parsed.into())
 }
 
 /// Opens the store named by a URL: `sqlite://PATH`, `sqlite::memory:`, `postgres://…` (also

@@ -17,6 +17,7 @@ use object_store::{ObjectStore, PutPayload};
 
 use super::fit::{FitConfig, Scaler};
 use super::model::{Forecaster, TemporalGcn};
+use crate::config::ArtifactsConfig;
 
 /// The artifact layout this build writes and reads.
 pub const FORMAT: u32 = 1;
@@ -60,6 +61,33 @@ pub fn weights<B: Backend>(model: &TemporalGcn<B>) -> Result<Vec<u8>, ArtifactEr
     Recorder::<B>::record(&recorder, model.clone().into_record(), ()).map_err(|e| io("model.mpk", e))
 }
 
+/// The S3 settings of a mounted secret: each file of `dir` whose name is one of them, as
+/// `aws_<name>` with its content (a trailing newline dropped). Without an access key it fails.
+/// `allow_http` and `virtual_hosted_style_request` are there for S3-protocol servers such as MinIO.
+fn credential_files(dir: &str) -> Result<Vec<(String, String)>, ArtifactError> {
+    let mut options = Vec::new();
+    for name in [
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+        "endpoint",
+        "region",
+        "allow_http",
+        "virtual_hosted_style_request",
+    ] {
+        let path = std::path::Path::new(dir).join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(value) => options.push((format!("aws_{name}"), value.trim_end_matches(['\n', '\r']).to_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&path.display().to_string(), e)),
+        }
+    }
+    if !options.iter().any(|(k, _)| k == "aws_access_key_id") {
+        return Err(io(&format!("{dir}/access_key_id"), "artifacts.s3_credentials_dir has no access_key_id"));
+    }
+    Ok(options)
+}
+
 /// An opened artifact root.
 pub struct Artifacts {
     store: Arc<dyn ObjectStore>,
@@ -76,9 +104,14 @@ fn pretty<T: serde::Serialize>(value: &T) -> Result<String, ArtifactError> {
 }
 
 impl Artifacts {
-    /// Opens `file://…` (created when missing) or `s3://…` configured by the `AWS_*` variables.
-    pub fn open(url: &str) -> Result<Artifacts, ArtifactError> {
-        let options = std::env::vars().filter(|(k, _)| k.starts_with("AWS_")).collect();
+    /// Opens `file://…` (created when missing) or `s3://…` with the credentials of
+    /// `artifacts.s3_credentials_dir` (one file per setting), else of the `AWS_*` variables.
+    pub fn open(url: &str, cfg: &ArtifactsConfig) -> Result<Artifacts, ArtifactError> {
+        let options = match &cfg.s3_credentials_dir {
+            Some(dir) if url.starts_with("s3://") => credential_files(dir)?,
+            Some(_) => Vec::new(),
+            None => std::env::vars().filter(|(k, _)| k.starts_with("AWS_")).collect(),
+        };
         Artifacts::open_with(url, options)
     }
 

@@ -168,7 +168,7 @@ pub fn job_for(cmd: &QueueControl, producer: &str, k: &KubernetesConfig) -> Job 
     mount("scratch", SCRATCH_DIR, false, scratch);
     let container = Container {
         name: target.clone(),
-        image: Some(k.image.clone()),
+        image: Some(if gpus > 0 && !k.trainer_image.is_empty() { &k.trainer_image } else { &k.image }.clone()),
         image_pull_policy: Some(k.image_pull_policy.clone()),
         args: Some(args),
         env: Some(vars),
@@ -191,12 +191,17 @@ pub fn job_for(cmd: &QueueControl, producer: &str, k: &KubernetesConfig) -> Job 
             ..Default::default()
         }]
     });
+    // A GPU trainer goes where the GPU Operator found a GPU, besides the operator's own choice.
+    let mut node_selector = k.node_selector.clone();
+    if gpus > 0 {
+        node_selector.extend(k.gpu_node_selector.clone());
+    }
     let pod = PodSpec {
         restart_policy: Some("Never".into()),
         service_account_name: (!k.service_account.is_empty()).then(|| k.service_account.clone()),
         // Workers talk to the bus and the store, never to the Kubernetes API.
         automount_service_account_token: Some(false),
-        node_selector: (!k.node_selector.is_empty()).then(|| k.node_selector.clone()),
+        node_selector: (!node_selector.is_empty()).then_some(node_selector),
         tolerations,
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),

@@ -318,7 +318,7 @@ async fn plan(path: BenchPath, source: &Recorded, interval: Interval, config: &C
                 })
                 .collect();
             if config.bus.url.starts_with("kafka://") {
-                let bus = crate::bus::open(&config.bus)?;
+                let bus = crate::bus::open(&config.bus, &config.node.id)?;
                 for (symbol, topic) in &plan.topics {
                     bus.ensure_topic(topic, config.bus.partitions).await?;
                     publish_candles(bus.as_ref(), |s| (s == symbol).then_some(topic.as_str()), data, interval).await?;
@@ -339,7 +339,7 @@ async fn plan(path: BenchPath, source: &Recorded, interval: Interval, config: &C
 /// Publishes every recorded candle at `interval` to a new topic of the bus (keyed by symbol) for
 /// the connector path to drain, and names it.
 async fn fill_topic(config: &Config, data: &ReplayData, interval: Interval) -> Result<String, AppError> {
-    let bus = crate::bus::open(&config.bus)?;
+    let bus = crate::bus::open(&config.bus, &config.node.id)?;
     let topic = format!("bench-connector-{}", unique_suffix());
     bus.ensure_topic(&topic, config.bus.partitions).await?;
     publish_candles(bus.as_ref(), |_| Some(topic.as_str()), data, interval).await?;

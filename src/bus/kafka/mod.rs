@@ -49,6 +49,8 @@ pub struct KafkaBus {
     flavor: BrokerFlavor,
     session_timeout_ms: u64,
     prefetch_kbytes: u32,
+    /// The node id when consumers are static group members (`bus.kafka.static_membership`).
+    static_member: Option<String>,
     producer: FutureProducer<AuthWatch>,
     admin: AdminClient<AuthWatch>,
     auth: AuthWatch,
@@ -161,8 +163,9 @@ fn base_config(brokers: &str, cfg: &BusConfig) -> Result<ClientConfig, BusError>
 }
 
 impl KafkaBus {
-    /// Connects to the brokers of `kafka://host:port[,host:port…]`.
-    pub fn new(brokers: &str, cfg: &BusConfig) -> Result<KafkaBus, BusError> {
+    /// Connects to the brokers of `kafka://host:port[,host:port…]`; `node` is the node id, which
+    /// names the consumers' `group.instance.id` under `bus.kafka.static_membership`.
+    pub fn new(brokers: &str, cfg: &BusConfig, node: &str) -> Result<KafkaBus, BusError> {
         let base = base_config(brokers, cfg)?;
         let auth = AuthWatch::default();
         let producer: FutureProducer<AuthWatch> = base
@@ -188,13 +191,18 @@ impl KafkaBus {
             replication: cfg.replication,
             session_timeout_ms: cfg.kafka.session_timeout_ms,
             prefetch_kbytes: cfg.kafka.prefetch_kbytes,
+            static_member: cfg.kafka.static_membership.then(|| node.to_owned()),
         })
     }
 
     /// Settings of a group member: manual commits only, earliest when the group has no offset,
     /// cooperative-sticky assignment (a rebalance moves only the partitions that change owner).
-    fn consumer_config(&self, group: &str) -> ClientConfig {
+    fn consumer_config(&self, group: &str, topic: &str) -> ClientConfig {
         let mut c = self.base.clone();
+        if let Some(node) = &self.static_member {
+            // One member per node and topic in a group: the name survives a pod's restart.
+            c.set("group.instance.id", format!("{node}-{topic}"));
+        }
         c.set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -325,7 +333,7 @@ impl Bus for KafkaBus {
 
     async fn subscribe(&self, group: &str, topic: &str) -> Result<Box<dyn Consumer>, BusError> {
         let consumer: StreamConsumer<TopicContext> = self
-            .consumer_config(group)
+            .consumer_config(group, topic)
             .create_with_context(TopicContext { resume: Arc::new(resume::ResumePoints::new(self.flavor)) })
             .map_err(|e| kafka_err("cannot create a Kafka consumer", e))?;
         consumer.subscribe(&[topic]).map_err(|e| kafka_err(&format!("cannot subscribe to {topic}"), e))?;
@@ -335,7 +343,7 @@ impl Bus for KafkaBus {
 
     async fn join(&self, group: &str, topic: &str) -> Result<Arc<dyn GroupMember>, BusError> {
         let member = group::KafkaMember::join(
-            &self.consumer_config(group),
+            &self.consumer_config(group, topic),
             self.offsets_reader(group),
             topic,
             PARTITION_BUFFER,
