@@ -148,7 +148,9 @@ fn with_password(url: &str, path: &str) -> Result<String, StoreError> {
     if parsed.scheme() == "sqlite" || parsed.username().is_empty() {
         return Err(bad("store.url names no database user (postgres://USER@HOST/DB)".into()));
     }
-    parsed.set_password(Some(password.trim_end_matches(['\n', '\r']))).map_err(|_| bad("store.url has no host".into()))?;
+    parsed
+        .set_password(Some(password.trim_end_matches(['\n', '\r'])))
+        .map_err(|_| bad("store.url has no host".into()))?;
     Ok(parsed.into())
 }
 
