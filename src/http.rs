@@ -2,8 +2,13 @@
 //! server does (admin API, replay server): our own signal handling, a free port with `:0`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use actix_web::dev::Service as _;
 use actix_web::{web, App, HttpServer};
+
+/// Told the status code of every response a server sends (e.g. to count them by class).
+pub type ResponseHook = Arc<dyn Fn(u16) + Send + Sync>;
 
 /// A running HTTP server.
 pub struct HttpService {
@@ -31,23 +36,44 @@ async fn listener(addr: &str, send_buffer: u32) -> std::io::Result<std::net::Tcp
 impl HttpService {
     /// Binds `addr` and serves `routes` with `state` as app data on `workers` threads. With
     /// `send_buffer`, every connection's kernel send buffer is that size instead of growing with
-    /// TCP autotuning (to 4 MiB on Linux): what a client that stops reading can hold back.
+    /// TCP autotuning (to 4 MiB on Linux): what a client that stops reading can hold back. `hook`
+    /// is told every response's status, errors turned into responses included.
     pub async fn start<D: Send + Sync + 'static>(
         addr: &str,
         workers: usize,
         state: D,
         routes: fn(&mut web::ServiceConfig),
         send_buffer: Option<u32>,
+        hook: Option<ResponseHook>,
     ) -> std::io::Result<HttpService> {
         let bound = match send_buffer {
             Some(bytes) => Some(listener(addr, bytes).await?),
             None => None,
         };
         let state = web::Data::new(state);
-        let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
-            .workers(workers)
-            .shutdown_timeout(SHUTDOWN_TIMEOUT)
-            .disable_signals();
+        let server = HttpServer::new(move || {
+            let hook = hook.clone();
+            App::new()
+                .app_data(state.clone())
+                .wrap_fn(move |req, service| {
+                    let response = service.call(req);
+                    let hook = hook.clone();
+                    async move {
+                        let response = response.await;
+                        if let Some(hook) = &hook {
+                            hook(match &response {
+                                Ok(r) => r.status().as_u16(),
+                                Err(e) => e.as_response_error().status_code().as_u16(),
+                            });
+                        }
+                        response
+                    }
+                })
+                .configure(routes)
+        })
+        .workers(workers)
+        .shutdown_timeout(SHUTDOWN_TIMEOUT)
+        .disable_signals();
         let server = match bound {
             None => server.bind(addr)?,
             Some(listener) => server.listen(listener)?,

@@ -59,7 +59,8 @@ async fn tokens_of_the_identity_provider_are_verified_against_its_keys() {
     let (pem, jwk) = rsa_key(dir.path(), "key-1");
     let (other_pem, _) = rsa_key(dir.path(), "key-2");
     let jwks = json!({"keys": [jwk]}).to_string();
-    let provider = streamforge::http::HttpService::start("127.0.0.1:0", 1, jwks, jwks_routes, None).await.unwrap();
+    let provider =
+        streamforge::http::HttpService::start("127.0.0.1:0", 1, jwks, jwks_routes, None, None).await.unwrap();
     let file = dir.path().join("node.toml");
     std::fs::write(
         &file,

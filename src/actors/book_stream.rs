@@ -12,7 +12,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 
-use super::stream::{StreamArgs, MAX_BATCH, READ_WAIT};
+use super::stream::{StreamArgs, Subscribed, MAX_BATCH, READ_WAIT};
 use crate::bus::OutRecord;
 use crate::exchange::binance::{BookKeeper, Fed, LinkEvent, SnapshotPlan, StreamLink, StreamMessage};
 use crate::model::{DataRecord, DepthUpdate};
@@ -40,6 +40,7 @@ pub struct BookStreamState {
     link: StreamLink,
     books: BookKeeper,
     last_snapshot: Instant,
+    _subscribed: Subscribed,
 }
 
 impl BookStreamState {
@@ -96,7 +97,8 @@ impl Actor for BookStream {
         let link = StreamLink::new(args.stream.ws.clone(), streams, args.stream.link.clone(), myself.get_id().pid());
         myself.send_message(BookStreamMsg::Connect)?;
         let books = BookKeeper::new(args.stream.rest.clone(), args.stream.metrics.clone(), &args.snapshots);
-        Ok(BookStreamState { args, link, books, last_snapshot: Instant::now() })
+        let _subscribed = args.stream.subscribed(STREAM);
+        Ok(BookStreamState { args, link, books, last_snapshot: Instant::now(), _subscribed })
     }
 
     async fn handle(

@@ -11,7 +11,8 @@ use tokio::time::Instant;
 
 use super::dead_letter::json_error_reason;
 use super::{DeadLetters, Telemetry};
-use crate::bus::{commit_positions, topics::QUEUE_CONTROL, Bus, Consumer};
+use crate::bus::topics::{DUMMY_GROUP_PREFIX, QUEUE_CONTROL};
+use crate::bus::{commit_positions, Bus, Consumer};
 use crate::model::{Command, EventStatus, QueueControl, QueueEvent};
 use crate::workers::{host::reply_to, Target};
 
@@ -75,8 +76,8 @@ pub struct DummyState {
 /// The `producer` of a dummy's events: `dummy__<queue_id>[__<symbol>]`.
 pub fn producer_name(queue_id: &str, symbol: Option<&str>) -> String {
     match symbol {
-        Some(s) => format!("dummy__{queue_id}__{}", s.to_ascii_lowercase()),
-        None => format!("dummy__{queue_id}"),
+        Some(s) => format!("{DUMMY_GROUP_PREFIX}{queue_id}__{}", s.to_ascii_lowercase()),
+        None => format!("{DUMMY_GROUP_PREFIX}{queue_id}"),
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::stream::{StreamArgs, MAX_BATCH, READ_WAIT};
+use super::stream::{StreamArgs, Subscribed, MAX_BATCH, READ_WAIT};
 use crate::bus::OutRecord;
 use crate::exchange::binance::{LinkEvent, SequencedKind, StreamLink, PAGE};
 use crate::model::DataRecord;
@@ -36,6 +36,7 @@ pub struct SequencedStream;
 pub struct SequencedStreamState {
     args: SequencedStreamArgs,
     link: StreamLink,
+    _subscribed: Subscribed,
 }
 
 fn lock(p: &Published) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
@@ -104,7 +105,8 @@ impl Actor for SequencedStream {
         let streams = args.stream.symbols.iter().map(|s| args.kind.stream(s)).collect();
         let link = StreamLink::new(args.stream.ws.clone(), streams, args.stream.link.clone(), myself.get_id().pid());
         myself.send_message(SequencedStreamMsg::Connect)?;
-        Ok(SequencedStreamState { args, link })
+        let _subscribed = args.stream.subscribed(args.kind.label());
+        Ok(SequencedStreamState { args, link, _subscribed })
     }
 
     async fn handle(

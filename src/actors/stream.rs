@@ -31,10 +31,31 @@ pub struct StreamArgs {
     pub link: LinkPolicy,
 }
 
+/// A loader's symbols counted in `streamforge_ws_symbols{stream}` for as long as it lives (the
+/// count goes down when the loader's state is dropped, however it ended).
+pub struct Subscribed {
+    metrics: Arc<Metrics>,
+    stream: &'static str,
+    symbols: i64,
+}
+
+impl Drop for Subscribed {
+    fn drop(&mut self) {
+        self.metrics.ws_symbols.with_label_values(&[self.stream]).sub(self.symbols);
+    }
+}
+
 /// The `consumer` a WebSocket loader's dead letters name.
 const LOADER: &str = "loader-ws";
 
 impl StreamArgs {
+    /// Counts this loader's symbols under `stream` (a `STREAMS` label) until the guard is dropped.
+    pub fn subscribed(&self, stream: &'static str) -> Subscribed {
+        let symbols = self.symbols.len() as i64;
+        self.metrics.ws_symbols.with_label_values(&[stream]).add(symbols);
+        Subscribed { metrics: self.metrics.clone(), stream, symbols }
+    }
+
     /// Counts and dead-letters frames that were not messages (`streamforge_ws_bad_frames_total`);
     /// the stream goes on without them.
     pub async fn skip_bad_frames(&self, frames: Vec<BadFrame>) -> Result<(), BusError> {

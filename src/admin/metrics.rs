@@ -54,6 +54,13 @@ pub struct Metrics {
     pub monitor_dropped: IntCounter,
     /// Dashboard frames sent, by kind (`snapshot`, `update`, `health`).
     pub monitor_frames: IntCounterVec,
+    /// Symbols this node's WebSocket loaders subscribe to now, by stream kind: a stream kind whose
+    /// messages stop while this is above zero is silent.
+    pub ws_symbols: IntGaugeVec,
+    /// Supervisors that exceeded their restart intensity and gave up.
+    pub supervisor_give_ups: IntCounter,
+    /// Admin API responses, by status class (`2xx` … `5xx`).
+    pub http_requests: IntCounterVec,
 }
 
 // The known label sets: every series below is exported at zero from start-up, so that `rate()`
@@ -109,6 +116,8 @@ pub const BOOK_RESYNCS: [&str; 5] = ["gap", "no_straddle", "crossed", "precision
 /// queue-events statuses (`streamforge_queue_events_total{status}`).
 pub const EVENT_STATUSES: [&str; 9] =
     ["started", "loading", "finished", "error", "pong", "gap", "restarting", "stopped", "other"];
+/// Status classes of `streamforge_http_requests_total{code}`.
+pub const HTTP_CODES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
 /// The exchanges whose REST weight is reported.
 const EXCHANGES: [&str; 1] = ["binance"];
 
@@ -286,6 +295,25 @@ impl Metrics {
                 "Dashboard frames sent, by kind.",
                 &["kind"],
             ),
+            ws_symbols: gauge(
+                &registry,
+                "streamforge_ws_symbols",
+                "Symbols the WebSocket loaders subscribe to, by stream kind.",
+                &["stream"],
+            ),
+            supervisor_give_ups: register(
+                &registry,
+                IntCounter::new(
+                    "streamforge_supervisor_give_ups_total",
+                    "Supervisors that exceeded their restart intensity and gave up.",
+                ),
+            ),
+            http_requests: counter(
+                &registry,
+                "streamforge_http_requests_total",
+                "Admin API responses, by status class.",
+                &["code"],
+            ),
             registry,
         };
         for since in LATENCY_SINCE {
@@ -321,7 +349,22 @@ impl Metrics {
         }
         at_zero(&m.workflows_ended, &ENDED_STATUSES);
         at_zero(&m.worker_restarts, &RESTART_REASONS);
+        for stream in STREAMS {
+            m.ws_symbols.with_label_values(&[stream]).set(0);
+        }
+        at_zero(&m.http_requests, &HTTP_CODES);
         m
+    }
+
+    /// Counts an admin API response of `status` under its class.
+    pub fn http_response(&self, status: u16) {
+        let class = match status {
+            ..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.http_requests.with_label_values(&[class]).inc();
     }
 
     /// The sum of every series of the metric family `name` (0 when it has none yet).
@@ -443,5 +486,24 @@ mod tests {
         zero("streamforge_monitor_clients", &[]);
         zero("streamforge_book_snapshot_weight_total", &[]);
         zero("streamforge_book_sync_seconds_count", &[]);
+        zero("streamforge_supervisor_give_ups_total", &[]);
+        for stream in STREAMS {
+            zero("streamforge_ws_symbols", &[("stream", stream)]);
+        }
+        for code in HTTP_CODES {
+            zero("streamforge_http_requests_total", &[("code", code)]);
+        }
+    }
+
+    #[test]
+    fn responses_are_counted_by_status_class() {
+        let m = Metrics::new();
+        for status in [200, 204, 302, 400, 401, 404, 500, 503] {
+            m.http_response(status);
+        }
+        let text = m.render();
+        for (code, n) in [("2xx", 2.0), ("3xx", 1.0), ("4xx", 3.0), ("5xx", 2.0)] {
+            assert_eq!(value(&text, "streamforge_http_requests_total", &[("code", code)]), Some(n), "{code}");
+        }
     }
 }

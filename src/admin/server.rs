@@ -126,7 +126,9 @@ fn routes(cfg: &mut web::ServiceConfig) {
 impl AdminServer {
     pub async fn start(addr: &str, state: AdminState) -> Result<AdminServer, AdminError> {
         let monitor = state.monitor.clone();
-        let http = HttpService::start(addr, 1, state, routes, Some(SEND_BUFFER))
+        let metrics = state.metrics.clone();
+        let hook: crate::http::ResponseHook = Arc::new(move |status| metrics.http_response(status));
+        let http = HttpService::start(addr, 1, state, routes, Some(SEND_BUFFER), Some(hook))
             .await
             .map_err(|source| AdminError { addr: addr.to_owned(), source })?;
         tracing::info!(addr = %http.addr(), "Admin server listening.");

@@ -234,7 +234,7 @@ impl Node {
             let route = ConnectorRoute {
                 queue_id: format!("{}-{}", ctx.config.node.id, c.collection),
                 topic: c.topic.clone(),
-                group: c.group.clone().unwrap_or_else(|| format!("connector-{}", c.collection)),
+                group: c.group.clone().unwrap_or_else(|| crate::bus::topics::connector_group(&c.collection)),
                 collection: c.collection.clone(),
             };
             connectors.push(ctx.partitioned_connectors(route));

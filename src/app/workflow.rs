@@ -64,7 +64,7 @@ impl BackfillWorkflow {
         ConnectorRoute {
             queue_id: self.job.queue_id.clone(),
             topic: self.job.topic.clone(),
-            group: format!("connector-{}", self.collection),
+            group: crate::bus::topics::connector_group(&self.collection),
             collection: self.collection.clone(),
         }
     }

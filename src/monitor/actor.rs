@@ -164,7 +164,7 @@ impl Actor for Monitor {
         myself: ActorRef<MonitorMsg>,
         args: MonitorArgs,
     ) -> Result<MonitorState, ActorProcessingErr> {
-        let group = format!("monitor-{}", args.ctx.config.node.id);
+        let group = crate::bus::topics::monitor_group(&args.ctx.config.node.id);
         let mut consumers = Vec::new();
         let mut trade_source: HashMap<String, (String, Option<String>)> = HashMap::new();
         for s in &args.sources {

@@ -237,7 +237,7 @@ impl ReplayServer {
             ws_sent: Default::default(),
             ws_faulted: Default::default(),
         };
-        let http = HttpService::start(addr, 2, state, routes, None)
+        let http = HttpService::start(addr, 2, state, routes, None, None)
             .await
             .map_err(|source| ReplayError::Bind { addr: addr.to_owned(), source })?;
         tracing::info!(addr = %http.addr(), "Replay server listening.");

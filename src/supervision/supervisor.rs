@@ -266,6 +266,7 @@ impl SupervisorState {
         );
         tracing::error!(supervisor = %self.path, child, max_restarts = self.intensity.max_restarts,
             within_secs = self.intensity.within.as_secs_f64(), "Restart intensity exceeded; supervisor gives up.");
+        self.metrics.supervisor_give_ups.inc();
         let extra = serde_json::json!({ "supervisor": self.path, "gave_up": true });
         self.emit(child, EventStatus::Error, why.clone(), extra).await;
         self.stop_all().await;

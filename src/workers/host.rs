@@ -202,7 +202,7 @@ impl HostState {
                 let route = ConnectorRoute {
                     queue_id: cmd.queue_id.clone(),
                     topic,
-                    group: format!("connector-{collection}"),
+                    group: crate::bus::topics::connector_group(&collection),
                     collection,
                 };
                 Ok((ctx.connector_child(route, shared, Restart::Transient), producer))
@@ -566,7 +566,7 @@ impl Actor for WorkerHost {
 
     async fn pre_start(&self, _myself: ActorRef<HostMsg>, args: HostArgs) -> Result<HostState, ActorProcessingErr> {
         let producer = format!("worker-host__{}", args.ctx.config.node.id);
-        let group = format!("workers-{}", args.ctx.config.node.id);
+        let group = crate::bus::topics::workers_group(&args.ctx.config.node.id);
         let control = args.ctx.bus.subscribe(&group, QUEUE_CONTROL).await?;
         let rest = args.ctx.binance_rest()?;
         Ok(HostState { args, control, supervisor: None, rest, producer, told: None, said: None })

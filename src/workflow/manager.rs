@@ -740,7 +740,7 @@ impl Actor for QueueManager {
         _myself: ActorRef<ManagerMsg>,
         args: ManagerArgs,
     ) -> Result<ManagerState, ActorProcessingErr> {
-        let group = format!("queue-manager-{}", args.ctx.config.node.id);
+        let group = topics::manager_group(&args.ctx.config.node.id);
         let events = args.ctx.bus.subscribe(&group, topics::QUEUE_EVENTS).await?;
         let rest = args.ctx.binance_rest()?;
         let launcher = crate::workers::launcher(&args.ctx).await?;

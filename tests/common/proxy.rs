@@ -2,10 +2,12 @@
 //! closed, new ones refused) and restore: a database or broker outage without touching the server.
 //! It can also swallow the server's answers while still passing the client's requests on — a
 //! connection that dies after the request reached the server and before its answer came back.
+//! And it can delay what it passes on, each way, like a long link (see [`TcpProxy::delay`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -20,6 +22,8 @@ struct State {
     /// Bytes of the clients' requests passed on while swallowing.
     passed_while_swallowing: AtomicU64,
     live: Mutex<Vec<AbortHandle>>,
+    /// Each way, what is read is written this long (plus up to `jitter`) later, in order.
+    delay: Mutex<(Duration, Duration)>,
 }
 
 pub struct TcpProxy {
@@ -29,8 +33,55 @@ pub struct TcpProxy {
 }
 
 /// Copies `from` to `to` until either side closes; with `answers`, drops what comes while the
-/// proxy swallows.
+/// proxy swallows. With a delay set, the writing is a task of its own that writes each chunk when
+/// it is due, so the delay is a latency, not a slower read.
 async fn pump(
+    from: tokio::net::tcp::OwnedReadHalf,
+    to: tokio::net::tcp::OwnedWriteHalf,
+    answers: bool,
+    state: Arc<State>,
+) {
+    let (delay, jitter) = *state.delay.lock().unwrap();
+    if delay.is_zero() && jitter.is_zero() {
+        return copy(from, to, answers, state).await;
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(1024);
+    let writer = async move {
+        let mut to = to;
+        while let Some((due, chunk)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    let reader = async move {
+        let mut from = from;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut last_due = tokio::time::Instant::now();
+        let mut draw = state.as_ref() as *const State as u64 | 1;
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            // xorshift: jitter in [0, jitter), never reordering (a chunk is due after the one before).
+            draw ^= draw << 13;
+            draw ^= draw >> 7;
+            draw ^= draw << 17;
+            let extra = if jitter.is_zero() { Duration::ZERO } else { jitter.mul_f64((draw % 1000) as f64 / 1000.0) };
+            last_due = last_due.max(tokio::time::Instant::now() + delay + extra);
+            if tx.send((last_due, buf[..n].to_vec())).await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::join!(reader, writer);
+}
+
+/// [`pump`] without a delay.
+async fn copy(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     answers: bool,
@@ -107,6 +158,12 @@ impl TcpProxy {
     pub fn reset_connections(&self) {
         self.close_live();
         self.state.swallow.store(false, Ordering::Release);
+    }
+
+    /// From now on (for connections made after this), each way, every chunk is passed on `delay`
+    /// plus up to `jitter` after it was read, in order: a link with that one-way latency.
+    pub fn delay(&self, delay: Duration, jitter: Duration) {
+        *self.state.delay.lock().unwrap() = (delay, jitter);
     }
 
     /// (bytes of answers swallowed, bytes of requests passed on meanwhile).

@@ -227,6 +227,20 @@ impl KafkaBus {
         c
     }
 
+    /// Whether the brokers list `topic` with partitions (metadata, Describe permission). Any
+    /// failure reads as "no": creating the topic then says what is wrong.
+    async fn topic_exists(&self, topic: &str) -> bool {
+        let (producer, topic) = (self.producer.clone(), topic.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let metadata = producer.client().fetch_metadata(Some(&topic), REQUEST_TIMEOUT).ok();
+            metadata.is_some_and(|m| {
+                m.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+            })
+        })
+        .await
+        .unwrap_or(false)
+    }
+
     fn offsets_reader(&self, group: &str) -> OffsetsReader {
         OffsetsReader { base: self.base.clone(), group: group.to_owned(), flavor: self.flavor }
     }
@@ -284,6 +298,12 @@ impl OffsetsReader {
 impl Bus for KafkaBus {
     async fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<(), BusError> {
         validate_topic_name(topic)?;
+        // A topic that exists is left as it is, unasked: creating it needs the Create permission,
+        // which a least-privilege user (deploy/strimzi's KafkaUser) has only on the topics
+        // StreamForge creates at run time.
+        if self.topic_exists(topic).await {
+            return Ok(());
+        }
         let new = NewTopic::new(topic, partitions.max(1) as i32, TopicReplication::Fixed(self.replication));
         let opts = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
         let results = self.auth.unless_refused("create topics", self.admin.create_topics([&new], &opts)).await?;
