@@ -479,7 +479,8 @@ const JITTER: Duration = Duration::from_millis(10);
 /// (`unshare(CLONE_NEWNET)`; the broker, the relay, the publisher and the node process all live in
 /// it, on its own loopback):
 /// - **loss is real and in the kernel**: nftables drops a random 3 % of the TCP segments to and
-///   from the broker's advertised port, each way, and TCP has to retransmit them;
+///   from the broker's advertised port, each way, on arrival (the input hook: a sender learns of it
+///   only from the missing acknowledgements, as on a network), and TCP has to retransmit them;
 /// - **latency** comes from a relay in userspace in front of that listener (`common::proxy`),
 ///   which passes every chunk on 25 ms (+ up to 10 ms) after it arrived, each way, in order.
 ///
@@ -626,7 +627,7 @@ async fn over_a_lossy_link() {
     sh(
         &["nft", "-f", "-"],
         &format!(
-            "table inet impair {{\n chain out {{\n  type filter hook output priority 0; policy accept;\n  {}\n  {}\n }}\n}}\n",
+            "table inet impair {{\n chain lossy {{\n  type filter hook input priority 0; policy accept;\n  {}\n  {}\n }}\n}}\n",
             rule("dport"),
             rule("sport")
         ),
