@@ -358,6 +358,73 @@ async fn a_broker_outage_of_20_s_loses_and_duplicates_nothing(shared_broker: &Br
     );
 }
 
+/// `bus.kafka.static_membership = true` in a node's TOML file (what the StatefulSet's nodes run
+/// with, deploy/overlays/prod): its consumer joins the group as the static member
+/// `<node.id>-<topic>` (KIP-345), as the broker reports it to an independent client. The node is
+/// SIGKILLed and started again under the same id, as a StatefulSet pod is: the broker knows it as
+/// the same member, it owns every partition again and the store ends with every candle once.
+/// Apache Kafka only (tansu 0.6 is not checked for static membership).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_member_is_named_after_its_node_and_comes_back_as_itself() {
+    let Some(broker) = common::kafka::apache() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store_url = format!("sqlite://{}", dir.path().join("static.db").display());
+    let topic = common::unique_name("static");
+    let group = format!("{topic}-group");
+    let cfg = dir.path().join("node.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[node]\nid = \"streamforge-7\"\n[bus]\npartitions = 3\n[bus.kafka]\nstatic_membership = true\n\
+             session_timeout_ms = 60000\n[connector]\nbatch_size = 200\nflush_interval_ms = 50\n\
+             [[connectors]]\ntopic = \"{topic}\"\ncollection = \"candles_static\"\ngroup = \"{group}\"\n\
+             [queue_manager]\nenabled = false\n"
+        ),
+    )
+    .unwrap();
+    let ctx = NodeContext::open(broker.config("sqlite::memory:")).await.unwrap();
+    ctx.bus.ensure_topic(&topic, 3).await.unwrap();
+    let src = source("BTCUSDT", "BTC_USDT-1m.json.gz");
+    let records: Vec<OutRecord> = src.iter().map(|(_, r)| r.clone()).collect();
+    let half = records.len() / 2;
+    ctx.bus.publish(&topic, records[..half].to_vec()).await.unwrap();
+    let store = store::open(&store_url).await.unwrap();
+    let member = |expected_partitions: usize| {
+        let (addr, group) = (broker.addr.clone(), group.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let members = common::kafka::python(&["members", &addr, &group]);
+                if members.len() == 1 && members[0]["partitions"].as_array().unwrap().len() == expected_partitions {
+                    return members[0].clone();
+                }
+                assert!(Instant::now() < deadline, "the group's members: {members:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+
+    let log = dir.path().join("node.log");
+    let mut node = Node::start(&broker, &cfg, &store_url, &log);
+    wait_rows(&store, "candles_static", 1, Duration::from_secs(60)).await;
+    let first = member(3).await;
+    assert_eq!(first["group_instance_id"], format!("streamforge-7-{topic}"), "the static member's name");
+    node.0.kill().unwrap(); // SIGKILL: no LeaveGroup, the broker keeps the static member.
+    node.0.wait().unwrap();
+
+    ctx.bus.publish(&topic, records[half..].to_vec()).await.unwrap();
+    let _node = Node::start(&broker, &cfg, &store_url, &log);
+    wait_rows(&store, "candles_static", records.len() as u64, Duration::from_secs(120)).await;
+    let again = member(3).await;
+    assert_eq!(again["group_instance_id"], first["group_instance_id"], "the restarted node is the same static member");
+    assert_ne!(
+        again["member_id"], first["member_id"],
+        "… joined anew: the killed consumer was replaced, not waited for"
+    );
+    let want: Vec<FileCandle> = src.iter().map(|(f, _)| f.clone()).collect();
+    assert_exactly(&store, "candles_static", "BTCUSDT", &want).await;
+}
+
 /// The XRPETH aggregate trades of the recording, as records keyed by symbol.
 fn trade_source() -> Vec<(Trade, OutRecord)> {
     let body = serde_json::to_vec(&common::recorded_agg_trades()).unwrap();

@@ -127,3 +127,51 @@ async fn sslmode_require_insists_on_tls() {
     };
     assert!(err.to_lowercase().contains("tls") || err.to_lowercase().contains("ssl"), "{err}");
 }
+
+/// `store.password_file` from a TOML file, through the binary: a `run` whose `[store]` names a
+/// PostgreSQL user in its URL and the password in a file (a mounted secret, as the pods of
+/// deploy/ read it) logs in to a server that asks for the password and stores the candles; a
+/// wrong password fails the run at once, saying why, and the password is never printed. The
+/// server is a private one with scram-sha-256 (the shared one trusts everyone).
+#[test]
+fn the_database_password_is_read_from_the_file_the_config_names() {
+    let Some(pg) = common::PasswordPostgres::start("s3cret-of-the-database") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let run = |password: &str| {
+        std::fs::write(dir.path().join("password"), format!("{password}\n")).unwrap();
+        let config = dir.path().join("node.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[store]\nurl = \"postgres://postgres@127.0.0.1:{}/postgres\"\npassword_file = \"{}\"\n",
+                pg.port,
+                dir.path().join("password").display()
+            ),
+        )
+        .unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_streamforge"))
+            .args(["run", "--offline", "--symbols", "BTCUSDT", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let wrong = run("not-the-password");
+    let said = format!("{}{}", String::from_utf8_lossy(&wrong.stdout), String::from_utf8_lossy(&wrong.stderr));
+    assert!(!wrong.status.success(), "a wrong password is refused:\n{said}");
+    assert!(said.contains("password authentication failed"), "the error says why:\n{said}");
+    assert!(!said.contains("not-the-password"), "the password is never printed:\n{said}");
+
+    let right = run("s3cret-of-the-database");
+    let said = format!("{}{}", String::from_utf8_lossy(&right.stdout), String::from_utf8_lossy(&right.stderr));
+    assert!(right.status.success(), "{said}");
+    assert!(!said.contains("s3cret-of-the-database"), "the password is never printed:\n{said}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let url = format!("postgres://postgres:s3cret-of-the-database@127.0.0.1:{}/postgres", pg.port);
+        let store = store::open(&url).await.unwrap();
+        let stored: u64 =
+            store.collections().await.unwrap().iter().filter(|c| c.name.starts_with("btcusdt_")).map(|c| c.rows).sum();
+        let recorded = common::recorded_candles("BTC_USDT-1m.json.gz").len() as u64;
+        assert_eq!(stored, recorded, "every recorded candle stored through the password from the file");
+    });
+}

@@ -290,6 +290,30 @@ async fn models_round_trip_through_a_real_s3_server() {
     .to_vec();
     let artifacts = Artifacts::open_with("s3://models/streamforge", options).unwrap();
     save_and_load_round_trip(&artifacts).await;
+    // The same through `artifacts.s3_credentials_dir` of a TOML file: one file per setting, as a
+    // mounted secret lays them out (deploy/overlays/prod/worker.toml); the endpoint is among them,
+    // so without the folder the client would not find the server.
+    let secret = tempfile::tempdir().unwrap();
+    for (file, value) in [
+        ("access_key_id", "test"),
+        ("secret_access_key", "test"),
+        ("endpoint", endpoint.as_str()),
+        ("region", "us-east-1"),
+        ("allow_http", "true"),
+        ("virtual_hosted_style_request", "false"),
+    ] {
+        std::fs::write(secret.path().join(file), format!("{value}\n")).unwrap();
+    }
+    let file = secret.path().join("node.toml");
+    std::fs::write(&file, format!("[artifacts]\ns3_credentials_dir = \"{}\"\n", secret.path().display())).unwrap();
+    let config = streamforge::config::load(Some(&file), Vec::<(String, String)>::new()).unwrap();
+    let from_files = Artifacts::open("s3://models/from-files", &config.artifacts).unwrap();
+    save_and_load_round_trip(&from_files).await;
+    let listing = http.get(format!("{endpoint}/models?list-type=2")).send().await.unwrap().text().await.unwrap();
+    assert!(listing.contains("from-files/tgcn_test/1/model.mpk"), "{listing}");
+    std::fs::remove_file(secret.path().join("access_key_id")).unwrap();
+    let refused = Artifacts::open("s3://models/from-files", &config.artifacts).err().expect("no access key, no store");
+    assert!(refused.to_string().contains("access_key_id"), "{refused}");
     // The objects are really on the server.
     let listing = http.get(format!("{endpoint}/models?list-type=2")).send().await.unwrap().text().await.unwrap();
     assert!(listing.contains("streamforge/tgcn_test/1/model.mpk"), "{listing}");

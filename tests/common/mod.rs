@@ -197,3 +197,68 @@ pub async fn assert_sample_candles_stored_once(store_url: &str, symbol: &str, fi
     assert_eq!((stored.len(), first_difference), (recorded.len(), None), "{symbol}: every candle once, in order");
     recorded.len() as u64
 }
+
+/// A PostgreSQL server of a test's own that asks for a password (scram-sha-256) — the shared
+/// server `.ci/run` starts trusts every connection, which would let a missing password through.
+/// Debian's server binaries, a new cluster in a temporary folder, run as `postgres` when the tests
+/// run as root; stopped when dropped.
+pub struct PasswordPostgres {
+    pub port: u16,
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+/// Runs `line` in a shell, as `postgres` when this process is root (the server refuses root).
+fn as_postgres(line: &str) -> std::process::Output {
+    let root = std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let mut cmd = if root {
+        let mut c = std::process::Command::new("su");
+        c.args(["postgres", "-s", "/bin/sh", "-c", line]);
+        c
+    } else {
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", line]);
+        c
+    };
+    cmd.output().expect("a shell runs")
+}
+
+impl PasswordPostgres {
+    /// A server whose superuser `postgres` has `password`, or `None` (see [`missing`]).
+    pub fn start(password: &str) -> Option<PasswordPostgres> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql").ok().and_then(|d| {
+            d.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).filter(|p| p.join("postgres").exists()).max()
+        });
+        let Some(bin) = bin else {
+            missing("PostgreSQL's server binaries (Debian's postgresql; .ci/run installs them)");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let _ = std::process::Command::new("chown").arg("postgres").arg(dir.path()).status();
+        std::fs::write(dir.path().join("pw"), password).unwrap();
+        let _ = std::process::Command::new("chown").arg("postgres").arg(dir.path().join("pw")).status();
+        let d = dir.path().display();
+        let init = as_postgres(&format!(
+            "'{}/initdb' -D '{d}/data' -U postgres --auth=scram-sha-256 --pwfile='{d}/pw' -E UTF8",
+            bin.display()
+        ));
+        assert!(init.status.success(), "initdb: {}", String::from_utf8_lossy(&init.stderr));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let start = as_postgres(&format!(
+            "'{}/pg_ctl' -D '{d}/data' -l '{d}/server.log' -w -t 60 -o \"-c listen_addresses=127.0.0.1 -p {port} -k '{d}' -c fsync=off\" start",
+            bin.display()
+        ));
+        assert!(start.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&start.stderr));
+        Some(PasswordPostgres { port, bin, dir })
+    }
+}
+
+impl Drop for PasswordPostgres {
+    fn drop(&mut self) {
+        as_postgres(&format!(
+            "'{}/pg_ctl' -D '{}/data' -m immediate stop",
+            self.bin.display(),
+            self.dir.path().display()
+        ));
+    }
+}

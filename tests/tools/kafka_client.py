@@ -7,6 +7,8 @@
                                                      through the broker's admin API
   kafka_client.py keda-lag BOOTSTRAP TOPIC GROUP  -> JSON lines {partition, committed, end, lag}, the
                                                      way KEDA's Kafka scaler computes lag
+  kafka_client.py members BOOTSTRAP GROUP         -> JSON lines {member_id, group_instance_id, partitions}
+                                                     of the group's members (DescribeGroups)
 """
 import json
 import sys
@@ -88,6 +90,15 @@ def keda_lag(bootstrap, topic, group):
     c.close()
 
 
+def members(bootstrap, group):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    description = admin.describe_consumer_groups([group])[group].result(timeout=30)
+    for m in description.members:
+        partitions = sorted(tp.partition for tp in (m.assignment.topic_partitions if m.assignment else []))
+        print(json.dumps({"member_id": m.member_id, "group_instance_id": m.group_instance_id,
+                          "partitions": partitions}))
+
+
 def scram_user(bootstrap, user, password):
     """AlterUserScramCredentials (KIP-554), as Strimzi's user operator does for a KafkaUser."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -106,6 +117,8 @@ if __name__ == "__main__":
         offsets(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "scram-user":
         scram_user(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif cmd == "members":
+        members(sys.argv[2], sys.argv[3])
     elif cmd == "keda-lag":
         keda_lag(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
