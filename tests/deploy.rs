@@ -918,7 +918,17 @@ fn matches(labels: &BTreeMap<String, String>, (name, op, value): &(String, Strin
 /// A node of the dev overlay's configuration, as the pod would run it, on loopback: its TOML with
 /// the pod's paths moved into `dir` (the admin token as the secret volume would hold it, the
 /// volume, the image's recording).
-fn start_dev_node(objects: &[Value], dir: &Path, admin: &str, log: &Path) -> std::process::Child {
+/// A node process, killed when dropped (a failing assertion must not leave it running).
+struct NodeProcess(std::process::Child);
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_dev_node(objects: &[Value], dir: &Path, admin: &str, log: &Path) -> NodeProcess {
     let sts = kind(objects, "StatefulSet").next().unwrap();
     let (_, cfg) = workload_config(objects, &sts["spec"]["template"]["spec"]);
     let files = config_files(objects);
@@ -944,6 +954,7 @@ fn start_dev_node(objects: &[Value], dir: &Path, admin: &str, log: &Path) -> std
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
+        .map(NodeProcess)
         .unwrap()
 }
 
@@ -1003,8 +1014,8 @@ async fn the_binary_serves_the_probes_and_every_series_the_dashboard_alerts_and_
         }
     }
     assert!(checked > 40, "{checked} selectors checked");
-    let _ = Command::new("kill").args(["-TERM", &node.id().to_string()]).status();
-    let status = tokio::task::block_in_place(|| node.wait()).unwrap();
+    let _ = Command::new("kill").args(["-TERM", &node.0.id().to_string()]).status();
+    let status = tokio::task::block_in_place(|| node.0.wait()).unwrap();
     assert!(status.success(), "the node stops cleanly:\n{}", std::fs::read_to_string(&log).unwrap());
     // log.json: one JSON object a line, what fluent-bit's parser and Merge_Log take.
     let cri = std::fs::read_to_string(repo().join("deploy/observability/fluent-bit/parsers.conf")).unwrap();
