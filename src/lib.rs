@@ -1,8 +1,8 @@
 //! StreamForge: Binance market data through a bus into a store, run by supervised actors.
 //!
 //! Module map:
-//! - [`model`]: normalized records (candle, trade, depth, snapshot), their bus encoding and the
-//!   `queue-control` / `queue-events` protocol.
+//! - [`model`]: normalized records (candle, trade, depth, snapshot), their bus encoding, candles
+//!   derived from shorter ones (`model::derive`) and the `queue-control` / `queue-events` protocol.
 //! - [`bus`]: the bus trait (topics, partitions, consumer groups) and the in-process bus.
 //! - [`store`]: the store trait (idempotent upserts, high-water marks, workflows) and SQLite.
 //! - [`exchange`]: the Binance REST client used by loaders.
@@ -21,8 +21,8 @@
 //! - [`http`]: how the HTTP servers (admin, replay) are run.
 //! - [`log`]: structured logging setup.
 //! - [`config`]: configuration as validated data (TOML + environment).
-//! - [`app`]: the commands the binary runs (`run`, `node`, `dummy`, `graph`, `train`, `book`, `ctl`,
-//!   `replay-server`, `bench`), each with its arguments and `run`; [`app::args`] what they share.
+//! - [`app`]: the commands the binary runs (`run`, `node`, `dummy`, `graph`, `derive`, `train`, `book`,
+//!   `ctl`, `replay-server`, `bench`), each with its arguments and `run`; [`app::args`] what they share.
 
 pub mod actors;
 pub mod admin;

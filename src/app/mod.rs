@@ -1,6 +1,7 @@
 //! The commands the binary runs, built from the library's parts: `run` (one backfill to the store,
 //! then exit), `node` (the long-running actor node), `dummy` (a node with the dummy worker),
-//! `book` (a local order book), `graph` (correlation graphs), `train`/`predict`, `ctl` (the admin
+//! `book` (a local order book), `graph` (correlation graphs), `derive` (longer candles from shorter
+//! stored ones), `train`/`predict`, `ctl` (the admin
 //! API from a terminal), `replay-server`, `bench` (the hot paths measured on recorded data). Each
 //! module holds its command's arguments (clap) and its `run`; [`args`] what they share.
 
@@ -9,6 +10,7 @@ pub mod bench;
 pub mod book;
 mod context;
 pub mod ctl;
+pub mod derive;
 pub mod dummy;
 pub mod graph;
 pub mod malloc;

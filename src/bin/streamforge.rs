@@ -27,6 +27,8 @@ enum Command {
     Book(app::book::BookArgs),
     /// Build correlation graphs of many symbols' candles (backfilling them first), print a summary.
     Graph(app::graph::GraphArgs),
+    /// Derive 5m/15m/1h/4h/1d candles from stored shorter ones (1m), store them, print a summary.
+    Derive(app::derive::DeriveArgs),
     /// Train the temporal GNN with a walk-forward evaluation against baselines; save and register it
     /// (needs the `trainer` feature).
     #[cfg(feature = "trainer")]
@@ -58,6 +60,7 @@ async fn execute(cli: Cli) -> Result<String, AppError> {
         Command::Dummy(args) => app::dummy::run(args, log, shutdown_signal()).await.map(|()| String::new()),
         Command::Book(args) => app::book::run(args, log, shutdown_signal()).await,
         Command::Graph(args) => app::graph::run(args, log).await,
+        Command::Derive(args) => app::derive::run(args, log).await,
         #[cfg(feature = "trainer")]
         Command::Train(args) => app::train::run(args, log).await,
         #[cfg(feature = "trainer")]

@@ -6,6 +6,7 @@ mod candle;
 mod control;
 mod decimal;
 mod depth;
+pub mod derive;
 mod event;
 mod graph;
 mod interval;

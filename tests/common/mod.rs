@@ -31,8 +31,12 @@ pub struct FileCandle {
 /// Reads a freqtrade kline file of the sample with serde_json's own number parsing, keeping each
 /// number's text (not going through the replay server's code).
 pub fn recorded_candles(symbol_file: &str) -> Vec<FileCandle> {
-    let path = sample_dir().join("klines/selskas_spot_1m_2021-04-24_2021-04-26").join(symbol_file);
-    let text = read_gz(&path);
+    freqtrade_candles(&sample_dir().join("klines/selskas_spot_1m_2021-04-24_2021-04-26").join(symbol_file))
+}
+
+/// The candles of a gzipped freqtrade kline file, each number as the file writes it.
+pub fn freqtrade_candles(path: &Path) -> Vec<FileCandle> {
+    let text = read_gz(path);
     // Split rows by hand so every number keeps the digits the file has.
     let inner = text.trim().trim_start_matches("[[").trim_end_matches("]]");
     inner
