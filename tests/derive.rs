@@ -49,27 +49,6 @@ fn recorded(pair: &str, interval: &str) -> Vec<FileCandle> {
     freqtrade_candles(&fixtures().join(format!("{pair}-{interval}.json.gz")))
 }
 
-/// A file candle as the store holds it (freqtrade keeps no quote volume, trades or taker volumes).
-fn candle(symbol: &str, interval: Interval, f: &FileCandle) -> Candle {
-    let [open, high, low, close, volume] = f.ohlcv;
-    Candle {
-        symbol: symbol.into(),
-        interval,
-        open_time: f.open_time,
-        close_time: f.open_time + interval.millis() - 1,
-        open,
-        high,
-        low,
-        close,
-        volume,
-        quote_volume: None,
-        trades: None,
-        taker_buy_base: None,
-        taker_buy_quote: None,
-        closed: true,
-    }
-}
-
 fn fields(c: &Candle) -> (i64, i64, [streamforge::model::Decimal; 5]) {
     (c.open_time, c.close_time, [c.open, c.high, c.low, c.close, c.volume])
 }
@@ -80,8 +59,8 @@ fn five_minute_candles_derived_from_one_minute_ones_are_binances_own() {
     let restated: Vec<i64> = RESTATED.iter().map(|t| streamforge::model::parse_date_or_time_ms(t).unwrap()).collect();
     let mut compared = 0;
     for (symbol, pair) in SYMBOLS {
-        let one: Vec<Candle> = recorded(pair, "1m").iter().map(|f| candle(symbol, "1m".parse().unwrap(), f)).collect();
-        let want: Vec<Candle> = recorded(pair, "5m").iter().map(|f| candle(symbol, five, f)).collect();
+        let one: Vec<Candle> = recorded(pair, "1m").iter().map(|f| f.candle(symbol, "1m".parse().unwrap())).collect();
+        let want: Vec<Candle> = recorded(pair, "5m").iter().map(|f| f.candle(symbol, five)).collect();
         let end = want.last().unwrap().close_time + 1;
         let derived: Vec<Candle> =
             derive(&one, five, i64::MAX).unwrap().into_iter().filter(|c| c.open_time < end).collect();
@@ -128,7 +107,7 @@ fn derive_stores_every_interval_from_the_store_through_the_command() {
         let store = store::open(&url).await.unwrap();
         for (symbol, pair) in SYMBOLS {
             let records: Vec<DataRecord> =
-                recorded(pair, "1m").iter().map(|f| DataRecord::Candle(candle(symbol, one_minute, f))).collect();
+                recorded(pair, "1m").iter().map(|f| DataRecord::Candle(f.candle(symbol, one_minute))).collect();
             store.upsert("candles_1m", std::sync::Arc::new(records)).await.unwrap();
         }
     });
@@ -158,7 +137,7 @@ fn derive_stores_every_interval_from_the_store_through_the_command() {
             let want: Vec<Candle> = recorded(pair, "5m")
                 .iter()
                 .filter(|f| (from..to).contains(&f.open_time))
-                .map(|f| candle(symbol, five, f))
+                .map(|f| f.candle(symbol, five))
                 .collect();
             assert_eq!(stored.len(), want.len(), "{symbol}: 5m candles of the whole days of the range");
             expected_five += want.len() as u64;

@@ -176,11 +176,7 @@ async fn the_bus_works_over_sasl_ssl_with_scram_sha_512_and_a_wrong_password_is_
 async fn a_connection_killed_mid_batch_leaves_no_duplicate_with_the_idempotent_producer() {
     let (relay_port, direct_port) = (free_port(), free_port());
     let relay_listener = tokio::net::TcpListener::bind(("127.0.0.1", relay_port)).await.unwrap();
-    let listeners = format!(
-        "listeners=PLAINTEXT://127.0.0.1:@PORT@,CONTROLLER://127.0.0.1:@CONTROLLER_PORT@,RELAYED://127.0.0.1:{direct_port}\n\
-         advertised.listeners=PLAINTEXT://127.0.0.1:@PORT@,RELAYED://127.0.0.1:{relay_port}\n\
-         listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,RELAYED:PLAINTEXT\n"
-    );
+    let listeners = common::kafka::relayed_listeners(direct_port, relay_port);
     let Some(broker) = PrivateBroker::apache(&listeners) else { return };
     let relay = TcpProxy::start_on(relay_listener, format!("127.0.0.1:{direct_port}").parse().unwrap());
 

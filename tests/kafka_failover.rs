@@ -20,7 +20,7 @@ use streamforge::actors::connector::{ConnectorRoute, ConnectorShared};
 use streamforge::app::NodeContext;
 use streamforge::bus::OutRecord;
 use streamforge::config::BrokerFlavor;
-use streamforge::model::{Candle, DataRecord, Trade};
+use streamforge::model::{DataRecord, Trade};
 use streamforge::store::{self, Store};
 use streamforge::supervision::{Restart, Strategy, SupervisorArgs, Tree};
 
@@ -46,23 +46,7 @@ fn source(symbol: &str, file: &str) -> Vec<(FileCandle, OutRecord)> {
     recorded_candles(file)
         .into_iter()
         .map(|f| {
-            let [open, high, low, close, volume] = f.ohlcv;
-            let candle = Candle {
-                symbol: symbol.into(),
-                interval: "1m".parse().unwrap(),
-                open_time: f.open_time,
-                close_time: f.open_time + 59_999,
-                open,
-                high,
-                low,
-                close,
-                volume,
-                quote_volume: None,
-                trades: None,
-                taker_buy_base: None,
-                taker_buy_quote: None,
-                closed: true,
-            };
+            let candle = f.candle(symbol, "1m".parse().unwrap());
             let key = format!("{symbol}-{}", f.open_time / 86_400_000);
             (f, OutRecord::keyed(key, DataRecord::Candle(candle).to_bytes()))
         })
@@ -435,6 +419,90 @@ fn trade_source() -> Vec<(Trade, OutRecord)> {
         .collect()
 }
 
+/// The bundled candles of three symbols and the XRPETH aggregate trades, each kind in a topic of
+/// its own (3 partitions, created), and a node's TOML file whose two connectors store them in
+/// `candles_<name>` and `trades_<name>` (plus `settings`, more of the file).
+struct CandlesAndTrades {
+    candles: String,
+    trades: String,
+    name: String,
+    /// `candles_<name>`, `trades_<name>`.
+    collections: [String; 2],
+    cfg: tempfile::NamedTempFile,
+    /// The publisher.
+    ctx: NodeContext,
+    sources: [(&'static str, Vec<(FileCandle, OutRecord)>); 3],
+    trade_source: Vec<(Trade, OutRecord)>,
+}
+
+impl CandlesAndTrades {
+    async fn new(broker: &Broker, name: &str, settings: &str) -> CandlesAndTrades {
+        let (candles, trades) =
+            (common::unique_name(&format!("{name}-candles")), common::unique_name(&format!("{name}-trades")));
+        let mut cfg = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            cfg,
+            "[bus]\npartitions = 3\n{settings}\
+             [[connectors]]\ntopic = \"{candles}\"\ncollection = \"candles_{name}\"\ngroup = \"{candles}-group\"\n\
+             [[connectors]]\ntopic = \"{trades}\"\ncollection = \"trades_{name}\"\ngroup = \"{trades}-group\"\n\
+             [queue_manager]\nenabled = false"
+        )
+        .unwrap();
+        let mut publisher_cfg = broker.config("sqlite::memory:");
+        publisher_cfg.bus.partitions = 3;
+        let ctx = NodeContext::open(publisher_cfg).await.unwrap();
+        ctx.bus.ensure_topic(&candles, 3).await.unwrap();
+        ctx.bus.ensure_topic(&trades, 3).await.unwrap();
+        let sources = [
+            ("BTCUSDT", "BTC_USDT-1m.json.gz"),
+            ("ETHUSDT", "ETH_USDT-1m.json.gz"),
+            ("SOLUSDT", "SOL_USDT-1m.json.gz"),
+        ]
+        .map(|(s, f)| (s, source(s, f)));
+        let collections = [format!("candles_{name}"), format!("trades_{name}")];
+        CandlesAndTrades {
+            candles,
+            trades,
+            name: name.to_owned(),
+            collections,
+            cfg,
+            ctx,
+            sources,
+            trade_source: trade_source(),
+        }
+    }
+
+    fn collections(&self) -> [&str; 2] {
+        [&self.collections[0], &self.collections[1]]
+    }
+
+    fn candle_records(&self) -> Vec<OutRecord> {
+        self.sources.iter().flat_map(|(_, v)| v.iter().map(|(_, r)| r.clone())).collect()
+    }
+
+    fn trade_records(&self) -> Vec<OutRecord> {
+        self.trade_source.iter().map(|(_, r)| r.clone()).collect()
+    }
+
+    fn total(&self) -> u64 {
+        (self.candle_records().len() + self.trade_records().len()) as u64
+    }
+
+    /// The store holds every source record exactly once, each equal to its source.
+    async fn assert_stored_exactly(&self, store: &Arc<dyn Store>) {
+        let collections = self.collections();
+        for (symbol, src) in &self.sources {
+            let want: Vec<FileCandle> = src.iter().map(|(f, _)| f.clone()).collect();
+            assert_exactly(store, collections[0], symbol, &want).await;
+        }
+        let stored = store.trades(collections[1], "XRPETH", i64::MIN, i64::MAX).await.unwrap();
+        let want: Vec<Trade> = self.trade_source.iter().map(|(t, _)| t.clone()).collect();
+        assert_eq!(stored.len(), want.len(), "{}: trades row count", self.name);
+        assert!(stored == want, "{}: every stored trade equals its source", self.name);
+        assert_eq!(rows(store, collections).await, self.total(), "{}: nothing twice", self.name);
+    }
+}
+
 async fn rows(store: &Arc<dyn Store>, collections: [&str; 2]) -> u64 {
     let all = store.collections().await.unwrap();
     all.iter().filter(|c| collections.contains(&c.name.as_str())).map(|c| c.rows).sum()
@@ -450,31 +518,14 @@ async fn sigkilled_ten_times(broker: &Broker) {
     const KILLS: usize = 10;
     let dir = tempfile::tempdir().unwrap();
     let store_url = format!("sqlite://{}", dir.path().join("chaos.db").display());
-    let (candles, trades) = (common::unique_name("chaos-candles"), common::unique_name("chaos-trades"));
-    let collections = ["candles_chaos", "trades_chaos"];
-    let mut cfg = tempfile::NamedTempFile::new().unwrap();
-    writeln!(
-        cfg,
-        "[bus]\npartitions = 3\n[bus.kafka]\nsession_timeout_ms = 6000\n\
-         [connector]\nbatch_size = 50\nflush_interval_ms = 20\n\
-         [[connectors]]\ntopic = \"{candles}\"\ncollection = \"{}\"\ngroup = \"{candles}-group\"\n\
-         [[connectors]]\ntopic = \"{trades}\"\ncollection = \"{}\"\ngroup = \"{trades}-group\"\n\
-         [queue_manager]\nenabled = false",
-        collections[0], collections[1]
+    let src = CandlesAndTrades::new(
+        broker,
+        "chaos",
+        "[bus.kafka]\nsession_timeout_ms = 6000\n[connector]\nbatch_size = 50\nflush_interval_ms = 20\n",
     )
-    .unwrap();
-    let mut publisher_cfg = broker.config("sqlite::memory:");
-    publisher_cfg.bus.partitions = 3;
-    let ctx = NodeContext::open(publisher_cfg).await.unwrap();
-    ctx.bus.ensure_topic(&candles, 3).await.unwrap();
-    ctx.bus.ensure_topic(&trades, 3).await.unwrap();
-    let sources =
-        [("BTCUSDT", "BTC_USDT-1m.json.gz"), ("ETHUSDT", "ETH_USDT-1m.json.gz"), ("SOLUSDT", "SOL_USDT-1m.json.gz")]
-            .map(|(s, f)| (s, source(s, f)));
-    let candle_records: Vec<OutRecord> = sources.iter().flat_map(|(_, v)| v.iter().map(|(_, r)| r.clone())).collect();
-    let trade_source = trade_source();
-    let trade_records: Vec<OutRecord> = trade_source.iter().map(|(_, r)| r.clone()).collect();
-    let total = (candle_records.len() + trade_records.len()) as u64;
+    .await;
+    let (candles, trades, collections) = (&src.candles, &src.trades, src.collections());
+    let (candle_records, trade_records) = (src.candle_records(), src.trade_records());
     // The source in KILLS + 1 parts, one published per round, trades and candles side by side.
     let part = |records: &[OutRecord], k: usize| {
         let n = records.len().div_ceil(KILLS + 1);
@@ -493,11 +544,11 @@ async fn sigkilled_ten_times(broker: &Broker) {
     let (mut published, mut mid_stream) = (0u64, 0usize);
     for k in 0..=KILLS {
         let before = rows(&store, collections).await;
-        let node = Node::start(broker, cfg.path(), &store_url, &log);
+        let node = Node::start(broker, src.cfg.path(), &store_url, &log);
         let (c, t) = (part(&candle_records, k), part(&trade_records, k));
         published += (c.len() + t.len()) as u64;
-        ctx.bus.publish(&candles, c).await.unwrap();
-        ctx.bus.publish(&trades, t).await.unwrap();
+        src.ctx.bus.publish(candles, c).await.unwrap();
+        src.ctx.bus.publish(trades, t).await.unwrap();
         if k == KILLS {
             // The last start runs to the end.
             wait_rows(&store, collections[0], candle_records.len() as u64, Duration::from_secs(120)).await;
@@ -518,15 +569,8 @@ async fn sigkilled_ten_times(broker: &Broker) {
             mid_stream += 1;
         }
     }
-    for (symbol, src) in &sources {
-        let want: Vec<FileCandle> = src.iter().map(|(f, _)| f.clone()).collect();
-        assert_exactly(&store, collections[0], symbol, &want).await;
-    }
-    let stored = store.trades(collections[1], "XRPETH", i64::MIN, i64::MAX).await.unwrap();
-    let want: Vec<Trade> = trade_source.into_iter().map(|(t, _)| t).collect();
-    assert_eq!(stored.len(), want.len(), "trades: row count");
-    assert!(stored == want, "every stored trade equals its source");
-    assert_eq!(rows(&store, collections).await, total, "nothing twice");
+    src.assert_stored_exactly(&store).await;
+    let total = src.total();
     assert!(mid_stream > 0, "no kill landed with records published and not yet stored (seed {seed})");
     eprintln!(
         "chaos verdict: {KILLS} SIGKILLs (seed {seed}, {mid_stream} with records in flight): {total} of {total} records stored once, \
@@ -617,54 +661,21 @@ fn dropped_packets() -> u64 {
 /// of their own, a node process with a connector for each, the source published in chunks. Returns
 /// how long it took from the node's start to the last record stored.
 async fn stream_through(bus: &Broker, store_url: &str, pass: &str) -> Duration {
-    let (candles, trades) =
-        (common::unique_name(&format!("{pass}-candles")), common::unique_name(&format!("{pass}-trades")));
-    let collections = [format!("candles_{pass}"), format!("trades_{pass}")];
-    let mut cfg = tempfile::NamedTempFile::new().unwrap();
-    writeln!(
-        cfg,
-        "[bus]\npartitions = 3\n[connector]\nbatch_size = 500\nflush_interval_ms = 100\n\
-         [[connectors]]\ntopic = \"{candles}\"\ncollection = \"{}\"\ngroup = \"{candles}-group\"\n\
-         [[connectors]]\ntopic = \"{trades}\"\ncollection = \"{}\"\ngroup = \"{trades}-group\"\n\
-         [queue_manager]\nenabled = false",
-        collections[0], collections[1]
-    )
-    .unwrap();
-    let mut publisher_cfg = bus.config("sqlite::memory:");
-    publisher_cfg.bus.partitions = 3;
-    let ctx = NodeContext::open(publisher_cfg).await.unwrap();
-    ctx.bus.ensure_topic(&candles, 3).await.unwrap();
-    ctx.bus.ensure_topic(&trades, 3).await.unwrap();
-    let sources =
-        [("BTCUSDT", "BTC_USDT-1m.json.gz"), ("ETHUSDT", "ETH_USDT-1m.json.gz"), ("SOLUSDT", "SOL_USDT-1m.json.gz")]
-            .map(|(s, f)| (s, source(s, f)));
-    let candle_records: Vec<OutRecord> = sources.iter().flat_map(|(_, v)| v.iter().map(|(_, r)| r.clone())).collect();
-    let trade_source = trade_source();
-    let trade_records: Vec<OutRecord> = trade_source.iter().map(|(_, r)| r.clone()).collect();
-
+    let src = CandlesAndTrades::new(bus, pass, "[connector]\nbatch_size = 500\nflush_interval_ms = 100\n").await;
+    let (candles, collections) = (&src.candles, src.collections());
     let log = std::env::temp_dir().join(format!("{candles}.log"));
     let started = Instant::now();
-    let mut node = Node::start(bus, cfg.path(), store_url, &log);
-    for (topic, records) in [(&candles, &candle_records), (&trades, &trade_records)] {
+    let mut node = Node::start(bus, src.cfg.path(), store_url, &log);
+    for (topic, records) in [(&src.candles, src.candle_records()), (&src.trades, src.trade_records())] {
         for chunk in records.chunks(1000) {
-            ctx.bus.publish(topic, chunk.to_vec()).await.unwrap();
+            src.ctx.bus.publish(topic, chunk.to_vec()).await.unwrap();
         }
     }
     let store = store::open(store_url).await.unwrap();
-    wait_rows(&store, &collections[0], candle_records.len() as u64, Duration::from_secs(300)).await;
-    wait_rows(&store, &collections[1], trade_records.len() as u64, Duration::from_secs(300)).await;
+    wait_rows(&store, collections[0], src.candle_records().len() as u64, Duration::from_secs(300)).await;
+    wait_rows(&store, collections[1], src.trade_records().len() as u64, Duration::from_secs(300)).await;
     let took = started.elapsed();
-
-    for (symbol, src) in &sources {
-        let want: Vec<FileCandle> = src.iter().map(|(f, _)| f.clone()).collect();
-        assert_exactly(&store, &collections[0], symbol, &want).await;
-    }
-    let stored = store.trades(&collections[1], "XRPETH", i64::MIN, i64::MAX).await.unwrap();
-    let want: Vec<Trade> = trade_source.into_iter().map(|(t, _)| t).collect();
-    assert_eq!(stored.len(), want.len(), "{pass}: trades row count");
-    assert!(stored == want, "{pass}: every stored trade equals its source");
-    let total = (candle_records.len() + trade_records.len()) as u64;
-    assert_eq!(rows(&store, [&collections[0], &collections[1]]).await, total, "{pass}: nothing twice");
+    src.assert_stored_exactly(&store).await;
 
     Command::new("kill").args(["-TERM", &node.0.id().to_string()]).status().unwrap();
     let status = tokio::task::block_in_place(|| node.0.wait()).unwrap();
@@ -675,11 +686,7 @@ async fn stream_through(bus: &Broker, store_url: &str, pass: &str) -> Duration {
 async fn over_a_lossy_link() {
     let (relay_port, direct_port) = (free_port(), free_port());
     let relay_listener = tokio::net::TcpListener::bind(("127.0.0.1", relay_port)).await.unwrap();
-    let listeners = format!(
-        "listeners=PLAINTEXT://127.0.0.1:@PORT@,CONTROLLER://127.0.0.1:@CONTROLLER_PORT@,RELAYED://127.0.0.1:{direct_port}\n\
-         advertised.listeners=PLAINTEXT://127.0.0.1:@PORT@,RELAYED://127.0.0.1:{relay_port}\n\
-         listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,RELAYED:PLAINTEXT\n"
-    );
+    let listeners = common::kafka::relayed_listeners(direct_port, relay_port);
     let Some(_broker) = PrivateBroker::apache(&listeners) else { return };
     let relay = TcpProxy::start_on(relay_listener, format!("127.0.0.1:{direct_port}").parse().unwrap());
     let bus = Broker { flavor: BrokerFlavor::Kafka, addr: format!("127.0.0.1:{relay_port}") };

@@ -132,6 +132,17 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// `server.properties` lines for a private Apache Kafka that listens for clients on `direct_port`
+/// but advertises `relay_port`, where a test's relay (`common::proxy`) stands in front of it; its
+/// own plaintext listener stays on `@PORT@`.
+pub fn relayed_listeners(direct_port: u16, relay_port: u16) -> String {
+    format!(
+        "listeners=PLAINTEXT://127.0.0.1:@PORT@,CONTROLLER://127.0.0.1:@CONTROLLER_PORT@,RELAYED://127.0.0.1:{direct_port}\n\
+         advertised.listeners=PLAINTEXT://127.0.0.1:@PORT@,RELAYED://127.0.0.1:{relay_port}\n\
+         listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,RELAYED:PLAINTEXT\n"
+    )
+}
+
 /// A broker process of a test's own, killed when dropped.
 pub struct PrivateBroker {
     pub broker: Broker,

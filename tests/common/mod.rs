@@ -28,6 +28,30 @@ pub struct FileCandle {
     pub ohlcv: [Decimal; 5],
 }
 
+impl FileCandle {
+    /// The candle as a store or the bus holds it (freqtrade keeps no quote volume, trade count or
+    /// taker volumes).
+    pub fn candle(&self, symbol: &str, interval: streamforge::model::Interval) -> streamforge::model::Candle {
+        let [open, high, low, close, volume] = self.ohlcv;
+        streamforge::model::Candle {
+            symbol: symbol.into(),
+            interval,
+            open_time: self.open_time,
+            close_time: self.open_time + interval.millis() - 1,
+            open,
+            high,
+            low,
+            close,
+            volume,
+            quote_volume: None,
+            trades: None,
+            taker_buy_base: None,
+            taker_buy_quote: None,
+            closed: true,
+        }
+    }
+}
+
 /// Reads a freqtrade kline file of the sample with serde_json's own number parsing, keeping each
 /// number's text (not going through the replay server's code).
 pub fn recorded_candles(symbol_file: &str) -> Vec<FileCandle> {
