@@ -904,6 +904,14 @@ fn series(text: &str) -> Vec<(String, BTreeMap<String, String>)> {
         .collect()
 }
 
+/// The value of the series of `name` with the label pair `label` in a text exposition.
+fn exported_value(text: &str, name: &str, (label, value): (&str, &str)) -> Option<f64> {
+    let wanted = format!("{label}=\"{value}\"");
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(&wanted))
+        .find_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+}
+
 fn matches(labels: &BTreeMap<String, String>, (name, op, value): &(String, String, String)) -> bool {
     let have = labels.get(name).map(String::as_str).unwrap_or("");
     let re = || regex::Regex::new(&format!("^(?:{value})$")).unwrap();
@@ -998,7 +1006,8 @@ async fn the_binary_serves_the_probes_and_every_series_the_dashboard_alerts_and_
         }
     })
     .await;
-    let exported = series(&exported);
+    let exported_text = exported;
+    let exported = series(&exported_text);
     let names: BTreeSet<&str> = exported.iter().map(|(n, _)| n.as_str()).collect();
     let mut checked = 0;
     for (what, expr) in queried_expressions(prod) {
@@ -1014,6 +1023,21 @@ async fn the_binary_serves_the_probes_and_every_series_the_dashboard_alerts_and_
         }
     }
     assert!(checked > 40, "{checked} selectors checked");
+    // The new series count what they say: the demo's loaders subscribe BTCUSDT and ETHUSDT to
+    // each stream kind, and the admin API counted the probes' answers; an unknown path is a 4xx.
+    let value = |name: &str, label: (&str, &str)| {
+        exported_value(&exported_text, name, label)
+            .unwrap_or_else(|| panic!("{name}{{{}={}}} exported", label.0, label.1))
+    };
+    for stream in ["trade", "aggTrade", "depth"] {
+        assert_eq!(value("streamforge_ws_symbols", ("stream", stream)), 2.0, "{stream}");
+    }
+    assert_eq!(value("streamforge_ws_symbols", ("stream", "kline")), 0.0);
+    assert!(value("streamforge_http_requests_total", ("code", "2xx")) >= probes.len() as f64);
+    let before = value("streamforge_http_requests_total", ("code", "4xx"));
+    assert_eq!(client.get(format!("http://{admin}/no-such-page")).send().await.unwrap().status(), 404);
+    let after = client.get(&url).send().await.unwrap().text().await.unwrap();
+    assert_eq!(exported_value(&after, "streamforge_http_requests_total", ("code", "4xx")), Some(before + 1.0));
     let _ = Command::new("kill").args(["-TERM", &node.0.id().to_string()]).status();
     let status = tokio::task::block_in_place(|| node.0.wait()).unwrap();
     assert!(status.success(), "the node stops cleanly:\n{}", std::fs::read_to_string(&log).unwrap());

@@ -269,16 +269,17 @@ fn tight(max_restarts: u32, within: Duration, strategy: Strategy, children: Vec<
 #[tokio::test(start_paused = true)]
 async fn more_than_r_restarts_within_t_escalates() {
     let env = Env::default();
-    let mut t =
-        Tree::start(tight(3, Duration::from_secs(10), Strategy::OneForOne, vec![env.spec("a", Restart::Permanent)]))
-            .await
-            .unwrap();
+    let args = tight(3, Duration::from_secs(10), Strategy::OneForOne, vec![env.spec("a", Restart::Permanent)]);
+    let metrics = args.metrics.clone();
+    let mut t = Tree::start(args).await.unwrap();
     for _ in 0..3 {
         exit(&t, "a", WorkerMsg::Fail).await;
     }
+    assert_eq!(metrics.supervisor_give_ups.get(), 0, "three restarts are within the intensity");
     child(&t, "a").await.cell.unwrap().send_message(WorkerMsg::Fail).unwrap();
     let err = t.wait_for(Duration::from_secs(5)).await.unwrap_err();
     assert!(err.to_string().contains("more than 3 restarts within 10s"), "{err}");
+    assert_eq!(metrics.supervisor_give_ups.get(), 1, "streamforge_supervisor_give_ups_total counts the give-up");
 }
 
 #[tokio::test(start_paused = true)]
