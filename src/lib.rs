@@ -4,11 +4,13 @@
 //! - [`model`]: normalized records (candle, trade, depth, snapshot), their bus encoding, candles
 //!   derived from shorter ones (`model::derive`) and the `queue-control` / `queue-events` protocol.
 //! - [`bus`]: the bus trait (topics, partitions, consumer groups) and the in-process bus.
-//! - [`store`]: the store trait (idempotent upserts, high-water marks, workflows) and SQLite.
+//! - [`store`]: the store trait (idempotent upserts, high-water marks, workflows), its backends, and
+//!   candles derived from stored ones.
 //! - [`exchange`]: the Binance REST client used by loaders.
 //! - [`graph`]: correlation graphs of many assets from aligned candles (graph builder).
 //! - [`replay`]: a Binance-compatible HTTP/WebSocket server over recorded data (tests, offline demo).
-//! - [`actors`]: loader, connector, stream, graph, trainer and dummy actors, and the telemetry they emit.
+//! - [`actors`]: loader, connector, stream, graph, candle-deriver, trainer and dummy actors, and the
+//!   telemetry they emit.
 //! - [`monitor`]: the live dashboard's boards (tape, 1m candles, verified book) and the actor and
 //!   clients that feed and read them.
 //! - [`workflow`]: workflows (requests, statuses, steps, history) and queue-manager, which runs them.

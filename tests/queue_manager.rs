@@ -259,6 +259,82 @@ fn ctl(url: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The `derive` step (issue 18), started with `ctl workflows start --steps load,store,derive
+/// --derive 5m,1h`: after the 1m candles of BTCUSDT and ETHUSDT are stored, the candle deriver
+/// stores their 5m and 1h candles in `candles_5m` and `candles_1h`, each equal to what the library
+/// derives from the stored 1m candles (and none for the periods of the 2021-04-25 outage); the
+/// step reports how many it stored. A request whose intervals do not fit the loaded candles is
+/// refused (422, as every invalid workflow) naming each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_derive_step_stores_the_longer_candles_of_what_the_workflow_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("sf.db").display());
+    let node = Node::start(config(&url), Some(common::sample_dir())).await.unwrap();
+    let api = Api::of(&node);
+    let base = format!("http://{}", node.admin_addr());
+    let out = tokio::task::spawn_blocking(move || {
+        ctl(
+            &base,
+            &[
+                "workflows",
+                "start",
+                "--symbols",
+                "BTCUSDT,ETHUSDT",
+                "--types",
+                "api_candles_1m",
+                "--steps",
+                "load,store,derive",
+                "--derive",
+                "5m,1h",
+                "--json",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let wf = api.until_ended(created["id"].as_str().unwrap()).await;
+    assert_eq!(wf["status"], "finished", "{wf:#}");
+    let derive = step(&wf, "derive");
+    assert_eq!(derive["status"], "finished");
+    let mut expected = 0;
+    for symbol in ["BTCUSDT", "ETHUSDT"] {
+        let collection = format!("{}_api_candles_1m_2021_04_24", symbol.to_ascii_lowercase());
+        let one = node.ctx.store.candles(&collection, symbol, i64::MIN, i64::MAX).await.unwrap();
+        for interval in ["5m", "1h"] {
+            let until = one.last().unwrap().close_time + 1;
+            let want = streamforge::model::derive::derive(&one, interval.parse().unwrap(), until).unwrap();
+            let stored =
+                node.ctx.store.candles(&format!("candles_{interval}"), symbol, i64::MIN, i64::MAX).await.unwrap();
+            assert_eq!(stored, want, "{symbol} {interval}");
+            expected += want.len() as u64;
+        }
+        let five = node.ctx.store.candles("candles_5m", symbol, i64::MIN, i64::MAX).await.unwrap();
+        let outage = streamforge::model::parse_date_or_time_ms("2021-04-25T06:00Z").unwrap();
+        assert!(five.iter().all(|c| c.open_time != outage), "{symbol}: no candle invented for the outage");
+    }
+    assert_eq!(derive["records_written"].as_u64(), Some(expected), "{derive}");
+
+    let (status, refused) = api
+        .post(
+            "/api/v1/workflows",
+            &json!({"symbols": ["BTCUSDT"], "types": ["api_candles_5m"], "steps": ["load", "store", "derive"], "derive": ["1m", "7m", "3d"]}),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    let text = refused.to_string();
+    assert!(text.contains("1m") && text.contains("7m") && text.contains("3d"), "every bad interval named: {text}");
+    let (status, refused) = api
+        .post(
+            "/api/v1/workflows",
+            &json!({"symbols": ["BTCUSDT"], "types": ["api_trades"], "steps": ["load", "store", "derive"]}),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused.to_string().contains("derive needs candles"), "{refused}");
+}
+
 /// `ctl` against a running node: start prints JSON naming the workflow, show reports it, ping
 /// prints the dummy's round trip, and a missing pong is an error with `--expect-pong`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@ pub mod assigner;
 pub mod book_stream;
 pub mod connector;
 mod dead_letter;
+pub mod deriver;
 pub mod dummy;
 pub mod graph;
 pub mod loader;

@@ -74,7 +74,7 @@ pub const LATENCY_SINCE: [&str; 2] = ["append", "poll"];
 pub const RESTART_REASONS: [&str; 2] = ["stalled", "gave_up"];
 /// Families of the node's supervision tree (`ChildSpec::family`): `streamforge_actor_up` and
 /// `streamforge_actor_restarts_total`.
-pub const FAMILIES: [&str; 11] = [
+pub const FAMILIES: [&str; 12] = [
     "supervisor",
     "admin",
     "monitor",
@@ -84,6 +84,7 @@ pub const FAMILIES: [&str; 11] = [
     "connector",
     "assigner",
     "graph",
+    "deriver",
     "dummy",
     "trainer",
 ];

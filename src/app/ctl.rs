@@ -77,9 +77,13 @@ pub enum WorkflowsCommand {
         /// START:END (end exclusive); offline nodes load each symbol's recorded span without it.
         #[arg(long)]
         range: Option<String>,
-        /// Steps from load,store,graph,train (default: load,store, plus graph for candles).
+        /// Steps from load,store,derive,graph,train (default: load,store, plus graph for candles).
         #[arg(long, value_delimiter = ',')]
         steps: Option<Vec<String>>,
+        /// The derive step's intervals, e.g. 5m,1h (default: 5m,15m,1h,4h,1d, those the loaded
+        /// interval divides).
+        #[arg(long, value_delimiter = ',')]
+        derive: Option<Vec<String>>,
     },
     /// List workflows, newest first.
     List {
@@ -219,13 +223,16 @@ pub async fn run(opts: CtlArgs, shutdown: impl std::future::Future<Output = ()>)
         }
     };
     match command {
-        WorkflowsCommand::Start { symbols, types, range, steps } => {
+        WorkflowsCommand::Start { symbols, types, range, steps, derive } => {
             let mut body = json!({ "symbols": symbols, "types": types });
             if let Some(r) = range {
                 body["time_range"] = r.into();
             }
             if let Some(s) = steps {
                 body["steps"] = s.into();
+            }
+            if let Some(d) = derive {
+                body["derive"] = d.into();
             }
             let v = client.call(reqwest::Method::POST, "/api/v1/workflows", Some(body)).await?;
             if opts.json {

@@ -1,17 +1,13 @@
 //! `streamforge derive`: candles of longer intervals (5m, 15m, 1h, 4h, 1d, …) computed from stored
-//! candles of a shorter one (`model::derive`), stored in `candles_<interval>` like any other candles:
-//! idempotent upserts by natural key, so deriving a span again replaces what it derived before.
+//! candles of a shorter one and stored in `candles_<interval>` (`store::derived`).
 
 use std::fmt;
 
 use super::args::{render, Common, LogArgs};
 use super::AppError;
-use crate::model::derive::{derivable, derive, period_start};
-use crate::model::{format_ms, parse_time_range, DataRecord, Interval};
+use crate::model::{format_ms, parse_time_range, Interval};
+use crate::store::derived::{derive_candles, DeriveCandlesError, Derived};
 use crate::store::{self, Store};
-
-/// Derived candles are written in transactions of this many.
-const BATCH: usize = 5_000;
 
 /// `streamforge derive`'s command line.
 #[derive(clap::Args, Debug, Clone)]
@@ -34,22 +30,6 @@ pub struct DeriveArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// What one symbol and interval came to.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Derived {
-    pub symbol: String,
-    pub interval: String,
-    pub collection: String,
-    /// Source candles read.
-    pub source_candles: usize,
-    /// Candles derived and stored.
-    pub candles: usize,
-    /// Of those, still open (their period ends after the source's last candle).
-    pub open: usize,
-    pub first: Option<i64>,
-    pub last: Option<i64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -79,11 +59,6 @@ impl fmt::Display for DeriveReport {
         }
         Ok(())
     }
-}
-
-/// The collection derived candles of `interval` go to.
-pub fn candles_collection(interval: Interval) -> String {
-    format!("candles_{interval}")
 }
 
 /// `streamforge derive`: reads, derives and stores; returns the summary to print.
@@ -128,36 +103,12 @@ pub async fn derive_all(
     range: Option<(i64, i64)>,
 ) -> Result<DeriveReport, AppError> {
     let mut report = DeriveReport { source: source.to_owned(), derived: Vec::new() };
-    let longest = intervals.iter().copied().max_by_key(|i| i.millis());
-    for symbol in symbols.iter().map(|s| s.to_ascii_uppercase()) {
-        // Widened to whole periods of the longest interval, so no derived candle is cut short.
-        let (from, to) = match (range, longest) {
-            (Some((from, to)), Some(l)) => (period_start(from, l), period_start(to - 1, l) + l.millis()),
-            _ => (i64::MIN, i64::MAX),
-        };
-        let candles = store.candles(source, &symbol, from, to).await?;
-        let until = candles.last().map_or(to, |c| (c.close_time + 1).min(to));
-        for &interval in intervals {
-            if let Some(first) = candles.first() {
-                derivable(first.interval, interval).map_err(|e| AppError::Usage(format!("{source}: {e}")))?;
-            }
-            let derived = derive(&candles, interval, until).map_err(|e| AppError::Usage(format!("{source}: {e}")))?;
-            let collection = candles_collection(interval);
-            for chunk in derived.chunks(BATCH) {
-                let records = chunk.iter().cloned().map(DataRecord::Candle).collect();
-                store.upsert(&collection, std::sync::Arc::new(records)).await?;
-            }
-            report.derived.push(Derived {
-                symbol: symbol.clone(),
-                interval: interval.to_string(),
-                collection,
-                source_candles: candles.len(),
-                candles: derived.len(),
-                open: derived.iter().filter(|c| !c.closed).count(),
-                first: derived.first().map(|c| c.open_time),
-                last: derived.last().map(|c| c.open_time),
-            });
-        }
+    for symbol in symbols {
+        let derived = derive_candles(store, symbol, source, intervals, range).await.map_err(|e| match e {
+            DeriveCandlesError::Store(e) => AppError::Store(e),
+            DeriveCandlesError::Derive { .. } => AppError::Usage(e.to_string()),
+        })?;
+        report.derived.extend(derived);
     }
     Ok(report)
 }

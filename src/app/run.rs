@@ -205,6 +205,7 @@ fn record(wf: &BackfillWorkflow) -> Result<Workflow, AppError> {
         graph: Default::default(),
         dummy: None,
         train: None,
+        derive: Vec::new(),
     };
     let now = now_ms();
     let mut rec = Workflow::new(wf.job.queue_id.clone(), spec, now);

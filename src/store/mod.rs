@@ -1,9 +1,10 @@
 //! Where records end up: the [`Store`] trait (idempotent batched upserts by natural key,
 //! high-water marks for resuming, workflow records, graphs, the model registry) and its
 //! implementations, picked by `store.url` alone: embedded SQLite, PostgreSQL (feature
-//! `postgres`) and ArangoDB.
+//! `postgres`) and ArangoDB; and candles derived from stored ones ([`derived`]).
 
 pub mod arango;
+pub mod derived;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod registry;

@@ -27,6 +27,7 @@ use serde_json::Value;
 
 use super::Target;
 use crate::actors::connector::{self, ConnectorRoute, ConnectorShared};
+use crate::actors::deriver::{Deriver, DeriverArgs};
 use crate::actors::dummy::{self, DummyOptions};
 use crate::actors::graph::GraphProgress;
 use crate::actors::json_error_reason;
@@ -224,6 +225,34 @@ impl HostState {
                 let progress = Arc::new(tokio::sync::watch::channel(GraphProgress::default()).0);
                 let id = format!("graph:{}", cmd.queue_id);
                 let spec = ctx.graph_child(id, cmd.queue_id.clone(), config, Arc::new(aligned), progress);
+                Ok((spec, producer.to_owned()))
+            }
+            Target::CandleDeriver => {
+                let producer = Target::CandleDeriver.name();
+                let bad = |reason: String| fail(producer, reason);
+                let symbols: Vec<String> = extra(cmd, "symbols").map_err(bad)?;
+                let collections: Vec<String> = extra(cmd, "collections").map_err(bad)?;
+                if symbols.len() != collections.len() || symbols.is_empty() {
+                    return Err(bad("every symbol needs its collection".into()));
+                }
+                let intervals: Vec<String> = extra(cmd, "intervals").map_err(bad)?;
+                let intervals: Vec<Interval> = intervals
+                    .iter()
+                    .map(|i| i.parse::<Interval>().map_err(|e| bad(e.to_string())))
+                    .collect::<Result<_, _>>()?;
+                let range =
+                    cmd.time_range.as_deref().map(parse_time_range).transpose().map_err(|e| bad(e.to_string()))?;
+                let args = DeriverArgs {
+                    queue_id: cmd.queue_id.clone(),
+                    sources: symbols.into_iter().zip(collections).collect(),
+                    intervals,
+                    range,
+                    store: ctx.store.clone(),
+                    telemetry: ctx.telemetry.clone(),
+                };
+                let id = format!("derive:{}", cmd.queue_id);
+                // Transient: a failed derivation is restarted (it is idempotent), a finished one is not.
+                let spec = ChildSpec::new(id, "deriver", Restart::Transient, move || (Deriver, args.clone()));
                 Ok((spec, producer.to_owned()))
             }
             Target::Dummy => {

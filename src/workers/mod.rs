@@ -8,7 +8,7 @@
 //! | `loader-ws` | WebSocket loader of one symbol's live stream, until stopped | `symbol`, `type` (`ws_*`), `kafka_topic` |
 //! | `arango-connector` (`connector`) | connector of one collection, finishing once its loader has | `kafka_topic`, `collection_name` |
 //! | `graph-builder` | graph actor over stored candles | `symbols`, `collections`, `time_range`, `graph` (extra fields) |
-//!
+//! | `candle-deriver` | derives longer candles from each symbol's stored ones into `candles_<interval>` | `symbols`, `collections`, `time_range`, `intervals` (extra fields) |
 //! | `gnn-trainer` | trains the temporal GNN on stored candles, saves and registers the model (feature `trainer`) | as `graph-builder`, plus `train` |
 //! | `dummy-service` (`dummy`) | the test double: finishes, hangs or fails on chosen attempts | `symbol`, `dummy` |
 //!
@@ -50,16 +50,18 @@ pub enum Target {
     LoaderWs,
     Connector,
     GraphBuilder,
+    CandleDeriver,
     Trainer,
     Dummy,
 }
 
 impl Target {
-    pub const ALL: [Target; 6] = [
+    pub const ALL: [Target; 7] = [
         Target::LoaderProducer,
         Target::LoaderWs,
         Target::Connector,
         Target::GraphBuilder,
+        Target::CandleDeriver,
         Target::Trainer,
         Target::Dummy,
     ];
@@ -71,6 +73,7 @@ impl Target {
             Target::LoaderWs => "loader-ws",
             Target::Connector => "arango-connector",
             Target::GraphBuilder => "graph-builder",
+            Target::CandleDeriver => "candle-deriver",
             Target::Trainer => "gnn-trainer",
             Target::Dummy => "dummy-service",
         }

@@ -311,6 +311,17 @@ impl ManagerState {
                     }
                 }
             }
+            Step::Derive => {
+                let (kind, _, symbols, collections) = self.candle_sources(wf)?;
+                let mut cmd = self.start_command(wf, step);
+                cmd.kind = Some(kind.to_string());
+                cmd.time_range = spec.time_range.map(WorkflowSpec::range_text);
+                cmd.extra.insert("symbols".into(), symbols.into());
+                cmd.extra.insert("collections".into(), collections.into());
+                cmd.extra.insert("intervals".into(), spec.derive.clone().into());
+                tasks.push(Task::new(step.target().name()));
+                commands.push(cmd);
+            }
             Step::Graph | Step::Train => {
                 let (kind, interval, symbols, collections) = self.candle_sources(wf)?;
                 let mut cmd = self.start_command(wf, step);
@@ -337,8 +348,8 @@ impl ManagerState {
         Ok((tasks, commands))
     }
 
-    /// The candles the graph and train steps read: the request's candle type, its interval, and
-    /// each symbol's collection (named as the load and store steps name it).
+    /// The candles the derive, graph and train steps read: the request's candle type, its
+    /// interval, and each symbol's collection (named as the load and store steps name it).
     fn candle_sources(&self, wf: &Workflow) -> Result<(DataType, Interval, Vec<String>, Vec<String>), String> {
         let kind = wf.spec.graph_candles().ok_or("graph and train need candles")?.clone();
         let interval = kind.candle_interval().ok_or("graph and train need candles")?;
@@ -710,8 +721,8 @@ impl ManagerState {
                 let stored = t.collection.as_ref().and_then(|c| rows.get(c)).copied();
                 t.resumed_from = match s.step {
                     Step::Load | Step::Store => stored.unwrap_or(t.records_written),
-                    // A graph builder starts over.
-                    Step::Graph | Step::Train => 0,
+                    // A deriver, a graph builder and a trainer start over.
+                    Step::Derive | Step::Graph | Step::Train => 0,
                 };
                 t.records_written = t.resumed_from;
                 t.last_event_at = Some(now);

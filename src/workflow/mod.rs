@@ -76,17 +76,20 @@ impl std::str::FromStr for Status {
 pub enum Step {
     Load,
     Store,
+    /// Longer candles derived from the stored ones (`store::derived`).
+    Derive,
     Graph,
     Train,
 }
 
 impl Step {
-    pub const ALL: [Step; 4] = [Step::Load, Step::Store, Step::Graph, Step::Train];
+    pub const ALL: [Step; 5] = [Step::Load, Step::Store, Step::Derive, Step::Graph, Step::Train];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Step::Load => "load",
             Step::Store => "store",
+            Step::Derive => "derive",
             Step::Graph => "graph",
             Step::Train => "train",
         }
@@ -97,6 +100,7 @@ impl Step {
         match self {
             Step::Load => Target::LoaderProducer,
             Step::Store => Target::Connector,
+            Step::Derive => Target::CandleDeriver,
             Step::Graph => Target::GraphBuilder,
             Step::Train => Target::Trainer,
         }
@@ -106,7 +110,7 @@ impl Step {
     pub fn after(self, steps: &[Step]) -> Option<Step> {
         let earlier: &[Step] = match self {
             Step::Load | Step::Store => &[],
-            Step::Graph => &[Step::Store],
+            Step::Derive | Step::Graph => &[Step::Store],
             Step::Train => &[Step::Graph, Step::Store],
         };
         earlier.iter().copied().find(|s| steps.contains(s))
@@ -126,7 +130,7 @@ impl std::str::FromStr for Step {
         Step::ALL
             .into_iter()
             .find(|x| x.as_str() == s)
-            .ok_or_else(|| format!("unknown step {s:?}: expected load, store, graph or train"))
+            .ok_or_else(|| format!("unknown step {s:?}: expected load, store, derive, graph or train"))
     }
 }
 
@@ -392,6 +396,7 @@ mod tests {
             graph: Default::default(),
             dummy: None,
             train: None,
+            derive: Vec::new(),
         }
     }
 

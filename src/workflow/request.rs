@@ -237,6 +237,10 @@ pub struct WorkflowRequest {
     /// For the `train` step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train: Option<TrainSettings>,
+    /// For the `derive` step: the intervals derived from the loaded candles, e.g. `["5m", "1h"]`
+    /// (default: those of 5m, 15m, 1h, 4h and 1d that are whole multiples of the loaded interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derive: Option<Vec<String>>,
 }
 
 /// A request with every field checked.
@@ -254,6 +258,9 @@ pub struct WorkflowSpec {
     pub dummy: Option<DummySettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train: Option<TrainSettings>,
+    /// The intervals of the `derive` step, into `candles_<interval>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derive: Vec<String>,
 }
 
 impl WorkflowSpec {
@@ -281,7 +288,50 @@ pub struct RequestProblems(pub Vec<String>);
 /// Binance opened on 2017-07-14: nothing can be loaded from before.
 const EXCHANGE_OPENED_MS: i64 = 1_500_000_000_000;
 
+/// What the `derive` step derives when the request names no intervals (those that are whole
+/// multiples of the loaded interval).
+const DERIVED_BY_DEFAULT: [&str; 5] = ["5m", "15m", "1h", "4h", "1d"];
+
 impl WorkflowRequest {
+    /// The `derive` step's intervals, checked against the loaded candles' interval (problems are
+    /// added to `problems`); empty without the step.
+    fn derive_intervals(&self, types: &[DataType], steps: &[Step], problems: &mut Vec<String>) -> Vec<String> {
+        if !steps.contains(&Step::Derive) {
+            if self.derive.is_some() {
+                problems.push("derive: only for workflows with the derive step".to_owned());
+            }
+            return Vec::new();
+        }
+        let loaded = types.iter().find(|t| !t.is_live()).and_then(DataType::candle_interval);
+        let Some(loaded) = loaded else {
+            problems.push("steps: derive needs candles: add an api_candles_<interval> type".to_owned());
+            return Vec::new();
+        };
+        let Some(asked) = &self.derive else {
+            return DERIVED_BY_DEFAULT
+                .iter()
+                .filter_map(|i| i.parse::<Interval>().ok())
+                .filter(|i| crate::model::derive::derivable(loaded, *i).is_ok())
+                .map(|i| i.to_string())
+                .collect();
+        };
+        if asked.is_empty() {
+            problems.push("derive: name at least one interval, e.g. [\"5m\", \"1h\"]".to_owned());
+        }
+        let mut intervals = Vec::new();
+        for i in asked {
+            match i.parse::<Interval>() {
+                Err(e) => problems.push(format!("derive: {e}")),
+                Ok(i) if intervals.contains(&i.to_string()) => problems.push(format!("derive: {i} is named twice")),
+                Ok(i) => match crate::model::derive::derivable(loaded, i) {
+                    Ok(()) => intervals.push(i.to_string()),
+                    Err(e) => problems.push(format!("derive: {e}")),
+                },
+            }
+        }
+        intervals
+    }
+
     /// Checks every field. `listed`: the symbols the exchange lists (`exchangeInfo`), when known.
     /// `offline`: ranges may be left out (each symbol's recorded span is loaded).
     pub fn validate(&self, listed: Option<&BTreeSet<String>>, offline: bool) -> Result<WorkflowSpec, RequestProblems> {
@@ -365,7 +415,7 @@ impl WorkflowRequest {
                     }
                 }
                 if names.is_empty() {
-                    problems.push("steps: at least one of load, store, graph, train".to_owned());
+                    problems.push("steps: at least one of load, store, derive, graph, train".to_owned());
                 }
                 steps.sort();
                 steps
@@ -410,13 +460,14 @@ impl WorkflowRequest {
                 problems.push(format!("train: artifacts {:?} is not file://DIR or s3://BUCKET/PREFIX", t.artifacts));
             }
         }
+        let derive = self.derive_intervals(&types, &steps, &mut problems);
         let graph = self.graph.clone().unwrap_or_default();
         if self.graph.is_some() {
             problems.extend(graph.config("check").problems().into_iter().map(|p| format!("graph: {p}")));
         }
         if problems.is_empty() {
             let dummy = dummy.then(|| self.dummy.clone().unwrap_or_default());
-            Ok(WorkflowSpec { symbols, types, time_range, steps, graph, dummy, train })
+            Ok(WorkflowSpec { symbols, types, time_range, steps, graph, dummy, train, derive })
         } else {
             Err(RequestProblems(problems))
         }
