@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::{Store, StoreError};
-use crate::model::derive::{derivable, derive, period_start, DeriveError};
+use crate::model::derive::{derive, period_start, DeriveError};
 use crate::model::{DataRecord, Interval};
 
 /// Derived candles are written in transactions of this many.
@@ -61,9 +61,6 @@ pub async fn derive_candles(
     let mut out = Vec::new();
     let bad = |error| DeriveCandlesError::Derive { source_collection: source.to_owned(), error };
     for &interval in intervals {
-        if let Some(first) = candles.first() {
-            derivable(first.interval, interval).map_err(bad)?;
-        }
         let derived = derive(&candles, interval, until).map_err(bad)?;
         let collection = candles_collection(interval);
         for chunk in derived.chunks(BATCH) {
