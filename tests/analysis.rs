@@ -27,6 +27,7 @@ async fn load(store_url: &str) -> (String, String) {
             start_ms: None,
             end_ms: None,
             offline_data: Some(sample_dir()),
+            archive: false,
         };
         collections.push(backfill(opts).await.unwrap().symbols[0].collection.clone());
     }

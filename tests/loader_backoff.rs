@@ -28,6 +28,7 @@ async fn a_loader_whose_exchange_is_gone_backs_off_instead_of_spinning() {
         start_ms: Some(1_619_222_400_000),
         end_ms: Some(1_619_308_800_000),
         offline_data: None,
+        archive: false,
     };
     let handle = start(opts).await.unwrap();
     let mut events = handle.context().bus.subscribe("test", topics::QUEUE_EVENTS).await.unwrap();

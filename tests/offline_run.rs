@@ -15,6 +15,7 @@ fn options(store_url: &str) -> RunOptions {
         start_ms: None,
         end_ms: None,
         offline_data: Some(sample_dir()),
+        archive: false,
     }
 }
 

@@ -29,6 +29,7 @@ fn options(store_url: &str, job_type: &str, symbol: &str) -> RunOptions {
         start_ms: None,
         end_ms: None,
         offline_data: Some(sample_dir()),
+        archive: false,
     }
 }
 

@@ -61,6 +61,8 @@ pub struct Metrics {
     pub supervisor_give_ups: IntCounter,
     /// Admin API responses, by status class (`2xx` … `5xx`).
     pub http_requests: IntCounterVec,
+    /// Files asked of Binance's archive, by result (`ARCHIVE_RESULTS`).
+    pub archive_files: IntCounterVec,
 }
 
 // The known label sets: every series below is exported at zero from start-up, so that `rate()`
@@ -117,6 +119,11 @@ pub const BOOK_RESYNCS: [&str; 5] = ["gap", "no_straddle", "crossed", "precision
 /// queue-events statuses (`streamforge_queue_events_total{status}`).
 pub const EVENT_STATUSES: [&str; 9] =
     ["started", "loading", "finished", "error", "pong", "gap", "restarting", "stopped", "other"];
+/// What became of an archive file (`streamforge_archive_files_total{result}`): `verified` (used),
+/// `missing` (not published: its span comes over REST), `checksum_mismatch` (one download whose
+/// sha256 differs from its `.CHECKSUM`; downloaded again), `rejected` (given up: nothing of it
+/// used, its span over REST).
+pub const ARCHIVE_RESULTS: [&str; 4] = ["verified", "missing", "checksum_mismatch", "rejected"];
 /// Status classes of `streamforge_http_requests_total{code}`.
 pub const HTTP_CODES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
 /// The exchanges whose REST weight is reported.
@@ -315,6 +322,12 @@ impl Metrics {
                 "Admin API responses, by status class.",
                 &["code"],
             ),
+            archive_files: counter(
+                &registry,
+                "streamforge_archive_files_total",
+                "Files asked of Binance's archive, by result.",
+                &["result"],
+            ),
             registry,
         };
         for since in LATENCY_SINCE {
@@ -328,6 +341,7 @@ impl Metrics {
         }
         at_zero(&m.records_in, &RECORDS_IN);
         at_zero(&m.records_out, &RECORDS_OUT);
+        at_zero(&m.archive_files, &ARCHIVE_RESULTS);
         for kind in EXCHANGE_ERRORS {
             m.errors.with_label_values(&["loader", kind]).inc_by(0);
         }

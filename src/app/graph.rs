@@ -135,6 +135,7 @@ pub(super) async fn load_aligned(data: &GraphOptions) -> Result<(NodeContext, Al
         start_ms: data.start_ms,
         end_ms: data.end_ms,
         offline_data: data.offline_data.clone(),
+        archive: false,
     })
     .await?;
     let ctx = NodeContext::open(data.config.clone()).await?;

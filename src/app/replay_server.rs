@@ -39,6 +39,13 @@ pub struct ReplayArgs {
     /// Fault: answer every N-th REST request with 503.
     #[arg(long, value_name = "N")]
     pub server_error_every: Option<u64>,
+    /// Fault: archive files whose name contains this (e.g. 2021-05-03, or BTCUSDT-1m-2021-04) are
+    /// served with a changed CSV under the genuine checksum (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub corrupt_archive: Vec<String>,
+    /// Fault: archive files whose name contains this are missing (404; repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub missing_archive: Vec<String>,
 }
 
 impl From<ReplayArgs> for ReplayOptions {
@@ -48,6 +55,8 @@ impl From<ReplayArgs> for ReplayOptions {
             rate_limit_every: a.rate_limit_every,
             retry_after_secs: a.retry_after,
             server_error_every: a.server_error_every,
+            corrupt_archive: a.corrupt_archive,
+            missing_archive: a.missing_archive,
             ..Default::default()
         };
         ReplayOptions { data: a.data, addr: a.addr, speed: a.speed, faults }
@@ -62,7 +71,13 @@ pub async fn run(opts: ReplayOptions, shutdown: impl Future<Output = ()>) -> Res
     }
     let dir = resolve_data_dir(&opts.data)?;
     let server = ReplayServer::start_dir(&dir, &opts.addr, opts.speed, opts.faults).await?;
-    println!("Replaying {}: REST {}, WebSocket {}", dir.display(), server.rest_url(), server.ws_url());
+    println!(
+        "Replaying {}: REST {}, WebSocket {}, archive {}",
+        dir.display(),
+        server.rest_url(),
+        server.ws_url(),
+        server.archive_url()
+    );
     shutdown.await;
     server.stop().await;
     Ok(())

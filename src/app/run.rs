@@ -14,7 +14,7 @@ use super::{start_replay, AppError, BackfillWorkflow, NodeContext};
 use crate::actors::connector;
 use crate::actors::loader::{self, Gap};
 use crate::config::Config;
-use crate::exchange::binance::{backfill_kind, SequencedKind};
+use crate::exchange::binance::{backfill_kind, ArchiveReport, SequencedKind};
 use crate::model::{format_ms, now_ms, parse_time_range, Interval};
 use crate::replay::ReplayServer;
 use crate::supervision::{Strategy, SupervisorArgs, Tree, TreeFailed};
@@ -33,6 +33,9 @@ pub struct RunOptions {
     pub end_ms: Option<i64>,
     /// Serve recorded data from this folder on loopback instead of calling Binance.
     pub offline_data: Option<PathBuf>,
+    /// Offline: take whole days and months from the replay server's archive (ZIP + CHECKSUM, as
+    /// data.binance.vision serves them), REST only for the rest.
+    pub archive: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -53,6 +56,9 @@ pub struct SymbolSummary {
     /// Holes in the exchange's sequence: candles of periods without trades, trade ids that never
     /// came (`first_missing`/`last_missing` are open times or ids).
     pub gaps: Vec<Gap>,
+    /// What came from Binance's archive rather than REST (absent without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveReport>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -152,6 +158,7 @@ pub async fn start(opts: RunOptions) -> Result<RunHandle, AppError> {
     let mut config = opts.config.clone();
     if let Some(r) = &replay {
         config.binance.rest_url = r.rest_url();
+        config.binance.archive_url = opts.archive.then(|| r.archive_url());
     }
     let ctx = NodeContext::open(config).await?;
     let rest = ctx.binance_rest()?;
@@ -254,6 +261,13 @@ pub struct RunArgs {
     /// Binance REST base URL (overrides binance.rest_url).
     #[arg(long)]
     pub base_url: Option<String>,
+    /// Binance's data archive (overrides binance.archive_url; "" for REST only).
+    #[arg(long)]
+    pub archive_url: Option<String>,
+    /// Offline: take whole months and days from the replay server's archive (ZIP + CHECKSUM files
+    /// built from the recording), REST only for the rest.
+    #[arg(long)]
+    pub archive: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -286,6 +300,7 @@ impl RunArgs {
         };
         Ok(RunOptions {
             offline_data: self.common.offline_dir(&config),
+            archive: self.archive,
             config,
             symbols: self.symbols.clone(),
             kind,
@@ -301,6 +316,9 @@ pub async fn run(args: RunArgs, log: &LogArgs) -> Result<String, AppError> {
     let config = args.common.config(log, |c| {
         if let Some(url) = &args.base_url {
             c.binance.rest_url = url.clone();
+        }
+        if let Some(url) = &args.archive_url {
+            c.binance.archive_url = Some(url.clone());
         }
     })?;
     let handle = start(args.options(config)?).await?;
@@ -434,6 +452,7 @@ impl RunHandle {
                 first_time: p.first_time,
                 last_time: p.last_time,
                 gaps: p.gaps,
+                archive: wf.archive_report(),
             });
         }
         let records: u64 = symbols.iter().map(|s| s.loaded).sum();
@@ -470,6 +489,15 @@ impl fmt::Display for RunSummary {
                     g.missing,
                     kind.noun()
                 )?;
+            }
+            if let Some(a) = &s.archive {
+                writeln!(f, "    archive: {} {} from {} file(s) of {}", a.records, kind.noun(), a.files, a.url)?;
+                if !a.missing.is_empty() {
+                    writeln!(f, "    archive lacks (loaded over REST): {}", a.missing.join(", "))?;
+                }
+                for (file, why) in &a.rejected {
+                    writeln!(f, "    archive file rejected, nothing of it stored (loaded over REST): {file}: {why}")?;
+                }
             }
         }
         write!(f, "{} records in {:.2} s ({:.0} records/s)", self.records, self.elapsed_secs, self.records_per_sec)

@@ -11,7 +11,7 @@ use super::{AppError, NodeContext};
 use crate::actors::connector::{ConnectorRoute, ConnectorShared};
 use crate::actors::loader::{BackfillJob, Loader, LoaderArgs, LoaderProgress};
 use crate::bus::topics::data_topic;
-use crate::exchange::binance::{BinanceRest, SequencedKind};
+use crate::exchange::binance::{ArchiveReport, Archived, BinanceArchive, BinanceRest, SequencedKind};
 use crate::store::collection_name;
 use crate::supervision::{ChildSpec, Restart};
 use crate::workflow::new_queue_id;
@@ -25,6 +25,9 @@ pub struct BackfillWorkflow {
     pub collection: String,
     pub progress: Arc<watch::Sender<LoaderProgress>>,
     pub connector: Arc<ConnectorShared>,
+    /// The archive-then-REST source, once the loader is made on a node with an archive
+    /// (`binance.archive_url`) and for a kind the archive holds.
+    archived: std::sync::OnceLock<Option<Arc<Archived>>>,
 }
 
 impl BackfillWorkflow {
@@ -56,7 +59,34 @@ impl BackfillWorkflow {
             },
             progress: Arc::new(watch::channel(LoaderProgress::default()).0),
             connector: Arc::new(ConnectorShared::default()),
+            archived: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The job the loader runs: from the node's archive first, where it has one that holds this
+    /// kind (made once, so that a restarted loader keeps what it knows of the archive).
+    fn loader_job(&self, ctx: &NodeContext) -> Result<BackfillJob, AppError> {
+        let mut job = self.job.clone();
+        let archived = match self.archived.get() {
+            Some(archived) => archived.clone(),
+            None => {
+                let archive = match ctx.config.binance.archive() {
+                    Some(url) => Some(BinanceArchive::new(url, ctx.metrics.clone())?),
+                    None => None,
+                };
+                let archived = archive.and_then(|a| Archived::wrap(job.kind.clone(), a, job.end_ms)).map(Arc::new);
+                self.archived.get_or_init(|| archived).clone()
+            }
+        };
+        if let Some(archived) = archived {
+            job.kind = archived;
+        }
+        Ok(job)
+    }
+
+    /// What the loader took from the archive; `None` without one.
+    pub fn archive_report(&self) -> Option<ArchiveReport> {
+        self.archived.get()?.as_ref().map(|a| a.report())
     }
 
     /// Where the workflow's connector reads and writes.
@@ -76,7 +106,7 @@ impl BackfillWorkflow {
     pub async fn loader(&self, ctx: &NodeContext, rest: &BinanceRest) -> Result<ChildSpec, AppError> {
         ctx.bus.ensure_topic(&self.job.topic, ctx.config.bus.partitions).await?;
         let stored = ctx.store.high_water_mark(&self.collection, &self.job.symbol).await?;
-        let (ctx, job, rest, progress) = (ctx.clone(), self.job.clone(), rest.clone(), self.progress.clone());
+        let (ctx, job, rest, progress) = (ctx.clone(), self.loader_job(ctx)?, rest.clone(), self.progress.clone());
         let id = format!("loader:{}:{}", self.job.queue_id, self.collection);
         Ok(ChildSpec::with_heartbeat(id, "loader", Restart::Transient, Some(LOADER_HEARTBEAT), move |heartbeat| {
             let args = LoaderArgs {

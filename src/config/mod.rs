@@ -13,7 +13,8 @@ use serde::Deserialize;
 pub use load::{load, load_text, load_with, ConfigErrors};
 
 use crate::exchange::binance::{
-    backfill_kind, SnapshotPlan, DEFAULT_REST_URL, DEFAULT_SNAPSHOT_LIMIT, DEFAULT_WS_URL, MAX_SNAPSHOT_LIMIT,
+    backfill_kind, SnapshotPlan, DEFAULT_ARCHIVE_URL, DEFAULT_REST_URL, DEFAULT_SNAPSHOT_LIMIT, DEFAULT_WS_URL,
+    MAX_SNAPSHOT_LIMIT,
 };
 use crate::model::parse_time_range;
 use crate::store::validate_collection;
@@ -381,11 +382,32 @@ pub struct BinanceConfig {
     pub ws_url: String,
     /// Share of Binance's 6,000 weight a minute the node's REST calls may spend (0 < share ≤ 1).
     pub weight_share: f64,
+    /// Binance's public data archive (daily and monthly ZIP + CHECKSUM files), which backfills take
+    /// whole days and months from, over REST only what it lacks. Unset: data.binance.vision while
+    /// `rest_url` is Binance's own, no archive otherwise (a replay server serves one at
+    /// `<its URL>/data`: set it); `""`: no archive.
+    pub archive_url: Option<String>,
 }
 
 impl Default for BinanceConfig {
     fn default() -> Self {
-        BinanceConfig { rest_url: DEFAULT_REST_URL.into(), ws_url: DEFAULT_WS_URL.into(), weight_share: 0.9 }
+        BinanceConfig {
+            rest_url: DEFAULT_REST_URL.into(),
+            ws_url: DEFAULT_WS_URL.into(),
+            weight_share: 0.9,
+            archive_url: None,
+        }
+    }
+}
+
+impl BinanceConfig {
+    /// The archive backfills use, if any (see [`BinanceConfig::archive_url`]).
+    pub fn archive(&self) -> Option<&str> {
+        match self.archive_url.as_deref() {
+            Some("") => None,
+            Some(url) => Some(url),
+            None => (self.rest_url.trim_end_matches('/') == DEFAULT_REST_URL).then_some(DEFAULT_ARCHIVE_URL),
+        }
     }
 }
 
@@ -814,6 +836,11 @@ impl Config {
         }
         if !valid_url(&self.binance.ws_url, &["ws", "wss"]) {
             errs.push(format!("binance.ws_url: {:?} is not a ws(s) URL", self.binance.ws_url));
+        }
+        if let Some(url) = self.binance.archive_url.as_deref().filter(|u| !u.is_empty()) {
+            if !valid_url(url, &["http", "https"]) {
+                errs.push(format!("binance.archive_url: {url:?} is not an http(s) URL (\"\" turns the archive off)"));
+            }
         }
         if !(self.binance.weight_share > 0.0 && self.binance.weight_share <= 1.0) {
             errs.push(format!("binance.weight_share: {} is not in (0, 1]", self.binance.weight_share));

@@ -10,7 +10,7 @@ use super::ParseError;
 pub type PriceLevel = (Decimal, Decimal);
 
 /// Parses a Binance decimal string (`"58720.45000000"`), keeping its scale.
-pub(crate) fn parse_decimal(field: &'static str, value: &str) -> Result<Decimal, ParseError> {
+pub fn parse_decimal(field: &'static str, value: &str) -> Result<Decimal, ParseError> {
     exact_decimal(value).map_err(|_| ParseError::Decimal { field, value: value.to_owned() })
 }
 

@@ -17,7 +17,7 @@ mod trade;
 
 pub use candle::Candle;
 pub use control::{Command, QueueControl};
-pub use decimal::{decimal_from_json_number, Decimal, DecimalText, Levels, PriceLevel};
+pub use decimal::{decimal_from_json_number, parse_decimal, Decimal, DecimalText, Levels, PriceLevel};
 pub use depth::{BookSnapshot, DepthUpdate};
 pub use event::{EventStatus, QueueEvent};
 pub use graph::{Edge, GraphSnapshot, Vertex};
@@ -39,4 +39,6 @@ pub enum ParseError {
     Time(String),
     #[error("invalid time range {0:?}: expected START:END with START before END, e.g. 2024-08-01:2024-08-02")]
     TimeRange(String),
+    #[error("CSV line {line}: {reason}")]
+    Csv { line: usize, reason: String },
 }

@@ -81,6 +81,13 @@ impl KlineSeries {
         };
         self.chunks[lo..hi].iter().flat_map(Chunk::rows).collect()
     }
+
+    /// The rows whose open time is in `[start, end)`, as an archive file of that span holds them.
+    pub fn rows_between(&self, start: i64, end: i64) -> Vec<KlineRow> {
+        let lo = self.chunks.partition_point(|c| c.last_open_time < start);
+        let hi = self.chunks.partition_point(|c| c.first_open_time < end).max(lo);
+        self.chunks[lo..hi].iter().flat_map(Chunk::rows).filter(|r| (start..end).contains(&r.open_time)).collect()
+    }
 }
 
 impl Chunk {

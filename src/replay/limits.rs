@@ -101,6 +101,12 @@ impl Gate {
         st.stats.depth_limits.entry(symbol.to_owned()).or_default().push(limit);
     }
 
+    /// Counts a request that spends no REST weight (the archive is another host at Binance).
+    pub(super) fn count(&self, endpoint: &str) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        *st.stats.requests.entry(endpoint.to_owned()).or_default() += 1;
+    }
+
     /// Spends `weight` for a request to `endpoint`: the minute's total, or the refusal to send.
     pub(super) fn admit(&self, endpoint: &str, weight: u32) -> Result<u32, Refusal> {
         let now = now_ms();

@@ -1,7 +1,9 @@
 //! A local Binance-compatible server replaying recorded data: the test double for Binance and the
 //! offline demo's source. REST `/api/v3/{klines,aggTrades,historicalTrades,depth,exchangeInfo,ping,time}` with
-//! Binance's paging and weight header; WebSocket `/ws/<stream>` and `/stream?streams=…`.
+//! Binance's paging and weight header; WebSocket `/ws/<stream>` and `/stream?streams=…`; Binance's
+//! public data archive (ZIP + CHECKSUM files) under `/data/`.
 
+mod archive;
 pub mod data;
 mod klines;
 mod limits;
@@ -50,6 +52,8 @@ impl Default for ReplayFaults {
             drop_ws_after: None,
             hostile_ws: Vec::new(),
             ws_drop_skips: 0,
+            missing_archive: Vec::new(),
+            corrupt_archive: Vec::new(),
         }
     }
 }
@@ -98,6 +102,12 @@ pub struct ReplayFaults {
     /// WebSocket connection, recorded messages only): a client must count and skip every bad one,
     /// keep every good message, and resync its books where the ids say so.
     pub hostile_ws: Vec<(u64, HostileFrame)>,
+    /// Archive files (those whose name contains one of these, e.g. `2021-05-03`) answered 404:
+    /// a day the archive never got.
+    pub missing_archive: Vec<String>,
+    /// Archive files (named the same way) served with a changed CSV under the genuine file's
+    /// checksum: a download that does not match its `.CHECKSUM`, every time.
+    pub corrupt_archive: Vec<String>,
 }
 
 /// What a broken or hostile server does at one message position (see
@@ -196,6 +206,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v3/time", web::get().to(rest::time))
         .route("/ws/{stream}", web::get().to(ws::single))
         .route("/stream", web::get().to(ws::combined))
+        .route("/data/{path:.*}", web::get().to(archive::file))
         .route("/replay/stats", web::get().to(rest::stats));
 }
 
@@ -256,6 +267,11 @@ impl ReplayServer {
     /// `http://127.0.0.1:PORT`, to use as a Binance REST base URL.
     pub fn rest_url(&self) -> String {
         format!("http://{}", self.addr())
+    }
+
+    /// `http://127.0.0.1:PORT/data`, to use as Binance's archive base URL (`binance.archive_url`).
+    pub fn archive_url(&self) -> String {
+        format!("{}/data", self.rest_url())
     }
 
     /// `ws://127.0.0.1:PORT`, to use as a Binance WebSocket base URL.

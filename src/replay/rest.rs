@@ -70,7 +70,7 @@ fn symbol<'a>(state: &'a ReplayState, q: &Query) -> Result<(String, &'a SymbolDa
 }
 
 /// Binance prints prices and quantities with 8 decimals; never round a value with more.
-fn binance_decimal(d: Decimal) -> String {
+pub(super) fn binance_decimal(d: Decimal) -> String {
     let mut d = d;
     if d.scale() < 8 {
         d.rescale(8);

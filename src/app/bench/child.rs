@@ -71,6 +71,7 @@ async fn rest(plan: Plan, config: Config) -> Result<PathReport, AppError> {
         start_ms: Some(plan.range.0),
         end_ms: Some(plan.range.1),
         offline_data: None,
+        archive: false,
     };
     let from = Mark::now();
     let handle = run::start(options).await?;

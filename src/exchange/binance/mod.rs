@@ -1,6 +1,9 @@
-//! Binance spot: the REST client used by loaders, the WebSocket stream client and the local order
+//! Binance spot: the REST client used by loaders, the public data archive (and the source that
+//! takes a backfill from it before REST), the WebSocket stream client and the local order
 //! book.
 
+mod archive;
+mod archived;
 pub mod book;
 mod keeper;
 mod limit;
@@ -10,6 +13,8 @@ mod sequenced;
 mod snapshots;
 mod ws;
 
+pub use archive::{sha256_hex, unzip_csv, BinanceArchive, Dataset, Fetched, Period, DEFAULT_ARCHIVE_URL};
+pub use archived::{ArchiveReport, Archived};
 pub use book::{BookFault, BookStep, LocalBook, OrderBook};
 pub use keeper::{BookKeeper, Fed, KeeperError, MAX_SNAPSHOT_MISSES};
 pub use limit::{WeightLimiter, WEIGHT_PER_MINUTE};

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::archive::Dataset;
 use super::{BinanceRest, ExchangeError, StreamMessage};
 use crate::model::{format_ms, now_ms, Candle, DataRecord, Interval, ParseError, Trade};
 
@@ -65,6 +66,12 @@ pub trait SequencedKind: Send + Sync + 'static {
     /// The distance between consecutive sequences when nothing is missing: the interval of
     /// klines, 1 for trade ids; `None` for calendar months.
     fn step(&self) -> Option<i64>;
+
+    /// The files of Binance's archive this kind's records are in; `None` where the archive has
+    /// none to page by day (klines longer than a day).
+    fn archive_dataset(&self) -> Option<Dataset> {
+        None
+    }
 
     /// A sequence as people read it: a time for klines, the id for trades.
     fn show(&self, seq: i64) -> String {
@@ -146,6 +153,13 @@ impl SequencedKind for TradeStream {
         Some(1)
     }
 
+    fn archive_dataset(&self) -> Option<Dataset> {
+        Some(match self {
+            TradeStream::Aggregated => Dataset::AggTrades,
+            TradeStream::Every => Dataset::Trades,
+        })
+    }
+
     /// Trades have no time index but aggregate trades do: the first aggregate trade in the range
     /// gives its own id and that of its first trade.
     async fn before(
@@ -213,6 +227,12 @@ impl SequencedKind for Klines {
 
     fn show(&self, seq: i64) -> String {
         format_ms(seq)
+    }
+
+    /// Klines of a fixed interval that divides a day: every archive file holds whole candles.
+    fn archive_dataset(&self) -> Option<Dataset> {
+        let (ms, day) = (self.0.millis(), 86_400_000);
+        (self.0.is_fixed() && ms <= day && day % ms == 0).then_some(Dataset::Klines(self.0))
     }
 
     async fn before(
