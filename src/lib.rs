@@ -6,9 +6,11 @@
 //! - [`bus`]: the bus trait (topics, partitions, consumer groups) and the in-process bus.
 //! - [`store`]: the store trait (idempotent upserts, high-water marks, workflows), its backends, and
 //!   candles derived from stored ones.
-//! - [`exchange`]: the Binance REST client used by loaders.
+//! - [`exchange`]: the Binance REST client used by loaders, Binance's data archive, the WebSocket
+//!   client and the local order book.
 //! - [`graph`]: correlation graphs of many assets from aligned candles (graph builder).
-//! - [`replay`]: a Binance-compatible HTTP/WebSocket server over recorded data (tests, offline demo).
+//! - [`replay`]: a Binance-compatible HTTP/WebSocket server over recorded data, with Binance's archive
+//!   layout (tests, offline demo).
 //! - [`actors`]: loader, connector, stream, graph, candle-deriver, trainer and dummy actors, and the
 //!   telemetry they emit.
 //! - [`monitor`]: the live dashboard's boards (tape, 1m candles, verified book) and the actor and

@@ -116,3 +116,21 @@ fn depth_snapshot_limits_are_read_per_symbol_and_checked() {
         assert!(errors.contains(problem), "{problem:?} is reported: {errors}");
     }
 }
+
+/// `binance.archive_url`: Binance's archive by default while `rest_url` is Binance's own, none with
+/// another REST URL unless given, `""` for none; a URL that is not http(s) is refused with the
+/// other problems.
+#[test]
+fn the_archive_url_defaults_with_binance_and_can_be_set_or_turned_off() {
+    let c = load_text("", Vec::new()).unwrap();
+    assert_eq!(c.binance.archive(), Some("https://data.binance.vision/data"));
+    let replay = load_text("[binance]\nrest_url = \"http://127.0.0.1:9401\"\n", Vec::new()).unwrap();
+    assert_eq!(replay.binance.archive(), None, "a replay server or a proxy names its archive");
+    let set = "[binance]\nrest_url = \"http://127.0.0.1:9401\"\narchive_url = \"http://127.0.0.1:9401/data\"\n";
+    assert_eq!(load_text(set, Vec::new()).unwrap().binance.archive(), Some("http://127.0.0.1:9401/data"));
+    let off = vec![("STREAMFORGE__BINANCE__ARCHIVE_URL".to_owned(), String::new())];
+    assert_eq!(load_text("", off).unwrap().binance.archive(), None, "\"\" from the environment: REST only");
+    let errs = load_text("[binance]\narchive_url = \"ftp://mirror/data\"\nweight_share = 2.0\n", Vec::new()).unwrap_err().0;
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs.iter().any(|e| e.contains("binance.archive_url") && e.contains("ftp://mirror/data")), "{errs:?}");
+}
