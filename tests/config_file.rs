@@ -130,7 +130,8 @@ fn the_archive_url_defaults_with_binance_and_can_be_set_or_turned_off() {
     assert_eq!(load_text(set, Vec::new()).unwrap().binance.archive(), Some("http://127.0.0.1:9401/data"));
     let off = vec![("STREAMFORGE__BINANCE__ARCHIVE_URL".to_owned(), String::new())];
     assert_eq!(load_text("", off).unwrap().binance.archive(), None, "\"\" from the environment: REST only");
-    let errs = load_text("[binance]\narchive_url = \"ftp://mirror/data\"\nweight_share = 2.0\n", Vec::new()).unwrap_err().0;
+    let errs =
+        load_text("[binance]\narchive_url = \"ftp://mirror/data\"\nweight_share = 2.0\n", Vec::new()).unwrap_err().0;
     assert_eq!(errs.len(), 2, "{errs:?}");
     assert!(errs.iter().any(|e| e.contains("binance.archive_url") && e.contains("ftp://mirror/data")), "{errs:?}");
 }

@@ -7,7 +7,8 @@
 //! The archive lags the exchange: a file exists for a period that is over before the recording's
 //! last day (the "today" whose records only REST has) and that holds recorded records. Faults
 //! name files by a part of their name (`2021-05-03`, `BTCUSDT-1m-2021-04`): missing ones are
-//! answered 404; corrupt ones carry a changed CSV under the genuine file's checksum.
+//! answered 404; corrupt ones carry a changed CSV under the genuine file's checksum. A file is built
+//! once, when first asked for, and kept (its checksum is of the same bytes).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -23,9 +24,12 @@ use crate::exchange::binance::{sha256_hex, Dataset, Period};
 /// From this day (2025-01-01) on, spot archive files carry microseconds.
 const MICROS_FROM_MS: i64 = 1_735_689_600_000;
 
-/// `GET /data/{path}`: an archive file, its checksum, or 404.
+/// `GET /data/{path}`: an archive file, its checksum, or 404 (after `rest_delay`, as every answer).
 pub(super) async fn file(state: web::Data<ReplayState>, path: web::Path<String>) -> HttpResponse {
     state.gate.count("archive");
+    if !state.faults.rest_delay.is_zero() {
+        tokio::time::sleep(state.faults.rest_delay).await;
+    }
     let not_found = |why: String| HttpResponse::NotFound().content_type("text/plain").body(why);
     let Some((dataset, symbol, period, checksum)) = Dataset::parse_path(&path) else {
         return not_found(format!("no such archive path: {path}"));
@@ -35,23 +39,37 @@ pub(super) async fn file(state: web::Data<ReplayState>, path: web::Path<String>)
     if named(&state.faults.missing_archive) {
         return not_found(format!("{name}: not in the archive (injected)"));
     }
-    let Some(csv) = state.data.symbols.get(&symbol).and_then(|data| csv_of(data, dataset, period)) else {
-        return not_found(format!("{name}: not in the archive"));
+    let cached = state.archive_files.lock().unwrap_or_else(|e| e.into_inner()).get(&name).cloned();
+    let (zip, csv) = match cached {
+        Some(zip) => (zip, None),
+        None => {
+            let Some(csv) = state.data.symbols.get(&symbol).and_then(|data| csv_of(data, dataset, period)) else {
+                return not_found(format!("{name}: not in the archive"));
+            };
+            let zip = bytes::Bytes::from(zip_one(&name.replace(".zip", ".csv"), &csv));
+            state.archive_files.lock().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), zip.clone());
+            (zip, Some(csv))
+        }
     };
-    let csv_name = name.replace(".zip", ".csv");
-    let genuine = zip_one(&csv_name, &csv);
     if checksum {
-        return HttpResponse::Ok().content_type("text/plain").body(format!("{}  {name}\n", sha256_hex(&genuine)));
+        return HttpResponse::Ok().content_type("text/plain").body(format!("{}  {name}\n", sha256_hex(&zip)));
     }
-    let body = if named(&state.faults.corrupt_archive) { zip_one(&csv_name, &corrupted(&csv)) } else { genuine };
-    HttpResponse::Ok().content_type("application/zip").body(body)
+    if named(&state.faults.corrupt_archive) {
+        let csv = csv.or_else(|| crate::exchange::binance::unzip_csv(&zip).ok()).unwrap_or_default();
+        return HttpResponse::Ok()
+            .content_type("application/zip")
+            .body(zip_one(&name.replace(".zip", ".csv"), &corrupted(&csv)));
+    }
+    HttpResponse::Ok().content_type("application/zip").body(zip)
 }
 
-/// A ZIP of one deflated entry, byte for byte the same for the same input (a fixed timestamp).
+/// A ZIP of one deflated entry (the fastest level: the archive's format, not its size, is what
+/// the tests need), byte for byte the same for the same input (a fixed timestamp).
 fn zip_one(name: &str, content: &[u8]) -> Vec<u8> {
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(1))
         .last_modified_time(zip::DateTime::default());
     zip.start_file(name, options).expect("a ZIP in memory takes an entry");
     zip.write_all(content).expect("a ZIP in memory takes its content");

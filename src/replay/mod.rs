@@ -144,6 +144,8 @@ pub(crate) struct ReplayState {
     ws_sent: std::sync::atomic::AtomicU64,
     /// A connection fault happened already (each happens once).
     ws_faulted: std::sync::atomic::AtomicBool,
+    /// Archive ZIPs built so far, by file name.
+    archive_files: std::sync::Mutex<std::collections::HashMap<String, bytes::Bytes>>,
 }
 
 impl ReplayState {
@@ -247,6 +249,7 @@ impl ReplayServer {
             stream_positions: Default::default(),
             ws_sent: Default::default(),
             ws_faulted: Default::default(),
+            archive_files: Default::default(),
         };
         let http = HttpService::start(addr, 2, state, routes, None, None)
             .await

@@ -348,11 +348,14 @@ impl BinanceArchive {
         let mut attempt = 0;
         let verdict = loop {
             attempt += 1;
-            let Some(zip) = self.get(&url).await? else {
+            // Both at once: a file costs one round trip.
+            let checksum_url = format!("{url}.CHECKSUM");
+            let (zip, checksum) = tokio::try_join!(self.get(&url), self.get(&checksum_url))?;
+            let Some(zip) = zip else {
                 count("missing");
                 return Ok(Fetched::Missing);
             };
-            let Some(checksum) = self.get(&format!("{url}.CHECKSUM")).await? else {
+            let Some(checksum) = checksum else {
                 break "the archive has no .CHECKSUM for it".to_owned();
             };
             let expected = String::from_utf8_lossy(&checksum).split_whitespace().next().unwrap_or("").to_lowercase();
