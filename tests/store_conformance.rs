@@ -317,6 +317,23 @@ async fn graphs_and_models_round_trip(b: &dyn Backend) {
     assert_eq!(store.model(&name, Some(3)).await.unwrap(), None);
 }
 
+/// The spans a repair found empty at the exchange: kept once each, in order, per collection and
+/// symbol.
+async fn confirmed_gaps_are_kept_once_per_collection_and_symbol(b: &dyn Backend) {
+    use streamforge::store::ConfirmedGap;
+    let store = b.open().await;
+    let name = collection("candles_1m");
+    let gap = |a: i64, z: i64| ConfirmedGap { first_missing: a, last_missing: z };
+    assert!(store.confirmed_gaps(&name, "BTCUSDT").await.unwrap().is_empty());
+    let outage = gap(1_619_323_260_000, 1_619_340_240_000);
+    let maintenance = gap(1_618_884_000_000, 1_618_892_940_000);
+    store.put_confirmed_gaps(&name, "BTCUSDT", &[outage, maintenance]).await.unwrap();
+    store.put_confirmed_gaps(&name, "BTCUSDT", &[outage]).await.unwrap();
+    assert_eq!(store.confirmed_gaps(&name, "BTCUSDT").await.unwrap(), vec![maintenance, outage]);
+    assert!(store.confirmed_gaps(&name, "ETHUSDT").await.unwrap().is_empty());
+    assert!(store.confirmed_gaps(&collection("other"), "BTCUSDT").await.unwrap().is_empty());
+}
+
 async fn concurrent_writers_on_different_partitions_all_land(b: &dyn Backend) {
     // Partition connectors of one collection write different symbols at the same time, the
     // collection new to all of them.
@@ -383,6 +400,7 @@ macro_rules! conformance {
                 workflows_are_listed_by_status_newest_first,
                 workflow_leases_have_one_owner_at_a_time,
                 graphs_and_models_round_trip,
+                confirmed_gaps_are_kept_once_per_collection_and_symbol,
                 concurrent_writers_on_different_partitions_all_land,
                 a_failed_batch_leaves_nothing_behind
             );

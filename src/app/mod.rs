@@ -1,7 +1,7 @@
 //! The commands the binary runs, built from the library's parts: `run` (one backfill to the store,
 //! then exit), `node` (the long-running actor node), `dummy` (a node with the dummy worker),
 //! `book` (a local order book), `graph` (correlation graphs), `derive` (longer candles from shorter
-//! stored ones), `train`/`predict`, `ctl` (the admin
+//! stored ones), `repair` (holes in stored series filled from the exchange), `train`/`predict`, `ctl` (the admin
 //! API from a terminal), `replay-server`, `bench` (the hot paths measured on recorded data). Each
 //! module holds its command's arguments (clap) and its `run`; [`args`] what they share.
 
@@ -16,6 +16,7 @@ pub mod graph;
 pub mod malloc;
 pub mod node;
 mod offline;
+pub mod repair;
 pub mod replay_server;
 pub mod run;
 #[cfg(feature = "trainer")]

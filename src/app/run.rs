@@ -273,7 +273,7 @@ pub struct RunArgs {
     pub json: bool,
 }
 
-/// What `streamforge run --kind` loads.
+/// What `streamforge run --kind` (and `repair --kind`) loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RunKind {
     Klines,
@@ -282,16 +282,23 @@ pub enum RunKind {
     Trades,
 }
 
-impl RunArgs {
-    /// The run these arguments ask for, on `config`.
-    pub fn options(&self, config: Config) -> Result<RunOptions, AppError> {
-        let interval: Interval = self.interval.parse().map_err(|e| usage(format!("--interval: {e}")))?;
-        let job_type = match self.kind {
+impl RunKind {
+    /// The sequenced kind of this `--kind` at `--interval` (klines only).
+    pub fn sequenced(self, interval: &str) -> Result<Arc<dyn SequencedKind>, AppError> {
+        let interval: Interval = interval.parse().map_err(|e| usage(format!("--interval: {e}")))?;
+        let job_type = match self {
             RunKind::Klines => format!("api_candles_{interval}"),
             RunKind::AggTrades => "api_agg_trades".into(),
             RunKind::Trades => "api_trades".into(),
         };
-        let kind = backfill_kind(&job_type).ok_or_else(|| usage(format!("cannot load {job_type}")))?;
+        backfill_kind(&job_type).ok_or_else(|| usage(format!("cannot load {job_type}")))
+    }
+}
+
+impl RunArgs {
+    /// The run these arguments ask for, on `config`.
+    pub fn options(&self, config: Config) -> Result<RunOptions, AppError> {
+        let kind = self.kind.sequenced(&self.interval)?;
         let (start_ms, end_ms) = match &self.time_range {
             Some(r) => {
                 parse_time_range(r).map(|(a, b)| (Some(a), Some(b))).map_err(|e| usage(format!("--time-range: {e}")))?

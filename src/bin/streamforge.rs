@@ -29,6 +29,8 @@ enum Command {
     Graph(app::graph::GraphArgs),
     /// Derive 5m/15m/1h/4h/1d candles from stored shorter ones (1m), store them, print a summary.
     Derive(app::derive::DeriveArgs),
+    /// Find holes anywhere in stored series, fill them from the exchange, record what it confirms empty.
+    Repair(app::repair::RepairArgs),
     /// Train the temporal GNN with a walk-forward evaluation against baselines; save and register it
     /// (needs the `trainer` feature).
     #[cfg(feature = "trainer")]
@@ -61,6 +63,7 @@ async fn execute(cli: Cli) -> Result<String, AppError> {
         Command::Book(args) => app::book::run(args, log, shutdown_signal()).await,
         Command::Graph(args) => app::graph::run(args, log).await,
         Command::Derive(args) => app::derive::run(args, log).await,
+        Command::Repair(args) => app::repair::run(args, log).await,
         #[cfg(feature = "trainer")]
         Command::Train(args) => app::train::run(args, log).await,
         #[cfg(feature = "trainer")]

@@ -1,13 +1,15 @@
 //! Where records end up: the [`Store`] trait (idempotent batched upserts by natural key,
-//! high-water marks for resuming, workflow records, graphs, the model registry) and its
-//! implementations, picked by `store.url` alone: embedded SQLite, PostgreSQL (feature
-//! `postgres`) and ArangoDB; and candles derived from stored ones ([`derived`]).
+//! high-water marks for resuming, workflow records, graphs, the model registry, the gaps the
+//! exchange confirmed) and its implementations, picked by `store.url` alone: embedded SQLite,
+//! PostgreSQL (feature `postgres`) and ArangoDB; candles derived from stored ones ([`derived`]);
+//! holes in stored series found and filled from the exchange ([`repair`]).
 
 pub mod arango;
 pub mod derived;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod registry;
+pub mod repair;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -82,6 +84,14 @@ pub struct WorkflowPage {
     pub workflows: Vec<Workflow>,
 }
 
+/// A span of a symbol's sequence (open times of candles, ids of trades), both ends included,
+/// that the exchange confirmed it has no records for: a repair asked for it and got none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct ConfirmedGap {
+    pub first_missing: i64,
+    pub last_missing: i64,
+}
+
 /// A batch of records to write, shared so that a writer can retry it without copying it.
 pub type Batch = Arc<Vec<DataRecord>>;
 
@@ -130,6 +140,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// A model of family `name`: `version`, or the newest when `None`.
     async fn model(&self, name: &str, version: Option<i64>) -> Result<Option<ModelRecord>, StoreError>;
+
+    /// Records spans of `symbol`'s sequence in `collection` the exchange has no records for
+    /// (kept once each, however often recorded).
+    async fn put_confirmed_gaps(&self, collection: &str, symbol: &str, gaps: &[ConfirmedGap])
+        -> Result<(), StoreError>;
+
+    /// The confirmed gaps of `symbol` in `collection`, in order.
+    async fn confirmed_gaps(&self, collection: &str, symbol: &str) -> Result<Vec<ConfirmedGap>, StoreError>;
 }
 
 /// Opens the store of `[store]`: its `url`, with the password of `password_file` (a mounted

@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{
     batch_kind, check_kind, from_json, levels_json, parse_kind, to_json, validate_collection, Batch, CollectionInfo,
-    ModelRecord, Store, StoreError, WorkflowPage, WorkflowQuery,
+    ConfirmedGap, ModelRecord, Store, StoreError, WorkflowPage, WorkflowQuery,
 };
 use crate::model::{
     Candle, DataRecord, Decimal, DecimalText, Edge, GraphSnapshot, RecordKind, Trade, TradeKind, Vertex,
@@ -62,6 +62,10 @@ CREATE TABLE IF NOT EXISTS sf_graph_edges (
 CREATE TABLE IF NOT EXISTS sf_models (
     name TEXT NOT NULL, version INTEGER NOT NULL, uri TEXT NOT NULL, metrics TEXT NOT NULL,
     created_at INTEGER NOT NULL, PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sf_confirmed_gaps (
+    collection TEXT NOT NULL, symbol TEXT NOT NULL, first_missing INTEGER NOT NULL, last_missing INTEGER NOT NULL,
+    PRIMARY KEY (collection, symbol, first_missing, last_missing)
 ) WITHOUT ROWID;";
 
 fn table_ddl(name: &str, kind: RecordKind) -> String {
@@ -596,6 +600,43 @@ impl Store for SqliteStore {
                 Ok(ModelRecord { name, version, uri, metrics: from_json(&metrics)?, created_at })
             })
             .transpose()
+        })
+        .await
+    }
+
+    async fn put_confirmed_gaps(
+        &self,
+        collection: &str,
+        symbol: &str,
+        gaps: &[ConfirmedGap],
+    ) -> Result<(), StoreError> {
+        let (collection, symbol, gaps) = (collection.to_owned(), symbol.to_owned(), gaps.to_vec());
+        self.with(move |inner| {
+            let tx = inner.conn.transaction()?;
+            for g in &gaps {
+                tx.execute(
+                    "INSERT OR IGNORE INTO sf_confirmed_gaps (collection, symbol, first_missing, last_missing)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![collection, symbol, g.first_missing, g.last_missing],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn confirmed_gaps(&self, collection: &str, symbol: &str) -> Result<Vec<ConfirmedGap>, StoreError> {
+        let (collection, symbol) = (collection.to_owned(), symbol.to_owned());
+        self.with(move |inner| {
+            let mut stmt = inner.conn.prepare(
+                "SELECT first_missing, last_missing FROM sf_confirmed_gaps
+                 WHERE collection = ?1 AND symbol = ?2 ORDER BY first_missing, last_missing",
+            )?;
+            let rows = stmt.query_map(params![collection, symbol], |r| {
+                Ok(ConfirmedGap { first_missing: r.get(0)?, last_missing: r.get(1)? })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }

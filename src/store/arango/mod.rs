@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::{
-    batch_kind, check_kind, validate_collection, Batch, CollectionInfo, KnownKinds, ModelRecord, Store, StoreError,
-    WorkflowPage, WorkflowQuery,
+    batch_kind, check_kind, validate_collection, Batch, CollectionInfo, ConfirmedGap, KnownKinds, ModelRecord, Store,
+    StoreError, WorkflowPage, WorkflowQuery,
 };
 use crate::model::{Candle, DataRecord, Edge, GraphSnapshot, NaturalKey, RecordKind, Trade, Vertex};
 use crate::workflow::{Status, Workflow};
@@ -29,6 +29,7 @@ const GRAPHS: &str = "sf_graphs";
 const VERTICES: &str = "sf_graph_vertices";
 const EDGES: &str = "sf_graph_edges";
 const MODELS: &str = "sf_models";
+const CONFIRMED_GAPS: &str = "sf_confirmed_gaps";
 const GRAPH: &str = "sf_market_graph";
 
 pub struct ArangoStore {
@@ -79,6 +80,7 @@ impl ArangoStore {
         client.ensure_collection(VERTICES, false, &["graph", "time"]).await?;
         client.ensure_collection(EDGES, true, &["graph", "time"]).await?;
         client.ensure_collection(MODELS, false, &["name", "version"]).await?;
+        client.ensure_collection(CONFIRMED_GAPS, false, &["collection", "symbol"]).await?;
         client.ensure_graph(GRAPH, EDGES, VERTICES).await?;
         let kinds = KnownKinds::default();
         for c in client.query("FOR c IN @@c RETURN c", json!({ "@c": COLLECTIONS }), None).await? {
@@ -388,6 +390,47 @@ impl Store for ArangoStore {
             .next()
             .map(|m| serde_json::from_value(m).map_err(|e| StoreError::Corrupt(e.to_string())))
             .transpose()
+    }
+
+    async fn put_confirmed_gaps(
+        &self,
+        collection: &str,
+        symbol: &str,
+        gaps: &[ConfirmedGap],
+    ) -> Result<(), StoreError> {
+        let docs: Vec<Value> = gaps
+            .iter()
+            .map(|g| {
+                json!({
+                    "_key": format!("{collection}:{symbol}:{}:{}", g.first_missing, g.last_missing),
+                    "collection": collection,
+                    "symbol": symbol,
+                    "first_missing": g.first_missing,
+                    "last_missing": g.last_missing,
+                })
+            })
+            .collect();
+        self.client
+            .query(
+                "FOR d IN @docs INSERT d INTO @@c OPTIONS { overwriteMode: 'ignore' }",
+                json!({ "@c": CONFIRMED_GAPS, "docs": docs }),
+                None,
+            )
+            .await
+            .map(drop)
+    }
+
+    async fn confirmed_gaps(&self, collection: &str, symbol: &str) -> Result<Vec<ConfirmedGap>, StoreError> {
+        let found = self
+            .client
+            .query(
+                "FOR g IN @@c FILTER g.collection == @coll AND g.symbol == @s SORT g.first_missing, g.last_missing
+                 RETURN { first_missing: g.first_missing, last_missing: g.last_missing }",
+                json!({ "@c": CONFIRMED_GAPS, "coll": collection, "s": symbol }),
+                None,
+            )
+            .await?;
+        found.into_iter().map(|g| serde_json::from_value(g).map_err(|e| StoreError::Corrupt(e.to_string()))).collect()
     }
 }
 

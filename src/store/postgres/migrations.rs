@@ -83,6 +83,19 @@ CREATE TABLE sf_workflow_leases (
 );
 ",
     },
+    Migration {
+        version: 4,
+        name: "confirmed gaps",
+        sql: "
+CREATE TABLE sf_confirmed_gaps (
+    collection TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    first_missing BIGINT NOT NULL,
+    last_missing BIGINT NOT NULL,
+    PRIMARY KEY (collection, symbol, first_missing, last_missing)
+);
+",
+    },
 ];
 
 /// An arbitrary constant naming the lock every node takes to migrate.

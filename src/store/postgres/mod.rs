@@ -17,8 +17,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    batch_kind, validate_collection, Batch, CollectionInfo, KnownKinds, ModelRecord, Store, StoreError, WorkflowPage,
-    WorkflowQuery,
+    batch_kind, validate_collection, Batch, CollectionInfo, ConfirmedGap, KnownKinds, ModelRecord, Store, StoreError,
+    WorkflowPage, WorkflowQuery,
 };
 use crate::model::{Candle, DataRecord, Edge, GraphSnapshot, RecordKind, Trade, TradeKind, Vertex};
 use crate::workflow::{Status, Workflow};
@@ -490,5 +490,38 @@ impl Store for PostgresStore {
             })
         })
         .transpose()
+    }
+
+    async fn put_confirmed_gaps(
+        &self,
+        collection: &str,
+        symbol: &str,
+        gaps: &[ConfirmedGap],
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| self.err(e))?;
+        for g in gaps {
+            tx.execute(
+                "INSERT INTO sf_confirmed_gaps (collection, symbol, first_missing, last_missing) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+                &[&collection, &symbol, &g.first_missing, &g.last_missing],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    async fn confirmed_gaps(&self, collection: &str, symbol: &str) -> Result<Vec<ConfirmedGap>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT first_missing, last_missing FROM sf_confirmed_gaps
+                 WHERE collection = $1 AND symbol = $2 ORDER BY first_missing, last_missing",
+                &[&collection, &symbol],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(rows.iter().map(|r| ConfirmedGap { first_missing: r.get(0), last_missing: r.get(1) }).collect())
     }
 }
