@@ -4,8 +4,8 @@
 //! - [`model`]: normalized records (candle, trade, depth, snapshot), their bus encoding, candles
 //!   derived from shorter ones (`model::derive`) and the `queue-control` / `queue-events` protocol.
 //! - [`bus`]: the bus trait (topics, partitions, consumer groups) and the in-process bus.
-//! - [`store`]: the store trait (idempotent upserts, high-water marks, workflows), its backends, and
-//!   candles derived from stored ones.
+//! - [`store`]: the store trait (idempotent upserts, high-water marks, workflows, confirmed gaps), its
+//!   backends, candles derived from stored ones, and holes repaired from the exchange.
 //! - [`exchange`]: the Binance REST client used by loaders, Binance's data archive, the WebSocket
 //!   client and the local order book.
 //! - [`graph`]: correlation graphs of many assets from aligned candles (graph builder).
