@@ -25,7 +25,7 @@
 //! - [`http`]: how the HTTP servers (admin, replay) are run.
 //! - [`log`]: structured logging setup.
 //! - [`config`]: configuration as validated data (TOML + environment).
-//! - [`app`]: the commands the binary runs (`run`, `node`, `dummy`, `graph`, `derive`, `train`, `book`,
+//! - [`app`]: the commands the binary runs (`run`, `node`, `dummy`, `graph`, `derive`, `repair`, `train`, `book`,
 //!   `ctl`, `replay-server`, `bench`), each with its arguments and `run`; [`app::args`] what they share.
 
 pub mod actors;
