@@ -11,7 +11,7 @@
 //! - [`graph`]: correlation graphs of many assets from aligned candles (graph builder).
 //! - [`replay`]: a Binance-compatible HTTP/WebSocket server over recorded data, with Binance's archive
 //!   layout (tests, offline demo).
-//! - [`actors`]: loader, connector, stream, graph, candle-deriver, trainer and dummy actors, and the
+//! - [`actors`]: loader, connector, stream, graph, gap verifier, candle-deriver, trainer and dummy actors, and the
 //!   telemetry they emit.
 //! - [`monitor`]: the live dashboard's boards (tape, 1m candles, verified book) and the actor and
 //!   clients that feed and read them.

@@ -26,6 +26,7 @@ async fn killed_connector_is_restarted_and_every_row_is_stored_once() {
         start_ms: None,
         end_ms: None,
         offline_data: Some(sample_dir()),
+        archive: false,
     };
     let handle = start(opts).await.unwrap();
     let wf = &handle.workflows()[0];

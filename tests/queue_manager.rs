@@ -335,6 +335,58 @@ async fn a_derive_step_stores_the_longer_candles_of_what_the_workflow_loaded() {
     assert!(refused.to_string().contains("derive needs candles"), "{refused}");
 }
 
+/// The `verify` step (issue 18): a workflow that loads, stores and verifies BTCUSDT's 1m candles
+/// finds nothing lost and records the real 2021-04-25 outage as confirmed empty at the exchange;
+/// after rows are deleted behind the store's back (SQL), a workflow of the verify step alone asks
+/// the exchange for them and stores them again, counting them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verify_step_repairs_stored_series_and_confirms_the_outage() {
+    use streamforge::store::ConfirmedGap;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sf.db");
+    let node = Node::start(config(&format!("sqlite://{}", db.display())), Some(common::sample_dir())).await.unwrap();
+    let api = Api::of(&node);
+    let request = json!({"symbols": ["BTCUSDT"], "types": ["api_candles_1m"], "steps": ["load", "store", "verify"]});
+    let (_, wf) = api.run_to_end(&request).await;
+    assert_eq!(wf["status"], "finished", "{wf:#}");
+    let verify = step(&wf, "verify");
+    assert_eq!(
+        (verify["status"].as_str(), verify["records_written"].as_u64()),
+        (Some("finished"), Some(0)),
+        "{verify}"
+    );
+    let collection = "btcusdt_api_candles_1m_2021_04_24";
+    let stored = node.ctx.store.candles(collection, "BTCUSDT", i64::MIN, i64::MAX).await.unwrap();
+    let open_times: Vec<i64> = stored.iter().map(|c| c.open_time).collect();
+    let outage: Vec<ConfirmedGap> = common::true_gaps(&open_times, 60_000)
+        .into_iter()
+        .map(|(first_missing, last_missing, _)| ConfirmedGap { first_missing, last_missing })
+        .collect();
+    assert!(streamforge::model::format_ms(outage[0].first_missing).starts_with("2021-04-25T04:"), "{outage:?}");
+    assert_eq!(node.ctx.store.confirmed_gaps(collection, "BTCUSDT").await.unwrap(), outage);
+
+    let (from, to) = (
+        streamforge::model::parse_date_or_time_ms("2021-04-24T12:00Z").unwrap(),
+        streamforge::model::parse_date_or_time_ms("2021-04-24T12:59Z").unwrap(),
+    );
+    let deleted = rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(&format!("DELETE FROM {collection} WHERE open_time BETWEEN ?1 AND ?2"), [from, to])
+        .unwrap();
+    assert_eq!(deleted, 60);
+    let (_, wf) =
+        api.run_to_end(&json!({"symbols": ["BTCUSDT"], "types": ["api_candles_1m"], "steps": ["verify"]})).await;
+    assert_eq!(wf["status"], "finished", "{wf:#}");
+    assert_eq!(step(&wf, "verify")["records_written"].as_u64(), Some(60), "{wf:#}");
+    assert_eq!(node.ctx.store.candles(collection, "BTCUSDT", i64::MIN, i64::MAX).await.unwrap(), stored);
+
+    let (status, refused) = api
+        .post("/api/v1/workflows", &json!({"symbols": ["ETHUSDT"], "types": ["ws_depth"], "steps": ["verify"]}))
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused.to_string().contains("verify repairs stored REST series"), "{refused}");
+}
+
 /// `ctl` against a running node: start prints JSON naming the workflow, show reports it, ping
 /// prints the dummy's round trip, and a missing pong is an error with `--expect-pong`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

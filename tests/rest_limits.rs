@@ -45,6 +45,7 @@ async fn backfill_stores_every_candle(symbols: &[&str], faults: ReplayFaults) ->
         start_ms: Some(parse_date_or_time_ms("2021-04-24").unwrap()),
         end_ms: Some(parse_date_or_time_ms("2021-04-27").unwrap()),
         offline_data: None,
+        archive: false,
     })
     .await
     .unwrap();

@@ -14,6 +14,7 @@ pub mod stream;
 mod telemetry;
 #[cfg(feature = "trainer")]
 pub mod trainer;
+pub mod verifier;
 
 pub use dead_letter::{json_error_reason, DeadLetter, DeadLetters};
 pub use telemetry::Telemetry;

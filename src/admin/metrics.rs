@@ -76,7 +76,7 @@ pub const LATENCY_SINCE: [&str; 2] = ["append", "poll"];
 pub const RESTART_REASONS: [&str; 2] = ["stalled", "gave_up"];
 /// Families of the node's supervision tree (`ChildSpec::family`): `streamforge_actor_up` and
 /// `streamforge_actor_restarts_total`.
-pub const FAMILIES: [&str; 12] = [
+pub const FAMILIES: [&str; 13] = [
     "supervisor",
     "admin",
     "monitor",
@@ -86,6 +86,7 @@ pub const FAMILIES: [&str; 12] = [
     "connector",
     "assigner",
     "graph",
+    "verifier",
     "deriver",
     "dummy",
     "trainer",

@@ -77,7 +77,7 @@ pub enum WorkflowsCommand {
         /// START:END (end exclusive); offline nodes load each symbol's recorded span without it.
         #[arg(long)]
         range: Option<String>,
-        /// Steps from load,store,derive,graph,train (default: load,store, plus graph for candles).
+        /// Steps from load,store,verify,derive,graph,train (default: load,store, plus graph for candles).
         #[arg(long, value_delimiter = ',')]
         steps: Option<Vec<String>>,
         /// The derive step's intervals, e.g. 5m,1h (default: 5m,15m,1h,4h,1d, those the loaded

@@ -32,6 +32,7 @@ use crate::actors::dummy::{self, DummyOptions};
 use crate::actors::graph::GraphProgress;
 use crate::actors::json_error_reason;
 use crate::actors::loader;
+use crate::actors::verifier::{Verifier, VerifierArgs, VerifySeries};
 use crate::app::node::{stream_child, CONNECTION_MAX_AGE};
 use crate::app::{BackfillWorkflow, NodeContext};
 use crate::bus::{commit_positions, topics::QUEUE_CONTROL, Consumer};
@@ -225,6 +226,25 @@ impl HostState {
                 let progress = Arc::new(tokio::sync::watch::channel(GraphProgress::default()).0);
                 let id = format!("graph:{}", cmd.queue_id);
                 let spec = ctx.graph_child(id, cmd.queue_id.clone(), config, Arc::new(aligned), progress);
+                Ok((spec, producer.to_owned()))
+            }
+            Target::GapVerifier => {
+                let producer = Target::GapVerifier.name();
+                let bad = |reason: String| fail(producer, reason);
+                let series: Vec<VerifySeries> = extra(cmd, "series").map_err(bad)?;
+                if series.is_empty() {
+                    return Err(bad("no stored series to verify".into()));
+                }
+                let args = VerifierArgs {
+                    queue_id: cmd.queue_id.clone(),
+                    series,
+                    store: ctx.store.clone(),
+                    rest: ctx.binance_rest().map_err(|e| bad(e.to_string()))?,
+                    telemetry: ctx.telemetry.clone(),
+                };
+                let id = format!("verify:{}", cmd.queue_id);
+                // Transient: a failed repair is restarted (it is idempotent), a finished one is not.
+                let spec = ChildSpec::new(id, "verifier", Restart::Transient, move || (Verifier, args.clone()));
                 Ok((spec, producer.to_owned()))
             }
             Target::CandleDeriver => {

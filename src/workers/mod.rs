@@ -8,6 +8,7 @@
 //! | `loader-ws` | WebSocket loader of one symbol's live stream, until stopped | `symbol`, `type` (`ws_*`), `kafka_topic` |
 //! | `arango-connector` (`connector`) | connector of one collection, finishing once its loader has | `kafka_topic`, `collection_name` |
 //! | `graph-builder` | graph actor over stored candles | `symbols`, `collections`, `time_range`, `graph` (extra fields) |
+//! | `gap-verifier` | repairs each stored series of the workflow: holes asked of the exchange and filled, what it confirms empty kept | `series` (extra field: symbol, type, collection, range each) |
 //! | `candle-deriver` | derives longer candles from each symbol's stored ones into `candles_<interval>` | `symbols`, `collections`, `time_range`, `intervals` (extra fields) |
 //! | `gnn-trainer` | trains the temporal GNN on stored candles, saves and registers the model (feature `trainer`) | as `graph-builder`, plus `train` |
 //! | `dummy-service` (`dummy`) | the test double: finishes, hangs or fails on chosen attempts | `symbol`, `dummy` |
@@ -50,17 +51,19 @@ pub enum Target {
     LoaderWs,
     Connector,
     GraphBuilder,
+    GapVerifier,
     CandleDeriver,
     Trainer,
     Dummy,
 }
 
 impl Target {
-    pub const ALL: [Target; 7] = [
+    pub const ALL: [Target; 8] = [
         Target::LoaderProducer,
         Target::LoaderWs,
         Target::Connector,
         Target::GraphBuilder,
+        Target::GapVerifier,
         Target::CandleDeriver,
         Target::Trainer,
         Target::Dummy,
@@ -73,6 +76,7 @@ impl Target {
             Target::LoaderWs => "loader-ws",
             Target::Connector => "arango-connector",
             Target::GraphBuilder => "graph-builder",
+            Target::GapVerifier => "gap-verifier",
             Target::CandleDeriver => "candle-deriver",
             Target::Trainer => "gnn-trainer",
             Target::Dummy => "dummy-service",

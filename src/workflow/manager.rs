@@ -17,6 +17,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::broadcast;
 
 use super::{new_queue_id, DataType, RequestProblems, Status, Step, Task, Workflow, WorkflowRequest, WorkflowSpec};
+use crate::actors::verifier::VerifySeries;
 use crate::actors::{connector, dummy, json_error_reason, loader};
 use crate::app::NodeContext;
 use crate::bus::{commit_positions, topics, Consumer};
@@ -310,6 +311,24 @@ impl ManagerState {
                         commands.push(cmd);
                     }
                 }
+            }
+            Step::Verify => {
+                let mut series = Vec::new();
+                for kind in spec.types.iter().filter(|t| t.is_storable() && !t.is_live()) {
+                    for symbol in &spec.symbols {
+                        let range = self.range_of(spec, symbol, kind)?;
+                        series.push(VerifySeries {
+                            symbol: symbol.clone(),
+                            kind: kind.to_string(),
+                            collection: collection_name(symbol, kind.as_str(), range.0),
+                            range,
+                        });
+                    }
+                }
+                let mut cmd = self.start_command(wf, step);
+                cmd.extra.insert("series".into(), serde_json::to_value(&series).unwrap_or_default());
+                tasks.push(Task::new(step.target().name()));
+                commands.push(cmd);
             }
             Step::Derive => {
                 let (kind, _, symbols, collections) = self.candle_sources(wf)?;
@@ -721,8 +740,8 @@ impl ManagerState {
                 let stored = t.collection.as_ref().and_then(|c| rows.get(c)).copied();
                 t.resumed_from = match s.step {
                     Step::Load | Step::Store => stored.unwrap_or(t.records_written),
-                    // A deriver, a graph builder and a trainer start over.
-                    Step::Derive | Step::Graph | Step::Train => 0,
+                    // A verifier, a deriver, a graph builder and a trainer start over.
+                    Step::Verify | Step::Derive | Step::Graph | Step::Train => 0,
                 };
                 t.records_written = t.resumed_from;
                 t.last_event_at = Some(now);

@@ -76,6 +76,9 @@ impl std::str::FromStr for Status {
 pub enum Step {
     Load,
     Store,
+    /// Holes in what was stored, asked of the exchange and filled; what it confirms empty kept
+    /// (`store::repair`).
+    Verify,
     /// Longer candles derived from the stored ones (`store::derived`).
     Derive,
     Graph,
@@ -83,12 +86,13 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 5] = [Step::Load, Step::Store, Step::Derive, Step::Graph, Step::Train];
+    pub const ALL: [Step; 6] = [Step::Load, Step::Store, Step::Verify, Step::Derive, Step::Graph, Step::Train];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Step::Load => "load",
             Step::Store => "store",
+            Step::Verify => "verify",
             Step::Derive => "derive",
             Step::Graph => "graph",
             Step::Train => "train",
@@ -100,18 +104,21 @@ impl Step {
         match self {
             Step::Load => Target::LoaderProducer,
             Step::Store => Target::Connector,
+            Step::Verify => Target::GapVerifier,
             Step::Derive => Target::CandleDeriver,
             Step::Graph => Target::GraphBuilder,
             Step::Train => Target::Trainer,
         }
     }
 
-    /// The step among `steps` that must finish before this one starts (`store` starts with `load`).
+    /// The step among `steps` that must finish before this one starts (`store` starts with `load`;
+    /// what reads the stored series waits for `verify` when there is one).
     pub fn after(self, steps: &[Step]) -> Option<Step> {
         let earlier: &[Step] = match self {
             Step::Load | Step::Store => &[],
-            Step::Derive | Step::Graph => &[Step::Store],
-            Step::Train => &[Step::Graph, Step::Store],
+            Step::Verify => &[Step::Store],
+            Step::Derive | Step::Graph => &[Step::Verify, Step::Store],
+            Step::Train => &[Step::Graph, Step::Verify, Step::Store],
         };
         earlier.iter().copied().find(|s| steps.contains(s))
     }
@@ -130,7 +137,7 @@ impl std::str::FromStr for Step {
         Step::ALL
             .into_iter()
             .find(|x| x.as_str() == s)
-            .ok_or_else(|| format!("unknown step {s:?}: expected load, store, derive, graph or train"))
+            .ok_or_else(|| format!("unknown step {s:?}: expected load, store, verify, derive, graph or train"))
     }
 }
 

@@ -415,7 +415,7 @@ impl WorkflowRequest {
                     }
                 }
                 if names.is_empty() {
-                    problems.push("steps: at least one of load, store, derive, graph, train".to_owned());
+                    problems.push("steps: at least one of load, store, verify, derive, graph, train".to_owned());
                 }
                 steps.sort();
                 steps
@@ -432,6 +432,12 @@ impl WorkflowRequest {
         }
         if steps.contains(&Step::Store) && !steps.contains(&Step::Load) {
             problems.push("steps: store writes what load loads; add load".to_owned());
+        }
+        if steps.contains(&Step::Verify) && !types.iter().any(|t| t.is_storable() && !t.is_live()) {
+            problems.push(
+                "steps: verify repairs stored REST series (api_candles_<interval>, api_agg_trades, api_trades): add one"
+                    .to_owned(),
+            );
         }
         if steps.contains(&Step::Graph) && !has_candles {
             problems.push("steps: graph needs candles: add an api_candles_<interval> type".to_owned());
