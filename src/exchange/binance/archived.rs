@@ -89,7 +89,7 @@ impl Archived {
 
     /// The next page of the file in hand after `last`, if it has more; otherwise the end of its
     /// span (from where the next file is wanted).
-    fn from_current(&self, last: i64) -> Result<Vec<Sequenced>, Option<i64>> {
+    fn page_in_hand(&self, last: i64) -> Result<Vec<Sequenced>, Option<i64>> {
         let mut state = self.state();
         let Some((period, records)) = state.current.clone() else {
             return Err(None);
@@ -232,7 +232,7 @@ impl SequencedKind for Archived {
         last: i64,
         limit: u32,
     ) -> Result<(Vec<Sequenced>, bool), ExchangeError> {
-        let done_until = match self.from_current(last) {
+        let done_until = match self.page_in_hand(last) {
             Ok(page) => return Ok((page, true)),
             Err(done_until) => done_until,
         };
@@ -248,7 +248,7 @@ impl SequencedKind for Archived {
             let period = self.period_for(t);
             let unavailable = self.state().unavailable.contains(&period);
             if !unavailable && self.fetch(symbol, period).await? {
-                match self.from_current(last) {
+                match self.page_in_hand(last) {
                     Ok(page) => return Ok((page, true)),
                     Err(end) => t = end.unwrap_or(period.end_ms()),
                 }
