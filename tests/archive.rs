@@ -2,8 +2,8 @@
 //! serves the archive's layout (daily and monthly ZIP files of CSV, a sha256 `.CHECKSUM` beside
 //! each) built from real recorded candles — BTCUSDT 1m, 2021-04-02 → 2021-05-14 20:25, from
 //! `tests/fixtures/klines/selskas_1m_5m_2021-04/` (PROVENANCE.md there) — and `streamforge run`,
-//! configured through a config file's `binance.archive_url`, takes whole months and days from it
-//! and only the rest over REST.
+//! configured through a config file's `binance.archive_url` or `--archive-url`, takes whole months
+//! and days from it and only the rest over REST.
 
 mod common;
 
@@ -38,19 +38,33 @@ fn fields(c: &Candle) -> (i64, i64, [Decimal; 5]) {
     (c.open_time, c.close_time, [c.open, c.high, c.low, c.close, c.volume])
 }
 
-/// `streamforge run` on a config file with `store.url`, `binance.rest_url` and, when given,
-/// `binance.archive_url`; its JSON summary.
-fn run(dir: &Path, name: &str, rest_url: &str, archive_url: Option<&str>, range: &str) -> (String, serde_json::Value) {
+/// Where `run` is told of the archive.
+enum Archive<'a> {
+    None,
+    /// `binance.archive_url` in the config file.
+    InFile(&'a str),
+    /// `run --archive-url`.
+    Flag(&'a str),
+}
+
+/// `streamforge run` on a config file with `store.url`, `binance.rest_url` and the archive as
+/// `archive` says; its JSON summary.
+fn run(dir: &Path, name: &str, rest_url: &str, archive: Archive, range: &str) -> (String, serde_json::Value) {
     let store = format!("sqlite://{}", dir.join(format!("{name}.db")).display());
-    let archive = archive_url.map(|u| format!("archive_url = \"{u}\"\n")).unwrap_or_default();
+    let (in_file, flag) = match archive {
+        Archive::None => (String::new(), Vec::new()),
+        Archive::InFile(url) => (format!("archive_url = \"{url}\"\n"), Vec::new()),
+        Archive::Flag(url) => (String::new(), vec!["--archive-url".to_owned(), url.to_owned()]),
+    };
     let config = dir.join(format!("{name}.toml"));
     std::fs::write(
         &config,
-        format!("[store]\nurl = \"{store}\"\n\n[binance]\nrest_url = \"{rest_url}\"\n{archive}\n[connector]\nflush_interval_ms = 50\n"),
+        format!("[store]\nurl = \"{store}\"\n\n[binance]\nrest_url = \"{rest_url}\"\n{in_file}\n[connector]\nflush_interval_ms = 50\n"),
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_streamforge"))
         .args(["run", "--config", config.to_str().unwrap(), "--symbols", "BTCUSDT", "--time-range", range, "--json"])
+        .args(flag)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -95,7 +109,8 @@ fn two_months_from_the_archive_and_a_rest_tail_store_exactly_the_recording_for_a
     let recorded = recorded_between("2021-04-02", "2021-05-15");
 
     let server = start(&rt, data.path(), ReplayFaults::default());
-    let (store, summary) = run(work.path(), "archive", &server.rest_url(), Some(&server.archive_url()), range);
+    let (store, summary) =
+        run(work.path(), "archive", &server.rest_url(), Archive::InFile(&server.archive_url()), range);
     assert_stored_exactly(&stored(&rt, &store, &summary), &recorded, "archive + REST");
     // April as one monthly file (the range holds all of it that was recorded), May's first 13 days
     // as daily files; 2021-05-14, the recording's "today", is not archived yet: REST's.
@@ -114,7 +129,7 @@ fn two_months_from_the_archive_and_a_rest_tail_store_exactly_the_recording_for_a
 
     // The same range over REST alone, on a fresh server: the same candles, ~30 times the weight.
     let server = start(&rt, data.path(), ReplayFaults::default());
-    let (store, summary) = run(work.path(), "rest", &server.rest_url(), None, range);
+    let (store, summary) = run(work.path(), "rest", &server.rest_url(), Archive::None, range);
     assert_stored_exactly(&stored(&rt, &store, &summary), &recorded, "REST only");
     assert!(summary["symbols"][0].get("archive").is_none(), "no archive configured: {summary}");
     let rest_klines = requests(&rt, &server, "klines");
@@ -127,6 +142,7 @@ fn two_months_from_the_archive_and_a_rest_tail_store_exactly_the_recording_for_a
     rt.block_on(server.stop());
 }
 
+/// The archive named with `run --archive-url` this time.
 #[test]
 fn a_corrupt_file_is_rejected_by_its_checksum_and_a_missing_day_comes_over_rest() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -139,7 +155,7 @@ fn a_corrupt_file_is_rejected_by_its_checksum_and_a_missing_day_comes_over_rest(
     };
     let server = start(&rt, data.path(), faults);
     let (store, summary) =
-        run(work.path(), "faults", &server.rest_url(), Some(&server.archive_url()), "2021-05-01:2021-05-10");
+        run(work.path(), "faults", &server.rest_url(), Archive::Flag(&server.archive_url()), "2021-05-01:2021-05-10");
     // Nothing of the corrupt file is stored (its first candle's open was changed under the genuine
     // checksum): the day came over REST, like the missing one, and the store is the recording.
     let stored = stored(&rt, &store, &summary);
