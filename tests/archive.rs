@@ -174,6 +174,33 @@ fn a_corrupt_file_is_rejected_by_its_checksum_and_a_missing_day_comes_over_rest(
     rt.block_on(server.stop());
 }
 
+/// A file the exchange published broken (its checksum matches, a line half-way is no candle): what
+/// came before the line is used, the file is rejected from there, and the rest of its day comes
+/// over REST.
+#[test]
+fn a_file_unreadable_half_way_is_rejected_from_there_and_its_day_finished_over_rest() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let data = recording();
+    let work = tempfile::tempdir().unwrap();
+    let faults = ReplayFaults { unreadable_archive: vec!["2021-05-04".into()], ..Default::default() };
+    let server = start(&rt, data.path(), faults);
+    let (store, summary) =
+        run(work.path(), "broken", &server.rest_url(), Archive::InFile(&server.archive_url()), "2021-05-01:2021-05-10");
+    let recorded = recorded_between("2021-05-01", "2021-05-10");
+    assert_stored_exactly(&stored(&rt, &store, &summary), &recorded, "around the broken file");
+    let archive = &summary["symbols"][0]["archive"];
+    let rejected = archive["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{archive}");
+    assert_eq!(rejected[0][0], "BTCUSDT-1m-2021-05-04.zip");
+    let day = recorded_between("2021-05-04", "2021-05-05").len();
+    let why = rejected[0][1].as_str().unwrap();
+    assert!(why.contains(&format!("line {}", day / 2 + 1)), "{why}");
+    assert_eq!(archive["files"], 9, "{archive}");
+    assert_eq!(archive["records"], (recorded.len() - (day - day / 2)) as u64, "{archive}");
+    assert_eq!(requests(&rt, &server, "klines"), 1, "the rest of the day, one page");
+    rt.block_on(server.stop());
+}
+
 /// `streamforge run --offline --archive`: the bundled aggregate trades (XRPETH, 2019-10-11 →
 /// 10-13) from the replay server's archive for the two whole days, REST for the last.
 #[test]

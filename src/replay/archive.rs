@@ -7,7 +7,8 @@
 //! The archive lags the exchange: a file exists for a period that is over before the recording's
 //! last day (the "today" whose records only REST has) and that holds recorded records. Faults
 //! name files by a part of their name (`2021-05-03`, `BTCUSDT-1m-2021-04`): missing ones are
-//! answered 404; corrupt ones carry a changed CSV under the genuine file's checksum. A file is built
+//! answered 404; corrupt ones carry a changed CSV under the genuine file's checksum; unreadable
+//! ones a CSV broken half-way under a checksum that matches it. A file is built
 //! once, when first asked for, and kept (its checksum is of the same bytes).
 
 use std::fmt::Write as _;
@@ -46,6 +47,7 @@ pub(super) async fn file(state: web::Data<ReplayState>, path: web::Path<String>)
             let Some(csv) = state.data.symbols.get(&symbol).and_then(|data| csv_of(data, dataset, period)) else {
                 return not_found(format!("{name}: not in the archive"));
             };
+            let csv = if named(&state.faults.unreadable_archive) { broken_half_way(&csv) } else { csv };
             let zip = bytes::Bytes::from(zip_one(&name.replace(".zip", ".csv"), &csv));
             state.archive_files.lock().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), zip.clone());
             (zip, Some(csv))
@@ -92,6 +94,19 @@ fn corrupted(csv: &[u8]) -> Vec<u8> {
     }
     for line in lines {
         out.push_str(line);
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// The CSV with its middle line cut to its first field: a line no reader can take.
+fn broken_half_way(csv: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(csv);
+    let lines: Vec<&str> = text.lines().collect();
+    let middle = lines.len() / 2;
+    let mut out = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        out.push_str(if i == middle { line.split(',').next().unwrap_or_default() } else { line });
         out.push('\n');
     }
     out.into_bytes()

@@ -54,6 +54,7 @@ impl Default for ReplayFaults {
             ws_drop_skips: 0,
             missing_archive: Vec::new(),
             corrupt_archive: Vec::new(),
+            unreadable_archive: Vec::new(),
         }
     }
 }
@@ -108,6 +109,9 @@ pub struct ReplayFaults {
     /// Archive files (named the same way) served with a changed CSV under the genuine file's
     /// checksum: a download that does not match its `.CHECKSUM`, every time.
     pub corrupt_archive: Vec<String>,
+    /// Archive files (named the same way) whose CSV has a broken line half-way, under a checksum
+    /// of their own: a bad file the exchange published.
+    pub unreadable_archive: Vec<String>,
 }
 
 /// What a broken or hostile server does at one message position (see

@@ -147,25 +147,72 @@ impl Dataset {
         Some((dataset, symbol.to_owned(), Period::parse(folder, label)?, checksum))
     }
 
-    /// The records of one file's CSV, in the file's order (the sequence's).
-    pub fn parse_csv(&self, symbol: &str, csv: &[u8]) -> Result<Vec<Sequenced>, ParseError> {
-        let text = std::str::from_utf8(csv).map_err(|e| csv_error(1, format!("not UTF-8: {e}")))?;
-        let mut out = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim_end_matches('\r');
-            // A header (some files have one) or a blank line.
-            if !line.starts_with(|c: char| c.is_ascii_digit()) {
-                continue;
-            }
-            let fields: Vec<&str> = line.split(',').collect();
-            let record = match self {
-                Dataset::Klines(i) => kline_row(symbol, *i, &fields),
-                Dataset::AggTrades => agg_trade_row(symbol, &fields),
-                Dataset::Trades => trade_row(symbol, &fields),
-            };
-            out.push(record.map_err(|reason| csv_error(n + 1, reason))?);
+    /// One CSV line's record; `None` for a header (some files have one) or a blank line.
+    fn parse_line(&self, symbol: &str, line: &str) -> Result<Option<Sequenced>, String> {
+        let line = line.trim_end_matches('\r');
+        if !line.starts_with(|c: char| c.is_ascii_digit()) {
+            return Ok(None);
         }
-        Ok(out)
+        let fields: Vec<&str> = line.split(',').collect();
+        match self {
+            Dataset::Klines(i) => kline_row(symbol, *i, &fields),
+            Dataset::AggTrades => agg_trade_row(symbol, &fields),
+            Dataset::Trades => trade_row(symbol, &fields),
+        }
+        .map(Some)
+    }
+}
+
+/// An archive file's CSV, its checksum verified, decoded a record at a time: a day of a busy
+/// symbol's trades is millions of lines, held as text (≈70 bytes a trade) rather than decoded.
+#[derive(Debug)]
+pub struct CsvFile {
+    dataset: Dataset,
+    symbol: String,
+    text: String,
+    /// Byte offset of the next line, and of the line read last.
+    pos: usize,
+    last_start: usize,
+    /// 1-based number of the next line.
+    line: usize,
+}
+
+impl CsvFile {
+    pub fn new(dataset: Dataset, symbol: &str, text: String) -> CsvFile {
+        CsvFile { dataset, symbol: symbol.to_owned(), text, pos: 0, last_start: 0, line: 1 }
+    }
+
+    /// The next record, `None` at the end; a line that is not a record of the dataset is an error
+    /// naming it.
+    pub fn next_record(&mut self) -> Result<Option<Sequenced>, ParseError> {
+        while self.pos < self.text.len() {
+            let rest = &self.text[self.pos..];
+            let len = rest.find('\n').map_or(rest.len(), |n| n + 1);
+            let (start, line) = (self.pos, self.line);
+            self.pos += len;
+            self.line += 1;
+            match self.dataset.parse_line(&self.symbol, rest[..len].trim_end_matches('\n')) {
+                Ok(Some(record)) => {
+                    self.last_start = start;
+                    return Ok(Some(record));
+                }
+                Ok(None) => continue,
+                Err(reason) => return Err(csv_error(line, reason)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads the record returned last again on the next call.
+    pub fn unread(&mut self) {
+        let skipped_lines = self.text[self.last_start..self.pos].matches('\n').count();
+        self.line -= skipped_lines.max(1);
+        self.pos = self.last_start;
+    }
+
+    /// Every record left, in file order.
+    pub fn records(mut self) -> Result<Vec<Sequenced>, ParseError> {
+        std::iter::from_fn(|| self.next_record().transpose()).collect()
     }
 }
 
@@ -288,8 +335,8 @@ pub fn unzip_csv(zip: &[u8]) -> Result<Vec<u8>, String> {
 /// What the archive answered for one file.
 #[derive(Debug)]
 pub enum Fetched {
-    /// The file's records, its checksum verified.
-    Records(Vec<Sequenced>),
+    /// The file's CSV, its checksum verified.
+    Csv(CsvFile),
     /// The archive has no such file (not published yet, or never).
     Missing,
     /// The file was there but is not to be trusted: why. Nothing of it may be used.
@@ -320,6 +367,11 @@ impl BinanceArchive {
 
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// Counts a file rejected after it was verified: its CSV turned out unreadable part-way.
+    pub fn count_rejected(&self) {
+        self.metrics.archive_files.with_label_values(&["rejected"]).inc();
     }
 
     /// `None` for a 404; the body otherwise; a transport error or another status is an error
@@ -368,10 +420,10 @@ impl BinanceArchive {
                 }
                 break format!("sha256 {actual} differs from its .CHECKSUM {expected} ({attempt} downloads)");
             }
-            match unzip_csv(&zip).and_then(|csv| dataset.parse_csv(symbol, &csv).map_err(|e| e.to_string())) {
-                Ok(records) => {
+            match unzip_csv(&zip).and_then(|csv| String::from_utf8(csv).map_err(|e| format!("not UTF-8: {e}"))) {
+                Ok(text) => {
                     count("verified");
-                    return Ok(Fetched::Records(records));
+                    return Ok(Fetched::Csv(CsvFile::new(dataset, symbol, text)));
                 }
                 Err(reason) => break reason,
             }
@@ -427,7 +479,8 @@ mod tests {
             std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/archive/ADABTC-1m-2021-11-27.csv"))
                 .unwrap();
         let one_minute: Interval = "1m".parse().unwrap();
-        let rows = Dataset::Klines(one_minute).parse_csv("ADABTC", &csv).unwrap();
+        let rows =
+            CsvFile::new(Dataset::Klines(one_minute), "ADABTC", String::from_utf8(csv).unwrap()).records().unwrap();
         assert_eq!(rows.len(), 10);
         let DataRecord::Candle(first) = &rows[0].record else { panic!("a candle") };
         assert_eq!((rows[0].seq, first.close_time), (1_637_971_200_000, 1_637_971_259_999));
@@ -438,7 +491,7 @@ mod tests {
 
         let micros = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n\
                       1735689600000000,0.00002853,0.00002854,0.00002851,0.00002854,36304.20000000,1735689659999999,1.03547608,79,19523.00000000,0.55694227,0\n";
-        let rows = Dataset::Klines(one_minute).parse_csv("ADABTC", micros.as_bytes()).unwrap();
+        let rows = CsvFile::new(Dataset::Klines(one_minute), "ADABTC", micros.into()).records().unwrap();
         let DataRecord::Candle(c) = &rows[0].record else { panic!("a candle") };
         assert_eq!((c.open_time, c.close_time), (1_735_689_600_000, 1_735_689_659_999));
     }
@@ -446,7 +499,7 @@ mod tests {
     #[test]
     fn reads_trade_csv_and_names_the_bad_line() {
         let agg = "13519807,0.00141342,23.00000000,15373518,15373519,1570752011620,True,True\n";
-        let rows = Dataset::AggTrades.parse_csv("XRPETH", agg.as_bytes()).unwrap();
+        let rows = CsvFile::new(Dataset::AggTrades, "XRPETH", agg.into()).records().unwrap();
         let DataRecord::Trade(t) = &rows[0].record else { panic!("a trade") };
         assert_eq!(
             (t.id, t.first_trade_id, t.last_trade_id, t.time),
@@ -455,12 +508,16 @@ mod tests {
         assert!(t.is_buyer_maker && t.kind == TradeKind::AggTrade);
 
         let trades = "1528411466,2683.81000000,0.00420000,11.27200200,1723161253999000,false,true\n";
-        let rows = Dataset::Trades.parse_csv("ETHUSDT", trades.as_bytes()).unwrap();
+        let rows = CsvFile::new(Dataset::Trades, "ETHUSDT", trades.into()).records().unwrap();
         let DataRecord::Trade(t) = &rows[0].record else { panic!("a trade") };
         assert_eq!((t.id, t.time, t.is_buyer_maker), (1_528_411_466, 1_723_161_253_999, false));
 
         let bad = "1528411466,2683.81,0.0042,11.27,1723161253999,false,true\n1528411467,x,0.0042,11.27,1723161253999,false,true\n";
-        let err = Dataset::Trades.parse_csv("ETHUSDT", bad.as_bytes()).unwrap_err().to_string();
+        let mut file = CsvFile::new(Dataset::Trades, "ETHUSDT", bad.into());
+        assert_eq!(file.next_record().unwrap().map(|r| r.seq), Some(1_528_411_466));
+        file.unread();
+        assert_eq!(file.next_record().unwrap().map(|r| r.seq), Some(1_528_411_466), "read again after unread");
+        let err = file.next_record().unwrap_err().to_string();
         assert!(err.contains("line 2") && err.contains("price"), "{err}");
     }
 

@@ -7,15 +7,15 @@
 //! that does not match after retries), REST pages up to the end of that period, and the archive
 //! takes over again after it. The two meet on the sequence, so neither a gap nor an overlap.
 //!
-//! A file is handed out in pages of at most [`ARCHIVE_PAGE`] records; one file per backfill is in
-//! memory at a time.
+//! A file is handed out in pages of at most [`ARCHIVE_PAGE`] records, decoded as they are handed
+//! out; one file per backfill is in memory at a time, as its CSV text.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::archive::{BinanceArchive, Dataset, Fetched, Period};
+use super::archive::{BinanceArchive, CsvFile, Dataset, Fetched, Period};
 use super::{BinanceRest, ExchangeError, Sequenced, SequencedKind, StreamMessage};
 use crate::model::{now_ms, DataRecord, ParseError};
 
@@ -37,12 +37,13 @@ pub struct ArchiveReport {
     pub rejected: Vec<(String, String)>,
 }
 
-#[derive(Default)]
 struct State {
     /// Files not to ask for again: missing or rejected.
     unavailable: BTreeSet<Period>,
-    /// The file in hand and its records, in sequence order.
-    current: Option<(Period, Arc<Vec<Sequenced>>)>,
+    /// The file in hand, read up to the records handed out.
+    current: Option<(Period, CsvFile)>,
+    /// The end of the last file read to its end: nothing after the cursor is left before it.
+    read_through: i64,
     /// Sequence and time of the last record handed out.
     last: Option<(i64, i64)>,
     report: ArchiveReport,
@@ -62,7 +63,13 @@ impl Archived {
     pub fn wrap(inner: Arc<dyn SequencedKind>, archive: BinanceArchive, end_ms: i64) -> Option<Archived> {
         let dataset = inner.archive_dataset()?;
         let report = ArchiveReport { url: archive.base_url().to_owned(), ..Default::default() };
-        let state = Mutex::new(State { report, ..Default::default() });
+        let state = Mutex::new(State {
+            unavailable: BTreeSet::new(),
+            current: None,
+            read_through: i64::MIN,
+            last: None,
+            report,
+        });
         Some(Archived { inner, dataset, archive, end_ms, state })
     }
 
@@ -87,23 +94,74 @@ impl Archived {
         Period::day_of(t)
     }
 
-    /// The next page of the file in hand after `last`, if it has more; otherwise the end of its
-    /// span (from where the next file is wanted).
-    fn page_in_hand(&self, last: i64) -> Result<Vec<Sequenced>, Option<i64>> {
+    /// The next page of the file in hand after `last`; `None` when it has no more. A file found
+    /// unreadable part-way is rejected from there on (what it handed out was read whole) and
+    /// remembered, so that its span comes over REST.
+    fn page_in_hand(&self, symbol: &str, last: i64) -> Option<Vec<Sequenced>> {
         let mut state = self.state();
-        let Some((period, records)) = state.current.clone() else {
-            return Err(None);
-        };
-        let from = records.partition_point(|r| r.seq <= last);
-        if from == records.len() {
-            state.current = None;
-            return Err(Some(period.end_ms()));
+        let (period, mut file) = state.current.take()?;
+        let mut page = Vec::new();
+        let mut prev = last;
+        loop {
+            match file.next_record() {
+                // Before the cursor (a range that starts inside the file), or a repeat.
+                Ok(Some(r)) if r.seq <= prev => continue,
+                Ok(Some(r)) => {
+                    prev = r.seq;
+                    page.push(r);
+                    if page.len() == ARCHIVE_PAGE {
+                        state.current = Some((period, file));
+                        break;
+                    }
+                }
+                Ok(None) => {
+                    state.read_through = state.read_through.max(period.end_ms());
+                    break;
+                }
+                Err(e) => {
+                    let name = self.dataset.file_name(symbol, period);
+                    tracing::warn!(file = %name, error = %e, "Archive file rejected part-way: the rest of its span comes over REST.");
+                    self.archive.count_rejected();
+                    state.report.rejected.push((name, e.to_string()));
+                    state.unavailable.insert(period);
+                    break;
+                }
+            }
         }
-        let page = records[from..(from + ARCHIVE_PAGE).min(records.len())].to_vec();
-        let tail = &page[page.len() - 1];
+        let tail = page.last()?;
         state.last = Some((tail.seq, tail.time));
         state.report.records += page.len() as u64;
-        Ok(page)
+        Some(page)
+    }
+
+    /// The first record at or after `start_ms` of the file in hand (`day`'s), left to be handed
+    /// out next; `None` when the file has none; `Err` when the file turned out unreadable (it is
+    /// then rejected).
+    fn first_at_or_after(&self, symbol: &str, day: Period, start_ms: i64) -> Result<Option<Sequenced>, ()> {
+        let mut state = self.state();
+        let Some((_, file)) = state.current.as_mut() else { return Ok(None) };
+        loop {
+            match file.next_record() {
+                Ok(Some(r)) if r.time < start_ms => continue,
+                Ok(Some(r)) => {
+                    file.unread();
+                    state.last = Some((r.seq - 1, r.time));
+                    return Ok(Some(r));
+                }
+                Ok(None) => {
+                    state.current = None;
+                    state.read_through = state.read_through.max(day.end_ms());
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.archive.count_rejected();
+                    state.report.rejected.push((self.dataset.file_name(symbol, day), e.to_string()));
+                    state.unavailable.insert(day);
+                    state.current = None;
+                    return Err(());
+                }
+            }
+        }
     }
 
     /// Asks the archive for `period`'s file; true when it is now in hand. A file that is missing or
@@ -113,11 +171,9 @@ impl Archived {
         let fetched = self.archive.file(self.dataset, symbol, period).await?;
         let mut state = self.state();
         match fetched {
-            Fetched::Records(mut records) => {
-                records.sort_by_key(|r| r.seq);
-                records.dedup_by_key(|r| r.seq);
+            Fetched::Csv(file) => {
                 state.report.files += 1;
-                state.current = Some((period, Arc::new(records)));
+                state.current = Some((period, file));
                 return Ok(true);
             }
             Fetched::Missing => state.report.missing.push(name),
@@ -211,16 +267,12 @@ impl SequencedKind for Archived {
             if unavailable || !self.fetch(symbol, day).await? {
                 return self.inner.before(rest, symbol, start_ms, end_ms).await;
             }
-            let mut state = self.state();
-            let records = state.current.as_ref().map(|(_, r)| r.clone()).unwrap_or_default();
-            if let Some(first) = records.iter().find(|r| r.time >= start_ms) {
-                if first.time >= end_ms {
-                    return Ok(None);
-                }
-                state.last = Some((first.seq - 1, first.time));
-                return Ok(Some(first.seq - 1));
+            match self.first_at_or_after(symbol, day, start_ms) {
+                Ok(Some(first)) if first.time >= end_ms => return Ok(None),
+                Ok(Some(first)) => return Ok(Some(first.seq - 1)),
+                Ok(None) => t = day.end_ms(),
+                Err(()) => return self.inner.before(rest, symbol, start_ms, end_ms).await,
             }
-            t = day.end_ms();
         }
         Ok(None)
     }
@@ -232,15 +284,14 @@ impl SequencedKind for Archived {
         last: i64,
         limit: u32,
     ) -> Result<(Vec<Sequenced>, bool), ExchangeError> {
-        let done_until = match self.page_in_hand(last) {
-            Ok(page) => return Ok((page, true)),
-            Err(done_until) => done_until,
-        };
+        if let Some(page) = self.page_in_hand(symbol, last) {
+            return Ok((page, true));
+        }
         // Where the loader resumes after the store's newest trade, its day is unknown: REST.
         let Some(next) = self.next_time(last) else {
             return self.over_rest(rest, symbol, last, limit, None).await;
         };
-        let mut t = next.max(done_until.unwrap_or(i64::MIN));
+        let mut t = next.max(self.state().read_through);
         loop {
             if t >= self.end_ms {
                 return Ok((Vec::new(), false));
@@ -248,10 +299,10 @@ impl SequencedKind for Archived {
             let period = self.period_for(t);
             let unavailable = self.state().unavailable.contains(&period);
             if !unavailable && self.fetch(symbol, period).await? {
-                match self.page_in_hand(last) {
-                    Ok(page) => return Ok((page, true)),
-                    Err(end) => t = end.unwrap_or(period.end_ms()),
+                if let Some(page) = self.page_in_hand(symbol, last) {
+                    return Ok((page, true));
                 }
+                t = t.max(self.state().read_through);
                 continue;
             }
             if let Period::Month(_) = period {
