@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 
+use super::rest::{http_client, status_error};
 use super::{ExchangeError, Sequenced};
 use crate::admin::metrics::Metrics;
 use crate::model::{parse_decimal, Candle, DataRecord, Interval, ParseError, Trade, TradeKind};
@@ -353,16 +354,9 @@ pub struct BinanceArchive {
 
 impl BinanceArchive {
     pub fn new(base_url: &str, metrics: Arc<Metrics>) -> Result<Self, ExchangeError> {
-        let base = base_url.trim_end_matches('/');
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(ExchangeError::BaseUrl(base_url.to_owned()));
-        }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(300))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|source| ExchangeError::Transport { url: base.to_owned(), source })?;
-        Ok(BinanceArchive { http, base: Arc::from(base), metrics })
+        // Files are large: a month of 1m klines, a day of a busy symbol's trades.
+        let (base, http) = http_client(base_url, Duration::from_secs(300))?;
+        Ok(BinanceArchive { http, base, metrics })
     }
 
     pub fn base_url(&self) -> &str {
@@ -385,8 +379,7 @@ impl BinanceArchive {
         }
         let body = resp.bytes().await.map_err(transport)?;
         if status != 200 {
-            let body = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
-            return Err(ExchangeError::Status { url: url.to_owned(), status, body });
+            return Err(status_error(url, status, &body));
         }
         Ok(Some(body))
     }

@@ -66,6 +66,27 @@ impl ExchangeError {
     }
 }
 
+/// `base_url` without trailing slashes, refused unless http(s), and a client for it whose requests
+/// give up after `timeout`.
+pub(super) fn http_client(base_url: &str, timeout: Duration) -> Result<(Arc<str>, reqwest::Client), ExchangeError> {
+    let base = base_url.trim_end_matches('/');
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        return Err(ExchangeError::BaseUrl(base_url.to_owned()));
+    }
+    let http = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|source| ExchangeError::Transport { url: base.to_owned(), source })?;
+    Ok((Arc::from(base), http))
+}
+
+/// The error of an answer other than 200, with the start of its body.
+pub(super) fn status_error(url: &str, status: u16, body: &[u8]) -> ExchangeError {
+    let body = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+    ExchangeError::Status { url: url.to_owned(), status, body }
+}
+
 /// A Binance REST client bound to one base URL (the real exchange or a replay server).
 #[derive(Clone)]
 pub struct BinanceRest {
@@ -101,16 +122,8 @@ impl BinanceRest {
     /// A client spending from `limiter`, the process's one weight budget (a client with a budget
     /// of its own would send requests the node's budget does not know of).
     pub fn new(base_url: &str, metrics: Arc<Metrics>, limiter: Arc<WeightLimiter>) -> Result<Self, ExchangeError> {
-        let base = base_url.trim_end_matches('/');
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(ExchangeError::BaseUrl(base_url.to_owned()));
-        }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|source| ExchangeError::Transport { url: base.to_owned(), source })?;
-        Ok(BinanceRest { http, base: Arc::from(base), metrics, limiter })
+        let (base, http) = http_client(base_url, Duration::from_secs(30))?;
+        Ok(BinanceRest { http, base, metrics, limiter })
     }
 
     pub fn base_url(&self) -> &str {
@@ -162,8 +175,7 @@ impl BinanceRest {
                 }
             }
             if status != 200 {
-                let body = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
-                return Err(ExchangeError::Status { url, status, body });
+                return Err(status_error(&url, status, &body));
             }
             return Ok((url, body));
         }
