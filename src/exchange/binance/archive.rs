@@ -210,11 +210,6 @@ impl CsvFile {
         self.line -= skipped_lines.max(1);
         self.pos = self.last_start;
     }
-
-    /// Every record left, in file order.
-    pub fn records(mut self) -> Result<Vec<Sequenced>, ParseError> {
-        std::iter::from_fn(|| self.next_record().transpose()).collect()
-    }
 }
 
 fn csv_error(line: usize, reason: String) -> ParseError {
@@ -431,6 +426,12 @@ impl BinanceArchive {
 mod tests {
     use super::*;
 
+    /// Every record of a CSV, in file order.
+    fn records(dataset: Dataset, symbol: &str, csv: &str) -> Vec<Sequenced> {
+        let mut file = CsvFile::new(dataset, symbol, csv.to_owned());
+        std::iter::from_fn(|| file.next_record().unwrap()).collect()
+    }
+
     #[test]
     fn paths_name_the_period_and_parse_back() {
         let day = Period::day_of(1_620_000_000_000); // 2021-05-03T00:00:00Z
@@ -472,8 +473,7 @@ mod tests {
             std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/archive/ADABTC-1m-2021-11-27.csv"))
                 .unwrap();
         let one_minute: Interval = "1m".parse().unwrap();
-        let rows =
-            CsvFile::new(Dataset::Klines(one_minute), "ADABTC", String::from_utf8(csv).unwrap()).records().unwrap();
+        let rows = records(Dataset::Klines(one_minute), "ADABTC", &String::from_utf8(csv).unwrap());
         assert_eq!(rows.len(), 10);
         let DataRecord::Candle(first) = &rows[0].record else { panic!("a candle") };
         assert_eq!((rows[0].seq, first.close_time), (1_637_971_200_000, 1_637_971_259_999));
@@ -484,7 +484,7 @@ mod tests {
 
         let micros = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n\
                       1735689600000000,0.00002853,0.00002854,0.00002851,0.00002854,36304.20000000,1735689659999999,1.03547608,79,19523.00000000,0.55694227,0\n";
-        let rows = CsvFile::new(Dataset::Klines(one_minute), "ADABTC", micros.into()).records().unwrap();
+        let rows = records(Dataset::Klines(one_minute), "ADABTC", micros);
         let DataRecord::Candle(c) = &rows[0].record else { panic!("a candle") };
         assert_eq!((c.open_time, c.close_time), (1_735_689_600_000, 1_735_689_659_999));
     }
@@ -492,7 +492,7 @@ mod tests {
     #[test]
     fn reads_trade_csv_and_names_the_bad_line() {
         let agg = "13519807,0.00141342,23.00000000,15373518,15373519,1570752011620,True,True\n";
-        let rows = CsvFile::new(Dataset::AggTrades, "XRPETH", agg.into()).records().unwrap();
+        let rows = records(Dataset::AggTrades, "XRPETH", agg);
         let DataRecord::Trade(t) = &rows[0].record else { panic!("a trade") };
         assert_eq!(
             (t.id, t.first_trade_id, t.last_trade_id, t.time),
@@ -501,7 +501,7 @@ mod tests {
         assert!(t.is_buyer_maker && t.kind == TradeKind::AggTrade);
 
         let trades = "1528411466,2683.81000000,0.00420000,11.27200200,1723161253999000,false,true\n";
-        let rows = CsvFile::new(Dataset::Trades, "ETHUSDT", trades.into()).records().unwrap();
+        let rows = records(Dataset::Trades, "ETHUSDT", trades);
         let DataRecord::Trade(t) = &rows[0].record else { panic!("a trade") };
         assert_eq!((t.id, t.time, t.is_buyer_maker), (1_528_411_466, 1_723_161_253_999, false));
 

@@ -119,11 +119,7 @@ impl Archived {
                     break;
                 }
                 Err(e) => {
-                    let name = self.dataset.file_name(symbol, period);
-                    tracing::warn!(file = %name, error = %e, "Archive file rejected part-way: the rest of its span comes over REST.");
-                    self.archive.count_rejected();
-                    state.report.rejected.push((name, e.to_string()));
-                    state.unavailable.insert(period);
+                    self.reject_part_way(&mut state, symbol, period, &e);
                     break;
                 }
             }
@@ -132,6 +128,17 @@ impl Archived {
         state.last = Some((tail.seq, tail.time));
         state.report.records += page.len() as u64;
         Some(page)
+    }
+
+    /// Rejects the file of `period` in hand, found unreadable part-way: counted, reported, dropped
+    /// and remembered, so that the rest of its span comes over REST.
+    fn reject_part_way(&self, state: &mut State, symbol: &str, period: Period, error: &ParseError) {
+        let name = self.dataset.file_name(symbol, period);
+        tracing::warn!(file = %name, %error, "Archive file rejected part-way: the rest of its span comes over REST.");
+        self.archive.count_rejected();
+        state.report.rejected.push((name, error.to_string()));
+        state.unavailable.insert(period);
+        state.current = None;
     }
 
     /// The first record at or after `start_ms` of the file in hand (`day`'s), left to be handed
@@ -154,10 +161,7 @@ impl Archived {
                     return Ok(None);
                 }
                 Err(e) => {
-                    self.archive.count_rejected();
-                    state.report.rejected.push((self.dataset.file_name(symbol, day), e.to_string()));
-                    state.unavailable.insert(day);
-                    state.current = None;
+                    self.reject_part_way(&mut state, symbol, day, &e);
                     return Err(());
                 }
             }
