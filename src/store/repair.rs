@@ -29,6 +29,19 @@ pub struct Span {
     pub records: u64,
 }
 
+impl Span {
+    /// The span `[first, last]` at `step`.
+    fn of(first: i64, last: i64, step: i64) -> Span {
+        Span { first, last, records: ((last - first) / step + 1) as u64 }
+    }
+
+    /// What lies strictly between the sequences `prev` and `next` at `step`; `None` when they are
+    /// consecutive (or out of order).
+    fn between(prev: i64, next: i64, step: i64) -> Option<Span> {
+        (next > prev + step).then(|| Span::of(prev + step, next - step, step))
+    }
+}
+
 /// What a repair of one symbol found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RepairReport {
@@ -80,25 +93,21 @@ pub async fn find_holes(
         };
         scanned += seqs.len() as u64;
         for seq in seqs {
-            if let Some(p) = prev.filter(|p| seq > p + step) {
-                holes.push(Span { first: p + step, last: seq - step, records: ((seq - p) / step - 1) as u64 });
-            }
+            holes.extend(prev.and_then(|p| Span::between(p, seq, step)));
             prev = Some(prev.map_or(seq, |p| p.max(seq)));
         }
         window_start = window_end;
     }
     if candles {
         let last_expected = to - 1 - (to - 1 - first_expected).rem_euclid(step);
-        if let Some(p) = prev.filter(|p| *p < last_expected) {
-            holes.push(Span { first: p + step, last: last_expected, records: ((last_expected - p) / step) as u64 });
-        }
+        holes.extend(prev.and_then(|p| Span::between(p, last_expected + step, step)));
     }
     Ok((holes, scanned))
 }
 
 /// `hole` less the confirmed gaps (sorted): the parts still to ask for, and those known empty.
 fn subtract(hole: Span, confirmed: &[ConfirmedGap], step: i64) -> (Vec<Span>, Vec<Span>) {
-    let span = |first: i64, last: i64| Span { first, last, records: ((last - first) / step + 1) as u64 };
+    let span = |first: i64, last: i64| Span::of(first, last, step);
     let (mut ask, mut known) = (Vec::new(), Vec::new());
     let mut at = hole.first;
     for g in confirmed.iter().filter(|g| g.last_missing >= hole.first && g.first_missing <= hole.last) {
@@ -122,9 +131,7 @@ fn absent(first: i64, last: i64, present: &[i64], step: i64) -> Vec<Span> {
     let mut out = Vec::new();
     let mut prev = first - step;
     for &seq in present.iter().chain(std::iter::once(&(last + step))) {
-        if seq > prev + step {
-            out.push(Span { first: prev + step, last: seq - step, records: ((seq - prev) / step - 1) as u64 });
-        }
+        out.extend(Span::between(prev, seq, step));
         prev = prev.max(seq);
     }
     out
