@@ -81,32 +81,37 @@ fn zip_one(name: &str, content: &[u8]) -> Vec<u8> {
 /// The CSV with its first record's second field (a price) changed: still well-formed, but not
 /// what the exchange recorded.
 fn corrupted(csv: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(csv);
-    let mut lines = text.lines();
-    let mut out = String::new();
-    if let Some(first) = lines.next() {
-        let mut fields: Vec<String> = first.split(',').map(str::to_owned).collect();
-        if let Some(price) = fields.get_mut(1) {
-            price.insert(0, '9');
-        }
-        out.push_str(&fields.join(","));
-        out.push('\n');
-    }
-    for line in lines {
-        out.push_str(line);
-        out.push('\n');
-    }
-    out.into_bytes()
+    with_line(
+        csv,
+        |_| 0,
+        |line| {
+            let mut fields: Vec<&str> = line.split(',').collect();
+            let price = fields.get(1).map(|p| format!("9{p}"));
+            if let (Some(field), Some(price)) = (fields.get_mut(1), price.as_deref()) {
+                *field = price;
+            }
+            fields.join(",")
+        },
+    )
 }
 
 /// The CSV with its middle line cut to its first field: a line no reader can take.
 fn broken_half_way(csv: &[u8]) -> Vec<u8> {
+    with_line(csv, |lines| lines / 2, |line| line.split(',').next().unwrap_or_default().to_owned())
+}
+
+/// The CSV with one line, the `which(number of lines)`-th (0-based), rewritten by `change`.
+fn with_line(csv: &[u8], which: impl Fn(usize) -> usize, change: impl Fn(&str) -> String) -> Vec<u8> {
     let text = String::from_utf8_lossy(csv);
     let lines: Vec<&str> = text.lines().collect();
-    let middle = lines.len() / 2;
+    let at = which(lines.len());
     let mut out = String::new();
     for (i, line) in lines.iter().enumerate() {
-        out.push_str(if i == middle { line.split(',').next().unwrap_or_default() } else { line });
+        if i == at {
+            out.push_str(&change(line));
+        } else {
+            out.push_str(line);
+        }
         out.push('\n');
     }
     out.into_bytes()
