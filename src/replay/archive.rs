@@ -85,10 +85,9 @@ fn corrupted(csv: &[u8]) -> Vec<u8> {
         csv,
         |_| 0,
         |line| {
-            let mut fields: Vec<&str> = line.split(',').collect();
-            let price = fields.get(1).map(|p| format!("9{p}"));
-            if let (Some(field), Some(price)) = (fields.get_mut(1), price.as_deref()) {
-                *field = price;
+            let mut fields: Vec<String> = line.split(',').map(str::to_owned).collect();
+            if let Some(price) = fields.get_mut(1) {
+                price.insert(0, '9');
             }
             fields.join(",")
         },
